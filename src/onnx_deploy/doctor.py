@@ -1,0 +1,153 @@
+"""What this machine can really do: versions, working providers, GPU, TensorRT, INT8 CPU features."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from onnx_deploy.bench import _version, cpu_info
+
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "onnx",
+    "onnxscript",
+    "onnx-ir",
+    "onnxslim",
+    "onnxruntime-gpu",
+    "onnxruntime",
+    "numpy",
+    "matplotlib",
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # "ok", "warn", "missing", "info"
+    detail: str
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != "error" for c in self.checks)
+
+    def summary(self) -> str:
+        width = max(len(c.name) for c in self.checks)
+        return "\n".join(f"{c.status:<8}{c.name:<{width + 2}}{c.detail}" for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {c.name: {"status": c.status, "detail": c.detail} for c in self.checks} | {
+            "ok": self.ok
+        }
+
+
+def _gpu() -> Check:
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return Check("gpu", "info", "no NVIDIA GPU (nvidia-smi not found): CPU only")
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except Exception as e:
+        return Check("gpu", "warn", f"nvidia-smi failed: {e}")
+    return Check("gpu", "ok", out.replace("\n", "; "))
+
+
+def _torch_cuda() -> Check:
+    try:
+        import torch
+    except Exception as e:
+        return Check("torch cuda", "missing", f"torch does not import ({e}); pip install torch")
+    if torch.cuda.is_available():
+        return Check(
+            "torch cuda", "ok", f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+        )
+    return Check(
+        "torch cuda",
+        "info",
+        f"not available (torch {torch.__version__}, CUDA build {torch.version.cuda})",
+    )
+
+
+def _tensorrt() -> Check:
+    try:
+        trt = importlib.import_module("tensorrt")
+    except Exception as e:
+        return Check(
+            "tensorrt",
+            "missing",
+            f"does not import ({type(e).__name__}: {str(e)[:80]}). On a GPU host: pip install "
+            "tensorrt (its wheels come from NVIDIA's index); not needed for CPU work.",
+        )
+    return Check("tensorrt", "ok", f"TensorRT {trt.__version__}")
+
+
+def run_doctor(probe_torch: bool = True) -> DoctorReport:
+    """Collect every check. ``probe_torch=False`` skips importing torch (faster)."""
+    checks = []
+    for pkg in PACKAGES:
+        v = _version(pkg)
+        if v:
+            checks.append(Check(pkg, "ok", v))
+        elif pkg != "onnxruntime":
+            checks.append(Check(pkg, "missing", f"pip install {pkg}"))
+    if _version("onnxruntime") and _version("onnxruntime-gpu"):
+        checks.append(
+            Check(
+                "onnxruntime",
+                "warn",
+                "both onnxruntime and onnxruntime-gpu are installed; they share one module and "
+                "overwrite each other: pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu",
+            )
+        )
+    try:
+        import onnxruntime as ort
+
+        from onnx_deploy.runtime import working_providers
+
+        available = list(ort.get_available_providers())
+        working = list(working_providers())
+        checks.append(Check("providers listed", "info", ", ".join(available)))
+        not_running = [p for p in available if p not in working]
+        checks.append(
+            Check(
+                "providers working",
+                "ok",
+                ", ".join(working)
+                + (f"  (listed but not running: {', '.join(not_running)})" if not_running else ""),
+            )
+        )
+    except Exception as e:
+        checks.append(Check("providers working", "error", f"onnxruntime does not run: {e}"))
+    checks.append(_gpu())
+    if probe_torch:
+        checks.append(_torch_cuda())
+    checks.append(_tensorrt())
+    cpu = cpu_info()
+    int8 = cpu["int8_features"]
+    checks.append(
+        Check("cpu", "info", f"{cpu['model']} ({cpu['arch']}, {cpu['logical_cpus']} logical CPUs)")
+    )
+    checks.append(
+        Check(
+            "cpu int8",
+            "ok" if int8 else "warn",
+            ", ".join(int8)
+            if int8
+            else "no VNNI/AMX/dot-product: INT8 may be slower than FP32 here",
+        )
+    )
+    return DoctorReport(tuple(checks))

@@ -1,0 +1,50 @@
+"""Typed errors. Each message says what was expected, what was found and what to do."""
+
+from __future__ import annotations
+
+
+class OnnxDeployError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ModelFileError(OnnxDeployError):
+    """A model file is missing, unreadable, truncated or not ONNX."""
+
+
+class OutputExistsError(OnnxDeployError, FileExistsError):
+    """An output path exists and overwriting was not asked for."""
+
+
+class CheckpointError(OnnxDeployError):
+    """A checkpoint cannot be loaded safely or does not fit the model."""
+
+
+class ModelSpecError(OnnxDeployError):
+    """A model spec such as ``torchvision:resnet18`` cannot be resolved."""
+
+
+class ExportError(OnnxDeployError):
+    """torch -> ONNX export failed or produced a graph that does not check out.
+
+    ``details`` holds the exporter's full output for debugging.
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class SlimError(OnnxDeployError):
+    """onnxslim failed or changed the model's results."""
+
+
+class InputMismatchError(OnnxDeployError, ValueError):
+    """Inputs do not match the model's names, shapes or dtypes."""
+
+
+class ProviderError(OnnxDeployError):
+    """An execution provider that was asked for is not the one running."""
+
+
+class ValidationError(OnnxDeployError):
+    """Two models disagree beyond the tolerance."""

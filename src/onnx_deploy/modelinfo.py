@@ -1,0 +1,156 @@
+"""Read an ONNX file safely and describe it: I/O signature, opset, IR version, ops, size."""
+
+from __future__ import annotations
+
+import collections
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from onnx_deploy._files import file_size, human_size
+from onnx_deploy.errors import ModelFileError
+
+if TYPE_CHECKING:
+    import onnx
+
+Dim = int | str | None
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One graph input or output. A ``str`` dim is symbolic (dynamic), ``None`` unknown."""
+
+    name: str
+    dtype: str
+    shape: tuple[Dim, ...]
+
+    @property
+    def dynamic_axes(self) -> tuple[int, ...]:
+        return tuple(i for i, d in enumerate(self.shape) if not isinstance(d, int))
+
+    def __str__(self) -> str:
+        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.name}: {self.dtype}[{dims}]"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    opset: int
+    ir_version: int
+    producer: str
+    op_histogram: dict[str, int] = field(default_factory=dict)
+    size_bytes: int = 0
+
+    @property
+    def num_nodes(self) -> int:
+        return sum(self.op_histogram.values())
+
+    def summary(self) -> str:
+        lines = [
+            f"model     {self.path} ({human_size(self.size_bytes)})",
+            f"producer  {self.producer or '?'}   opset {self.opset}   IR version {self.ir_version}",
+        ]
+        lines += [f"input     {t}" for t in self.inputs]
+        lines += [f"output    {t}" for t in self.outputs]
+        ops = ", ".join(f"{k} {v}" for k, v in self.op_histogram.items())
+        lines.append(f"nodes     {self.num_nodes}: {ops}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _elem_type_name(elem_type: int) -> str:
+    import onnx
+
+    try:
+        return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
+    except Exception:  # bfloat16, float8 and friends have no numpy dtype
+        return onnx.TensorProto.DataType.Name(elem_type).lower()
+
+
+def _spec(value_info: onnx.ValueInfoProto) -> TensorSpec:
+    tt = value_info.type.tensor_type
+    dims: list[Dim] = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return TensorSpec(value_info.name, _elem_type_name(tt.elem_type), tuple(dims))
+
+
+def load_onnx(path: str | os.PathLike[str], load_external_data: bool = True) -> onnx.ModelProto:
+    """Load an ONNX file or raise ``ModelFileError`` saying what is wrong with it."""
+    import onnx
+
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError(f"{p}: no such file. Check the path, or export a model first.")
+    if p.is_dir():
+        raise ModelFileError(f"{p} is a directory, not an ONNX file.")
+    if p.stat().st_size == 0:
+        raise ModelFileError(f"{p} is empty (0 bytes); re-export or re-copy the model.")
+    try:
+        model = onnx.load(str(p), load_external_data=load_external_data)
+    except FileNotFoundError as e:
+        raise ModelFileError(
+            f"{p}: its weights live in an external-data file that is missing ({e.filename}). "
+            f"Copy it next to {p.name}, or re-export with external_data=False."
+        ) from e
+    except Exception as e:  # protobuf DecodeError and friends
+        raise ModelFileError(
+            f"{p} is not a readable ONNX model ({type(e).__name__}: {e}). "
+            "It may be truncated or another format; re-export it."
+        ) from e
+    if not model.graph.node and not model.graph.output:
+        # Random bytes sometimes decode as an empty protobuf message.
+        raise ModelFileError(
+            f"{p} parsed as an empty model: it is not an ONNX file or is truncated."
+        )
+    return model
+
+
+def op_histogram(model: onnx.ModelProto) -> dict[str, int]:
+    """Count nodes per op type in the main graph, most frequent first."""
+    counts = collections.Counter(
+        n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
+        for n in model.graph.node
+    )
+    return dict(counts.most_common())
+
+
+def graph_io(model: onnx.ModelProto) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Real graph inputs (initializers excluded) and outputs."""
+    inits = {i.name for i in model.graph.initializer}
+    inputs = tuple(_spec(v) for v in model.graph.input if v.name not in inits)
+    return inputs, tuple(_spec(v) for v in model.graph.output)
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            return int(o.version)
+    return 0
+
+
+def describe(path: str | os.PathLike[str]) -> ModelInfo:
+    """Describe an ONNX file without running it."""
+    model = load_onnx(path, load_external_data=False)
+    inputs, outputs = graph_io(model)
+    return ModelInfo(
+        path=str(path),
+        inputs=inputs,
+        outputs=outputs,
+        opset=default_opset(model),
+        ir_version=int(model.ir_version),
+        producer=f"{model.producer_name} {model.producer_version}".strip(),
+        op_histogram=op_histogram(model),
+        size_bytes=file_size(path),
+    )

@@ -1,0 +1,97 @@
+"""Plots and tables shared by the notebooks and the CLI (matplotlib, no pyplot state).
+
+Figures are built with ``matplotlib.figure.Figure`` directly, so they work headless and
+in Jupyter alike (a returned Figure displays inline) and never touch a global backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from onnx_deploy._files import atomic_output
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from onnx_deploy.bench import BenchmarkResult
+
+
+def plot_latency(
+    results: Iterable[BenchmarkResult], title: str = "Latency vs batch size"
+) -> Figure:
+    """Median latency (p90 as the upper whisker) and throughput per batch size, one line
+    per (model, backend, device)."""
+    from matplotlib.figure import Figure
+
+    series: dict[str, list[BenchmarkResult]] = {}
+    for r in results:
+        series.setdefault(f"{r.name} [{r.backend}/{r.device}]", []).append(r)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_lat, ax_thr = fig.subplots(1, 2)
+    for label, rs in series.items():
+        rs = sorted(rs, key=lambda r: r.batch_size)
+        xs = [r.batch_size for r in rs]
+        med = [r.median_ms for r in rs]
+        upper = [r.p90_ms - r.median_ms for r in rs]
+        ax_lat.errorbar(xs, med, yerr=[[0] * len(rs), upper], marker="o", capsize=3, label=label)
+        ax_thr.plot(xs, [r.throughput for r in rs], marker="o", label=label)
+    for ax, ylabel in (
+        (ax_lat, "median latency, ms (whisker: p90)"),
+        (ax_thr, "throughput, samples/s"),
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    ax_lat.set_yscale("log")
+    ax_lat.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_op_histogram(
+    before: Mapping[str, int],
+    after: Mapping[str, int],
+    labels: tuple[str, str] = ("before", "after"),
+    top: int = 15,
+    title: str = "Nodes per op type",
+) -> Figure:
+    """Side-by-side horizontal bars of node counts per op type (the ``top`` most common)."""
+    from matplotlib.figure import Figure
+
+    ops = sorted(set(before) | set(after), key=lambda k: -(before.get(k, 0) + after.get(k, 0)))[
+        :top
+    ]
+    fig = Figure(figsize=(7, 0.35 * len(ops) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    ys = range(len(ops))
+    h = 0.4
+    ax.barh(
+        [y - h / 2 for y in ys],
+        [before.get(o, 0) for o in ops],
+        height=h,
+        label=f"{labels[0]} ({sum(before.values())})",
+    )
+    ax.barh(
+        [y + h / 2 for y in ys],
+        [after.get(o, 0) for o in ops],
+        height=h,
+        label=f"{labels[1]} ({sum(after.values())})",
+    )
+    ax.set_yticks(list(ys), ops)
+    ax.invert_yaxis()
+    ax.set_xlabel("nodes")
+    ax.legend()
+    ax.set_title(title)
+    return fig
+
+
+def save_figure(
+    fig: Figure, path: str | os.PathLike[str], force: bool = False, dpi: int = 110
+) -> str:
+    """Write a figure atomically (PNG/SVG/PDF by extension); never overwrites unless forced."""
+    with atomic_output(path, force=force) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    return str(path)

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from onnx_deploy.errors import ExportError, OutputExistsError
+from onnx_deploy.export import export_model
+from onnx_deploy.modelinfo import describe
+from onnx_deploy.runtime import Predictor
+
+
+class DataDependent(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:  # a Python branch on a tensor's value
+            return x * 2
+        return x - 1
+
+
+class NoOnnxOp(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.kthvalue(x, 2, dim=1).values
+
+
+class PinsBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(12, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.view(2, -1))  # hard-codes the batch size
+
+
+def test_dynamic_batch_is_symbolic_and_runs(tiny_module, tmp_path: Path) -> None:
+    res = export_model(tiny_module, torch.randn(3, 3, 16, 16), tmp_path / "m.onnx")
+    assert res.exporter == "dynamo"
+    assert res.opset == 20 and res.ir_version >= 8
+    assert isinstance(res.inputs[0].shape[0], str)
+    assert isinstance(res.outputs[0].shape[0], str)
+    assert res.size_bytes == (tmp_path / "m.onnx").stat().st_size
+    assert not (tmp_path / "m.onnx.data").exists(), "single file by default"
+    assert res.warnings == () or all(isinstance(w, str) for w in res.warnings)
+    pred = Predictor(res.path, device="cpu")
+    for b in (1, 5, 17):
+        x = torch.randn(b, 3, 16, 16)
+        np.testing.assert_allclose(pred(x.numpy()), tiny_module(x).detach().numpy(), atol=1e-5)
+    json.dumps(res.to_dict())
+    assert "batch" in res.summary() and "opset 20" in res.summary()
+
+
+def test_batch_of_one_is_widened(tiny_module, tmp_path: Path) -> None:
+    res = export_model(tiny_module, torch.randn(1, 3, 16, 16), tmp_path / "m.onnx")
+    assert any("repeated to 2" in n for n in res.notes)
+    assert isinstance(describe(res.path).inputs[0].shape[0], str)
+
+
+def test_training_mode_warns_exports_eval_and_restores(tiny_module, tmp_path: Path) -> None:
+    tiny_module.train()
+    try:
+        with pytest.warns(UserWarning, match="training mode"):
+            res = export_model(tiny_module, torch.randn(2, 3, 16, 16), tmp_path / "m.onnx")
+        assert tiny_module.training, "the caller's mode is restored"
+    finally:
+        tiny_module.eval()
+    x = torch.randn(4, 3, 16, 16)
+    onnx_out = Predictor(res.path, device="cpu")(x.numpy())
+    np.testing.assert_allclose(onnx_out, tiny_module(x).detach().numpy(), atol=1e-5)
+    assert "Dropout" not in describe(res.path).op_histogram
+
+
+def test_data_dependent_control_flow_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(ExportError) as info:
+        export_model(DataDependent().eval(), torch.randn(2, 3), tmp_path / "m.onnx")
+    msg = str(info.value)
+    assert "data-dependent control flow" in msg
+    assert "test_export.py" in msg and "x.sum() > 0" in msg
+    assert "torch.cond" in msg and "torch.where" in msg
+    assert info.value.details, "the exporter's full report is kept"
+    assert not (tmp_path / "m.onnx").exists()
+    assert list(tmp_path.iterdir()) == [], "no temporary files left behind"
+
+
+def test_unsupported_operator_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match=r"aten\.kthvalue has no ONNX translation") as info:
+        export_model(NoOnnxOp().eval(), torch.randn(2, 4), tmp_path / "m.onnx")
+    assert "custom_translation_table" in str(info.value)
+
+
+def test_pinned_batch_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match=r"flatten\(1\)"):
+        export_model(PinsBatch().eval(), torch.randn(2, 3, 4), tmp_path / "m.onnx")
+    # A static export of the same model works.
+    res = export_model(PinsBatch().eval(), torch.randn(2, 3, 4), tmp_path / "m.onnx", dynamic_batch=False)
+    assert res.inputs[0].shape == (2, 3, 4)
+
+
+def test_existing_output_is_not_overwritten(tiny_module, tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"keep me")
+    with pytest.raises(OutputExistsError):
+        export_model(tiny_module, torch.randn(2, 3, 16, 16), out)
+    assert out.read_bytes() == b"keep me"
+    export_model(tiny_module, torch.randn(2, 3, 16, 16), out, force=True)
+    assert describe(out).num_nodes > 0
+
+
+def test_torchscript_exporter(tiny_module, tmp_path: Path) -> None:
+    res = export_model(tiny_module, torch.randn(2, 3, 16, 16), tmp_path / "ts.onnx", exporter="torchscript")
+    assert res.exporter == "torchscript"
+    assert res.inputs[0].name == "input" and res.outputs[0].name == "output"
+    assert isinstance(res.inputs[0].shape[0], str)
+
+
+def test_bad_arguments(tiny_module, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="opset 11 is too old"):
+        export_model(tiny_module, torch.randn(2, 3, 16, 16), tmp_path / "m.onnx", opset=11)
+    with pytest.raises(ExportError, match="nn.Module"):
+        export_model(lambda x: x, torch.randn(2, 3), tmp_path / "m.onnx")  # type: ignore[arg-type]
+    with pytest.raises(ExportError, match="tensor or a tuple"):
+        export_model(tiny_module, np.zeros((2, 3, 16, 16)), tmp_path / "m.onnx")
+
+
+def test_external_data_moves_with_the_model(tiny_module, tmp_path: Path) -> None:
+    res = export_model(tiny_module, torch.randn(2, 3, 16, 16), tmp_path / "ext.onnx", external_data=True)
+    assert res.external_data
+    assert (tmp_path / "ext.onnx.data").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ext.onnx", "ext.onnx.data"]
+    assert Predictor(res.path, device="cpu")(np.zeros((2, 3, 16, 16), np.float32)).shape == (2, 5)
