@@ -33,7 +33,10 @@ def test_probe_model_is_a_relu() -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8, producer_name="onnx-deploy"
+        graph,
+        opset_imports=[helper.make_opsetid("", 13)],
+        ir_version=8,
+        producer_name="onnx-deploy",
     )
     assert model.SerializeToString() == PROBE_MODEL
     onnx.checker.check_model(onnx.load_from_string(PROBE_MODEL))

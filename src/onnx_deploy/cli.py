@@ -94,10 +94,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
+    from onnx_deploy._files import check_output_path
     from onnx_deploy.export import export_model
     from onnx_deploy.validate import compare_torch_onnx
-
-    from onnx_deploy._files import check_output_path
     from onnx_deploy.zoo import recalibrate_batchnorm
 
     output = args.output or f"{Path(args.model.rsplit(':', 1)[-1]).stem}.onnx"
@@ -110,7 +109,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"load      {args.model}  {time.perf_counter() - t0:.1f} s")
         if random_weights and args.model.startswith("torchvision:"):
-            print("  note    random weights (no --weights/--pretrained); batch-norm statistics re-estimated")
+            print(
+                "  note    random weights (no --weights/--pretrained); batch-norm statistics re-estimated"
+            )
     lo, hi = args.batch
     example = torch.randn((max(lo, 2) if not args.static else lo, *shape))
     result = export_model(

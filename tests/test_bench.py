@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from onnx_deploy.bench import (
+    benchmark_onnx,
+    benchmark_torch,
+    collect_environment,
+    comparison_rows,
+    comparison_table,
+    cpu_info,
+    summarize,
+    sweep,
+    time_callable,
+)
+
+
+def test_time_callable_counts_calls() -> None:
+    calls = []
+    first, times = time_callable(lambda: calls.append(1), warmup=3, iters=7)
+    assert len(calls) == 10 and len(times) == 7 and first >= 0
+    with pytest.raises(ValueError):
+        time_callable(lambda: None, iters=0)
+
+
+def test_summarize_statistics() -> None:
+    times = list(range(1, 101))  # 1..100 ms
+    r = summarize("m", "onnxruntime", "cpu", 4, 5, 123.0, times, environment={})
+    assert r.median_ms == pytest.approx(50.5)
+    assert r.p90_ms == pytest.approx(np.percentile(times, 90))
+    assert r.p99_ms == pytest.approx(np.percentile(times, 99))
+    assert r.min_ms == 1 and r.iterations == 100 and r.first_ms == 123.0
+    assert r.throughput == pytest.approx(4 * 1000 / 50.5)
+    assert "p99" in r.summary() and "first 123.0 ms" in r.summary()
+    json.dumps(r.to_dict())
+
+
+def test_comparison_ratio() -> None:
+    t = summarize("resnet", "torch", "cpu", 1, 1, 0, [40.0], environment={})
+    o = summarize("resnet", "onnxruntime", "cpu", 1, 1, 0, [20.0], environment={})
+    (row,) = comparison_rows([t, o])
+    assert row["speedup"] == pytest.approx(2.0)
+    assert "2.00x" in comparison_table([t, o])
+    lone = summarize("other", "onnxruntime", "cpu", 1, 1, 0, [5.0], environment={})
+    assert comparison_rows([lone])[0]["speedup"] is None
+
+
+def test_environment() -> None:
+    cpu = cpu_info()
+    assert {"model", "arch", "logical_cpus", "flags", "int8_features"} <= set(cpu)
+    env = collect_environment()
+    assert env["versions"].get("onnxruntime-gpu") or env["versions"].get("onnxruntime")
+    json.dumps(env)
+
+
+def test_environment_does_not_import_torch() -> None:
+    code = "import sys; from onnx_deploy.bench import collect_environment as c; c(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_benchmarks_run(tiny_module, tiny_onnx: Path) -> None:
+    ort_results = sweep(
+        lambda b: benchmark_onnx(tiny_onnx, b, warmup=2, iters=5, device="cpu"), [1, 4]
+    )
+    assert [r.batch_size for r in ort_results] == [1, 4]
+    assert ort_results[0].environment["providers"] == ["CPUExecutionProvider"]
+    t = benchmark_torch(tiny_module, (3, 16, 16), batch_size=4, warmup=2, iters=5, name="tiny.onnx")
+    assert t.backend == "torch" and t.device == "cpu" and "torch_threads" in t.environment
+    assert all(r.median_ms > 0 for r in [*ort_results, t])
+    assert any(r["speedup"] for r in comparison_rows([t, *ort_results]))

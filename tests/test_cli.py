@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from onnx_deploy.cli import build_parser, main
+
+COMMANDS = ["doctor", "inspect", "export", "slim", "validate", "bench", "pipeline"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_is_fast_and_torch_free() -> None:
+    code = (
+        "import sys, time; t = time.perf_counter()\n"
+        "from onnx_deploy.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NOTORCH', 'ORT' if 'onnxruntime' in sys.modules else 'NOORT')"
+    )
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    elapsed = time.perf_counter() - start
+    assert out.returncode == 0, out.stderr
+    assert "doctor" in out.stdout and out.stdout.strip().endswith("NOTORCH NOORT")
+    assert elapsed < 1.0, f"--help took {elapsed:.2f} s"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args([command, "--help"])
+    assert info.value.code == 0
+    assert "--json" in capsys.readouterr().out
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys)
+    assert code == 2 and "COMMAND" in out
+
+
+def test_doctor(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "doctor", "--no-torch", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["ok"]
+    assert "CPUExecutionProvider" in data["providers working"]["detail"]
+    assert "tensorrt" in data and "cpu int8" in data
+
+
+def test_inspect(tiny_onnx: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "inspect", str(tiny_onnx))
+    assert code == 0 and "opset 20" in out and "Conv 1" in out
+    code, out, _ = run(capsys, "inspect", str(tiny_onnx), "--json")
+    assert json.loads(out)["opset"] == 20
+
+
+@pytest.mark.parametrize("kind", ["missing", "text", "truncated"])
+def test_inspect_bad_files(
+    kind: str, tiny_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / f"{kind}.onnx"
+    if kind == "text":
+        path.write_text("hello\n" * 50)
+    elif kind == "truncated":
+        path.write_bytes(tiny_onnx.read_bytes()[:300])
+    before = path.read_bytes() if path.exists() else None
+    code, _, err = run(capsys, "inspect", str(path))
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("onnx-deploy: error: ") and len(err.strip().splitlines()) == 1
+    assert (path.read_bytes() if path.exists() else None) == before
+
+
+def test_export_slim_validate_bench_flow(
+    tiny_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "tiny.onnx"
+    spec = f"{tiny_source}:tiny"
+    code, out, err = run(
+        capsys, "export", spec, "-o", str(model), "--input-shape", "3,16,16", "--batch", "1:64"
+    )
+    assert code == 0, err
+    assert "export" in out and "validate" in out and "PASS" in out
+    code, out, err = run(capsys, "slim", str(model))
+    assert code == 0, err
+    assert (tmp_path / "tiny.slim.onnx").exists()
+    code, out, err = run(capsys, "validate", str(tmp_path / "tiny.slim.onnx"), "--reference", spec)
+    assert code == 0 and "PASS" in out, err
+    code, out, err = run(
+        capsys, "validate", str(tmp_path / "tiny.slim.onnx"), "--reference", str(model), "--json"
+    )
+    assert code == 0 and json.loads(out)["ok"]
+    code, out, err = run(
+        capsys, "bench", str(model), spec, "--input-shape", "3,16,16", "--batch-sizes", "1,2",
+        "--warmup", "1", "--iters", "3", "--output", str(tmp_path / "b.json"), "--plot", str(tmp_path / "b.png"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "speed-up" in out
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert len(data["results"]) == 2 + 4
+    speedups = {r["model"]: r["speedup"] for r in data["comparison"]}
+    assert speedups["tiny.onnx"] is None  # an .onnx file alone has no PyTorch baseline
+    assert speedups["tiny"] > 0
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_export_refuses_existing_output(
+    tiny_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"keep")
+    code, _, err = run(
+        capsys, "export", f"{tiny_source}:tiny", "-o", str(out), "--input-shape", "3,16,16"
+    )
+    assert code == 1 and "--force" in err
+    assert out.read_bytes() == b"keep"
+
+
+def test_export_unsafe_checkpoint(
+    tiny_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = tmp_path / "whole_model.pt"
+    torch.save({"model": torch.nn.Linear(2, 2)}, ckpt)  # a pickled module, not a state dict
+    code, _, err = run(
+        capsys, "export", f"{tiny_source}:tiny", "--weights", str(ckpt), "-o", str(tmp_path / "m.onnx"),
+        "--input-shape", "3,16,16",
+    )  # fmt: skip
+    assert code == 1 and "unsafe unpickling" in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_unexportable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "bad.py"
+    src.write_text(
+        "import torch\n\nclass M(torch.nn.Module):\n    def forward(self, x):\n"
+        "        if x.mean() > 0:\n            return x\n        return -x\n\n\ndef make():\n    return M()\n"
+    )
+    code, _, err = run(
+        capsys, "export", f"{src}:make", "-o", str(tmp_path / "m.onnx"), "--input-shape", "4"
+    )
+    assert code == 1
+    assert "data-dependent control flow" in err and "bad.py:5" in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_needs_input_shape_for_files(
+    tiny_source: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "export", f"{tiny_source}:tiny")
+    assert code == 1 and "--input-shape is required" in err
+
+
+def test_validate_mismatch_exits_1(
+    tiny_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(tiny_onnx))
+    init = m.graph.initializer[0]
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) + 1, init.name))
+    onnx.save(m, str(tmp_path / "bad.onnx"))
+    code, out, err = run(
+        capsys, "validate", str(tmp_path / "bad.onnx"), "--reference", str(tiny_onnx)
+    )
+    assert code == 1 and "FAIL" in out and "differ" in err
+
+
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "x.onnx", "--batch-sizes", "0"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        main(["export", "torchvision:resnet18", "--batch", "8:2"])
+    assert info.value.code == 2
+
+
+def test_wrong_input_is_reported_by_the_predictor(tiny_onnx: Path) -> None:
+    # The CLI has no raw-input command; the library's Predictor is where inputs are checked.
+    from onnx_deploy.errors import InputMismatchError
+    from onnx_deploy.runtime import Predictor
+
+    with pytest.raises(InputMismatchError, match="dtype int64"):
+        Predictor(tiny_onnx, device="cpu")(np.zeros((2, 3, 16, 16), np.int64))

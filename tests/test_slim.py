@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import onnxslim
+import pytest
+import torch
+from onnx import numpy_helper
+
+from onnx_deploy.errors import OutputExistsError, SlimError
+from onnx_deploy.export import export_model
+from onnx_deploy.slim import slim_model
+
+
+@pytest.fixture
+def torchscript_onnx(tiny_module, tmp_path: Path) -> Path:
+    """The TorchScript exporter leaves work for onnxslim (unfused ops, Identity nodes)."""
+    out = tmp_path / "ts.onnx"
+    export_model(tiny_module, torch.randn(2, 3, 16, 16), out, exporter="torchscript")
+    return out
+
+
+def test_slim_counts_and_checks(torchscript_onnx: Path, tmp_path: Path) -> None:
+    res = slim_model(torchscript_onnx, tmp_path / "slim.onnx")
+    assert res.nodes_after <= res.nodes_before
+    assert res.validation is not None and res.validation.ok
+    assert res.validation.candidate == str(tmp_path / "slim.onnx")
+    assert res.size_after > 0 and res.seconds >= 0
+    assert sum(res.ops_after.values()) == len(onnx.load(str(tmp_path / "slim.onnx")).graph.node)
+    for op, delta in res.op_changes().items():
+        assert res.ops_after.get(op, 0) - res.ops_before.get(op, 0) == delta
+    assert "->" in res.summary() and "PASS" in res.summary()
+    assert res.to_dict()["nodes_before"] == res.nodes_before
+
+
+def test_slim_none_is_an_error_and_writes_nothing(
+    tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(onnxslim, "slim", lambda model, **kw: None)
+    out = tmp_path / "slim.onnx"
+    with pytest.raises(SlimError, match="returned None"):
+        slim_model(tiny_onnx, out)
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.onnx"]
+
+
+def test_slim_that_changes_results_is_refused(
+    tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = onnxslim.slim
+
+    def buggy_slim(model: onnx.ModelProto, **kw: object) -> onnx.ModelProto:
+        out = real(model, **kw)
+        init = next(i for i in out.graph.initializer if numpy_helper.to_array(i).ndim == 4)
+        arr = numpy_helper.to_array(init) * 1.5
+        init.CopyFrom(numpy_helper.from_array(arr, init.name))
+        return out
+
+    monkeypatch.setattr(onnxslim, "slim", buggy_slim)
+    out = tmp_path / "slim.onnx"
+    with pytest.raises(SlimError, match="changed the model's results"):
+        slim_model(tiny_onnx, out)
+    assert not out.exists()
+
+
+def test_slim_refuses_to_overwrite(tiny_onnx: Path, tmp_path: Path) -> None:
+    out = tmp_path / "slim.onnx"
+    out.write_bytes(b"keep")
+    with pytest.raises(OutputExistsError):
+        slim_model(tiny_onnx, out)
+    assert out.read_bytes() == b"keep"
+
+
+def test_input_shapes_losing_dynamic_batch_is_noted(tiny_onnx: Path, tmp_path: Path) -> None:
+    name = onnx.load(str(tiny_onnx)).graph.input[0].name
+    res = slim_model(
+        tiny_onnx, tmp_path / "fixed.onnx", input_shapes=[f"{name}:4,3,16,16"], check_numerics=False
+    )
+    assert any("dynamic dims became fixed" in n for n in res.notes)

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from onnx_deploy.errors import ValidationError
+from onnx_deploy.validate import (
+    PRESETS,
+    Tolerance,
+    compare_onnx,
+    compare_outputs,
+    compare_torch_onnx,
+    get_tolerance,
+    intermediate_differences,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def test_identical_arrays_pass() -> None:
+    a = RNG.standard_normal((8, 10)).astype(np.float32)
+    c = compare_outputs("logits", [a], [a.copy()], PRESETS["fp32"])
+    assert (
+        c.ok and c.max_abs == 0 and c.min_cosine == pytest.approx(1.0) and c.top1_agreement == 1.0
+    )
+
+
+def test_elementwise_tolerance_fails_with_count() -> None:
+    a = RNG.standard_normal((4, 10))
+    b = a.copy()
+    b[0, 0] += 0.5
+    c = compare_outputs("y", [a], [b], PRESETS["fp32"])
+    assert not c.ok
+    assert "1 of 40 values beyond atol" in c.reason
+    assert c.max_abs == pytest.approx(0.5)
+
+
+def test_top1_and_cosine_for_int8() -> None:
+    a = np.tile(np.arange(10.0), (10, 1))
+    b = a.copy()
+    b[:2, 0] = 100.0  # two of ten rows change their arg-max
+    c = compare_outputs("y", [a], [b], PRESETS["int8"])
+    assert c.top1_agreement == pytest.approx(0.8)
+    assert not c.ok and "top-1 agreement 80.0% < 90.0%" in c.reason and "cosine" in c.reason
+
+
+def test_shape_mismatch_and_nan() -> None:
+    a = np.zeros((2, 3))
+    assert "shape" in compare_outputs("y", [a], [np.zeros((2, 4))], PRESETS["fp32"]).reason
+    b = a.copy()
+    b[0, 0] = np.nan
+    assert "NaN" in compare_outputs("y", [a], [b], PRESETS["fp32"]).reason
+
+
+def test_presets_and_custom() -> None:
+    assert get_tolerance("fp16").atol == 1e-2
+    custom = Tolerance("loose", atol=1.0, rtol=0.0, min_cosine=None, min_top1=None)
+    assert get_tolerance(custom) is custom
+    with pytest.raises(ValueError, match="unknown precision"):
+        get_tolerance("int4")
+
+
+def test_torch_vs_onnx_passes(tiny_module, tiny_onnx: Path) -> None:
+    report = compare_torch_onnx(tiny_module, tiny_onnx, batch_sizes=(1, 3, 8))
+    assert report.ok, report.summary()
+    assert report.batch_sizes == (1, 3, 8) and report.num_samples == 12
+    assert set(report.max_abs_by_batch) == {1, 3, 8}
+    assert report.max_abs < 1e-4
+    assert report.raise_for_mismatch() is report
+    assert "PASS" in report.summary()
+    assert report.to_dict()["ok"] is True
+
+
+def test_real_inputs_are_used(tiny_module, tiny_onnx: Path) -> None:
+    batches = [np.full((2, 3, 16, 16), v, np.float32) for v in (0.0, 1.0)]
+    report = compare_torch_onnx(tiny_module, tiny_onnx, inputs=batches)
+    assert report.ok and report.num_samples == 4
+
+
+def _perturbed(src: Path, dst: Path) -> Path:
+    model = onnx.load(str(src))
+    init = next(i for i in model.graph.initializer if numpy_helper.to_array(i).ndim == 2)
+    arr = numpy_helper.to_array(init).copy()
+    arr[0] += 1.0  # change one output row's weights: a "wrong graph"
+    init.CopyFrom(numpy_helper.from_array(arr, init.name))
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_a_wrong_graph_is_caught(tiny_module, tiny_onnx: Path, tmp_path: Path) -> None:
+    bad = _perturbed(tiny_onnx, tmp_path / "bad.onnx")
+    report = compare_torch_onnx(tiny_module, bad)
+    assert not report.ok
+    with pytest.raises(ValidationError, match="FAIL"):
+        report.raise_for_mismatch()
+    assert not compare_onnx(tiny_onnx, bad).ok
+    assert compare_onnx(tiny_onnx, tiny_onnx).ok
+
+
+def test_trivial_scale_is_flagged(tmp_path: Path) -> None:
+    from onnx_deploy.export import export_model
+
+    class Tiny(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 1e-9
+
+    export_model(Tiny().eval(), torch.randn(2, 4), tmp_path / "t.onnx")
+    report = compare_torch_onnx(Tiny().eval(), tmp_path / "t.onnx")
+    assert report.ok
+    assert "proves little" in report.summary()
+
+
+def test_intermediate_differences(tiny_module, tmp_path: Path) -> None:
+    from onnx_deploy.export import export_model
+
+    x = torch.randn(2, 3, 16, 16)
+    res = export_model(tiny_module, x, tmp_path / "m.onnx")
+    ranked = intermediate_differences(res.program, x, top=3)
+    assert 1 <= len(ranked) <= 3
+    assert all(isinstance(n, str) and d >= 0 for n, d in ranked)
+    assert ranked == sorted(ranked, key=lambda t: -t[1])
+    with pytest.raises(ValidationError):
+        intermediate_differences(None, x)
