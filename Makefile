@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install run test lint format bench lab clean
+.PHONY: install run notebooks-refresh pipeline test format bench lab clean
 
 install: $(STAMP)
 
@@ -18,8 +18,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[notebooks,test]"
 	@touch $(STAMP)
 
-## The main job: export, slim, validate and benchmark the default model, then print a summary.
+## The main job: execute every notebook with papermill into artifacts/executed/ (device=cuda
+## when a GPU is present) and print a summary table (also artifacts/executed/summary.json).
 run: install
+	$(BIN)/python -m onnx_deploy.notebooks run --notebooks notebooks --out-dir artifacts/executed
+
+## Re-execute the notebooks in place on the CPU, so committed outputs come from a full run.
+notebooks-refresh: install
+	$(BIN)/python -m onnx_deploy.notebooks refresh --notebooks notebooks
+
+## The command-line pipeline on one model: export, slim, validate, benchmark.
+pipeline: install
 	$(BIN)/onnx-deploy pipeline torchvision:resnet18 --out-dir artifacts/pipeline --force
 
 ## Every test: lint and format check, unit tests, and nbval over the notebooks.
@@ -27,9 +36,8 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests
-	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
-		$(BIN)/python -m pytest --nbval notebooks/ --nbval-current-env; \
-	else echo "no notebooks yet: nbval skipped"; fi
+	$(BIN)/python -m pytest --nbval notebooks/ --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
 
 format: install
 	$(BIN)/ruff format .

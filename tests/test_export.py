@@ -136,3 +136,16 @@ def test_external_data_moves_with_the_model(tiny_module, tmp_path: Path) -> None
     assert (tmp_path / "ext.onnx.data").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ext.onnx", "ext.onnx.data"]
     assert Predictor(res.path, device="cpu")(np.zeros((2, 3, 16, 16), np.float32)).shape == (2, 5)
+
+
+def test_numpy_strides_do_not_change_the_graph(tmp_path: Path) -> None:
+    """images[:, None] from numpy has odd strides; the raw exporter emits extra nodes."""
+    from onnx_deploy.digits import load_digits_model, load_digits_split
+
+    model = load_digits_model()
+    odd = torch.from_numpy(load_digits_split().x_test[:2])
+    assert odd.stride()[1] != 64  # the size-1 channel axis does not have the dense stride
+    res = export_model(model, odd, tmp_path / "m.onnx")
+    ref = export_model(model, torch.zeros(2, 1, 8, 8), tmp_path / "ref.onnx")
+    assert res.num_nodes == ref.num_nodes
+    assert "Gather" not in describe(res.path).op_histogram

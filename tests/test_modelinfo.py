@@ -50,3 +50,19 @@ def test_empty_and_directory(tmp_path: Path) -> None:
         load_onnx(empty)
     with pytest.raises(ModelFileError, match="directory"):
         load_onnx(tmp_path)
+
+
+def test_missing_external_data(tiny_module, tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+
+    from onnx_deploy.export import export_model
+
+    export_model(
+        tiny_module, torch.randn(2, 3, 16, 16), tmp_path / "a" / "m.onnx", external_data=True
+    )
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "m.onnx", tmp_path / "b" / "m.onnx")  # the .data file left behind
+    with pytest.raises(ModelFileError, match="external-data file that is missing"):
+        load_onnx(tmp_path / "b" / "m.onnx")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from onnx_deploy.runtime import Predictor
+from onnx_deploy.runtime import Predictor, check_inputs
 
 if TYPE_CHECKING:
     import torch
@@ -201,7 +201,7 @@ def benchmark_onnx(
         def run() -> Any:
             return pred.run(feeds)
     else:
-        pred.run(feeds)  # checks the inputs once, outside the timed loop
+        check_inputs(pred.inputs, feeds)  # once, outside the timed loop
         sess, names = pred.session, pred.output_names
 
         def run() -> Any:

@@ -105,6 +105,12 @@ def load_onnx(path: str | os.PathLike[str], load_external_data: bool = True) -> 
             f"Copy it next to {p.name}, or re-export with external_data=False."
         ) from e
     except Exception as e:  # protobuf DecodeError and friends
+        if "should be stored in" in str(e):  # onnx's message for missing external data
+            raise ModelFileError(
+                f"{p}: its weights live in an external-data file that is missing. Copy the "
+                f".data file that was written with it next to {p.name}, or re-export with "
+                "external_data=False."
+            ) from e
         raise ModelFileError(
             f"{p} is not a readable ONNX model ({type(e).__name__}: {e}). "
             "It may be truncated or another format; re-export it."

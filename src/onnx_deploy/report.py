@@ -24,6 +24,7 @@ def plot_latency(
     """Median latency (p90 as the upper whisker) and throughput per batch size, one line
     per (model, backend, device)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     series: dict[str, list[BenchmarkResult]] = {}
     for r in results:
@@ -37,15 +38,20 @@ def plot_latency(
         upper = [r.p90_ms - r.median_ms for r in rs]
         ax_lat.errorbar(xs, med, yerr=[[0] * len(rs), upper], marker="o", capsize=3, label=label)
         ax_thr.plot(xs, [r.throughput for r in rs], marker="o", label=label)
+    sizes = sorted({r.batch_size for rs in series.values() for r in rs})
     for ax, ylabel in (
         (ax_lat, "median latency, ms (whisker: p90)"),
         (ax_thr, "throughput, samples/s"),
     ):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("batch size")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
     ax_lat.set_yscale("log")
+    ax_lat.yaxis.set_major_formatter(ScalarFormatter())
+    ax_lat.yaxis.set_minor_formatter(NullFormatter())
     ax_lat.legend(fontsize=8)
     fig.suptitle(title)
     return fig
