@@ -12,7 +12,7 @@ import torch
 
 from onnx_deploy.cli import build_parser, main
 
-COMMANDS = ["doctor", "inspect", "export", "slim", "validate", "bench", "pipeline"]
+COMMANDS = ["doctor", "inspect", "export", "slim", "validate", "quantize", "bench", "pipeline"]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

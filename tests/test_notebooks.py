@@ -18,11 +18,12 @@ IGNORE = re.compile(r"^\s*#\s*NBVAL_(IGNORE_OUTPUT|SKIP)\s*$", re.M)
 
 def test_the_learning_path_exists() -> None:
     names = [p.name for p in NOTEBOOKS]
-    assert names[:4] == [
+    assert names[:5] == [
         "01_export.ipynb",
         "02_slim.ipynb",
         "03_validate.ipynb",
         "04_runtime.ipynb",
+        "05_quantization.ipynb",
     ]
 
 

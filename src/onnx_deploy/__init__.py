@@ -7,6 +7,7 @@ function that needs them runs. Stages live in their own modules::
     from onnx_deploy.slim import slim_model            # onnxslim, checked
     from onnx_deploy.validate import compare_torch_onnx, compare_onnx
     from onnx_deploy.runtime import create_session, Predictor
+    from onnx_deploy.quantize import quantize_static_model, convert_fp16
     from onnx_deploy.bench import benchmark_onnx, benchmark_torch
 """
 
@@ -20,6 +21,8 @@ from onnx_deploy.errors import (
     OnnxDeployError,
     OutputExistsError,
     ProviderError,
+    QuantizationWarning,
+    QuantizeError,
     SlimError,
     ValidationError,
 )
@@ -34,6 +37,8 @@ __all__ = [
     "OnnxDeployError",
     "OutputExistsError",
     "ProviderError",
+    "QuantizationWarning",
+    "QuantizeError",
     "SlimError",
     "ValidationError",
     "__version__",

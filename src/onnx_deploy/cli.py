@@ -1,4 +1,4 @@
-"""``onnx-deploy``: doctor, export, slim, validate, bench, inspect, pipeline.
+"""``onnx-deploy``: doctor, export, slim, validate, quantize, bench, inspect, pipeline.
 
 Only the standard library is imported at start-up, so ``onnx-deploy --help`` stays fast;
 each command imports what it needs when it runs. Exit codes: 0 success, 1 failure (with
@@ -172,6 +172,68 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not report.ok:
         print(
             "onnx-deploy: error: outputs differ beyond the tolerance (see above)", file=sys.stderr
+        )
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def _load_array(path: str) -> Any:
+    import numpy as np
+
+    if path.endswith(".npz"):
+        with np.load(path) as npz:
+            return (
+                next(iter(npz.values())) if len(npz.files) == 1 else {k: npz[k] for k in npz.files}
+            )
+    return np.load(path)
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from onnx_deploy.quantize import (
+        QuantizeError,
+        convert_fp16,
+        quantize_dynamic_model,
+        quantize_static_model,
+    )
+
+    src = Path(args.model)
+    suffix = {"static": ".int8.onnx", "dynamic": ".dynint8.onnx", "fp16": ".fp16.onnx"}[args.method]
+    output = args.output or src.with_name(src.stem + suffix)
+    validation = None
+    if args.validation_data:
+        import numpy as np
+
+        data = _load_array(args.validation_data)
+        validation = (
+            [data] if isinstance(data, dict) else np.array_split(data, max(1, len(data) // 64))
+        )
+    labels = _load_array(args.labels) if args.labels else None
+    common = {"validation_inputs": validation, "labels": labels, "force": args.force}
+    if args.method == "static":
+        if not args.calibration:
+            raise QuantizeError(
+                "static quantization needs --calibration (a .npy/.npz file or an image folder)"
+            )
+        act = None if args.activation_type == "auto" else args.activation_type
+        result = quantize_static_model(
+            src, output, args.calibration, activation_type=act, weight_type=args.weight_type,
+            per_channel=not args.per_tensor, quant_format=args.format,
+            calibration_method=args.calibration_method, calibration_size=args.calibration_size,
+            nodes_to_exclude=[n for n in (args.exclude or "").split(",") if n], **common,
+        )  # fmt: skip
+    elif args.method == "dynamic":
+        op_types = None if args.op_types == "all" else tuple(args.op_types.split(","))
+        result = quantize_dynamic_model(
+            src, output, op_types=op_types, weight_type=args.weight_type, **common
+        )
+    else:
+        result = convert_fp16(src, output, **common)
+    _emit(args, result)
+    if result.validation is not None and not result.validation.ok:
+        print(
+            "onnx-deploy: error: the quantized model fails its tolerance against the FP32 model "
+            "(see above); it was written for inspection",
+            file=sys.stderr,
         )
         return EXIT_FAIL
     return EXIT_OK
@@ -407,6 +469,49 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--output", help="write all results as JSON here")
     b.add_argument("--plot", help="write a latency/throughput plot (PNG) here")
     b.add_argument("--force", action="store_true", help="overwrite --output/--plot files")
+
+    q = add(
+        "quantize",
+        cmd_quantize,
+        "quantize an ONNX model (static INT8 QDQ, dynamic INT8, FP16) and validate it",
+    )
+    q.add_argument("model", help="FP32 .onnx")
+    q.add_argument(
+        "-o", "--output", help="output path (default: NAME.int8.onnx / .dynint8.onnx / .fp16.onnx)"
+    )
+    q.add_argument("--method", choices=("static", "dynamic", "fp16"), default="static")
+    q.add_argument("--calibration", help="static: .npy/.npz of inputs, or a folder of images")
+    q.add_argument(
+        "--calibration-size",
+        type=int,
+        default=200,
+        help="samples used for calibration (default 200)",
+    )
+    q.add_argument(
+        "--calibration-method", choices=("minmax", "entropy", "percentile"), default="minmax"
+    )
+    q.add_argument(
+        "--activation-type",
+        choices=("auto", "uint8", "int8"),
+        default="auto",
+        help="auto: uint8 on x86, int8 on ARM",
+    )
+    q.add_argument("--weight-type", choices=("int8", "uint8"), default="int8")
+    q.add_argument(
+        "--per-tensor", action="store_true", help="per-tensor instead of per-channel weights"
+    )
+    q.add_argument("--format", choices=("qdq", "qoperator"), default="qdq")
+    q.add_argument("--exclude", help="comma-separated node names to keep in float")
+    q.add_argument(
+        "--op-types", default="MatMul,Gemm", help="dynamic: op types to quantize, or 'all'"
+    )
+    q.add_argument(
+        "--validation-data", help=".npy/.npz inputs to validate on (default: calibration data)"
+    )
+    q.add_argument(
+        "--labels", help=".npy labels for --validation-data: adds accuracy and agreement"
+    )
+    q.add_argument("--force", action="store_true", help="overwrite an existing output")
 
     pl = add(
         "pipeline", cmd_pipeline, "export, slim, validate and benchmark one model, with a summary"

@@ -48,3 +48,12 @@ class ProviderError(OnnxDeployError):
 
 class ValidationError(OnnxDeployError):
     """Two models disagree beyond the tolerance."""
+
+
+class QuantizeError(OnnxDeployError):
+    """Quantization cannot proceed: bad calibration data, an already-quantized model,
+    unknown nodes to exclude."""
+
+
+class QuantizationWarning(UserWarning):
+    """A quantization choice known to be slow or lossy (dynamic INT8 on convolutions)."""

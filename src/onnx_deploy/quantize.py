@@ -1,0 +1,593 @@
+"""INT8 and FP16 with onnxruntime, validated against the FP32 parent.
+
+The raw calls this wraps::
+
+    from onnxruntime.quantization import (QuantFormat, QuantType, quant_pre_process,
+                                          quantize_dynamic, quantize_static)
+    quant_pre_process("model.onnx", "model.pre.onnx")        # shape inference + folding
+    quantize_static("model.pre.onnx", "model.int8.onnx", reader,  # a CalibrationDataReader
+                    quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+Whether INT8 is faster depends on the model, the CPU and the format: on an x86 CPU with
+VNNI, uint8 activations with int8 weights ran resnet18 2.8x faster than FP32 while int8
+activations ran it slower, and every INT8 variant of mobilenet_v3_small was slower than
+FP32 (notebook 05). So the types are chosen per CPU architecture by default, every result
+is validated against its parent, and the notebook measures rather than assumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from onnx_deploy._files import atomic_output, file_size, human_size
+from onnx_deploy.errors import InputMismatchError, QuantizationWarning, QuantizeError
+from onnx_deploy.modelinfo import graph_io, load_onnx
+from onnx_deploy.runtime import InputSpec, check_inputs
+from onnx_deploy.validate import ValidationReport, compare_onnx
+
+if TYPE_CHECKING:
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader
+
+
+QUANTIZED_OPS = frozenset(
+    {
+        "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+        "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd",
+    }
+)  # fmt: skip
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+TYPES = ("int8", "uint8")
+
+
+def default_types(machine: str | None = None) -> tuple[str, str]:
+    """(activation, weight) types for this CPU architecture.
+
+    x86-64: uint8 activations + int8 weights (the U8S8 kernels use VNNI/AMX; int8
+    activations measured slower than FP32 on resnet18). ARM64: int8/int8 (ONNX Runtime's
+    quantization docs recommend S8S8 there). Measure on your target and override.
+    """
+    machine = (machine or platform.machine()).lower()
+    if machine in ("x86_64", "amd64", "i386", "i686"):
+        return "uint8", "int8"
+    return "int8", "int8"
+
+
+def is_quantized(model: onnx.ModelProto) -> bool:
+    return any(n.op_type in QUANTIZED_OPS for n in model.graph.node)
+
+
+# --- calibration data --------------------------------------------------------------------
+
+
+def _load_images(
+    folder: Path, spec: InputSpec, preprocess: Callable[[Any], np.ndarray] | None
+) -> np.ndarray:
+    from PIL import Image
+
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")
+    )
+    if not files:
+        raise QuantizeError(f"{folder} has no .png/.jpg/.jpeg/.bmp images to calibrate with")
+    if preprocess is None:
+        if len(spec.shape) != 4 or not all(isinstance(d, int) for d in spec.shape[2:]):
+            raise QuantizeError(
+                f"cannot infer an image size from input {spec.describe()}; pass preprocess=..."
+            )
+        channels, height, width = spec.shape[1], spec.shape[2], spec.shape[3]
+
+        def preprocess(img: Any) -> np.ndarray:
+            img = img.convert("L" if channels == 1 else "RGB").resize((width, height))
+            arr = np.asarray(img, dtype=np.float32) / 255.0
+            return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+    return np.stack([preprocess(Image.open(f)) for f in files]).astype(np.float32)
+
+
+def _as_feeds(
+    data: Any, specs: Sequence[InputSpec], preprocess: Callable[[Any], np.ndarray] | None
+) -> list[dict[str, np.ndarray]]:
+    """Normalise calibration data into a list of feed dicts (one per batch)."""
+    names = [s.name for s in specs]
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        if path.is_dir():
+            data = _load_images(path, specs[0], preprocess)
+        elif path.suffix == ".npy":
+            data = np.load(path)
+        elif path.suffix == ".npz":
+            with np.load(path) as npz:
+                data = {k: npz[k] for k in npz.files}
+            if len(specs) == 1 and names[0] not in data and len(data) == 1:
+                data = next(iter(data.values()))
+        else:
+            raise QuantizeError(
+                f"{path}: calibration data must be a .npy, .npz or a folder of images"
+            )
+    if isinstance(data, np.ndarray):
+        if len(specs) != 1:
+            raise QuantizeError(f"the model has {len(specs)} inputs {names}; pass a dict of arrays")
+        return [{names[0]: data[i : i + 1]} for i in range(len(data))]
+    if isinstance(data, Mapping):
+        lengths = {len(v) for v in data.values()}
+        if len(lengths) > 1:
+            raise QuantizeError(f"calibration arrays have different lengths: {sorted(lengths)}")
+        n = lengths.pop() if lengths else 0
+        return [{k: np.asarray(v)[i : i + 1] for k, v in data.items()} for i in range(n)]
+    if isinstance(data, Iterable):
+        feeds = []
+        for item in data:
+            if isinstance(item, Mapping):
+                feeds.append(dict(item))
+            elif len(specs) == 1:
+                feeds.append({names[0]: np.asarray(item)})
+            else:
+                feeds.append(dict(zip(names, item, strict=True)))
+        return feeds
+    raise QuantizeError(f"cannot calibrate with a {type(data).__name__}")
+
+
+class ArrayCalibrationReader:
+    """A ``CalibrationDataReader`` over in-memory batches, checked against the model.
+
+    Build it with ``calibration_reader(model, data)``; it can be rewound with
+    ``rewind()`` so one set of data calibrates several variants.
+    """
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self.feeds = feeds
+        self._it: Iterator[dict[str, np.ndarray]] = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = iter(self.feeds)
+
+    def __len__(self) -> int:
+        return len(self.feeds)
+
+
+def calibration_reader(
+    model: str | os.PathLike[str] | onnx.ModelProto,
+    data: Any,
+    limit: int | None = None,
+    preprocess: Callable[[Any], np.ndarray] | None = None,
+) -> CalibrationDataReader:
+    """Calibration batches for ``model`` from arrays, a dict, an iterable, ``.npy``/``.npz``
+    or a folder of images, keyed by the model's own input names and checked for shape
+    and dtype. ``limit`` keeps the first N samples."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    proto = load_onnx(model, load_external_data=False) if not hasattr(model, "graph") else model
+    inputs, _ = graph_io(proto)
+    specs = [InputSpec(t.name, np.dtype(t.dtype), t.shape) for t in inputs]
+    feeds = _as_feeds(data, specs, preprocess)
+    if limit is not None:
+        feeds = feeds[:limit]
+    if not feeds:
+        raise QuantizeError(
+            "the calibration set is empty; pass at least one sample (100-500 is typical)"
+        )
+    try:
+        check_inputs(specs, feeds[0])
+        for f in feeds[1:]:
+            check_inputs(specs, f)
+    except InputMismatchError as e:
+        raise QuantizeError(f"calibration data does not fit the model: {e}") from e
+
+    class _Reader(ArrayCalibrationReader, CalibrationDataReader):
+        pass
+
+    return _Reader(feeds)
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    input_path: str
+    output_path: str
+    method: str  # "static", "dynamic", "fp16"
+    details: dict[str, Any]
+    size_before: int
+    size_after: int
+    seconds: float
+    validation: ValidationReport | None = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def compression(self) -> float:
+        return self.size_before / self.size_after if self.size_after else float("inf")
+
+    def summary(self) -> str:
+        desc = ", ".join(f"{k} {v}" for k, v in self.details.items() if v not in (None, (), []))
+        lines = [
+            f"quantize  {self.output_path}  {human_size(self.size_after)}  {self.seconds:.1f} s  "
+            f"({self.method}: {desc}; {human_size(self.size_before)} -> "
+            f"{human_size(self.size_after)}, {self.compression:.1f}x smaller)"
+        ]
+        if self.validation is not None:
+            out = self.validation.outputs[0]
+            top1 = (
+                ""
+                if out.top1_agreement is None
+                else f", top-1 agreement {100 * out.top1_agreement:.1f}%"
+            )
+            lines.append(
+                f"  vs FP32 {'PASS' if self.validation.ok else 'FAIL'} ({self.validation.tolerance.name} "
+                f"preset): cosine {out.min_cosine:.4f}{top1}, max abs {out.max_abs:.2e}"
+            )
+        if self.metrics:
+            lines.append("  metrics " + ", ".join(f"{k} {v:.4f}" for k, v in self.metrics.items()))
+        lines += [f"  note    {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["compression"] = self.compression
+        return d
+
+
+def _qtype(name: str) -> Any:
+    from onnxruntime.quantization import QuantType
+
+    if name not in TYPES:
+        raise QuantizeError(f"type must be one of {TYPES}, got {name!r}")
+    return QuantType.QUInt8 if name == "uint8" else QuantType.QInt8
+
+
+def _check_exclusions(model: onnx.ModelProto, nodes: Sequence[str]) -> None:
+    names = {n.name for n in model.graph.node}
+    unknown = [n for n in nodes if n not in names]
+    if unknown:
+        import difflib
+
+        hints = {u: difflib.get_close_matches(u, names, n=3) for u in unknown}
+        raise QuantizeError(
+            f"nodes to exclude not found in the graph: {hints} (name: closest matches). "
+            "Names come from the pre-processed model; list them with quantize.node_names(path)."
+        )
+
+
+def node_names(model: str | os.PathLike[str], op_types: Sequence[str] | None = None) -> list[str]:
+    """Node names after ``quant_pre_process`` (the names quantization sees)."""
+    import tempfile
+
+    from onnxruntime.quantization import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(model), str(pre))
+        proto = load_onnx(pre)
+    return [n.name for n in proto.graph.node if op_types is None or n.op_type in op_types]
+
+
+def _task_metrics(
+    reference: str | os.PathLike[str], candidate: Path, inputs: Sequence[Any], labels: np.ndarray
+) -> dict[str, float]:
+    from onnx_deploy.runtime import Predictor
+
+    ref, cand = Predictor(reference, device="cpu"), Predictor(candidate, device="cpu")
+    x = np.concatenate(
+        [np.asarray(b if not isinstance(b, Mapping) else next(iter(b.values()))) for b in inputs]
+    )
+    r, c = ref(x), cand(x)
+    r, c = (r[0], c[0]) if isinstance(r, tuple) else (r, c)
+    labels = np.asarray(labels)
+    if len(labels) != len(r):
+        raise QuantizeError(f"{len(labels)} labels for {len(r)} validation samples")
+    return {
+        "accuracy_fp32": float((r.argmax(1) == labels).mean()),
+        "accuracy_quantized": float((c.argmax(1) == labels).mean()),
+        "agreement": float((r.argmax(1) == c.argmax(1)).mean()),
+    }
+
+
+def _finish(
+    input_path: str | os.PathLike[str],
+    tmp: Path,
+    precision: str,
+    validate: bool,
+    validation_inputs: Sequence[Any] | None,
+    labels: np.ndarray | None,
+) -> tuple[ValidationReport | None, dict[str, float]]:
+    """Validate the written temporary model against its parent (before it is moved in)."""
+    report = None
+    if validate:
+        report = compare_onnx(input_path, tmp, inputs=validation_inputs, precision=precision)
+    metrics = {}
+    if labels is not None:
+        if validation_inputs is None:
+            raise QuantizeError("labels need validation_inputs (the samples they label)")
+        metrics = _task_metrics(input_path, tmp, validation_inputs, labels)
+    return report, metrics
+
+
+def quantize_static_model(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    calibration: Any,
+    *,
+    activation_type: str | None = None,
+    weight_type: str | None = None,
+    per_channel: bool = True,
+    quant_format: Literal["qdq", "qoperator"] = "qdq",
+    calibration_method: str = "minmax",
+    calibration_size: int | None = None,
+    nodes_to_exclude: Sequence[str] = (),
+    op_types: Sequence[str] | None = None,
+    preprocess: bool = True,
+    validate: bool = True,
+    validation_inputs: Sequence[Any] | None = None,
+    labels: np.ndarray | None = None,
+    force: bool = False,
+) -> QuantizeResult:
+    """Static INT8 (QDQ by default) with ``quant_pre_process`` first.
+
+    ``calibration``: arrays, dict, iterable, ``.npy``/``.npz`` or image folder (see
+    ``calibration_reader``). ``activation_type``/``weight_type``: ``"uint8"``/``"int8"``,
+    ``None`` picks ``default_types()`` for this CPU. ``validation_inputs`` (batches) and
+    ``labels`` add a task metric; without them the model is compared on calibration data.
+    """
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        quant_pre_process,
+        quantize_static,
+    )
+
+    if calibration_method not in CALIBRATION_METHODS:
+        raise QuantizeError(f"calibration_method must be one of {CALIBRATION_METHODS}")
+    default_act, default_w = default_types()
+    act, wt = activation_type or default_act, weight_type or default_w
+    parent = load_onnx(input_path)
+    if is_quantized(parent):
+        raise QuantizeError(
+            f"{input_path} is already quantized (it has Q/DQ or integer ops); quantize the FP32 model"
+        )
+    reader = calibration_reader(parent, calibration, limit=calibration_size)
+    start = time.perf_counter()
+    with atomic_output(output_path, force=force) as tmp:
+        source: Path | str = input_path
+        if preprocess:
+            source = tmp.with_name("preprocessed.onnx")
+            quant_pre_process(str(input_path), str(source))
+        _check_exclusions(load_onnx(source, load_external_data=False), nodes_to_exclude)
+        method = {
+            "minmax": CalibrationMethod.MinMax,
+            "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile,
+        }[calibration_method]
+        fmt = QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")  # ORT's own advice printed as warnings
+            quantize_static(
+                str(source), str(tmp), reader, quant_format=fmt, per_channel=per_channel,
+                activation_type=_qtype(act), weight_type=_qtype(wt), calibrate_method=method,
+                nodes_to_exclude=list(nodes_to_exclude) or None, op_types_to_quantize=op_types,
+                calibration_providers=["CPUExecutionProvider"],
+            )  # fmt: skip
+        if preprocess:
+            Path(source).unlink()
+        seconds = time.perf_counter() - start
+        val_inputs = (
+            validation_inputs if validation_inputs is not None else [f for f in reader.feeds[:64]]
+        )
+        report, metrics = _finish(input_path, tmp, "int8", validate, val_inputs, labels)
+    notes = []
+    if quant_format == "qoperator":
+        notes.append("QOperator format has no CUDA kernels; use QDQ for GPUs and TensorRT")
+    details = {
+        "format": quant_format, "activations": act, "weights": wt, "per_channel": per_channel,
+        "calibration": f"{calibration_method} x {len(reader)}",
+        "excluded": tuple(nodes_to_exclude),
+    }  # fmt: skip
+    return QuantizeResult(
+        str(input_path), str(output_path), "static", details, file_size(input_path),
+        file_size(output_path), seconds, report, metrics, tuple(notes),
+    )  # fmt: skip
+
+
+def quantize_dynamic_model(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    op_types: Sequence[str] | None = ("MatMul", "Gemm"),
+    weight_type: str = "int8",
+    per_channel: bool = False,
+    validate: bool = True,
+    validation_inputs: Sequence[Any] | None = None,
+    labels: np.ndarray | None = None,
+    force: bool = False,
+) -> QuantizeResult:
+    """Dynamic INT8: weights quantized ahead, activations at run time. For MatMul/Gemm
+    heavy models (transformers, MLPs, RNNs). ``op_types=None`` quantizes every supported
+    op, convolutions included, which ran resnet18 6x slower than FP32 here: it warns."""
+    from onnxruntime.quantization import quant_pre_process, quantize_dynamic
+
+    parent = load_onnx(input_path)
+    if is_quantized(parent):
+        raise QuantizeError(f"{input_path} is already quantized; quantize the FP32 model")
+    convs = sum(n.op_type == "Conv" for n in parent.graph.node)
+    if convs and (op_types is None or "Conv" in op_types):
+        warnings.warn(
+            f"dynamic quantization of {convs} Conv nodes: ONNX Runtime runs ConvInteger with "
+            "run-time activation quantization, which was 6x slower than FP32 on resnet18 "
+            "(notebook 05). Use static quantization for CNNs, or op_types=('MatMul', 'Gemm').",
+            QuantizationWarning,
+            stacklevel=2,
+        )
+    start = time.perf_counter()
+    with atomic_output(output_path, force=force) as tmp:
+        pre = tmp.with_name("preprocessed.onnx")
+        quant_pre_process(str(input_path), str(pre))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(
+                str(pre), str(tmp), weight_type=_qtype(weight_type), per_channel=per_channel,
+                op_types_to_quantize=list(op_types) if op_types is not None else None,
+            )  # fmt: skip
+        pre.unlink()
+        seconds = time.perf_counter() - start
+        report, metrics = _finish(input_path, tmp, "int8", validate, validation_inputs, labels)
+    details = {"weights": weight_type, "op_types": tuple(op_types) if op_types else "all"}
+    return QuantizeResult(
+        str(input_path), str(output_path), "dynamic", details, file_size(input_path),
+        file_size(output_path), seconds, report, metrics,
+    )  # fmt: skip
+
+
+def convert_fp16(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    keep_io_types: bool = True,
+    op_block_list: Sequence[str] | None = None,
+    validate: bool = True,
+    validation_inputs: Sequence[Any] | None = None,
+    labels: np.ndarray | None = None,
+    force: bool = False,
+) -> QuantizeResult:
+    """FP16 weights and compute, float32 inputs/outputs by default (``keep_io_types``).
+
+    Without ``keep_io_types`` callers must feed float16, and tiny logits can underflow.
+    FP16 pays off on GPUs (tensor cores); on a CPU it runs but is not faster.
+    """
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    parent = load_onnx(input_path)
+    if is_quantized(parent):
+        raise QuantizeError(f"{input_path} is quantized; convert the FP32 model to FP16")
+    start = time.perf_counter()
+    with atomic_output(output_path, force=force) as tmp:
+        kwargs = {"op_block_list": list(op_block_list)} if op_block_list else {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fp16 = convert_float_to_float16(parent, keep_io_types=keep_io_types, **kwargs)
+        onnx.save(fp16, str(tmp))
+        seconds = time.perf_counter() - start
+        report, metrics = _finish(
+            input_path, tmp, "fp16", validate and keep_io_types, validation_inputs, labels
+        )
+    details = {"keep_io_types": keep_io_types}
+    return QuantizeResult(
+        str(input_path), str(output_path), "fp16", details, file_size(input_path),
+        file_size(output_path), seconds, report, metrics,
+    )  # fmt: skip
+
+
+# --- per-layer debugging ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerError:
+    """Quantization error at one activation tensor, as SQNR in dB (higher is better).
+
+    ``sqnr``: the tensor in the quantized model vs the float model (error accumulated up
+    to here). ``sqnr_drop``: how much SQNR this layer loses relative to its input tensor,
+    i.e. the error the layer itself adds. ``nodes``: the float-model nodes between the
+    input tensor and this one (a Conv and the Relu fused with it, say), the names to pass
+    to ``nodes_to_exclude``.
+    """
+
+    tensor: str
+    op_type: str
+    nodes: tuple[str, ...]
+    input_tensor: str
+    sqnr: float
+    sqnr_drop: float
+
+
+def layer_errors(
+    float_model: str | os.PathLike[str],
+    qdq_model: str | os.PathLike[str],
+    data: Any,
+    limit: int | None = 32,
+) -> list[LayerError]:
+    """Per-layer SQNR with onnxruntime's ``qdq_loss_debug`` helpers, largest drop first.
+
+    ``float_model`` must be the graph quantization started from: the pre-processed model
+    when ``quantize_static_model`` pre-processed it (write one with ``preprocessed_copy``),
+    so tensor and node names match.
+    """
+    import contextlib
+    import io
+    import tempfile
+
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    reader = calibration_reader(float_model, data, limit=limit)
+    float_proto = load_onnx(float_model)
+    producers = {o: n for n in float_proto.graph.node for o in n.output}
+    weights = {i.name for i in float_proto.graph.initializer}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        aug_f, aug_q = Path(tmp) / "float_aug.onnx", Path(tmp) / "qdq_aug.onnx"
+        modify_model_output_intermediate_tensors(str(float_model), str(aug_f))
+        modify_model_output_intermediate_tensors(str(qdq_model), str(aug_q))
+        providers = ["CPUExecutionProvider"]
+        float_acts = collect_activations(str(aug_f), reader, execution_providers=providers)
+        reader.rewind()
+        qdq_acts = collect_activations(str(aug_q), reader, execution_providers=providers)
+    errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
+    sqnr = {t: float(e.get("xmodel_err", float("nan"))) for t, e in errors.items()}
+
+    def activation_input(node: Any) -> str | None:
+        return next((i for i in node.input if i and i not in weights), None)
+
+    rows = []
+    for tensor, value in sqnr.items():
+        node = producers.get(tensor)
+        if node is None:
+            continue  # a graph input: its error is the input's own quantization
+        chain, source = [node.name], activation_input(node)
+        while source is not None and source not in sqnr and source in producers:
+            upstream = producers[source]
+            chain.append(upstream.name)
+            source = activation_input(upstream)
+        before = sqnr.get(source, float("nan")) if source else float("nan")
+        rows.append(
+            LayerError(
+                tensor, node.op_type, tuple(reversed(chain)), source or "?", value, before - value
+            )
+        )
+    return sorted(rows, key=lambda r: -np.nan_to_num(r.sqnr_drop, nan=-np.inf))
+
+
+def preprocessed_copy(
+    input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], force: bool = False
+) -> str:
+    """Write ``quant_pre_process(input)``: the graph static quantization actually sees."""
+    from onnxruntime.quantization import quant_pre_process
+
+    with atomic_output(output_path, force=force) as tmp:
+        quant_pre_process(str(input_path), str(tmp))
+    return str(output_path)
+
+
+def worst_nodes(errors: Sequence[LayerError], count: int = 1) -> list[str]:
+    """Nodes of the ``count`` layers that add the most error, for ``nodes_to_exclude``."""
+    ranked = sorted(errors, key=lambda e: -np.nan_to_num(e.sqnr_drop, nan=-np.inf))
+    return list(dict.fromkeys(n for e in ranked[:count] for n in e.nodes))
