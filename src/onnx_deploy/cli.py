@@ -239,6 +239,19 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_skills(args: argparse.Namespace) -> int:
+    from onnx_deploy.skills import install_skills, skill_files
+
+    if args.action == "list":
+        _emit(args, {"files": list(skill_files())}, text="\n".join(skill_files()))
+        return EXIT_OK
+    if not args.target:
+        print("onnx-deploy: error: skills install needs --target DIR", file=sys.stderr)
+        return EXIT_USAGE
+    _emit(args, install_skills(args.target, dry_run=args.dry_run))
+    return EXIT_OK
+
+
 def _bench_targets(args: argparse.Namespace, workdir: Path) -> list[Any]:
     """Benchmark each target: an .onnx file on ORT, or a spec on torch and ORT."""
     from onnx_deploy.bench import benchmark_onnx, benchmark_torch
@@ -308,7 +321,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         save_figure(plot_latency(results), args.plot, force=args.force)
     if args.json:
         print(json.dumps(payload, indent=2, default=str))
-    elif payload["comparison"]:
+        return EXIT_OK
+    onnx_results = [r for r in results if r.backend == "onnxruntime" and r.name.endswith(".onnx")]
+    if len({r.name for r in onnx_results}) > 1:
+        first = onnx_results[0].name
+        print(f"\nRelative to {first} (median latency ratio, >1 = faster):")
+        for b in args.batch_sizes:
+            at_b = {r.name: r for r in onnx_results if r.batch_size == b}
+            for name, r in at_b.items():
+                if name != first and first in at_b:
+                    print(f"  batch {b:<4} {name:<40} {at_b[first].median_ms / r.median_ms:.2f}x")
+    if any(row["speedup"] for row in payload["comparison"]):
         env = payload["environment"]
         print(
             f"\nPyTorch eager vs ONNX Runtime (median latency; speed-up = torch / ORT) on "
@@ -512,6 +535,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels", help=".npy labels for --validation-data: adds accuracy and agreement"
     )
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+    sk = add(
+        "skills", cmd_skills, "list or install the agent skills (never overwrites existing files)"
+    )
+    sk.add_argument("action", choices=("install", "list"))
+    sk.add_argument("--target", help="an agent's skills folder, e.g. ~/.claude/skills")
+    sk.add_argument("--dry-run", action="store_true", help="show what would be written")
 
     pl = add(
         "pipeline", cmd_pipeline, "export, slim, validate and benchmark one model, with a summary"

@@ -1,0 +1,177 @@
+"""Agent skills: frontmatter, links, names, line counts, and every code block runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from onnx_deploy.cli import build_parser
+from onnx_deploy.skills import install_skills, skill_files
+
+ROOT = Path(__file__).resolve().parents[1]
+SKILLS = [ROOT / "SKILL.md", *sorted((ROOT / "skills").glob("*/SKILL.md"))]
+DOCS = [*SKILLS, *sorted(p for p in (ROOT / "skills").glob("*/*.md") if p.name != "SKILL.md")]
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```(?P<lang>\w*)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
+)
+REQUIRES = re.compile(r"^#\s*requires:\s*(?P<what>[\w, -]+)$", re.M)
+NAME_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def frontmatter(text: str) -> dict[str, str]:
+    assert text.startswith("---\n"), "a skill starts with YAML frontmatter"
+    block = text[4 : text.index("\n---", 4)]
+    fields = {}
+    for line in block.splitlines():
+        key, sep, value = line.partition(":")
+        assert sep and key.strip() and not line.startswith(" "), (
+            f"one 'key: value' per line: {line!r}"
+        )
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def blocks(path: Path) -> list[tuple[str, str]]:
+    return [(m["lang"], textwrap.dedent(m["body"])) for m in FENCE.finditer(path.read_text())]
+
+
+def subcommands() -> set[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return set(action.choices)
+
+
+@pytest.mark.parametrize("path", SKILLS, ids=_rel)
+def test_frontmatter(path: Path) -> None:
+    fields = frontmatter(path.read_text())
+    assert set(fields) >= {"name", "description"}
+    name, desc = fields["name"], fields["description"]
+    assert NAME_RULE.match(name) and len(name) <= 64, name
+    expected = "onnx-deploy" if path.parent == ROOT else path.parent.name
+    assert name == expected, f"name {name!r} must match its folder {expected!r}"
+    assert 50 <= len(desc) <= 1024, len(desc)
+    assert "<" not in desc and ">" not in desc
+    assert not re.match(r"(I|You|We)\b", desc), "third person: 'Exports ...', not 'I/You ...'"
+    assert "Use when" in desc, "say when to use it"
+
+
+def test_overview_keywords() -> None:
+    desc = frontmatter((ROOT / "SKILL.md").read_text())["description"]
+    for word in ("ONNX", "export", "onnxruntime", "quantize", "TensorRT", "onnxslim"):
+        assert word.lower() in desc.lower(), word
+
+
+@pytest.mark.parametrize("path", DOCS, ids=_rel)
+def test_line_count(path: Path) -> None:
+    assert path.read_text().count("\n") < 500
+
+
+@pytest.mark.parametrize("path", DOCS, ids=_rel)
+def test_links_files_notebooks_and_commands_exist(path: Path) -> None:
+    text = path.read_text()
+    for target in re.findall(r"\]\(([^)\s#]+)\)", text):
+        if "://" in target:
+            continue
+        assert (path.parent / target).exists(), f"{_rel(path)} links to missing {target}"
+    for nb in re.findall(r"notebooks/\d\d_\w+\.ipynb", text):
+        assert (ROOT / nb).exists(), f"{_rel(path)} names missing {nb}"
+    for ref in re.findall(r"`((?:src|skills|notebooks|tests)/[\w./-]+)`", text):
+        assert (ROOT / ref).exists(), f"{_rel(path)} names missing {ref}"
+    known = subcommands()
+    code = (
+        "\n".join(m for m in re.findall(r"`([^`\n]+)`", text))
+        + "\n"
+        + "\n".join(b for _, b in blocks(path))
+    )
+    for cmd in re.findall(r"(?:^|[\s`(])onnx-deploy ([a-z][\w-]*)", code):
+        assert cmd in known or cmd.startswith("-"), (
+            f"{_rel(path)} names unknown command `onnx-deploy {cmd}`"
+        )
+
+
+def _run_block(lang: str, body: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["MPLBACKEND"] = "Agg"
+    if lang == "python":
+        script = cwd / "block.py"
+        script.write_text(body)
+        cmd = [sys.executable, str(script)]
+    else:
+        cmd = ["bash", "-euo", "pipefail", "-c", body]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("path", DOCS, ids=_rel)
+def test_every_code_block_runs(path: Path, tmp_path: Path) -> None:
+    """Python and bash blocks run in document order in one fresh folder, as a reader would."""
+    ran = 0
+    for lang, body in blocks(path):
+        if lang not in ("python", "bash"):
+            continue
+        needs = REQUIRES.search(body)
+        if needs:
+            continue  # listed and skipped with its reason in test_gpu_blocks_are_marked
+        out = _run_block(lang, body, tmp_path)
+        assert out.returncode == 0, (
+            f"{_rel(path)}: {lang} block failed (exit {out.returncode}):\n{body}\n--- stderr ---\n{out.stderr[-3000:]}"
+        )
+        ran += 1
+    assert ran or not blocks(path), f"{_rel(path)} has code blocks but none ran"
+
+
+GPU_BLOCKS = [
+    pytest.param(p, b, id=f"{_rel(p)}#{i}")
+    for p in DOCS
+    for i, (lang, b) in enumerate(blocks(p))
+    if lang == "python" and REQUIRES.search(b)
+]
+
+
+@pytest.mark.parametrize(("path", "body"), GPU_BLOCKS)
+def test_gpu_blocks_are_marked(path: Path, body: str) -> None:
+    what = REQUIRES.search(body)["what"]
+    if "gpu" in what:
+        import shutil
+
+        if shutil.which("nvidia-smi") is None:
+            pytest.skip(
+                f"needs {what}: no NVIDIA GPU here (run on a GPU host with onnxruntime-gpu)"
+            )
+    if "tensorrt" in what:
+        pytest.skip(
+            f"needs {what}: TensorRT does not install on CPU machines (pip install tensorrt on a GPU host)"
+        )
+    compile(body, str(path), "exec")
+
+
+def test_install_copies_without_clobbering(tmp_path: Path) -> None:
+    files = skill_files()
+    assert "onnx-deploy/SKILL.md" in files and "onnx-quantize/reference.md" in files
+    assert "](../onnx-export/SKILL.md)" in files["onnx-deploy/SKILL.md"], (
+        "links rewritten for the installed layout"
+    )
+    mine = tmp_path / "onnx-export" / "SKILL.md"
+    mine.parent.mkdir()
+    mine.write_text("the user's own edits")
+    result = install_skills(tmp_path)
+    assert "onnx-export/SKILL.md" in result.skipped
+    assert mine.read_text() == "the user's own edits"
+    assert (tmp_path / "onnx-deploy" / "SKILL.md").read_text() == files["onnx-deploy/SKILL.md"]
+    again = install_skills(tmp_path)
+    assert again.written == () and len(again.skipped) == len(files)
+    dry = install_skills(tmp_path / "new", dry_run=True)
+    assert len(dry.written) == len(files) and not (tmp_path / "new").exists()
+    installed = tmp_path / "onnx-deploy" / "SKILL.md"
+    for target in re.findall(r"\]\((\.\./[^)\s#]+)\)", installed.read_text()):
+        assert (installed.parent / target).exists(), target
