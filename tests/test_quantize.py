@@ -21,6 +21,7 @@ from onnx_deploy.quantize import (
     default_types,
     is_quantized,
     layer_errors,
+    node_names,
     preprocessed_copy,
     quantize_dynamic_model,
     quantize_static_model,
@@ -114,6 +115,7 @@ def test_already_quantized_and_unknown_exclusion(digits_onnx: Path, data, tmp_pa
     quantize_static_model(digits_onnx, q, data.x_train[:32], validate=False)
     with pytest.raises(QuantizeError, match="already quantized"):
         quantize_static_model(q, tmp_path / "qq.onnx", data.x_train[:32])
+    assert len(node_names(digits_onnx, op_types=["Conv"])) == 3
     with pytest.raises(QuantizeError, match="not found in the graph"):
         quantize_static_model(
             digits_onnx, tmp_path / "x.onnx", data.x_train[:32], nodes_to_exclude=["nope"]

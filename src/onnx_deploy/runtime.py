@@ -347,7 +347,8 @@ class Predictor:
         """Providers really in use, first one first."""
         return list(self.session.get_providers())
 
-    def _as_feeds(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    def as_feeds(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Positional arrays, one dict, or keyword arrays -> ``{input_name: value}``."""
         if kwargs:
             if args:
                 raise InputMismatchError("pass inputs either by position or by name, not both")
@@ -363,7 +364,7 @@ class Predictor:
 
     def run(self, *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
         """Run and return ``{output_name: array}``."""
-        feeds = self._as_feeds(args, kwargs)
+        feeds = self.as_feeds(args, kwargs)
         batch = self._batch_size(feeds)
         chunk = self._chunk_size(batch)
         if batch is not None and chunk is not None and batch > chunk:

@@ -242,7 +242,7 @@ def _input_batches(
         if isinstance(item, np.ndarray):
             item = (item,)
         batches.append(
-            predictor._as_feeds((item,) if isinstance(item, Mapping) else tuple(item), {})
+            predictor.as_feeds((item,) if isinstance(item, Mapping) else tuple(item), {})
         )
     if not batches:
         raise ValidationError("no inputs to validate with: pass at least one batch")
