@@ -308,6 +308,7 @@ def export_model(
                 raise _explain(e, log.getvalue()) from e
             warn_text = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
             _check_exported(tmp, want_dynamic)
+            wrote_external = any(p != tmp for p in tmp.parent.iterdir())
     finally:
         model.train(was_training)
     seconds = time.perf_counter() - start
@@ -324,7 +325,7 @@ def export_model(
         seconds=seconds,
         size_bytes=file_size(output),
         num_nodes=len(proto.graph.node),
-        external_data=Path(str(output) + ".data").exists() or external_data,
+        external_data=wrote_external,
         notes=tuple(notes),
         warnings=warn_text,
         program=program,
