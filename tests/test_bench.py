@@ -10,6 +10,7 @@ import pytest
 
 from onnx_deploy.bench import (
     benchmark_onnx,
+    benchmark_onnx_interleaved,
     benchmark_torch,
     collect_environment,
     comparison_rows,
@@ -75,3 +76,23 @@ def test_benchmarks_run(tiny_module, tiny_onnx: Path) -> None:
     assert t.backend == "torch" and t.device == "cpu" and "torch_threads" in t.environment
     assert all(r.median_ms > 0 for r in [*ort_results, t])
     assert any(r["speedup"] for r in comparison_rows([t, *ort_results]))
+
+
+def test_interleaved_benchmark_alternates(tiny_onnx: Path, monkeypatch) -> None:
+    from onnx_deploy import bench
+
+    order = []
+    real = bench.time_callable
+
+    def spy(fn, warmup=10, iters=50, sync=None):
+        order.append(fn.args[1] if hasattr(fn, "args") else None)  # the feeds identify the model
+        return real(fn, warmup, iters, sync)
+
+    monkeypatch.setattr(bench, "time_callable", spy)
+    a, b = benchmark_onnx_interleaved(
+        {"a": tiny_onnx, "b": tiny_onnx}, batch_size=2, warmup=1, iters=6, rounds=3
+    )
+    assert (a.name, b.name) == ("a", "b") and a.iterations == b.iterations == 6
+    assert len(order) == 2 + 3 * 2, "one warm-up call each, then three alternating rounds"
+    ids = [id(x) for x in order[2:]]
+    assert ids[0] != ids[1] and ids[0::2] == [ids[0]] * 3 and ids[1::2] == [ids[1]] * 3

@@ -8,13 +8,14 @@ synchronised around every timed call. The ONNX Runtime half needs no torch.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -220,6 +221,42 @@ def benchmark_onnx(
         times,
         env,
     )
+
+
+def benchmark_onnx_interleaved(
+    models: Mapping[str, str | os.PathLike[str] | Predictor],
+    batch_size: int = 1,
+    warmup: int = 5,
+    iters: int = 50,
+    rounds: int = 5,
+    device: str = "cpu",
+) -> list[BenchmarkResult]:
+    """Time several ONNX models side by side, alternating between them in ``rounds``.
+
+    On a shared or throttling machine, timing model A then model B lets a slow spell
+    land on one of them; alternating spreads it over all, so their ratio is fairer.
+    ``iters`` timed runs per model in total, split over ``rounds``.
+    """
+    preds = {
+        name: m if isinstance(m, Predictor) else Predictor(m, device=device)
+        for name, m in models.items()
+    }
+    feeds = {name: p.example_inputs(batch_size=batch_size) for name, p in preds.items()}
+    calls: dict[str, Callable[[], Any]] = {}
+    for name, p in preds.items():
+        check_inputs(p.inputs, feeds[name])
+        calls[name] = functools.partial(p.session.run, p.output_names, feeds[name])
+    first = {name: time_callable(fn, warmup, 1)[0] for name, fn in calls.items()}
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    per_round = max(1, iters // max(1, rounds))
+    for _ in range(max(1, rounds)):
+        for name, fn in calls.items():
+            times[name] += time_callable(fn, 0, per_round)[1]
+    env = collect_environment()
+    return [
+        summarize(name, "onnxruntime", "cpu", batch_size, warmup, first[name], times[name], env)
+        for name in calls
+    ]
 
 
 def benchmark_torch(

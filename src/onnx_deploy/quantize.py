@@ -10,7 +10,7 @@ The raw calls this wraps::
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
 Whether INT8 is faster depends on the model, the CPU and the format: on an x86 CPU with
-VNNI, uint8 activations with int8 weights ran resnet18 2.8x faster than FP32 while int8
+VNNI, uint8 activations with int8 weights ran resnet18 1.6-3.4x faster than FP32 while int8
 activations ran it slower, and every INT8 variant of mobilenet_v3_small was slower than
 FP32 (notebook 05). So the types are chosen per CPU architecture by default, every result
 is validated against its parent, and the notebook measures rather than assumes.
@@ -419,7 +419,7 @@ def quantize_dynamic_model(
 ) -> QuantizeResult:
     """Dynamic INT8: weights quantized ahead, activations at run time. For MatMul/Gemm
     heavy models (transformers, MLPs, RNNs). ``op_types=None`` quantizes every supported
-    op, convolutions included, which ran resnet18 6x slower than FP32 here: it warns."""
+    op, convolutions included, which ran resnet18 5-7x slower than FP32 here: it warns."""
     from onnxruntime.quantization import quant_pre_process, quantize_dynamic
 
     parent = load_onnx(input_path)
@@ -429,7 +429,7 @@ def quantize_dynamic_model(
     if convs and (op_types is None or "Conv" in op_types):
         warnings.warn(
             f"dynamic quantization of {convs} Conv nodes: ONNX Runtime runs ConvInteger with "
-            "run-time activation quantization, which was 6x slower than FP32 on resnet18 "
+            "run-time activation quantization, which was 5-7x slower than FP32 on resnet18 "
             "(notebook 05). Use static quantization for CNNs, or op_types=('MatMul', 'Gemm').",
             QuantizationWarning,
             stacklevel=2,
