@@ -58,7 +58,7 @@ def _model_and_shape(
     spec: str, weights: str | None, input_shape: tuple[int, ...] | None, pretrained: bool = False
 ) -> tuple[Any, tuple[int, ...]]:
     from onnx_deploy.errors import ModelSpecError
-    from onnx_deploy.zoo import DEFAULT_IMAGE_SHAPE, load_model
+    from onnx_deploy.zoo import DEFAULT_IMAGE_SHAPE, load_model, recalibrate_batchnorm
 
     if input_shape is None:
         if not spec.startswith("torchvision:"):
@@ -66,7 +66,11 @@ def _model_and_shape(
                 f"--input-shape is required for {spec} (e.g. --input-shape 3,224,224)"
             )
         input_shape = DEFAULT_IMAGE_SHAPE
-    return load_model(spec, weights=weights, pretrained=pretrained), input_shape
+    model = load_model(spec, weights=weights, pretrained=pretrained)
+    if weights is None and not pretrained and spec.startswith("torchvision:"):
+        # random weights: re-estimate batch-norm statistics for realistic activations
+        recalibrate_batchnorm(model, input_shape)
+    return model, input_shape
 
 
 def _is_onnx_path(text: str) -> bool:
@@ -97,18 +101,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from onnx_deploy._files import check_output_path
     from onnx_deploy.export import export_model
     from onnx_deploy.validate import compare_torch_onnx
-    from onnx_deploy.zoo import recalibrate_batchnorm
 
     output = args.output or f"{Path(args.model.rsplit(':', 1)[-1]).stem}.onnx"
     check_output_path(output, force=args.force)  # fail before the slow part
     t0 = time.perf_counter()
     model, shape = _model_and_shape(args.model, args.weights, args.input_shape, args.pretrained)
-    random_weights = args.weights is None and not args.pretrained
-    if random_weights and args.model.startswith("torchvision:"):
-        recalibrate_batchnorm(model, shape)
     if not args.json:
         print(f"load      {args.model}  {time.perf_counter() - t0:.1f} s")
-        if random_weights and args.model.startswith("torchvision:"):
+        if args.weights is None and not args.pretrained and args.model.startswith("torchvision:"):
             print(
                 "  note    random weights (no --weights/--pretrained); batch-norm statistics re-estimated"
             )
@@ -270,11 +270,8 @@ def _bench_targets(args: argparse.Namespace, workdir: Path) -> list[Any]:
         import torch
 
         from onnx_deploy.export import export_model
-        from onnx_deploy.zoo import recalibrate_batchnorm
 
         model, shape = _model_and_shape(target, args.weights, args.input_shape)
-        if args.weights is None and target.startswith("torchvision:"):
-            recalibrate_batchnorm(model, shape)  # realistic activations for random weights
         name = target.rsplit(":", 1)[-1]
         onnx_path = workdir / f"{name}.onnx"
         exported = export_model(model, torch.randn((2, *shape)), onnx_path, force=True)
@@ -349,14 +346,11 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from onnx_deploy.export import export_model
     from onnx_deploy.slim import slim_model
     from onnx_deploy.validate import compare_torch_onnx
-    from onnx_deploy.zoo import recalibrate_batchnorm
 
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = args.model.rsplit(":", 1)[-1].removesuffix(".py")
     model, shape = _model_and_shape(args.model, args.weights, args.input_shape)
-    if args.weights is None and args.model.startswith("torchvision:"):
-        recalibrate_batchnorm(model, shape)
     exported = export_model(model, torch.randn((2, *shape)), out / f"{name}.onnx", force=args.force)
     print(exported.summary().splitlines()[0], flush=True)
     slimmed = slim_model(exported.path, out / f"{name}.slim.onnx", force=args.force)

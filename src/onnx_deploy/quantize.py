@@ -270,12 +270,8 @@ def node_names(model: str | os.PathLike[str], op_types: Sequence[str] | None = N
     """Node names after ``quant_pre_process`` (the names quantization sees)."""
     import tempfile
 
-    from onnxruntime.quantization import quant_pre_process
-
     with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(model), str(pre))
-        proto = load_onnx(pre)
+        proto = load_onnx(preprocessed_copy(model, Path(tmp) / "pre.onnx"))
     return [n.name for n in proto.graph.node if op_types is None or n.op_type in op_types]
 
 
