@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install run notebooks-refresh pipeline test format bench lab clean
+.PHONY: install emulator run notebooks-refresh pipeline test test-avx2 format bench lab clean
 
 install: $(STAMP)
 
@@ -31,12 +31,41 @@ notebooks-refresh: install
 pipeline: install
 	$(BIN)/onnx-deploy pipeline torchvision:resnet18 --out-dir artifacts/pipeline --force
 
+## QEMU's user-mode emulator: the tests check INT8 on an emulated x86 CPU without VNNI
+## (AVX2 only) with it. Installed where this can (root, apt-get, x86-64); else they skip.
+emulator:
+	@command -v qemu-x86_64 >/dev/null 2>&1 || { \
+	  if [ "$$(uname -m)" = x86_64 ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing qemu-user (for the emulated AVX2 INT8 test)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q qemu-user >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q qemu-user >/dev/null 2>&1; } || \
+	    echo "note: qemu-user did not install; the emulated AVX2 test will skip"; \
+	  else \
+	    echo "note: no qemu-x86_64; the emulated AVX2 test will skip (sudo apt-get install qemu-user)"; \
+	  fi; }
+
 ## Every test: lint and format check, unit tests, and nbval over the notebooks.
-test: install
+test: install emulator
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval notebooks/ --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
+
+## The committed notebook outputs checked as on an x86 CPU without VNNI: nbval with a
+## kernel that runs under QEMU's emulated AMD EPYC-Rome (AVX2). Copies get fewer timing
+## iterations (emulated time means nothing); still slow: tens of minutes.
+AVX2_DIR := artifacts/avx2
+test-avx2: install emulator
+	$(BIN)/python -m onnx_deploy.emulate kernelspec $(AVX2_DIR)/jupyter
+	mkdir -p $(AVX2_DIR)/notebooks
+	for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+		$(BIN)/papermill --prepare-only -p warmup 1 -p iters 2 -p load_repeats 1 \
+			$$nb $(AVX2_DIR)/notebooks/$$(basename $$nb) 2>/dev/null || exit 1; \
+	done
+	JUPYTER_PATH=$(CURDIR)/$(AVX2_DIR)/jupyter $(BIN)/python -m pytest --nbval $(AVX2_DIR)/notebooks \
+		--nbval-kernel-name onnx-deploy-x86-no-vnni --nbval-cell-timeout 3000 \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
 
 format: install

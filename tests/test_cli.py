@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,19 +20,19 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_help_is_fast_and_torch_free() -> None:
+def test_help_imports_no_heavy_library() -> None:
+    # what --help costs is what it imports; a wall-clock bound is flaky on a shared machine
+    heavy = ("torch", "onnxruntime", "onnx", "onnxslim", "numpy", "matplotlib")
     code = (
-        "import sys, time; t = time.perf_counter()\n"
+        "import sys\n"
         "from onnx_deploy.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print('TORCH' if 'torch' in sys.modules else 'NOTORCH', 'ORT' if 'onnxruntime' in sys.modules else 'NOORT')"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
     )
-    start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    elapsed = time.perf_counter() - start
     assert out.returncode == 0, out.stderr
-    assert "doctor" in out.stdout and out.stdout.strip().endswith("NOTORCH NOORT")
-    assert elapsed < 1.0, f"--help took {elapsed:.2f} s"
+    assert "doctor" in out.stdout and "--target-isa" not in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -54,7 +53,13 @@ def test_doctor(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert code == 0 and data["ok"]
     assert "CPUExecutionProvider" in data["providers working"]["detail"]
-    assert "tensorrt" in data and "cpu int8" in data
+    assert "tensorrt" in data and "cpu int8" in data and "int8 speed" in data
+    from onnx_deploy.cpu import int8_profile
+
+    profile = int8_profile()
+    assert data["cpu int8"]["detail"].startswith(profile.isa)
+    assert profile.types in data["cpu int8"]["detail"]
+    assert data["cpu int8"]["status"] == ("warn" if profile.u8s8_saturates else "ok")
 
 
 def test_inspect(tiny_onnx: Path, capsys: pytest.CaptureFixture[str]) -> None:

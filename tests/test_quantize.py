@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from onnx_deploy.cli import main
+from onnx_deploy.cpu import int8_profile
 from onnx_deploy.digits import load_digits_model, load_digits_split
 from onnx_deploy.errors import OutputExistsError
 from onnx_deploy.export import export_model
@@ -17,6 +18,7 @@ from onnx_deploy.quantize import (
     QuantizationWarning,
     QuantizeError,
     calibration_reader,
+    choose_types,
     convert_fp16,
     default_types,
     is_quantized,
@@ -27,6 +29,7 @@ from onnx_deploy.quantize import (
     quantize_static_model,
     worst_nodes,
 )
+from onnx_deploy.saturation import pair_sums
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +51,34 @@ def _only(folder: Path) -> list[str]:
 def test_default_types() -> None:
     assert default_types("x86_64") == ("uint8", "int8")
     assert default_types("aarch64") == ("int8", "int8")
+    assert default_types() == (choose_types().activation_type, choose_types().weight_type)
+
+
+def test_choose_types_per_target() -> None:
+    no_vnni = choose_types(target_isa="x86-no-vnni")
+    assert (no_vnni.short, no_vnni.saturates, no_vnni.chosen_by) == (
+        "u8/s8, reduce_range",
+        False,
+        "auto",
+    )
+    assert "VPMADDUBSW" in no_vnni.reason and no_vnni.target == "target"
+    assert choose_types(target_isa="x86-vnni").short == "u8/s8"
+    assert choose_types(target_isa="arm64").short == "s8/s8"
+    # uint8 weights need no reduce_range: the U8U8 kernel does not saturate
+    u8u8 = choose_types(weight_type="uint8", target_isa="x86-no-vnni")
+    assert u8u8.short == "u8/u8" and not u8u8.saturates and "U8U8" in u8u8.reason
+    # the caller's choice wins, and a saturating one says so
+    forced = choose_types(reduce_range=False, target_isa="x86-no-vnni")
+    assert forced.saturates and "reduce_range set by the caller" in forced.chosen_by
+    assert "saturate" in forced.reason and "reduce_range=True" in forced.reason
+    assert not choose_types(reduce_range=False, target_isa="x86-vnni").saturates
+    assert "no speed cost" in choose_types(reduce_range=True, target_isa="x86-vnni").reason
+    with pytest.raises(QuantizeError, match="S8U8"):
+        choose_types("int8", "uint8")
+    with pytest.raises(QuantizeError, match="x86-no-vnni"):
+        choose_types(target_isa="avx2")
+    with pytest.raises(QuantizeError, match="types must be"):
+        choose_types("int4")
 
 
 def test_static_int8_meets_the_accuracy_target(digits_onnx: Path, data, tmp_path: Path) -> None:
@@ -62,6 +93,8 @@ def test_static_int8_meets_the_accuracy_target(digits_onnx: Path, data, tmp_path
     assert res.metrics["agreement"] >= 0.99
     assert res.compression > 2 and res.details["per_channel"] is True
     assert res.details["activations"] == default_types()[0]
+    assert res.types == choose_types() and res.details["reduce_range"] == res.types.reduce_range
+    assert "types   " in res.summary() and res.types.isa in res.summary()
     assert "quantize" in res.summary() and json.dumps(res.to_dict(), default=str)
     assert _only(tmp_path) == ["int8.onnx"], "no pre-processed or temporary files left"
 
@@ -175,6 +208,18 @@ def test_cli_quantize(digits_onnx: Path, data, tmp_path: Path, capsys) -> None:
     assert main(argv) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["metrics"]["agreement"] >= 0.99 and payload["method"] == "static"
+    assert payload["types"]["isa"] == choose_types().isa
+    argv = ["quantize", str(digits_onnx), "-o", str(tmp_path / "t.onnx"), "--calibration",
+            str(tmp_path / "cal.npy"), "--target-isa", "x86-no-vnni"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "u8/s8, reduce_range for x86-no-vnni (target, auto)" in text
+    with pytest.warns(QuantizationWarning):
+        code = main([*argv[:3], str(tmp_path / "n.onnx"), *argv[4:], "--no-reduce-range"])
+    printed = capsys.readouterr().out
+    assert "reduce_range False" in printed and "can saturate" in printed
+    if not int8_profile().u8s8_saturates:
+        assert code == 0  # without VNNI it really saturates: validation fails, exit 1
     assert main(["quantize", str(out), "--calibration", str(tmp_path / "cal.npy")]) == 1
     assert "already quantized" in capsys.readouterr().err
     assert main(["quantize", str(digits_onnx), "-o", str(tmp_path / "s.onnx")]) == 1
@@ -183,3 +228,44 @@ def test_cli_quantize(digits_onnx: Path, data, tmp_path: Path, capsys) -> None:
         main(["quantize", str(digits_onnx), "--method", "fp16", "-o", str(tmp_path / "h.onnx")])
         == 0
     )
+
+
+def test_a_saturating_choice_warns_and_is_recorded(digits_onnx: Path, data, tmp_path: Path) -> None:
+    with pytest.warns(QuantizationWarning, match="saturate"):
+        res = quantize_static_model(
+            digits_onnx, tmp_path / "q.onnx", data.x_train[:64], reduce_range=False,
+            target_isa="x86-no-vnni", validate=False,
+        )  # fmt: skip
+    assert res.types.saturates and res.details["reduce_range"] is False
+    assert any("saturate" in n for n in res.notes) and "note" in res.summary()
+
+
+def test_pair_sums_show_the_saturation_reduce_range_removes(
+    digits_onnx: Path, data, tmp_path: Path
+) -> None:
+    common = {"validate": False, "target_isa": "x86-vnni"}
+    plain = quantize_static_model(digits_onnx, tmp_path / "p.onnx", data.x_train[:200], **common)
+    safe = quantize_static_model(
+        digits_onnx, tmp_path / "r.onnx", data.x_train[:200], reduce_range=True, **common
+    )
+    u8u8 = quantize_static_model(
+        digits_onnx, tmp_path / "u.onnx", data.x_train[:200], weight_type="uint8", **common
+    )
+    feeds = {describe(digits_onnx).inputs[0].name: data.x_test[:64]}
+    before, after = pair_sums(plain.output_path, feeds), pair_sums(safe.output_path, feeds)
+    assert [r.op_type for r in before] == ["Conv", "Conv", "Conv", "Gemm"]
+    first = before[0]
+    assert first.overflow_fraction > 0.01 and first.max_abs > 32767
+    assert sum(first.histogram) == first.pairs
+    assert all(r.overflow == 0 and r.max_abs <= 32767 for r in after)
+    assert pair_sums(u8u8.output_path, feeds) == []  # U8U8: nothing to saturate
+    assert "outside int16" in first.summary()
+
+
+def test_dynamic_records_its_types(digits_onnx: Path, tmp_path: Path) -> None:
+    res = quantize_dynamic_model(digits_onnx, tmp_path / "d.onnx", target_isa="x86-no-vnni")
+    assert res.types.short == "u8/s8, reduce_range" and res.details["reduce_range"] is True
+    assert res.types.chosen_by == "auto"
+    assert choose_types(target_isa="arm64", dynamic=True).short == "u8/s8"  # uint8 at run time
+    with pytest.raises(QuantizeError, match="dynamic"):
+        choose_types("int8", dynamic=True)

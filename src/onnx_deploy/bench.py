@@ -21,13 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onnx_deploy.cpu import cpu_info
 from onnx_deploy.runtime import Predictor, check_inputs
 
 if TYPE_CHECKING:
     import torch
-
-INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "avx512_bf16", "asimddp", "i8mm")
-_CPU_FLAGS = ("avx2", "fma", "avx512f", *INT8_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -64,38 +62,6 @@ class BenchmarkResult:
         d = asdict(self)
         d["throughput"] = self.throughput
         return d
-
-
-def cpu_info() -> dict[str, Any]:
-    """CPU model, core counts and the flags that decide INT8/BF16 speed."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip().lower()
-                if key in ("model name", "hardware") and value.strip():
-                    model = value.strip()
-                elif key in ("flags", "features"):
-                    flags.update(value.split())
-                    break
-    except OSError:
-        pass
-    physical = None
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False)
-    except Exception:
-        pass
-    return {
-        "model": model,
-        "arch": platform.machine(),
-        "logical_cpus": os.cpu_count(),
-        "physical_cores": physical,
-        "flags": sorted(f for f in _CPU_FLAGS if f in flags),
-        "int8_features": sorted(f for f in INT8_FLAGS if f in flags),
-    }
 
 
 def _version(dist: str) -> str | None:

@@ -188,6 +188,10 @@ def _load_array(path: str) -> Any:
     return np.load(path)
 
 
+def _auto(value: str) -> str | None:
+    return None if value == "auto" else value
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
     from onnx_deploy.quantize import (
         QuantizeError,
@@ -214,18 +218,20 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             raise QuantizeError(
                 "static quantization needs --calibration (a .npy/.npz file or an image folder)"
             )
-        act = None if args.activation_type == "auto" else args.activation_type
         result = quantize_static_model(
-            src, output, args.calibration, activation_type=act, weight_type=args.weight_type,
-            per_channel=not args.per_tensor, quant_format=args.format,
-            calibration_method=args.calibration_method, calibration_size=args.calibration_size,
+            src, output, args.calibration, activation_type=_auto(args.activation_type),
+            weight_type=_auto(args.weight_type), reduce_range=args.reduce_range,
+            target_isa=_auto(args.target_isa), per_channel=not args.per_tensor,
+            quant_format=args.format, calibration_method=args.calibration_method,
+            calibration_size=args.calibration_size,
             nodes_to_exclude=[n for n in (args.exclude or "").split(",") if n], **common,
         )  # fmt: skip
     elif args.method == "dynamic":
         op_types = None if args.op_types == "all" else tuple(args.op_types.split(","))
         result = quantize_dynamic_model(
-            src, output, op_types=op_types, weight_type=args.weight_type, **common
-        )
+            src, output, op_types=op_types, weight_type=_auto(args.weight_type),
+            reduce_range=args.reduce_range, target_isa=_auto(args.target_isa), **common,
+        )  # fmt: skip
     else:
         result = convert_fp16(src, output, **common)
     _emit(args, result)
@@ -389,6 +395,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from onnx_deploy.cpu import ISAS  # standard library only
+
     p = argparse.ArgumentParser(
         prog="onnx-deploy",
         description="Take a PyTorch model to a validated ONNX deployment.",
@@ -511,9 +519,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--activation-type",
         choices=("auto", "uint8", "int8"),
         default="auto",
-        help="auto: uint8 on x86, int8 on ARM",
+        help="auto: from the target CPU (uint8 on x86, int8 on ARM; see `onnx-deploy doctor`)",
     )
-    q.add_argument("--weight-type", choices=("int8", "uint8"), default="int8")
+    q.add_argument(
+        "--weight-type",
+        choices=("auto", "int8", "uint8"),
+        default="auto",
+        help="auto: int8 (uint8 weights also avoid saturation on x86 without VNNI, slower)",
+    )
+    q.add_argument(
+        "--reduce-range",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="7-bit weights; default: on for x86 without VNNI, where int8 weights saturate",
+    )
+    q.add_argument(
+        "--target-isa",
+        choices=("auto", *ISAS),
+        default="auto",
+        help="the CPU the model will run on (default: this one); x86-no-vnni makes a file "
+        "that is safe on every x86 CPU",
+    )
     q.add_argument(
         "--per-tensor", action="store_true", help="per-tensor instead of per-channel weights"
     )

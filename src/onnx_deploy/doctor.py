@@ -8,7 +8,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from onnx_deploy.bench import _version, cpu_info
+from onnx_deploy.bench import _version
+from onnx_deploy.cpu import cpu_info, int8_profile
 
 PACKAGES = (
     "torch",
@@ -95,6 +96,23 @@ def _tensorrt() -> Check:
     return Check("tensorrt", "ok", f"TensorRT {trt.__version__}")
 
 
+def _cpu_checks() -> list[Check]:
+    """The CPU, and what INT8 will do on it (the same table ``quantize`` chooses from)."""
+    cpu = cpu_info()
+    profile = int8_profile()
+    features = ", ".join(profile.features) or "none of VNNI/AMX/dot-product"
+    status = "warn" if profile.u8s8_saturates else "ok"
+    return [
+        Check("cpu", "info", f"{cpu['model']} ({cpu['arch']}, {cpu['logical_cpus']} logical CPUs)"),
+        Check(
+            "cpu int8",
+            status,
+            f"{profile.isa} ({features}): quantize with {profile.types}; {profile.reason}",
+        ),
+        Check("int8 speed", "warn" if profile.u8s8_saturates else "info", profile.expectation),
+    ]
+
+
 def run_doctor(probe_torch: bool = True) -> DoctorReport:
     """Collect every check. ``probe_torch=False`` skips importing torch (faster)."""
     checks = []
@@ -136,18 +154,5 @@ def run_doctor(probe_torch: bool = True) -> DoctorReport:
     if probe_torch:
         checks.append(_torch_cuda())
     checks.append(_tensorrt())
-    cpu = cpu_info()
-    int8 = cpu["int8_features"]
-    checks.append(
-        Check("cpu", "info", f"{cpu['model']} ({cpu['arch']}, {cpu['logical_cpus']} logical CPUs)")
-    )
-    checks.append(
-        Check(
-            "cpu int8",
-            "ok" if int8 else "warn",
-            ", ".join(int8)
-            if int8
-            else "no VNNI/AMX/dot-product: INT8 may be slower than FP32 here",
-        )
-    )
+    checks += _cpu_checks()
     return DoctorReport(tuple(checks))

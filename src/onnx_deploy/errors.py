@@ -56,4 +56,9 @@ class QuantizeError(OnnxDeployError):
 
 
 class QuantizationWarning(UserWarning):
-    """A quantization choice known to be slow or lossy (dynamic INT8 on convolutions)."""
+    """A quantization choice known to be slow or lossy: dynamic INT8 on convolutions, or
+    int8 weights without reduce_range for a CPU without VNNI (saturation)."""
+
+
+class EmulationError(OnnxDeployError):
+    """A model could not be run on an emulated CPU (QEMU missing, or the run failed)."""
