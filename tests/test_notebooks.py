@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -10,7 +12,15 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from onnx_deploy.notebooks import find_notebooks, format_table, key_figures, main, run_all
+from onnx_deploy.notebooks import (
+    LineProgress,
+    find_notebooks,
+    format_table,
+    kernel_manager_class,
+    key_figures,
+    main,
+    run_all,
+)
 
 NOTEBOOKS = find_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
 IGNORE = re.compile(r"^\s*#\s*NBVAL_(IGNORE_OUTPUT|SKIP)\s*$", re.M)
@@ -102,3 +112,32 @@ def test_runner_summarises_and_names_the_failing_cell(tmp_path: Path, capsys) ->
     assert main(["run", "--notebooks", str(src), "--out-dir", str(out), "--device", "cpu"]) == 1
     printed = capsys.readouterr()
     assert "notebook" in printed.out and "FAILED 02_bad.ipynb" in printed.err
+
+
+def test_progress_and_no_kernel_noise(tmp_path: Path, capfd) -> None:
+    src = tmp_path / "nbs"
+    src.mkdir()
+    _tiny_notebook(src / "01_ok.ipynb", fail=False)
+    run_all(src, tmp_path / "executed", device="cpu")
+    out, err = capfd.readouterr()
+    assert re.search(r"cell (\d+)/\1, \d\d:\d\d elapsed", out), out  # the last cell of N
+    assert "without encryption" not in err + out
+
+
+def test_progress_in_a_log_is_one_line_per_change() -> None:
+    log = io.StringIO()  # not a terminal
+    progress = LineProgress(log)
+    for text in (
+        "\r  cell 1/5, 00:00 elapsed",
+        "\r  cell 1/5, 00:00 elapsed",
+        "\r  cell 3/5, 00:02 elapsed",
+        "\n",
+    ):
+        progress.write(text)
+    assert log.getvalue() == "  cell 1/5, 00:00 elapsed\n  cell 3/5, 00:02 elapsed\n"
+
+
+def test_kernels_use_ipc_sockets_at_an_absolute_path() -> None:
+    manager = kernel_manager_class()(kernel_name="python3")
+    if os.name != "nt":
+        assert manager.transport == "ipc" and os.path.isabs(manager.ip)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -72,7 +73,67 @@ def _failure(exc: Exception) -> str:
     return f"{where}{ename}: {evalue}"
 
 
-def run_one(path: Path, out_dir: Path, device: str, parameters: dict[str, Any]) -> NotebookRun:
+class LineProgress:
+    """A file for tqdm: on a terminal the bar redraws in place; in a log (CI, a pipe) each
+    change becomes one line, without the carriage returns a log cannot show."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last = ""
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").replace("\x1b[A", "").rstrip()
+        if line.strip() and line != self._last:
+            self._last = line
+            self.stream.write(("\r" + line) if self.tty else (line + "\n"))
+        elif not line and "\n" in text and self.tty:
+            self.stream.write("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress_options(stream: Any = None) -> dict[str, Any]:
+    """papermill's ``progress_bar`` options: cell k of N and elapsed time, per notebook."""
+    return {
+        "file": LineProgress(stream),
+        "bar_format": "  cell {n_fmt}/{total_fmt}, {elapsed} elapsed",
+        "mininterval": 1.0,
+        "ascii": True,
+    }
+
+
+def kernel_manager_class() -> type:
+    """Kernels on IPC sockets where the OS has them: ipykernel's "running over TCP
+    without encryption" warning, printed once per notebook, goes away with its cause."""
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
+    from traitlets import CaselessStrEnum, default
+
+    if os.name == "nt":
+        return AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            # an absolute socket path: the kernel's working directory is the notebook's
+            # folder, the client's is not, so a relative one would not meet
+            folder = Path(jupyter_runtime_dir())
+            folder.mkdir(parents=True, exist_ok=True)
+            return str(folder / f"onnx-deploy-{uuid.uuid4().hex[:12]}-ipc")
+
+    return IPCKernelManager
+
+
+def run_one(
+    path: Path, out_dir: Path, device: str, parameters: dict[str, Any], progress: bool = True
+) -> NotebookRun:
     import nbformat
     import papermill as pm
 
@@ -85,8 +146,9 @@ def run_one(path: Path, out_dir: Path, device: str, parameters: dict[str, Any]) 
             parameters={"device": device, **parameters},
             kernel_name=KERNEL,
             cwd=str(path.parent),
-            progress_bar=False,
+            progress_bar=progress_options() if progress else False,
             log_output=False,
+            kernel_manager_class=kernel_manager_class(),
         )
     except Exception as e:  # papermill wraps the failing cell's error
         return NotebookRun(
@@ -134,6 +196,7 @@ def refresh(folder: Path, timeout: int = 600) -> None:
             nb,
             timeout=timeout,
             kernel_name=KERNEL,
+            kernel_manager_class=kernel_manager_class(),
             resources={"metadata": {"path": str(path.parent)}},
         ).execute()
         nb.metadata.pop("papermill", None)
