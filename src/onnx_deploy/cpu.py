@@ -52,6 +52,13 @@ _NUMPY_FEATURES = {
 }
 
 
+def types_label(activation_type: str, weight_type: str, reduce_range: bool) -> str:
+    """``("uint8", "int8", True)`` -> ``"u8/s8, reduce_range"``."""
+    short = {"uint8": "u8", "int8": "s8"}
+    text = f"{short[activation_type]}/{short[weight_type]}"
+    return text + (", reduce_range" if reduce_range else "")
+
+
 @dataclass(frozen=True)
 class Int8Profile:
     """What INT8 means on one kind of CPU: the types to quantize with, and why.
@@ -73,9 +80,7 @@ class Int8Profile:
     @property
     def types(self) -> str:
         """Short form, e.g. ``u8/s8`` or ``u8/s8, reduce_range``."""
-        short = {"uint8": "u8", "int8": "s8"}
-        text = f"{short[self.activation_type]}/{short[self.weight_type]}"
-        return text + (", reduce_range" if self.reduce_range else "")
+        return types_label(self.activation_type, self.weight_type, self.reduce_range)
 
     def summary(self) -> str:
         features = f" ({', '.join(self.features)})" if self.features else ""

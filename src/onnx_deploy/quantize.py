@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from onnx_deploy._files import atomic_output, file_size, human_size
-from onnx_deploy.cpu import ISAS, int8_profile
+from onnx_deploy.cpu import ISAS, int8_profile, types_label
 from onnx_deploy.errors import InputMismatchError, QuantizationWarning, QuantizeError
 from onnx_deploy.modelinfo import graph_io, load_onnx
 from onnx_deploy.runtime import InputSpec, check_inputs
@@ -76,9 +76,7 @@ class TypeChoice:
 
     @property
     def short(self) -> str:
-        short = {"uint8": "u8", "int8": "s8"}
-        text = f"{short[self.activation_type]}/{short[self.weight_type]}"
-        return text + (", reduce_range" if self.reduce_range else "")
+        return types_label(self.activation_type, self.weight_type, self.reduce_range)
 
     def summary(self) -> str:
         return f"{self.short} for {self.isa} ({self.target}, {self.chosen_by}): {self.reason}"
