@@ -95,7 +95,12 @@ def test_static_int8_meets_the_accuracy_target(digits_onnx: Path, data, tmp_path
     assert res.details["activations"] == default_types()[0]
     assert res.types == choose_types() and res.details["reduce_range"] == res.types.reduce_range
     assert "types   " in res.summary() and res.types.isa in res.summary()
-    assert "quantize" in res.summary() and json.dumps(res.to_dict(), default=str)
+    text = res.summary()
+    assert "vs FP32 PASS" in text and f"{res.compression:.1f}x smaller" in text
+    assert f"accuracy_quantized {res.metrics['accuracy_quantized']:.4f}" in text
+    d = json.loads(json.dumps(res.to_dict()))  # plain JSON, no default= needed
+    assert d["output_path"] == str(out) and d["metrics"] == pytest.approx(res.metrics)
+    assert d["types"]["short"] == res.types.short and d["validation"]["ok"] is True
     assert _only(tmp_path) == ["int8.onnx"], "no pre-processed or temporary files left"
 
 

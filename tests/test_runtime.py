@@ -127,12 +127,14 @@ def test_predictor_wrong_name_and_count(tiny_onnx: Path) -> None:
         pred(x, x)
 
 
-def test_predictor_torch_tensor_hint(tiny_onnx: Path) -> None:
+def test_predictor_takes_torch_tensors(tiny_onnx: Path) -> None:
     import torch
 
     pred = Predictor(tiny_onnx, device="cpu")
-    with pytest.raises(InputMismatchError, match=r"numpy\(\)"):
-        pred(torch.zeros(2, 3, 16, 16))
+    x = torch.randn(2, 3, 16, 16)
+    np.testing.assert_array_equal(pred(x), pred(x.numpy()))  # converted, same answer
+    with pytest.raises(InputMismatchError, match="dtype float64"):
+        pred(x.double())  # converted, then checked like any array
 
 
 def test_predictor_splits_large_batches(tiny_onnx: Path) -> None:

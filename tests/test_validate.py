@@ -9,6 +9,7 @@ import torch
 from onnx import numpy_helper
 
 from onnx_deploy.errors import ValidationError
+from onnx_deploy.intermediates import intermediate_differences
 from onnx_deploy.validate import (
     PRESETS,
     Tolerance,
@@ -16,7 +17,6 @@ from onnx_deploy.validate import (
     compare_outputs,
     compare_torch_onnx,
     get_tolerance,
-    intermediate_differences,
 )
 
 RNG = np.random.default_rng(0)
@@ -115,14 +115,32 @@ def test_trivial_scale_is_flagged(tmp_path: Path) -> None:
     assert "proves little" in report.summary()
 
 
-def test_intermediate_differences(tiny_module, tmp_path: Path) -> None:
+class _ConvHead(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+def test_intermediate_differences(tmp_path: Path) -> None:
+    import onnx_ir as ir
+
     from onnx_deploy.export import export_model
 
+    torch.manual_seed(0)
     x = torch.randn(2, 3, 16, 16)
-    res = export_model(tiny_module, x, tmp_path / "m.onnx")
+    res = export_model(_ConvHead().eval(), x, tmp_path / "m.onnx")
     ranked = intermediate_differences(res.program, x, top=3)
-    assert 1 <= len(ranked) <= 3
-    assert all(isinstance(n, str) and d >= 0 for n, d in ranked)
-    assert ranked == sorted(ranked, key=lambda t: -t[1])
+    assert len(ranked) == 3 and ranked == sorted(ranked, key=lambda t: -t[1])
+    assert ranked[0][1] < 1e-5, f"a correct export matches everywhere: {ranked}"
+    # Break the exported graph after the conv: the verifier must point at the linear layer.
+    bias = res.program.model.graph.initializers["fc.bias"]
+    bias.const_value = ir.tensor(bias.const_value.numpy() + 1.0)
+    broken = dict(intermediate_differences(res.program, x, top=10))
+    assert max(broken, key=broken.get) == "linear"
+    assert broken["linear"] == pytest.approx(1.0, abs=1e-4) and broken["conv2d"] < 1e-5
     with pytest.raises(ValidationError):
         intermediate_differences(None, x)

@@ -5,10 +5,15 @@ function that needs them runs. Stages live in their own modules::
 
     from onnx_deploy.export import export_model        # torch -> ONNX
     from onnx_deploy.slim import slim_model            # onnxslim, checked
-    from onnx_deploy.validate import compare_torch_onnx, compare_onnx
-    from onnx_deploy.runtime import create_session, Predictor
+    from onnx_deploy.runners import OnnxRuntimeRunner, TorchRunner  # one interface per backend
+    from onnx_deploy.validate import compare           # any two runners
+    from onnx_deploy.bench import benchmark            # any runners, plain or interleaved
     from onnx_deploy.quantize import quantize_static_model, convert_fp16
-    from onnx_deploy.bench import benchmark_onnx, benchmark_torch
+    from onnx_deploy.pipeline import run_pipeline      # spec -> export -> slim -> validate -> bench
+
+``compare_torch_onnx``, ``compare_onnx``, ``runtime.Predictor``, ``benchmark_onnx`` and
+``benchmark_torch`` are thin wrappers over these. The inference side (runners on ONNX
+Runtime, inspect, bench of .onnx files) needs only numpy, onnx and onnxruntime.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from onnx_deploy.errors import (
     CheckpointError,
     ExportError,
     InputMismatchError,
+    MissingExtraError,
     ModelFileError,
     OnnxDeployError,
     OutputExistsError,
@@ -33,6 +39,7 @@ __all__ = [
     "CheckpointError",
     "ExportError",
     "InputMismatchError",
+    "MissingExtraError",
     "ModelFileError",
     "OnnxDeployError",
     "OutputExistsError",

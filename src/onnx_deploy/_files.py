@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from onnx_deploy.errors import OutputExistsError
 
@@ -66,7 +67,59 @@ def file_size(path: str | os.PathLike[str]) -> int:
     """Size of an ONNX model on disk including an external-data file beside it."""
     p = Path(path)
     total = p.stat().st_size
-    data = p.with_name(p.name + ".data")
+    data = p.with_name(p.name + EXTERNAL_DATA_SUFFIX)
     if data.exists():
         total += data.stat().st_size
     return total
+
+
+# protobuf cannot serialise a message of 2 GiB or more; keep a margin for the graph itself.
+PROTOBUF_LIMIT = 2 * 1024**3 - 64 * 1024**2
+EXTERNAL_DATA_SUFFIX = ".data"  # model.onnx -> model.onnx.data, as torch's exporter names it
+
+
+def over_protobuf_limit(model: Any) -> bool:
+    """Whether ``model`` (an ``onnx.ModelProto``) is too large to save as one file."""
+    try:
+        return int(model.ByteSize()) > PROTOBUF_LIMIT
+    except Exception:  # ByteSize itself can overflow past 2 GiB
+        return True
+
+
+def write_onnx(model: Any, path: str | os.PathLike[str], external_data: bool | None = None) -> bool:
+    """Save ``model`` to ``path`` (no existence checks: use inside ``atomic_output``).
+
+    The one external-data rule: weights go to ``NAME.onnx.data`` beside the file when
+    ``external_data`` is True, or when it is None and the model is over the protobuf
+    limit. Returns whether external data was written.
+    """
+    import onnx
+
+    p = Path(path)
+    if external_data is None:
+        external_data = over_protobuf_limit(model)
+    if external_data:
+        onnx.save_model(
+            model,
+            str(p),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=p.name + EXTERNAL_DATA_SUFFIX,
+            size_threshold=1024,
+        )
+    else:
+        onnx.save_model(model, str(p))
+    return bool(external_data)
+
+
+def save_onnx(
+    model: Any,
+    path: str | os.PathLike[str],
+    force: bool = False,
+    external_data: bool | None = None,
+) -> str:
+    """Save an ONNX model atomically, never overwriting without ``force``; see
+    ``write_onnx`` for when the weights go to an external ``.data`` file."""
+    with atomic_output(path, force=force) as tmp:
+        write_onnx(model, tmp, external_data)
+    return str(path)

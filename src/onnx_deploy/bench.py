@@ -1,14 +1,15 @@
 """Latency and throughput, measured soundly, with the environment recorded.
 
-Each measurement: ``warmup`` untimed runs (the first one's latency is kept, since it
-includes lazy allocation and kernel selection), then ``iters`` timed runs; we report
-median, p90, p99, mean, std, min and throughput (batch / median). PyTorch on CUDA is
-synchronised around every timed call. The ONNX Runtime half needs no torch.
+``benchmark`` times any runners (``onnx_deploy.runners``), one after the other or
+interleaved. Each measurement: ``warmup`` untimed runs (the first one's latency is kept,
+since it includes lazy allocation and kernel selection), then ``iters`` timed runs; we
+report median, p90, p99, mean, std, min and throughput (batch / median). Device work is
+synchronised after every timed call. The ONNX Runtime half needs no torch.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -22,7 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from onnx_deploy.cpu import cpu_info
-from onnx_deploy.runtime import Predictor, check_inputs
+from onnx_deploy.defaults import BENCH_ITERS, BENCH_WARMUP, INTERLEAVED_ROUNDS
+from onnx_deploy.feeds import batch_size_of
+from onnx_deploy.runners.base import Runner
+from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
+from onnx_deploy.specs import TensorSpec
 
 if TYPE_CHECKING:
     import torch
@@ -148,113 +153,133 @@ def summarize(
     )
 
 
-def benchmark_onnx(
-    model: str | os.PathLike[str] | Predictor,
+def _named(runners: Runner | Sequence[Runner] | Mapping[str, Runner]) -> dict[str, Runner]:
+    if isinstance(runners, Runner):
+        return {runners.name: runners}
+    if isinstance(runners, Mapping):
+        return dict(runners)
+    named: dict[str, Runner] = {}
+    for r in runners:
+        key = r.name if r.name not in named else f"{r.name} [{r.backend}/{r.device}]"
+        named[key] = r
+    return named
+
+
+def benchmark(
+    runners: Runner | Sequence[Runner] | Mapping[str, Runner],
     batch_size: int = 1,
-    warmup: int = 10,
-    iters: int = 50,
+    *,
+    inputs: Any = None,
+    warmup: int = BENCH_WARMUP,
+    iters: int = BENCH_ITERS,
+    rounds: int = 1,
+) -> list[BenchmarkResult]:
+    """Time any runners on the same-sized inputs; one result per runner.
+
+    ``inputs``: one batch every runner takes (an array, tuple or dict), or None for
+    random inputs of ``batch_size``. ``rounds=1`` times each runner in turn (``warmup``
+    untimed calls, then ``iters`` timed ones); ``rounds>1`` interleaves them: after the
+    warm-up, the runners take turns, ``iters // rounds`` calls each per round, so a slow
+    spell of a shared machine is spread over all of them. A mapping names the results.
+    Each timed call is what the runner's ``timed_call`` prepared: inputs checked and
+    placed once, device work synchronised after each call.
+    """
+    named = _named(runners)
+    with contextlib.ExitStack() as stack:
+        for runner in named.values():
+            stack.enter_context(runner)
+        calls, sizes = {}, {}
+        for key, runner in named.items():
+            feeds = (
+                runner.feeds(inputs) if inputs is not None else runner.example_inputs(batch_size)
+            )
+            sizes[key] = batch_size_of(feeds) or batch_size
+            calls[key] = runner.timed_call(feeds)
+        first, times = {}, {}
+        if rounds <= 1:
+            for key, runner in named.items():
+                first[key], times[key] = time_callable(
+                    calls[key], warmup, iters, runner.synchronize
+                )
+        else:
+            for key, runner in named.items():
+                first[key] = time_callable(calls[key], warmup, 1, runner.synchronize)[0]
+                times[key] = []
+            per_round = max(1, iters // rounds)
+            for _ in range(rounds):
+                for key, runner in named.items():
+                    times[key] += time_callable(calls[key], 0, per_round, runner.synchronize)[1]
+        env = collect_environment()
+        args = (warmup, first, times, sizes, env)
+        return [_result(key, runner, *args) for key, runner in named.items()]
+
+
+def _result(
+    key: str,
+    runner: Runner,
+    warmup: int,
+    first: dict[str, float],
+    times: dict[str, list[float]],
+    sizes: dict[str, int],
+    env: dict[str, Any],
+) -> BenchmarkResult:
+    return summarize(
+        key, runner.backend, runner.device, sizes[key], warmup, first[key], times[key],
+        env | runner.environment(),
+    )  # fmt: skip
+
+
+def benchmark_onnx(
+    model: str | os.PathLike[str] | Runner,
+    batch_size: int = 1,
+    warmup: int = BENCH_WARMUP,
+    iters: int = BENCH_ITERS,
     name: str | None = None,
     device: str = "auto",
     inputs: dict[str, np.ndarray] | None = None,
     **session_kwargs: Any,
 ) -> BenchmarkResult:
     """Time ONNX Runtime on random inputs (or ``inputs``) at ``batch_size``."""
-    pred = (
-        model if isinstance(model, Predictor) else Predictor(model, device=device, **session_kwargs)
+    runner = (
+        model if isinstance(model, Runner) else OnnxRuntimeRunner(model, device, **session_kwargs)
     )
-    feeds = inputs if inputs is not None else pred.example_inputs(batch_size=batch_size)
-    if pred.uses_cuda:
-
-        def run() -> Any:
-            return pred.run(feeds)
-    else:
-        check_inputs(pred.inputs, feeds)  # once, outside the timed loop
-        sess, names = pred.session, pred.output_names
-
-        def run() -> Any:
-            return sess.run(names, feeds)
-
-    first, times = time_callable(run, warmup, iters)
-    env = collect_environment()
-    env["providers"] = pred.providers
-    return summarize(
-        name or (os.path.basename(str(model)) if not isinstance(model, Predictor) else "onnx"),
-        "onnxruntime",
-        "cuda" if pred.uses_cuda else "cpu",
-        batch_size,
-        warmup,
-        first,
-        times,
-        env,
-    )
+    key = name or (runner.name if isinstance(model, Runner) else os.path.basename(str(model)))
+    return benchmark({key: runner}, batch_size, inputs=inputs, warmup=warmup, iters=iters)[0]
 
 
 def benchmark_onnx_interleaved(
-    models: Mapping[str, str | os.PathLike[str] | Predictor],
+    models: Mapping[str, str | os.PathLike[str] | Runner],
     batch_size: int = 1,
     warmup: int = 5,
-    iters: int = 50,
-    rounds: int = 5,
+    iters: int = BENCH_ITERS,
+    rounds: int = INTERLEAVED_ROUNDS,
     device: str = "cpu",
 ) -> list[BenchmarkResult]:
-    """Time several ONNX models side by side, alternating between them in ``rounds``.
-
-    On a shared or throttling machine, timing model A then model B lets a slow spell
-    land on one of them; alternating spreads it over all, so their ratio is fairer.
-    ``iters`` timed runs per model in total, split over ``rounds``.
-    """
-    preds = {
-        name: m if isinstance(m, Predictor) else Predictor(m, device=device)
+    """Time several ONNX models side by side, alternating between them in ``rounds``
+    (``benchmark`` with ``rounds > 1``)."""
+    runners = {
+        name: m if isinstance(m, Runner) else OnnxRuntimeRunner(m, device)
         for name, m in models.items()
     }
-    feeds = {name: p.example_inputs(batch_size=batch_size) for name, p in preds.items()}
-    calls: dict[str, Callable[[], Any]] = {}
-    for name, p in preds.items():
-        check_inputs(p.inputs, feeds[name])
-        calls[name] = functools.partial(p.session.run, p.output_names, feeds[name])
-    first = {name: time_callable(fn, warmup, 1)[0] for name, fn in calls.items()}
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    per_round = max(1, iters // max(1, rounds))
-    for _ in range(max(1, rounds)):
-        for name, fn in calls.items():
-            times[name] += time_callable(fn, 0, per_round)[1]
-    env = collect_environment()
-    return [
-        summarize(name, "onnxruntime", "cpu", batch_size, warmup, first[name], times[name], env)
-        for name in calls
-    ]
+    return benchmark(runners, batch_size, warmup=warmup, iters=iters, rounds=rounds)
 
 
 def benchmark_torch(
     module: torch.nn.Module,
     input_shape: Sequence[int],
     batch_size: int = 1,
-    warmup: int = 10,
-    iters: int = 50,
+    warmup: int = BENCH_WARMUP,
+    iters: int = BENCH_ITERS,
     name: str | None = None,
     device: str = "cpu",
 ) -> BenchmarkResult:
-    """Time PyTorch eager in inference mode; ``input_shape`` excludes the batch axis."""
-    import torch
+    """Time PyTorch eager in inference mode; ``input_shape`` excludes the batch axis.
+    The caller's module is not moved: a copy runs on another device."""
+    from onnx_deploy.runners.pytorch import TorchRunner
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    module = module.eval().to(device)
-    x = torch.randn((batch_size, *input_shape), device=device)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else None
-
-    def run() -> Any:
-        with torch.inference_mode():
-            return module(x)
-
-    first, times = time_callable(run, warmup, iters, sync=sync)
-    env = collect_environment()
-    env["torch_threads"] = torch.get_num_threads()
-    if device.startswith("cuda"):
-        env["gpu"] = torch.cuda.get_device_name()
-    return summarize(
-        name or type(module).__name__, "torch", device, batch_size, warmup, first, times, env
-    )
+    spec = TensorSpec("input", "float32", ("batch", *input_shape))
+    runner = TorchRunner(module, [spec], device=device, name=name or type(module).__name__)
+    return benchmark(runner, batch_size, warmup=warmup, iters=iters)[0]
 
 
 def sweep(
@@ -304,4 +329,26 @@ def comparison_table(results: Iterable[BenchmarkResult], baseline: str = "torch"
             f"{r['model']:<22}{r['batch']:>6}{base:>12}{r['backend']:>14}"
             f"{r['median_ms']:>9.2f}{r['p90_ms']:>9.2f}{speed:>10}"
         )
+    return "\n".join(lines)
+
+
+def relative_table(results: Iterable[BenchmarkResult]) -> str:
+    """Each runner's median latency relative to the first runner, per batch size
+    (>1 = faster than the first); empty when fewer than two runners were timed."""
+    results = list(results)
+    runners = {(r.name, r.backend, r.device) for r in results}
+    unique = len({name for name, _, _ in runners}) == len(runners)
+    timed = [(r.name if unique else f"{r.name} [{r.backend}/{r.device}]", r) for r in results]
+    names = list(dict.fromkeys(label for label, _ in timed))
+    if len(names) < 2:
+        return ""
+    first = names[0]
+    lines = [f"Relative to {first} (median latency ratio, >1 = faster):"]
+    for b in sorted({r.batch_size for _, r in timed}):
+        at_b = {label: r for label, r in timed if r.batch_size == b}
+        for name, r in at_b.items():
+            if name != first and first in at_b:
+                lines.append(
+                    f"  batch {b:<4} {name:<40} {at_b[first].median_ms / r.median_ms:.2f}x"
+                )
     return "\n".join(lines)

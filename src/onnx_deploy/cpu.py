@@ -94,91 +94,47 @@ class Int8Profile:
         return asdict(self) | {"types": self.types}
 
 
-PROFILES: dict[str, Int8Profile] = {
-    p.isa: p
-    for p in (
-        Int8Profile(
-            isa="x86-amx",
-            title="x86-64 with AMX and VNNI",
-            activation_type="uint8",
-            weight_type="int8",
-            reduce_range=False,
-            u8s8_saturates=False,
-            reason=(
-                "AMX and VNNI accumulate uint8 x int8 products in 32 bits (no saturation), "
-                "and U8S8 is ONNX Runtime's fast x86 path; int8 activations ran slower"
-            ),
-            expectation=(
-                "static INT8 ran resnet18 2.96x faster than FP32 with 1 thread, 1.87x with 2 "
-                "(Intel Xeon, Sapphire Rapids class); mobilenet_v3_small ran 0.65x: measure "
-                "depthwise-heavy nets"
-            ),
-        ),
-        Int8Profile(
-            isa="x86-vnni",
-            title="x86-64 with VNNI",
-            activation_type="uint8",
-            weight_type="int8",
-            reduce_range=False,
-            u8s8_saturates=False,
-            reason=(
-                "VNNI (VPDPBUSD) accumulates uint8 x int8 products in 32 bits (no "
-                "saturation), and U8S8 is ONNX Runtime's fast x86 path; int8 activations "
-                "and uint8 weights ran slower"
-            ),
-            expectation=(
-                "static INT8 ran resnet18 3.4x faster than FP32 with 1 thread, 1.9-2.2x "
-                "with 2; uint8 weights 1.4x, int8 activations 1.3x (AMD EPYC Zen 4, "
-                "AVX-512 VNNI)"
-            ),
-        ),
-        Int8Profile(
-            isa="x86-no-vnni",
-            title="x86-64 without VNNI",
-            activation_type="uint8",
-            weight_type="int8",
-            reduce_range=True,
-            u8s8_saturates=True,
-            reason=(
-                "without VNNI the U8S8 kernels use VPMADDUBSW, whose 16-bit pair sums "
-                "saturate; 7-bit weights (reduce_range) keep every sum in range on the same "
-                "fast kernel"
-            ),
-            expectation=(
-                "U8S8 can saturate: digits INT8 u8/s8 fell to 97.6% (FP32 98.2%, 99.1% "
-                "agreement), 98.2% with reduce_range (measured on an emulated AMD EPYC-Rome, "
-                "AVX2; a real AMD EPYC AVX2 machine gave the same figures). Expect no speed-up "
-                "on conv nets: resnet18 u8/s8 1.01x FP32 was reported on that real machine"
-            ),
-        ),
-        Int8Profile(
-            isa="arm64",
-            title="ARM64",
-            activation_type="int8",
-            weight_type="int8",
-            reduce_range=False,
-            u8s8_saturates=False,
-            reason=(
-                "onnxruntime's quantization docs recommend S8S8 on ARM; SDOT/SMMLA "
-                "(asimddp, i8mm) accumulate in 32 bits"
-            ),
-            expectation=(
-                "not measured by this project (no ARM machine): benchmark INT8 against "
-                "FP32 on the target"
-            ),
-        ),
-        Int8Profile(
-            isa="other",
-            title="an unrecognised CPU",
-            activation_type="int8",
-            weight_type="int8",
-            reduce_range=False,
-            u8s8_saturates=False,
-            reason="no measured row for this architecture: onnxruntime's default types",
-            expectation="not measured by this project: benchmark INT8 against FP32 on the target",
-        ),
-    )
+_TYPES = (  # isa, title, activations, weights, reduce_range, u8s8_saturates
+    ("x86-amx", "x86-64 with AMX and VNNI", "uint8", "int8", False, False),
+    ("x86-vnni", "x86-64 with VNNI", "uint8", "int8", False, False),
+    ("x86-no-vnni", "x86-64 without VNNI", "uint8", "int8", True, True),
+    ("arm64", "ARM64", "int8", "int8", False, False),
+    ("other", "an unrecognised CPU", "int8", "int8", False, False),
+)
+_WHY: dict[str, tuple[str, str]] = {  # isa: (reason, expectation)
+    "x86-amx": (
+        "AMX and VNNI accumulate uint8 x int8 products in 32 bits (no saturation), and "
+        "U8S8 is ONNX Runtime's fast x86 path; int8 activations ran slower",
+        "static INT8 ran resnet18 2.96x faster than FP32 with 1 thread, 1.87x with 2 "
+        "(Intel Xeon, Sapphire Rapids class); mobilenet_v3_small ran 0.65x: measure "
+        "depthwise-heavy nets",
+    ),
+    "x86-vnni": (
+        "VNNI (VPDPBUSD) accumulates uint8 x int8 products in 32 bits (no saturation), "
+        "and U8S8 is ONNX Runtime's fast x86 path; int8 activations and uint8 weights "
+        "ran slower",
+        "static INT8 ran resnet18 3.4x faster than FP32 with 1 thread, 1.9-2.2x with 2;"
+        " uint8 weights 1.4x, int8 activations 1.3x (AMD EPYC Zen 4, AVX-512 VNNI)",
+    ),
+    "x86-no-vnni": (
+        "without VNNI the U8S8 kernels use VPMADDUBSW, whose 16-bit pair sums saturate;"
+        " 7-bit weights (reduce_range) keep every sum in range on the same fast kernel",
+        "U8S8 can saturate: digits INT8 u8/s8 fell to 97.6% (FP32 98.2%, 99.1% "
+        "agreement), 98.2% with reduce_range (measured on an emulated AMD EPYC-Rome, "
+        "AVX2; a real AMD EPYC AVX2 machine gave the same figures). Expect no speed-up "
+        "on conv nets: resnet18 u8/s8 1.01x FP32 was reported on that real machine",
+    ),
+    "arm64": (
+        "onnxruntime's quantization docs recommend S8S8 on ARM; SDOT/SMMLA (asimddp, "
+        "i8mm) accumulate in 32 bits",
+        "not measured by this project (no ARM machine): benchmark INT8 against FP32 on the target",
+    ),
+    "other": (
+        "no measured row for this architecture: onnxruntime's default types",
+        "not measured by this project: benchmark INT8 against FP32 on the target",
+    ),
 }
+PROFILES: dict[str, Int8Profile] = {row[0]: Int8Profile(*row, *_WHY[row[0]]) for row in _TYPES}
 ISAS = tuple(PROFILES)
 
 

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
+
+from onnx_deploy.extras import require
+
+torch = require("torch", "onnx_deploy.digits (the digits CNN)")
+nn = torch.nn
 
 CHECKPOINT = Path(__file__).with_name("data") / "digits_cnn.pt"
 INPUT_SHAPE = (1, 8, 8)
@@ -59,7 +62,7 @@ class DigitsData:
 
 def load_digits_split(test_fraction: float = 0.25, seed: int = SPLIT_SEED) -> DigitsData:
     """The fixed, stratified train/test split every notebook and test uses."""
-    from sklearn.datasets import load_digits
+    load_digits = require("sklearn.datasets", "the digits dataset").load_digits
     from sklearn.model_selection import train_test_split
 
     bunch = load_digits()

@@ -10,6 +10,7 @@ from typing import Any
 
 from onnx_deploy.bench import _version
 from onnx_deploy.cpu import cpu_info, int8_profile
+from onnx_deploy.extras import install_hint
 
 PACKAGES = (
     "torch",
@@ -71,7 +72,9 @@ def _torch_cuda() -> Check:
     try:
         import torch
     except Exception as e:
-        return Check("torch cuda", "missing", f"torch does not import ({e}); pip install torch")
+        return Check(
+            "torch cuda", "missing", f"torch does not import ({e}); {install_hint('torch')}"
+        )
     if torch.cuda.is_available():
         return Check(
             "torch cuda", "ok", f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
@@ -121,7 +124,7 @@ def run_doctor(probe_torch: bool = True) -> DoctorReport:
         if v:
             checks.append(Check(pkg, "ok", v))
         elif pkg != "onnxruntime":
-            checks.append(Check(pkg, "missing", f"pip install {pkg}"))
+            checks.append(Check(pkg, "missing", install_hint(pkg.replace("-", "_"))))
     if _version("onnxruntime") and _version("onnxruntime-gpu"):
         checks.append(
             Check(
@@ -134,7 +137,7 @@ def run_doctor(probe_torch: bool = True) -> DoctorReport:
     try:
         import onnxruntime as ort
 
-        from onnx_deploy.runtime import working_providers
+        from onnx_deploy.sessions import working_providers
 
         available = list(ort.get_available_providers())
         working = list(working_providers())

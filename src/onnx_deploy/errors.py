@@ -62,3 +62,7 @@ class QuantizationWarning(UserWarning):
 
 class EmulationError(OnnxDeployError):
     """A model could not be run on an emulated CPU (QEMU missing, or the run failed)."""
+
+
+class MissingExtraError(OnnxDeployError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""

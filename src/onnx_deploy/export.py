@@ -30,20 +30,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from onnx_deploy._files import atomic_output, file_size, human_size
+from onnx_deploy._files import PROTOBUF_LIMIT, atomic_output, file_size, human_size
+from onnx_deploy.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET, MIN_OPSET
 from onnx_deploy.errors import ExportError
-from onnx_deploy.modelinfo import TensorSpec, default_opset, graph_io
+from onnx_deploy.modelinfo import default_opset, graph_io
+from onnx_deploy.specs import TensorSpec
 
 if TYPE_CHECKING:
     import torch
 
 Exporter = Literal["dynamo", "torchscript"]
 
-DEFAULT_OPSET = 20
-MIN_OPSET = 18
-DEFAULT_MAX_BATCH = 1024
-# protobuf cannot serialise a message over 2 GiB: bigger models need external data.
-_PROTOBUF_LIMIT = 2 * 1024**3 - 64 * 1024**2
+__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_OPSET", "MIN_OPSET", "ExportResult", "export_model"]
 
 
 @dataclass(frozen=True)
@@ -225,8 +223,11 @@ def export_model(
     unless the weights are too large for protobuf's 2 GiB limit.
     """
     import onnx
-    import torch
 
+    from onnx_deploy.extras import require
+
+    torch = require("torch", "exporting to ONNX")
+    require("onnxscript", "the dynamo exporter")
     if exporter not in ("dynamo", "torchscript"):
         raise ExportError(f"exporter must be 'dynamo' or 'torchscript', got {exporter!r}")
     if opset < MIN_OPSET:
@@ -256,7 +257,7 @@ def export_model(
 
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     if external_data is None:
-        external_data = param_bytes > _PROTOBUF_LIMIT
+        external_data = param_bytes > PROTOBUF_LIMIT
         if external_data:
             notes.append("weights over 2 GiB: written to an external .data file")
 

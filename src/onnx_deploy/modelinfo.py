@@ -10,28 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from onnx_deploy._files import file_size, human_size
 from onnx_deploy.errors import ModelFileError
+from onnx_deploy.specs import Dim, TensorSpec, from_onnx
+
+__all__ = ["ModelInfo", "TensorSpec", "default_opset", "describe", "graph_io", "load_onnx"]
 
 if TYPE_CHECKING:
     import onnx
-
-Dim = int | str | None
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One graph input or output. A ``str`` dim is symbolic (dynamic), ``None`` unknown."""
-
-    name: str
-    dtype: str
-    shape: tuple[Dim, ...]
-
-    @property
-    def dynamic_axes(self) -> tuple[int, ...]:
-        return tuple(i for i, d in enumerate(self.shape) if not isinstance(d, int))
-
-    def __str__(self) -> str:
-        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
-        return f"{self.name}: {self.dtype}[{dims}]"
 
 
 @dataclass(frozen=True)
@@ -64,15 +48,6 @@ class ModelInfo:
         return asdict(self)
 
 
-def _elem_type_name(elem_type: int) -> str:
-    import onnx
-
-    try:
-        return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
-    except Exception:  # bfloat16, float8 and friends have no numpy dtype
-        return onnx.TensorProto.DataType.Name(elem_type).lower()
-
-
 def _spec(value_info: onnx.ValueInfoProto) -> TensorSpec:
     tt = value_info.type.tensor_type
     dims: list[Dim] = []
@@ -83,7 +58,7 @@ def _spec(value_info: onnx.ValueInfoProto) -> TensorSpec:
             dims.append(d.dim_param)
         else:
             dims.append(None)
-    return TensorSpec(value_info.name, _elem_type_name(tt.elem_type), tuple(dims))
+    return TensorSpec(value_info.name, from_onnx(tt.elem_type), tuple(dims))
 
 
 def load_onnx(path: str | os.PathLike[str], load_external_data: bool = True) -> onnx.ModelProto:

@@ -41,13 +41,10 @@ def find_notebooks(folder: str | Path) -> list[Path]:
 
 
 def detect_device() -> str:
-    """``cuda`` where torch sees a GPU, else ``cpu``."""
-    try:
-        import torch
+    """``cuda`` where torch sees a GPU, else ``cpu`` (``device.resolve_device``)."""
+    from onnx_deploy.device import resolve_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except Exception:
-        return "cpu"
+    return resolve_device("auto", backend="torch")
 
 
 def key_figures(nb: Any) -> dict[str, Any]:

@@ -26,23 +26,26 @@ import io
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from onnx_deploy._files import atomic_output, file_size, human_size
+from onnx_deploy import defaults
+from onnx_deploy._files import atomic_output, file_size, human_size, write_onnx
+from onnx_deploy.calibration import calibration_reader
 from onnx_deploy.cpu import ISAS, int8_profile, types_label
-from onnx_deploy.errors import InputMismatchError, QuantizationWarning, QuantizeError
-from onnx_deploy.modelinfo import graph_io, load_onnx
-from onnx_deploy.runtime import InputSpec, check_inputs
-from onnx_deploy.validate import ValidationReport, compare_onnx
+from onnx_deploy.errors import QuantizationWarning, QuantizeError
+from onnx_deploy.feeds import as_batches, concatenate
+from onnx_deploy.modelinfo import load_onnx
+from onnx_deploy.runners.base import Runner
+from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
+from onnx_deploy.validate import ValidationReport, compare
 
 if TYPE_CHECKING:
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader
 
 
 QUANTIZED_OPS = frozenset(
@@ -51,8 +54,8 @@ QUANTIZED_OPS = frozenset(
         "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd",
     }
 )  # fmt: skip
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-TYPES = ("int8", "uint8")
+CALIBRATION_METHODS = defaults.CALIBRATION_METHODS
+TYPES = defaults.QUANT_TYPES
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,9 @@ class TypeChoice:
 
     def summary(self) -> str:
         return f"{self.short} for {self.isa} ({self.target}, {self.chosen_by}): {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"short": self.short}
 
 
 def choose_types(
@@ -163,132 +169,6 @@ def is_quantized(model: onnx.ModelProto) -> bool:
     return any(n.op_type in QUANTIZED_OPS for n in model.graph.node)
 
 
-# --- calibration data --------------------------------------------------------------------
-
-
-def _load_images(
-    folder: Path, spec: InputSpec, preprocess: Callable[[Any], np.ndarray] | None
-) -> np.ndarray:
-    from PIL import Image
-
-    files = sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")
-    )
-    if not files:
-        raise QuantizeError(f"{folder} has no .png/.jpg/.jpeg/.bmp images to calibrate with")
-    if preprocess is None:
-        if len(spec.shape) != 4 or not all(isinstance(d, int) for d in spec.shape[2:]):
-            raise QuantizeError(
-                f"cannot infer an image size from input {spec.describe()}; pass preprocess=..."
-            )
-        channels, height, width = spec.shape[1], spec.shape[2], spec.shape[3]
-
-        def preprocess(img: Any) -> np.ndarray:
-            img = img.convert("L" if channels == 1 else "RGB").resize((width, height))
-            arr = np.asarray(img, dtype=np.float32) / 255.0
-            return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-
-    return np.stack([preprocess(Image.open(f)) for f in files]).astype(np.float32)
-
-
-def _as_feeds(
-    data: Any, specs: Sequence[InputSpec], preprocess: Callable[[Any], np.ndarray] | None
-) -> list[dict[str, np.ndarray]]:
-    """Normalise calibration data into a list of feed dicts (one per batch)."""
-    names = [s.name for s in specs]
-    if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
-        if path.is_dir():
-            data = _load_images(path, specs[0], preprocess)
-        elif path.suffix == ".npy":
-            data = np.load(path)
-        elif path.suffix == ".npz":
-            with np.load(path) as npz:
-                data = {k: npz[k] for k in npz.files}
-            if len(specs) == 1 and names[0] not in data and len(data) == 1:
-                data = next(iter(data.values()))
-        else:
-            raise QuantizeError(
-                f"{path}: calibration data must be a .npy, .npz or a folder of images"
-            )
-    if isinstance(data, np.ndarray):
-        if len(specs) != 1:
-            raise QuantizeError(f"the model has {len(specs)} inputs {names}; pass a dict of arrays")
-        return [{names[0]: data[i : i + 1]} for i in range(len(data))]
-    if isinstance(data, Mapping):
-        lengths = {len(v) for v in data.values()}
-        if len(lengths) > 1:
-            raise QuantizeError(f"calibration arrays have different lengths: {sorted(lengths)}")
-        n = lengths.pop() if lengths else 0
-        return [{k: np.asarray(v)[i : i + 1] for k, v in data.items()} for i in range(n)]
-    if isinstance(data, Iterable):
-        feeds = []
-        for item in data:
-            if isinstance(item, Mapping):
-                feeds.append(dict(item))
-            elif len(specs) == 1:
-                feeds.append({names[0]: np.asarray(item)})
-            else:
-                feeds.append(dict(zip(names, item, strict=True)))
-        return feeds
-    raise QuantizeError(f"cannot calibrate with a {type(data).__name__}")
-
-
-class ArrayCalibrationReader:
-    """A ``CalibrationDataReader`` over in-memory batches, checked against the model.
-
-    Build it with ``calibration_reader(model, data)``; it can be rewound with
-    ``rewind()`` so one set of data calibrates several variants.
-    """
-
-    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
-        self.feeds = feeds
-        self._it: Iterator[dict[str, np.ndarray]] = iter(feeds)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._it, None)
-
-    def rewind(self) -> None:
-        self._it = iter(self.feeds)
-
-    def __len__(self) -> int:
-        return len(self.feeds)
-
-
-def calibration_reader(
-    model: str | os.PathLike[str] | onnx.ModelProto,
-    data: Any,
-    limit: int | None = None,
-    preprocess: Callable[[Any], np.ndarray] | None = None,
-) -> CalibrationDataReader:
-    """Calibration batches for ``model`` from arrays, a dict, an iterable, ``.npy``/``.npz``
-    or a folder of images, keyed by the model's own input names and checked for shape
-    and dtype. ``limit`` keeps the first N samples."""
-    from onnxruntime.quantization import CalibrationDataReader
-
-    proto = load_onnx(model, load_external_data=False) if not hasattr(model, "graph") else model
-    inputs, _ = graph_io(proto)
-    specs = [InputSpec(t.name, np.dtype(t.dtype), t.shape) for t in inputs]
-    feeds = _as_feeds(data, specs, preprocess)
-    if limit is not None:
-        feeds = feeds[:limit]
-    if not feeds:
-        raise QuantizeError(
-            "the calibration set is empty; pass at least one sample (100-500 is typical)"
-        )
-    try:
-        check_inputs(specs, feeds[0])
-        for f in feeds[1:]:
-            check_inputs(specs, f)
-    except InputMismatchError as e:
-        raise QuantizeError(f"calibration data does not fit the model: {e}") from e
-
-    class _Reader(ArrayCalibrationReader, CalibrationDataReader):
-        pass
-
-    return _Reader(feeds)
-
-
 # --- results -------------------------------------------------------------------------------
 
 
@@ -338,6 +218,8 @@ class QuantizeResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["compression"] = self.compression
+        d["validation"] = None if self.validation is None else self.validation.to_dict()
+        d["types"] = None if self.types is None else self.types.to_dict()
         return d
 
 
@@ -371,17 +253,14 @@ def node_names(model: str | os.PathLike[str], op_types: Sequence[str] | None = N
     return [n.name for n in proto.graph.node if op_types is None or n.op_type in op_types]
 
 
-def _task_metrics(
-    reference: str | os.PathLike[str], candidate: Path, inputs: Sequence[Any], labels: np.ndarray
+def task_metrics(
+    reference: Runner, candidate: Runner, inputs: Any, labels: np.ndarray
 ) -> dict[str, float]:
-    from onnx_deploy.runtime import Predictor
-
-    ref, cand = Predictor(reference, device="cpu"), Predictor(candidate, device="cpu")
-    x = np.concatenate(
-        [np.asarray(b if not isinstance(b, Mapping) else next(iter(b.values()))) for b in inputs]
-    )
-    r, c = ref(x), cand(x)
-    r, c = (r[0], c[0]) if isinstance(r, tuple) else (r, c)
+    """Accuracy of both models on labelled ``inputs`` (first output, argmax over axis 1)
+    and how often their top-1 answers agree."""
+    feeds = concatenate(as_batches(inputs, reference.inputs))
+    r = reference.infer(feeds)[reference.output_names[0]]
+    c = candidate.infer(feeds)[candidate.output_names[0]]
     labels = np.asarray(labels)
     if len(labels) != len(r):
         raise QuantizeError(f"{len(labels)} labels for {len(r)} validation samples")
@@ -395,20 +274,25 @@ def _task_metrics(
 def _finish(
     input_path: str | os.PathLike[str],
     tmp: Path,
+    output_path: str | os.PathLike[str],
     precision: str,
     validate: bool,
-    validation_inputs: Sequence[Any] | None,
+    validation_inputs: Any,
     labels: np.ndarray | None,
 ) -> tuple[ValidationReport | None, dict[str, float]]:
     """Validate the written temporary model against its parent (before it is moved in)."""
-    report = None
-    if validate:
-        report = compare_onnx(input_path, tmp, inputs=validation_inputs, precision=precision)
-    metrics = {}
-    if labels is not None:
-        if validation_inputs is None:
-            raise QuantizeError("labels need validation_inputs (the samples they label)")
-        metrics = _task_metrics(input_path, tmp, validation_inputs, labels)
+    if labels is not None and validation_inputs is None:
+        raise QuantizeError("labels need validation_inputs (the samples they label)")
+    if not validate and labels is None:
+        return None, {}
+    with (
+        OnnxRuntimeRunner(input_path, "cpu", name=str(input_path)) as parent,
+        OnnxRuntimeRunner(tmp, "cpu", name=str(output_path)) as child,
+    ):
+        report = compare(parent, child, validation_inputs, precision) if validate else None
+        metrics = (
+            task_metrics(parent, child, validation_inputs, labels) if labels is not None else {}
+        )
     return report, metrics
 
 
@@ -422,7 +306,7 @@ def quantize_static_model(
     per_channel: bool = True,
     quant_format: Literal["qdq", "qoperator"] = "qdq",
     calibration_method: str = "minmax",
-    calibration_size: int | None = None,
+    calibration_size: int | None = defaults.CALIBRATION_SIZE,
     nodes_to_exclude: Sequence[str] = (),
     op_types: Sequence[str] | None = None,
     preprocess: bool = True,
@@ -436,7 +320,8 @@ def quantize_static_model(
     """Static INT8 (QDQ by default) with ``quant_pre_process`` first.
 
     ``calibration``: arrays, dict, iterable, ``.npy``/``.npz`` or image folder (see
-    ``calibration_reader``). ``activation_type``/``weight_type`` (``"uint8"``/``"int8"``)
+    ``calibration_reader``), of which the first ``calibration_size`` samples are used
+    (``None``: all). ``activation_type``/``weight_type`` (``"uint8"``/``"int8"``)
     and ``reduce_range`` (7-bit weights): ``None`` takes them from ``choose_types`` for
     ``target_isa`` (default: this CPU), e.g. ``reduce_range`` on x86 without VNNI, where
     int8 weights otherwise saturate. ``validation_inputs`` (batches) and ``labels`` add a
@@ -488,7 +373,9 @@ def quantize_static_model(
         val_inputs = (
             validation_inputs if validation_inputs is not None else [f for f in reader.feeds[:64]]
         )
-        report, metrics = _finish(input_path, tmp, "int8", validate, val_inputs, labels)
+        report, metrics = _finish(
+            input_path, tmp, output_path, "int8", validate, val_inputs, labels
+        )
     notes = _saturation_notes(choice)
     if quant_format == "qoperator":
         notes.append("QOperator format has no CUDA kernels; use QDQ for GPUs and TensorRT")
@@ -519,7 +406,7 @@ def quantize_dynamic_model(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     *,
-    op_types: Sequence[str] | None = ("MatMul", "Gemm"),
+    op_types: Sequence[str] | None = defaults.DYNAMIC_OP_TYPES,
     weight_type: str | None = None,
     per_channel: bool = False,
     reduce_range: bool | None = None,
@@ -564,7 +451,9 @@ def quantize_dynamic_model(
             )  # fmt: skip
         pre.unlink()
         seconds = time.perf_counter() - start
-        report, metrics = _finish(input_path, tmp, "int8", validate, validation_inputs, labels)
+        report, metrics = _finish(
+            input_path, tmp, output_path, "int8", validate, validation_inputs, labels
+        )
     details = {
         "weights": choice.weight_type, "reduce_range": choice.reduce_range,
         "op_types": tuple(op_types) if op_types else "all",
@@ -592,7 +481,6 @@ def convert_fp16(
     Without ``keep_io_types`` callers must feed float16, and tiny logits can underflow.
     FP16 pays off on GPUs (tensor cores); on a CPU it runs but is not faster.
     """
-    import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     parent = load_onnx(input_path)
@@ -604,11 +492,12 @@ def convert_fp16(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fp16 = convert_float_to_float16(parent, keep_io_types=keep_io_types, **kwargs)
-        onnx.save(fp16, str(tmp))
+        write_onnx(fp16, tmp)
         seconds = time.perf_counter() - start
         report, metrics = _finish(
-            input_path, tmp, "fp16", validate and keep_io_types, validation_inputs, labels
-        )
+            input_path, tmp, output_path, "fp16", validate and keep_io_types, validation_inputs,
+            labels,
+        )  # fmt: skip
     details = {"keep_io_types": keep_io_types}
     return QuantizeResult(
         str(input_path), str(output_path), "fp16", details, file_size(input_path),

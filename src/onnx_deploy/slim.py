@@ -20,7 +20,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from onnx_deploy._files import atomic_output, file_size, human_size
+from onnx_deploy._files import atomic_output, file_size, human_size, write_onnx
+from onnx_deploy.defaults import SLIM_CHECK_BATCH_SIZES
 from onnx_deploy.errors import InputMismatchError, SlimError
 from onnx_deploy.modelinfo import graph_io, load_onnx, op_histogram
 from onnx_deploy.validate import ValidationReport, compare_onnx
@@ -80,7 +81,7 @@ def slim_model(
     force: bool = False,
     check_numerics: bool = True,
     inputs: Iterable[Any] | None = None,
-    batch_sizes: tuple[int, ...] = (1, 4),
+    batch_sizes: tuple[int, ...] = SLIM_CHECK_BATCH_SIZES,
     precision: str = "fp32",
     **slim_kwargs: Any,
 ) -> SlimResult:
@@ -89,8 +90,9 @@ def slim_model(
     ``slim_kwargs`` go to ``onnxslim.slim`` (``skip_fusion_patterns``, ``no_shape_infer``,
     ...). Note that ``input_shapes=`` fixes shapes and so removes a dynamic batch.
     """
-    import onnx
-    import onnxslim
+    from onnx_deploy.extras import require
+
+    onnxslim = require("onnxslim", "slimming")
 
     model = load_onnx(input_path)
     before = op_histogram(model)
@@ -111,13 +113,7 @@ def slim_model(
                 f"onnxslim returned None for {input_path}: its own model check failed. Keep the "
                 "unslimmed model, or retry with no_shape_infer=True or skip_fusion_patterns."
             )
-        big = slimmed.ByteSize() > 2 * 1024**3 - 64 * 1024**2
-        onnx.save_model(
-            slimmed,
-            str(tmp),
-            save_as_external_data=big,
-            location=f"{tmp.name}.data" if big else None,
-        )
+        write_onnx(slimmed, tmp)
         seconds = time.perf_counter() - start
         inputs_after, _ = graph_io(slimmed)
         lost = [

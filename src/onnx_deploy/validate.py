@@ -1,24 +1,31 @@
-"""Numerical validation: PyTorch vs ONNX Runtime, or ONNX vs ONNX, with per-output reports.
+"""Numerical validation: any runner against any runner, with per-output reports.
 
 Exporters have shipped wrong graphs (pytorch issues 169178, 166797) and graph optimizers
 have changed results (OnnxSlim issues 277, 321), so every conversion is checked by running
 both sides on the same inputs, over several batch sizes, and comparing each output:
 max absolute and relative error, cosine similarity per sample, and top-1 agreement for
 classifier-shaped outputs. Pass/fail uses a tolerance preset per precision.
+
+``compare(reference, candidate, inputs, tolerance)`` takes two runners
+(``onnx_deploy.runners``) and does not care which backends they are; ``compare_torch_onnx``
+and ``compare_onnx`` build the runners for the common pairs. Finding *where* two graphs
+diverge is ``onnx_deploy.intermediates``.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onnx_deploy.defaults import VALIDATE_BATCH_SIZES
 from onnx_deploy.errors import ValidationError
-from onnx_deploy.runtime import Predictor
+from onnx_deploy.feeds import Feeds, as_batches
+from onnx_deploy.runners.base import Runner
 
 if TYPE_CHECKING:
     import torch
@@ -122,7 +129,7 @@ class ValidationReport:
         if not self.ok:
             raise ValidationError(
                 self.summary() + "\nCompare intermediate tensors to find where the graphs "
-                "diverge (onnx_deploy.validate.intermediate_differences), or loosen the "
+                "diverge (onnx_deploy.intermediates), or loosen the "
                 "tolerance only if the precision change explains the gap."
             )
         return self
@@ -211,63 +218,26 @@ def compare_outputs(
     )
 
 
-def _flatten_torch_output(out: Any) -> list[np.ndarray]:
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return [
-            out.detach().cpu().float().numpy()
-            if out.dtype == torch.bfloat16
-            else out.detach().cpu().numpy()
-        ]
-    if isinstance(out, Mapping):
-        return [a for v in out.values() for a in _flatten_torch_output(v)]
-    if isinstance(out, (list, tuple)):
-        return [a for v in out for a in _flatten_torch_output(v)]
-    raise ValidationError(f"cannot compare a model output of type {type(out).__name__}")
-
-
-def _input_batches(
-    predictor: Predictor,
-    inputs: Iterable[Any] | None,
-    batch_sizes: Sequence[int],
-    seed: int,
-) -> list[dict[str, np.ndarray]]:
-    if inputs is None:
-        return [
-            predictor.example_inputs(batch_size=b, seed=seed + i) for i, b in enumerate(batch_sizes)
-        ]
-    batches = []
-    for item in inputs:
-        if isinstance(item, np.ndarray):
-            item = (item,)
-        batches.append(
-            predictor.as_feeds((item,) if isinstance(item, Mapping) else tuple(item), {})
-        )
-    if not batches:
-        raise ValidationError("no inputs to validate with: pass at least one batch")
-    return batches
-
-
 def _report(
     reference: str,
     candidate: str,
     names: Sequence[str],
     pairs: list[tuple[list[np.ndarray], list[np.ndarray]]],
-    batches: list[dict[str, np.ndarray]],
+    batches: list[Feeds],
     tolerance: Tolerance,
     seconds: float,
 ) -> ValidationReport:
-    outputs = []
-    for i, name in enumerate(names):
-        refs = [p[0][i] for p in pairs]
-        cands = [p[1][i] for p in pairs]
-        outputs.append(compare_outputs(name, refs, cands, tolerance))
+    outputs = [
+        compare_outputs(name, [p[0][i] for p in pairs], [p[1][i] for p in pairs], tolerance)
+        for i, name in enumerate(names)
+    ]
     sizes = [next(iter(b.values())).shape[0] if b else 0 for b in batches]
     by_batch: dict[int, float] = {}
     for size, (refs, cands) in zip(sizes, pairs, strict=True):
         worst = max(
             float(np.abs(c.astype(np.float64) - r).max(initial=0.0))
+            if c.shape == r.shape
+            else np.inf
             for r, c in zip(refs, cands, strict=True)
         )
         by_batch[size] = max(by_batch.get(size, 0.0), worst)
@@ -283,182 +253,107 @@ def _report(
     )
 
 
+def _paired(
+    reference: Runner, candidate: Runner, ref: dict[str, np.ndarray], cand: dict[str, np.ndarray]
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """Outputs paired by name when both sides use the same names, else by position."""
+    if set(ref) == set(cand):
+        names = list(ref)
+        return names, [ref[n] for n in names], [cand[n] for n in names]
+    if len(ref) != len(cand):
+        raise ValidationError(
+            f"{reference.name} returned {len(ref)} outputs {list(ref)}, "
+            f"{candidate.name} returned {len(cand)} {list(cand)}"
+        )
+    return list(cand), list(ref.values()), list(cand.values())
+
+
+def compare(
+    reference: Runner,
+    candidate: Runner,
+    inputs: Iterable[Any] | Any | None = None,
+    tolerance: str | Tolerance = "fp32",
+    *,
+    batch_sizes: Sequence[int] = VALIDATE_BATCH_SIZES,
+    seed: int = 0,
+) -> ValidationReport:
+    """Run two runners on the same inputs and compare every output, per output and batch.
+
+    ``inputs``: the batches to use (a list of batches, each an array, a tuple in input
+    order or a dict by name; or one array/dict), for example real data; by default random
+    inputs at each of ``batch_sizes``. Outputs pair by name, or by position when the two
+    runners name them differently.
+    """
+    tol = get_tolerance(tolerance)
+    ref_names = [s.name for s in reference.inputs]
+    cand_names = [s.name for s in candidate.inputs]
+    if ref_names != cand_names:
+        raise ValidationError(
+            f"the models take different inputs: {[str(s) for s in reference.inputs]} vs "
+            f"{[str(s) for s in candidate.inputs]}"
+        )
+    with reference, candidate:
+        if inputs is None:
+            batches = [
+                reference.example_inputs(batch_size=b, seed=seed + i)
+                for i, b in enumerate(batch_sizes)
+            ]
+        else:
+            batches = as_batches(inputs, reference.inputs)
+        start = time.perf_counter()
+        pairs = []
+        names: list[str] = []
+        for feeds in batches:
+            names, refs, cands = _paired(
+                reference, candidate, reference.infer(feeds), candidate.infer(feeds)
+            )
+            pairs.append((refs, cands))
+    return _report(
+        reference.name, candidate.name, names, pairs, batches, tol, time.perf_counter() - start
+    )
+
+
+def _onnx_runner(model: Any, device: str) -> Runner:
+    if isinstance(model, Runner):
+        return model
+    from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
+
+    return OnnxRuntimeRunner(model, device=device, name=str(model))
+
+
 def compare_torch_onnx(
     module: torch.nn.Module,
-    onnx_model: str | os.PathLike[str] | Predictor,
+    onnx_model: str | os.PathLike[str] | Runner,
     inputs: Iterable[Any] | None = None,
-    batch_sizes: Sequence[int] = (1, 2, 8),
+    batch_sizes: Sequence[int] = VALIDATE_BATCH_SIZES,
     precision: str | Tolerance = "fp32",
     seed: int = 0,
     device: str = "cpu",
 ) -> ValidationReport:
-    """Run ``module`` (PyTorch) and the ONNX model on the same inputs and compare.
+    """PyTorch (eager) vs ONNX Runtime on the same inputs: ``compare`` with a
+    ``TorchRunner`` fed the ONNX model's input names, outputs matched in order."""
+    from onnx_deploy.runners.pytorch import TorchRunner
 
-    ``inputs``: batches to use (each an array, a tuple of arrays in input order, or a
-    dict by input name), for example real data; by default random inputs at each of
-    ``batch_sizes``. ONNX outputs are matched to the module's outputs in order.
-    """
-    import torch
-
-    tolerance = get_tolerance(precision)
-    pred = onnx_model if isinstance(onnx_model, Predictor) else Predictor(onnx_model, device=device)
-    batches = _input_batches(pred, inputs, batch_sizes, seed)
-    was_training = module.training
-    module.eval()
-    start = time.perf_counter()
-    pairs = []
-    try:
-        with torch.inference_mode():
-            for feeds in batches:
-                args = [
-                    torch.from_numpy(np.ascontiguousarray(feeds[s.name])).to(device)
-                    for s in pred.inputs
-                ]
-                ref = _flatten_torch_output(module(*args))
-                cand = pred(feeds)
-                cand_list = list(cand) if isinstance(cand, tuple) else [cand]
-                if len(ref) != len(cand_list):
-                    raise ValidationError(
-                        f"PyTorch returned {len(ref)} outputs, the ONNX model {len(cand_list)}"
-                    )
-                pairs.append((ref, cand_list))
-    finally:
-        module.train(was_training)
-    name = "onnx (Predictor)" if isinstance(onnx_model, Predictor) else str(onnx_model)
-    return _report(
-        f"torch:{type(module).__name__}",
-        name,
-        pred.output_names,
-        pairs,
-        batches,
-        tolerance,
-        time.perf_counter() - start,
-    )
+    candidate = _onnx_runner(onnx_model, device)
+    reference = TorchRunner(module, candidate.inputs, candidate.output_names, device=device)
+    return compare(reference, candidate, inputs, precision, batch_sizes=batch_sizes, seed=seed)
 
 
 def compare_onnx(
-    reference: str | os.PathLike[str] | Predictor,
-    candidate: str | os.PathLike[str] | Predictor,
+    reference: str | os.PathLike[str] | Runner,
+    candidate: str | os.PathLike[str] | Runner,
     inputs: Iterable[Any] | None = None,
-    batch_sizes: Sequence[int] = (1, 2, 8),
+    batch_sizes: Sequence[int] = VALIDATE_BATCH_SIZES,
     precision: str | Tolerance = "fp32",
     seed: int = 0,
     device: str = "cpu",
 ) -> ValidationReport:
-    """Compare two ONNX models (e.g. before/after slimming or quantization) on ORT."""
-    tolerance = get_tolerance(precision)
-    ref = reference if isinstance(reference, Predictor) else Predictor(reference, device=device)
-    cand = candidate if isinstance(candidate, Predictor) else Predictor(candidate, device=device)
-    if [s.name for s in ref.inputs] != [s.name for s in cand.inputs]:
-        raise ValidationError(
-            f"the models take different inputs: {[s.describe() for s in ref.inputs]} vs "
-            f"{[s.describe() for s in cand.inputs]}"
-        )
-    batches = _input_batches(ref, inputs, batch_sizes, seed)
-    start = time.perf_counter()
-    pairs = []
-    for feeds in batches:
-        r, c = ref.run(feeds), cand.run(feeds)
-        pairs.append(([r[n] for n in ref.output_names], [c[n] for n in ref.output_names if n in c]))
-        if len(pairs[-1][1]) != len(ref.output_names):
-            raise ValidationError(f"output names differ: {ref.output_names} vs {cand.output_names}")
-    return _report(
-        str(reference),
-        str(candidate),
-        ref.output_names,
-        pairs,
-        batches,
-        tolerance,
-        time.perf_counter() - start,
+    """Two ONNX models (before and after slimming or quantization) on ONNX Runtime."""
+    return compare(
+        _onnx_runner(reference, device),
+        _onnx_runner(candidate, device),
+        inputs,
+        precision,
+        batch_sizes=batch_sizes,
+        seed=seed,
     )
-
-
-def intermediate_differences(
-    program: Any, example_inputs: Any, top: int = 10
-) -> list[tuple[str, float]]:
-    """Where do PyTorch and the exported graph diverge? Uses torch.onnx's own verifier.
-
-    ``program`` is ``ExportResult.program`` (a dynamo ``ONNXProgram``). Returns the
-    ``top`` intermediate values with the largest max-abs difference, largest first.
-    """
-    import torch
-    from torch.onnx.verification import verify_onnx_program
-
-    if program is None:
-        raise ValidationError("intermediate comparison needs the dynamo exporter's ONNXProgram")
-    args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
-    args = tuple(torch.as_tensor(a) for a in args)
-    import onnxruntime
-
-    # torch's verifier asks for every available provider; silence the CUDA load errors.
-    onnxruntime.set_default_logger_severity(4)
-    try:
-        infos = verify_onnx_program(program, args=args, compare_intermediates=True)
-    finally:
-        onnxruntime.set_default_logger_severity(3)
-    ranked = sorted(((i.name, float(i.max_abs_diff)) for i in infos), key=lambda t: -t[1])
-    return ranked[:top]
-
-
-@dataclass(frozen=True)
-class IntermediateDiff:
-    """One intermediate tensor compared between two ONNX graphs (graph order)."""
-
-    name: str
-    op_type: str
-    max_abs: float
-    rel_to_scale: float  # max_abs / max |reference value|
-
-
-def _expose_all(model: Any) -> tuple[Any, dict[str, str]]:
-    import onnx
-
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
-    have = {o.name for o in exposed.graph.output}
-    producers: dict[str, str] = {}
-    for node in exposed.graph.node:
-        for out in node.output:
-            if out and out not in have:
-                exposed.graph.output.append(onnx.ValueInfoProto(name=out))
-                have.add(out)
-            producers[out] = node.op_type
-    return exposed, producers
-
-
-def onnx_intermediate_differences(
-    reference: str | os.PathLike[str],
-    candidate: str | os.PathLike[str],
-    inputs: dict[str, np.ndarray],
-) -> list[IntermediateDiff]:
-    """Run both graphs with every node output exposed and compare the tensors they share.
-
-    Both run on ONNX Runtime's CPU provider with graph optimizations off (so tensor names
-    survive). The first entry whose ``rel_to_scale`` jumps is where the graphs diverge.
-    """
-    from onnx_deploy.modelinfo import load_onnx
-    from onnx_deploy.runtime import create_session
-
-    results = []
-    for path in (reference, candidate):
-        exposed, producers = _expose_all(load_onnx(path))
-        sess = create_session(
-            exposed.SerializeToString(), device="cpu", graph_optimization="disabled"
-        )
-        names = [o.name for o in sess.get_outputs()]
-        results.append((dict(zip(names, sess.run(names, inputs), strict=True)), producers))
-    (ref, ref_ops), (cand, _) = results
-    diffs = []
-    for name, op_type in ref_ops.items():  # graph (topological) order
-        r, c = ref.get(name), cand.get(name)
-        if r is None or c is None or np.shape(c) != np.shape(r):
-            continue
-        r64, c64 = np.asarray(r, np.float64), np.asarray(c, np.float64)
-        if not r64.size:
-            continue
-        max_abs = float(np.abs(c64 - r64).max())
-        scale = float(np.abs(r64).max())
-        diffs.append(
-            IntermediateDiff(name, op_type, max_abs, max_abs / scale if scale else max_abs)
-        )
-    return diffs

@@ -30,7 +30,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     A checkpoint that pickles arbitrary objects (a whole ``nn.Module``, custom classes)
     is refused, because unpickling it could run any code it carries.
     """
-    import torch
+    from onnx_deploy.extras import require
+
+    torch = require("torch", "loading a checkpoint")
 
     p = Path(path)
     if not p.is_file():
@@ -75,8 +77,9 @@ def apply_checkpoint(model: torch.nn.Module, path: str | os.PathLike[str]) -> to
 
 
 def _load_torchvision(name: str, pretrained: bool, **kwargs: Any) -> torch.nn.Module:
-    import torchvision
+    from onnx_deploy.extras import require
 
+    torchvision = require("torchvision", f"torchvision:{name}")
     available = set(torchvision.models.list_models(module=torchvision.models))
     if name not in available:
         close = sorted(n for n in available if name.split("_")[0] in n)[:8]
@@ -122,6 +125,9 @@ def load_model(
     ``pretrained=True`` asks torchvision for its published weights (needs internet the
     first time; cached under ``~/.cache/torch`` afterwards).
     """
+    from onnx_deploy.extras import require
+
+    require("torch", f"loading {spec}")
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise ModelSpecError(
@@ -183,3 +189,40 @@ def teaching_model(name: str = "resnet18", seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = load_model(f"torchvision:{name}")
     return recalibrate_batchnorm(model, DEFAULT_IMAGE_SHAPE)
+
+
+def is_spec(text: str) -> bool:
+    """``torchvision:NAME`` or ``file.py:factory`` (as opposed to an ONNX file path)."""
+    return text.startswith("torchvision:") or text.rsplit(":", 1)[0].endswith(".py")
+
+
+def spec_name(spec: str) -> str:
+    """A short name for files and tables: ``torchvision:resnet18`` -> ``resnet18``."""
+    return spec.rsplit(":", 1)[-1].removesuffix(".py")
+
+
+def load_model_and_shape(
+    spec: str,
+    weights: str | os.PathLike[str] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    pretrained: bool = False,
+) -> tuple[torch.nn.Module, tuple[int, ...], str]:
+    """A model from a spec, the shape of one sample, and a note about its weights.
+
+    torchvision specs default to ``DEFAULT_IMAGE_SHAPE``; other specs need
+    ``input_shape``. torchvision models with random weights get realistic batch-norm
+    statistics (``recalibrate_batchnorm``), and the note says so.
+    """
+    if input_shape is None:
+        if not spec.startswith("torchvision:"):
+            raise ModelSpecError(
+                f"{spec} needs the shape of one input sample: input_shape=(3, 224, 224) "
+                "(CLI: --input-shape 3,224,224)"
+            )
+        input_shape = DEFAULT_IMAGE_SHAPE
+    model = load_model(spec, weights=weights, pretrained=pretrained)
+    note = ""
+    if weights is None and not pretrained and spec.startswith("torchvision:"):
+        recalibrate_batchnorm(model, input_shape)
+        note = "random weights (no --weights/--pretrained); batch-norm statistics re-estimated"
+    return model, tuple(input_shape), note

@@ -1,4 +1,4 @@
-"""Plots and tables shared by the notebooks and the CLI (matplotlib, no pyplot state).
+"""Plots shared by the notebooks and the CLI (matplotlib, no pyplot state).
 
 Figures are built with ``matplotlib.figure.Figure`` directly, so they work headless and
 in Jupyter alike (a returned Figure displays inline) and never touch a global backend.
@@ -18,13 +18,20 @@ if TYPE_CHECKING:
     from onnx_deploy.bench import BenchmarkResult
 
 
+def _figure_class() -> type:
+    from onnx_deploy.extras import require
+
+    return require("matplotlib.figure", "plotting").Figure
+
+
 def plot_latency(
     results: Iterable[BenchmarkResult], title: str = "Latency vs batch size"
 ) -> Figure:
     """Median latency (p90 as the upper whisker) and throughput per batch size, one line
     per (model, backend, device)."""
-    from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    Figure = _figure_class()
 
     series: dict[str, list[BenchmarkResult]] = {}
     for r in results:
@@ -65,7 +72,7 @@ def plot_op_histogram(
     title: str = "Nodes per op type",
 ) -> Figure:
     """Side-by-side horizontal bars of node counts per op type (the ``top`` most common)."""
-    from matplotlib.figure import Figure
+    Figure = _figure_class()
 
     ops = sorted(set(before) | set(after), key=lambda k: -(before.get(k, 0) + after.get(k, 0)))[
         :top

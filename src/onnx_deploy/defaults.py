@@ -1,0 +1,28 @@
+"""Defaults shared by the library and the command line (standard library only, so that
+building the CLI's parser imports nothing heavy). Each is the default of a library
+function; the CLI shows the same value in its --help."""
+
+from __future__ import annotations
+
+# export
+DEFAULT_OPSET = 20
+MIN_OPSET = 18
+DEFAULT_MAX_BATCH = 1024
+# validate: batch sizes compared when no inputs are given
+VALIDATE_BATCH_SIZES = (1, 2, 8)
+SLIM_CHECK_BATCH_SIZES = (1, 4)
+# bench
+BENCH_BATCH_SIZES = (1, 8)
+BENCH_WARMUP = 10
+BENCH_ITERS = 50
+INTERLEAVED_ROUNDS = 5
+# pipeline
+PIPELINE_WARMUP = 5
+PIPELINE_ITERS = 30
+# quantize
+CALIBRATION_SIZE = 200
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+QUANT_TYPES = ("int8", "uint8")
+DYNAMIC_OP_TYPES = ("MatMul", "Gemm")
+# tolerance presets by precision
+PRECISIONS = ("fp32", "fp16", "int8")

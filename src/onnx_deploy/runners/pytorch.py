@@ -1,0 +1,153 @@
+"""The PyTorch runner: eager mode on the CPU or CUDA, as the reference for comparisons.
+
+A module has no declared inputs, so the runner takes specs (usually the exported ONNX
+model's, so both sides use the same names) and passes the feeds positionally, in spec
+order. Outputs (a tensor, a tuple, a list or a dict of them, nested) are flattened in
+order; names come from ``output_names`` or are ``output_0``, ``output_1``, ...
+
+The caller's module is left as it was: it runs in eval mode, and its training flag is
+restored on ``close()``; if it has to move to another device, a copy moves.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from onnx_deploy.device import resolve_device
+from onnx_deploy.errors import ValidationError
+from onnx_deploy.extras import require
+from onnx_deploy.feeds import Feeds
+from onnx_deploy.runners.base import Runner
+from onnx_deploy.specs import TensorSpec, from_torch
+
+if TYPE_CHECKING:
+    import torch
+
+
+def flatten_outputs(out: Any) -> list[Any]:
+    """A module's outputs in order: tensors from tensors, tuples, lists and dicts."""
+    if hasattr(out, "detach"):
+        return [out]
+    if isinstance(out, Mapping):
+        return [a for v in out.values() for a in flatten_outputs(v)]
+    if isinstance(out, (list, tuple)):
+        return [a for v in out for a in flatten_outputs(v)]
+    raise ValidationError(f"cannot compare a model output of type {type(out).__name__}")
+
+
+def to_numpy(tensor: Any) -> np.ndarray:
+    import torch
+
+    t = tensor.detach().cpu()
+    return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+
+
+def _module_device(module: torch.nn.Module) -> str:
+    for p in module.parameters():
+        return p.device.type
+    for b in module.buffers():
+        return b.device.type
+    return "cpu"
+
+
+class TorchRunner(Runner):
+    """Run ``module`` eagerly under ``torch.inference_mode``.
+
+    ``inputs``: the specs to feed (names, dtypes, shapes); ``output_names``: names for the
+    flattened outputs; ``device``: ``auto`` (CUDA if torch sees a GPU), ``cpu``, ``cuda``.
+    """
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        inputs: Sequence[TensorSpec],
+        output_names: Sequence[str] | None = None,
+        device: str = "cpu",
+        name: str | None = None,
+    ) -> None:
+        require("torch", "the PyTorch runner")
+        super().__init__(name or f"torch:{type(module).__name__}", resolve_device(device, "torch"))
+        self.module = module
+        self._inputs = tuple(inputs)
+        self._output_names = list(output_names) if output_names else None
+        self._outputs: tuple[TensorSpec, ...] = ()
+        self._running: torch.nn.Module | None = None
+        self._was_training = False
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        """Known after the first run (a module does not declare its outputs)."""
+        if self._outputs:
+            return self._outputs
+        return tuple(TensorSpec(n, "?", ()) for n in self._output_names or ())
+
+    def _activate(self) -> None:
+        self._was_training = self.module.training
+        running = self.module
+        if _module_device(running) != self.device:
+            running = copy.deepcopy(running).to(self.device)  # the caller's stays put
+        self._running = running.eval()
+
+    def _deactivate(self) -> None:
+        if self._running is self.module:
+            self.module.train(self._was_training)
+        self._running = None
+
+    def _tensors(self, feeds: Feeds) -> list[Any]:
+        import torch
+
+        return [
+            torch.from_numpy(np.ascontiguousarray(feeds[s.name])).to(self.device)
+            for s in self._inputs
+        ]
+
+    def _forward(self, tensors: list[Any]) -> list[Any]:
+        import torch
+
+        assert self._running is not None
+        with torch.inference_mode():
+            return flatten_outputs(self._running(*tensors))
+
+    def _infer(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        outs = self._forward(self._tensors(feeds))
+        names = self._output_names or [f"output_{i}" for i in range(len(outs))]
+        if len(names) != len(outs):
+            raise ValidationError(
+                f"{self.name} returned {len(outs)} outputs, expected {len(names)} ({names})"
+            )
+        if not self._outputs:
+            self._outputs = tuple(
+                TensorSpec(n, from_torch(o.dtype), tuple(o.shape))
+                for n, o in zip(names, outs, strict=True)
+            )
+        return {n: to_numpy(o) for n, o in zip(names, outs, strict=True)}
+
+    def timed_call(self, data: Any) -> Callable[[], Any]:
+        feeds = self.feeds(data)
+        self.activate()
+        tensors = self._tensors(feeds)  # on the device once, outside the timed call
+        return lambda: self._forward(tensors)
+
+    def environment(self) -> dict[str, Any]:
+        import torch
+
+        env: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
+        if self.device == "cuda":
+            env["gpu"] = torch.cuda.get_device_name()
+        return env
+
+    def synchronize(self) -> None:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
