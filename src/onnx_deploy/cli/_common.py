@@ -1,0 +1,86 @@
+"""What every command shares: exit codes, argument types, and printing a result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def ints(text: str) -> tuple[int, ...]:
+    """``"1,8"`` or ``"3x224x224"`` -> a tuple of positive ints."""
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def batch_range(text: str) -> tuple[int, int]:
+    """``"1:64"`` (or ``"64"`` for 1:64) -> (min, max)."""
+    lo, sep, hi = text.partition(":")
+    try:
+        lo_i, hi_i = (int(lo), int(hi)) if sep else (1, int(lo))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX such as 1:64, got {text!r}") from None
+    if not 1 <= lo_i <= hi_i:
+        raise argparse.ArgumentTypeError(f"need 1 <= MIN <= MAX, got {text!r}")
+    return lo_i, hi_i
+
+
+def joined(values: tuple[int, ...]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def auto(value: str) -> str | None:
+    """``"auto"`` -> None (the library decides), anything else as it is."""
+    return None if value == "auto" else value
+
+
+def emit(args: argparse.Namespace, result: Any, text: str | None = None) -> None:
+    """Print ``result.summary()`` (or ``text``), or its ``to_dict()`` as JSON with --json."""
+    if getattr(args, "json", False):
+        payload = result.to_dict() if hasattr(result, "to_dict") else result
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(text if text is not None else result.summary())
+
+
+def fail(message: str) -> int:
+    print(f"onnx-deploy: error: {message}", file=sys.stderr)
+    return EXIT_FAIL
+
+
+def add_force(parser: argparse.ArgumentParser, what: str = "an existing output") -> None:
+    parser.add_argument("--force", action="store_true", help=f"overwrite {what}")
+
+
+def add_timing(parser: argparse.ArgumentParser, warmup: int, iters: int) -> None:
+    """--batch-sizes, --warmup and --iters, with the library's defaults."""
+    from onnx_deploy.defaults import BENCH_BATCH_SIZES
+
+    parser.add_argument(
+        "--batch-sizes",
+        type=ints,
+        default=BENCH_BATCH_SIZES,
+        help=f"default {joined(BENCH_BATCH_SIZES)}",
+    )
+    parser.add_argument("--warmup", type=int, default=warmup, help=f"default {warmup}")
+    parser.add_argument("--iters", type=int, default=iters, help=f"timed runs, default {iters}")
+
+
+def step(args: argparse.Namespace) -> Any:
+    """A ``log`` for library functions: prints each step's line unless --json."""
+
+    def log(line: str) -> None:
+        if not getattr(args, "json", False):
+            print(line, flush=True)
+
+    return log

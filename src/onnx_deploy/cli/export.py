@@ -1,0 +1,58 @@
+"""``onnx-deploy export``: a model spec to ONNX with the dynamo exporter, validated."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from onnx_deploy.cli._common import EXIT_OK, add_force, batch_range, emit, fail, ints, step
+from onnx_deploy.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET
+
+HELP = "export a PyTorch model to ONNX (dynamo exporter) and validate it"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model spec: torchvision:NAME or path/to/file.py:factory")
+    p.add_argument("-o", "--output", help="output .onnx path (default: NAME.onnx)")
+    p.add_argument(
+        "--weights", help="state-dict checkpoint, loaded with torch.load(weights_only=True)"
+    )
+    p.add_argument(
+        "--pretrained", action="store_true", help="torchvision's published weights (downloads)"
+    )
+    p.add_argument(
+        "--input-shape", type=ints, help="one sample's shape without batch, e.g. 3,224,224"
+    )
+    p.add_argument(
+        "--batch",
+        type=batch_range,
+        default=(1, DEFAULT_MAX_BATCH),
+        help=f"dynamic batch range MIN:MAX (default 1:{DEFAULT_MAX_BATCH})",
+    )
+    p.add_argument(
+        "--static", action="store_true", help="fixed batch of MIN instead of a dynamic batch"
+    )
+    p.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    p.add_argument(
+        "--no-validate", action="store_true", help="skip the PyTorch vs ONNX Runtime check"
+    )
+    add_force(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from onnx_deploy.pipeline import export_spec
+    from onnx_deploy.zoo import spec_name
+
+    output = args.output or f"{Path(spec_name(args.model)).stem}.onnx"
+    result = export_spec(
+        args.model, output, weights=args.weights, input_shape=args.input_shape,
+        pretrained=args.pretrained, batch=args.batch, static=args.static,
+        exporter=args.exporter, opset=args.opset, validate=not args.no_validate,
+        force=args.force, log=step(args),
+    )  # fmt: skip
+    if args.json:
+        emit(args, result)
+    if not result.ok:
+        return fail("the exported model does not match PyTorch (see above)")
+    return EXIT_OK

@@ -1,0 +1,35 @@
+"""``onnx-deploy pipeline``: export, slim, validate and benchmark one model spec."""
+
+from __future__ import annotations
+
+import argparse
+
+from onnx_deploy.cli._common import EXIT_FAIL, EXIT_OK, add_force, add_timing, emit, ints, step
+from onnx_deploy.defaults import PIPELINE_ITERS, PIPELINE_WARMUP
+
+HELP = "export, slim, validate and benchmark one model, with a summary"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", default="torchvision:resnet18")
+    p.add_argument("--out-dir", default="artifacts/pipeline")
+    p.add_argument("--weights")
+    p.add_argument("--input-shape", type=ints)
+    add_timing(p, PIPELINE_WARMUP, PIPELINE_ITERS)
+    add_force(p, "existing files in --out-dir")
+
+
+def run(args: argparse.Namespace) -> int:
+    from onnx_deploy.pipeline import run_pipeline
+
+    result = run_pipeline(
+        args.model, args.out_dir, weights=args.weights, input_shape=args.input_shape,
+        batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
+        force=args.force, log=step(args),
+    )  # fmt: skip
+    if args.json:
+        emit(args, result)
+    else:
+        print()
+        print(result.summary())
+    return EXIT_OK if result.ok else EXIT_FAIL
