@@ -15,7 +15,7 @@ install: $(STAMP)
 # Reinstall when the dependency list or the pinned versions change.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt -e ".[notebooks,test]"
+	$(PIP) install -q -c constraints.txt -e ".[all]"
 	@touch $(STAMP)
 
 ## The main job: execute every notebook with papermill into artifacts/executed/ (device=cuda

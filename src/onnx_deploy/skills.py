@@ -23,14 +23,15 @@ OVERVIEW_NAME = "onnx-deploy"
 
 
 def source_root() -> Path:
-    """The folder holding SKILL.md and skills/ (a source checkout or editable install)."""
+    """The folder holding SKILL.md and skills/: the copy inside an installed wheel
+    (``onnx_deploy/_skills``), else the source checkout of an editable install."""
     here = Path(__file__).resolve()
-    for candidate in (here.parents[2], Path.cwd()):
+    for candidate in (here.parent / "_skills", here.parents[2], Path.cwd()):
         if (candidate / "SKILL.md").is_file() and (candidate / "skills").is_dir():
             return candidate
     raise OnnxDeployError(
-        "cannot find SKILL.md and skills/: install onnx-deploy from a source checkout "
-        "(pip install -e .) or run this from the repository root"
+        "cannot find SKILL.md and skills/: this installation carries no skills; reinstall "
+        "onnx-deploy from its wheel, or from a source checkout (pip install -e .)"
     )
 
 
