@@ -96,3 +96,8 @@ def test_interleaved_benchmark_alternates(tiny_onnx: Path, monkeypatch) -> None:
     assert len(order) == 2 + 3 * 2, "one warm-up call each, then three alternating rounds"
     ids = [id(x) for x in order[2:]]
     assert ids[0] != ids[1] and ids[0::2] == [ids[0]] * 3 and ids[1::2] == [ids[1]] * 3
+    # iters not a multiple of rounds: every requested timed call still happens
+    a, b = benchmark_onnx_interleaved(
+        {"a": tiny_onnx, "b": tiny_onnx}, batch_size=2, warmup=1, iters=7, rounds=3
+    )
+    assert a.iterations == b.iterations == 7

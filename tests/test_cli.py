@@ -119,6 +119,32 @@ def test_export_slim_validate_bench_flow(
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_pipeline_writes_a_summary_and_never_overwrites_it(
+    tiny_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "pipeline", f"{tiny_source}:tiny", "--input-shape", "3,16,16", "--out-dir", str(tmp_path),
+        "--batch-sizes", "1,2", "--warmup", "1", "--iters", "2",
+    ]  # fmt: skip
+    code, _, err = run(capsys, *args)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "summary.json",
+        "tiny.onnx",
+        "tiny.slim.onnx",
+    ]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["validation"]["ok"] is True
+    timed = [(r["backend"], r["batch_size"], r["iterations"]) for r in summary["bench"]]
+    assert timed == [("torch", 1, 2), ("onnxruntime", 1, 2), ("torch", 2, 2), ("onnxruntime", 2, 2)]
+    before = (tmp_path / "summary.json").read_bytes()
+    code, _, err = run(capsys, *args)
+    assert code == 1 and "already exists" in err
+    assert (tmp_path / "summary.json").read_bytes() == before
+    code, _, err = run(capsys, *args, "--force")
+    assert code == 0, err
+
+
 def test_export_refuses_existing_output(
     tiny_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

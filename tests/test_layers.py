@@ -71,6 +71,7 @@ def test_as_feeds_accepts_arrays_tuples_dicts_and_tensors() -> None:
     assert feeds.as_feeds({"ids": i, "x": a}, [X, IDS])["ids"] is i
     t = feeds.as_feeds(torch.ones(2, 3), [X])["x"]
     assert isinstance(t, np.ndarray) and t.dtype == np.float32
+    assert feeds.to_numpy(torch.ones(2, dtype=torch.bfloat16)).dtype == np.float32
     with pytest.raises(InputMismatchError, match=r"takes 2 inputs .*x: float32"):
         feeds.as_feeds(a, [X, IDS])
     with pytest.raises(InputMismatchError, match=r"takes 2 input.*got 3"):

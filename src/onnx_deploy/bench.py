@@ -179,7 +179,7 @@ def benchmark(
     ``inputs``: one batch every runner takes (an array, tuple or dict), or None for
     random inputs of ``batch_size``. ``rounds=1`` times each runner in turn (``warmup``
     untimed calls, then ``iters`` timed ones); ``rounds>1`` interleaves them: after the
-    warm-up, the runners take turns, ``iters // rounds`` calls each per round, so a slow
+    warm-up, the runners take turns, ``iters`` calls each spread over the rounds, so a slow
     spell of a shared machine is spread over all of them. A mapping names the results.
     Each timed call is what the runner's ``timed_call`` prepared: inputs checked and
     placed once, device work synchronised after each call.
@@ -205,10 +205,10 @@ def benchmark(
             for key, runner in named.items():
                 first[key] = time_callable(calls[key], warmup, 1, runner.synchronize)[0]
                 times[key] = []
-            per_round = max(1, iters // rounds)
-            for _ in range(rounds):
+            per_round = [iters // rounds + (i < iters % rounds) for i in range(rounds)]
+            for n in filter(None, per_round):  # all ``iters`` calls, spread over the rounds
                 for key, runner in named.items():
-                    times[key] += time_callable(calls[key], 0, per_round, runner.synchronize)[1]
+                    times[key] += time_callable(calls[key], 0, n, runner.synchronize)[1]
         env = collect_environment()
         args = (warmup, first, times, sizes, env)
         return [_result(key, runner, *args) for key, runner in named.items()]

@@ -33,11 +33,13 @@ Feeds = dict[str, np.ndarray]
 
 
 def to_numpy(value: Any, name: str = "input") -> np.ndarray:
-    """An array from a numpy array, a torch tensor (detached, on the CPU) or a list."""
+    """An array from a numpy array or a torch tensor (detached, on the CPU; bfloat16,
+    which numpy cannot hold, becomes float32)."""
     if isinstance(value, np.ndarray):
         return value
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
-        return value.detach().cpu().numpy()
+        t = value.detach().cpu()
+        return (t.float() if str(t.dtype) == "torch.bfloat16" else t).numpy()
     if isinstance(value, np.generic):
         return np.asarray(value)
     raise InputMismatchError(

@@ -12,6 +12,7 @@ return frozen results; nothing here parses arguments or prints on its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -68,11 +69,14 @@ def benchmark_targets(
             runners = _spec_runners(
                 target, Path(workdir), device, threads, weights, input_shape, log
             )
-        for b in batch_sizes:
-            for runner in runners:  # one name per target: results pair by (name, batch)
-                (result,) = benchmark(runner, b, warmup=warmup, iters=iters)
-                results.append(result)
-                log(result.summary())
+        with contextlib.ExitStack() as open_runners:  # activate once: a CUDA TorchRunner copies
+            for runner in runners:
+                open_runners.enter_context(runner)
+            for b in batch_sizes:
+                for runner in runners:  # one name per target: results pair by (name, batch)
+                    (result,) = benchmark(runner, b, warmup=warmup, iters=iters)
+                    results.append(result)
+                    log(result.summary())
     return results
 
 
@@ -181,14 +185,15 @@ def run_pipeline(
     log(slimmed.summary().splitlines()[0])
     ort_runner = OnnxRuntimeRunner(slimmed.output_path, "cpu", name=name)
     torch_runner = TorchRunner(model, ort_runner.inputs, ort_runner.output_names, name=name)
-    report = compare(torch_runner, ort_runner, batch_sizes=VALIDATE_BATCH_SIZES)
-    log(report.summary())
     results: list[BenchmarkResult] = []
-    for b in batch_sizes:
-        for runner in (torch_runner, ort_runner):
-            (result,) = benchmark(runner, b, warmup=warmup, iters=iters)
-            results.append(result)
-            log(result.summary())
+    with torch_runner, ort_runner:  # activated once for the comparison and every batch
+        report = compare(torch_runner, ort_runner, batch_sizes=VALIDATE_BATCH_SIZES)
+        log(report.summary())
+        for b in batch_sizes:
+            for runner in (torch_runner, ort_runner):
+                (result,) = benchmark(runner, b, warmup=warmup, iters=iters)
+                results.append(result)
+                log(result.summary())
     result = PipelineResult(
         spec, exported, slimmed, report, tuple(results), str(paths[2]), (note,) if note else ()
     )

@@ -24,7 +24,7 @@ import numpy as np
 
 from onnx_deploy.defaults import VALIDATE_BATCH_SIZES
 from onnx_deploy.errors import ValidationError
-from onnx_deploy.feeds import Feeds, as_batches
+from onnx_deploy.feeds import Feeds, as_batches, batch_size_of
 from onnx_deploy.runners.base import Runner
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ def _report(
         compare_outputs(name, [p[0][i] for p in pairs], [p[1][i] for p in pairs], tolerance)
         for i, name in enumerate(names)
     ]
-    sizes = [next(iter(b.values())).shape[0] if b else 0 for b in batches]
+    sizes = [batch_size_of(b) or 0 for b in batches]
     by_batch: dict[int, float] = {}
     for size, (refs, cands) in zip(sizes, pairs, strict=True):
         worst = max(

@@ -20,7 +20,7 @@ import numpy as np
 from onnx_deploy.device import resolve_device
 from onnx_deploy.errors import ValidationError
 from onnx_deploy.extras import require
-from onnx_deploy.feeds import Feeds
+from onnx_deploy.feeds import Feeds, to_numpy
 from onnx_deploy.runners.base import Runner
 from onnx_deploy.specs import TensorSpec, from_torch
 
@@ -37,13 +37,6 @@ def flatten_outputs(out: Any) -> list[Any]:
     if isinstance(out, (list, tuple)):
         return [a for v in out for a in flatten_outputs(v)]
     raise ValidationError(f"cannot compare a model output of type {type(out).__name__}")
-
-
-def to_numpy(tensor: Any) -> np.ndarray:
-    import torch
-
-    t = tensor.detach().cpu()
-    return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
 
 
 def _module_device(module: torch.nn.Module) -> str:
