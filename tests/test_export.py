@@ -124,7 +124,7 @@ def test_bad_arguments(tiny_module, tmp_path: Path) -> None:
         export_model(tiny_module, torch.randn(2, 3, 16, 16), tmp_path / "m.onnx", opset=11)
     with pytest.raises(ExportError, match=r"nn\.Module"):
         export_model(lambda x: x, torch.randn(2, 3), tmp_path / "m.onnx")  # type: ignore[arg-type]
-    with pytest.raises(ExportError, match="tensor or a tuple"):
+    with pytest.raises(ExportError, match="a tensor, a tuple of tensors or a dict"):
         export_model(tiny_module, np.zeros((2, 3, 16, 16)), tmp_path / "m.onnx")
 
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 DEFAULT_OPSET = 20
 MIN_OPSET = 18
 DEFAULT_MAX_BATCH = 1024
+# dynamic dims other than the batch (sequence length, image size) that nobody declared
+DEFAULT_MAX_DIM = 4096
+DEFAULT_DIM_SIZE = 16
+DEFAULT_DIM_PROBES = (8, 16, 32)
 # validate: batch sizes compared when no inputs are given
 VALIDATE_BATCH_SIZES = (1, 2, 8)
 SLIM_CHECK_BATCH_SIZES = (1, 4)

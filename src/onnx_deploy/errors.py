@@ -26,12 +26,18 @@ class ModelSpecError(OnnxDeployError):
 class ExportError(OnnxDeployError):
     """torch -> ONNX export failed or produced a graph that does not check out.
 
-    ``details`` holds the exporter's full output for debugging.
+    ``details`` holds the exporter's full output for debugging, ``step`` the dynamo
+    exporter's step that failed (1 capture, 2 decompose, 3 translate; None if unknown)
+    and ``cause`` the exporter's own one-line cause (its "Exception summary").
     """
 
-    def __init__(self, message: str, details: str = "") -> None:
+    def __init__(
+        self, message: str, details: str = "", step: int | None = None, cause: str = ""
+    ) -> None:
         super().__init__(message)
         self.details = details
+        self.step = step
+        self.cause = cause
 
 
 class SlimError(OnnxDeployError):

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from onnx_deploy.defaults import VALIDATE_BATCH_SIZES
-from onnx_deploy.errors import ValidationError
+from onnx_deploy.errors import OnnxDeployError, ValidationError
 from onnx_deploy.feeds import Feeds, as_batches, batch_size_of
 from onnx_deploy.runners.base import Runner
+from onnx_deploy.signature import Signature
 
 if TYPE_CHECKING:
     import torch
@@ -53,6 +54,13 @@ class Tolerance:
 # Reference outputs smaller than this make absolute tolerances pass trivially
 # (an untrained mobilenet_v3_small's logits are ~1e-10).
 TRIVIAL_SCALE = 1e-4
+# Reference outputs that hardly change from one input to the next prove nothing either:
+# a model that answers the same for everything passes every comparison. An untrained
+# efficientnet_b0 gave PASS and 100% top-1 on outputs that varied by 3e-8 across inputs.
+# Warn when the largest standard deviation across samples is below this share of the
+# largest |value|, or when every sample (at least MIN_SAMPLES_FOR_TOP1) gets one top-1.
+MIN_VARIATION = 1e-3
+MIN_SAMPLES_FOR_TOP1 = 8
 
 PRESETS: dict[str, Tolerance] = {
     "fp32": Tolerance("fp32", atol=1e-4, rtol=1e-3, min_cosine=0.9999, min_top1=None),
@@ -82,15 +90,35 @@ class OutputComparison:
     ok: bool
     reason: str = ""
     ref_scale: float = float("nan")  # max |reference|: near 0, tolerances prove nothing
+    variation: float = float("nan")  # max std across samples / max |reference|
+    distinct_top1: int | None = None  # how many classes the reference's top-1 took
+
+    @property
+    def warning(self) -> str:
+        """Why this comparison proves little (empty when it does not)."""
+        if self.ref_scale < TRIVIAL_SCALE:
+            return (
+                f"reference max |value| {self.ref_scale:.1e}: near zero, so this check proves "
+                "little; use trained weights or real inputs"
+            )
+        if self.variation < MIN_VARIATION:
+            return (
+                f"reference outputs hardly vary across inputs (spread {self.variation:.1e} of "
+                "their scale): a model that answers the same for everything passes every "
+                "comparison; use trained weights and real inputs"
+            )
+        if self.distinct_top1 == 1:
+            return (
+                "every input gets the same top-1 from the reference: agreement proves little; "
+                "use trained weights and real inputs"
+            )
+        return ""
 
     def line(self) -> str:
         top1 = "" if self.top1_agreement is None else f"  top-1 {100 * self.top1_agreement:.1f}%"
         mark = "ok" if self.ok else f"FAIL ({self.reason})"
-        if self.ref_scale < TRIVIAL_SCALE:
-            mark += (
-                f"  [reference max |value| {self.ref_scale:.1e}: near zero, so this check "
-                "proves little; use trained weights or real inputs]"
-            )
+        if self.warning:
+            mark += f"  [{self.warning}]"
         return (
             f"{self.name:<16} max abs {self.max_abs:.2e}  max rel {self.max_rel:.2e}  "
             f"cosine {self.min_cosine:.6f}{top1}  {mark}"
@@ -116,6 +144,11 @@ class ValidationReport:
     def max_abs(self) -> float:
         return max((o.max_abs for o in self.outputs), default=0.0)
 
+    @property
+    def warnings(self) -> list[str]:
+        """Why a PASS may prove little (outputs near zero or the same for every input)."""
+        return [f"{o.name}: {o.warning}" for o in self.outputs if o.warning]
+
     def summary(self) -> str:
         head = (
             f"validate  {self.candidate} vs {self.reference}: "
@@ -137,6 +170,7 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["ok"] = self.ok
+        d["warnings"] = self.warnings
         return d
 
 
@@ -190,8 +224,15 @@ def compare_outputs(
     mean_abs = float(diff.mean()) if diff.size else 0.0
     min_cos = float(_cosine_rows(ref, cand).min()) if diff.size else 1.0
     top1 = None
+    distinct = None
     if ref.ndim == 2 and ref.shape[1] > 1:
         top1 = float((ref.argmax(axis=1) == cand.argmax(axis=1)).mean())
+        if ref.shape[0] >= MIN_SAMPLES_FOR_TOP1 and ref.shape[1] > 2:
+            distinct = len(np.unique(ref.argmax(axis=1)))
+    variation = float("nan")
+    if ref.ndim >= 1 and ref.shape[0] >= 2 and ref.size:
+        scale = float(np.abs(ref).max())
+        variation = float(ref.std(axis=0).max() / scale) if scale > 0 else 0.0
     reasons = []
     t = tolerance
     if t.atol is not None and t.rtol is not None:
@@ -215,6 +256,8 @@ def compare_outputs(
         not reasons,
         "; ".join(reasons),
         float(np.abs(ref).max()) if ref.size else 0.0,
+        variation,
+        distinct,
     )
 
 
@@ -276,13 +319,16 @@ def compare(
     *,
     batch_sizes: Sequence[int] = VALIDATE_BATCH_SIZES,
     seed: int = 0,
+    signature: Signature | None = None,
 ) -> ValidationReport:
     """Run two runners on the same inputs and compare every output, per output and batch.
 
     ``inputs``: the batches to use (a list of batches, each an array, a tuple in input
-    order or a dict by name; or one array/dict), for example real data; by default random
-    inputs at each of ``batch_sizes``. Outputs pair by name, or by position when the two
-    runners name them differently.
+    order or a dict by name; or one array/dict), for example real data. By default,
+    random inputs from ``signature`` (else the reference's own specs): one batch per
+    entry of ``batch_sizes``, and every other dynamic dim (sequence length, image size)
+    takes several sizes across the batches (``Signature.variations``). Outputs pair by
+    name, or by position when the two runners name them differently.
     """
     tol = get_tolerance(tolerance)
     ref_names = [s.name for s in reference.inputs]
@@ -294,10 +340,8 @@ def compare(
         )
     with reference, candidate:
         if inputs is None:
-            batches = [
-                reference.example_inputs(batch_size=b, seed=seed + i)
-                for i, b in enumerate(batch_sizes)
-            ]
+            sig = signature or Signature.from_specs(reference.inputs)
+            batches = sig.variations(batch_sizes, seed)
         else:
             batches = as_batches(inputs, reference.inputs)
         start = time.perf_counter()
@@ -305,12 +349,28 @@ def compare(
         names: list[str] = []
         for feeds in batches:
             names, refs, cands = _paired(
-                reference, candidate, reference.infer(feeds), candidate.infer(feeds)
+                reference, candidate, _run(reference, feeds), _run(candidate, feeds)
             )
             pairs.append((refs, cands))
     return _report(
         reference.name, candidate.name, names, pairs, batches, tol, time.perf_counter() - start
     )
+
+
+def _run(runner: Runner, feeds: Feeds) -> dict[str, np.ndarray]:
+    """``runner.infer``, with a failure that names the runner and the input shapes."""
+    try:
+        return runner.infer(feeds)
+    except OnnxDeployError:
+        raise
+    except Exception as e:
+        shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ValidationError(
+            f"{runner.name} failed on inputs {shapes}: {type(e).__name__}: {first}. If a "
+            "dynamic dim cannot take that size, declare its range (CLI: --dim NAME=MIN:MAX; "
+            "library: signature=Signature(..., dims=...)) or pass real inputs."
+        ) from e
 
 
 def _onnx_runner(model: Any, device: str) -> Runner:
@@ -329,14 +389,19 @@ def compare_torch_onnx(
     precision: str | Tolerance = "fp32",
     seed: int = 0,
     device: str = "cpu",
+    signature: Signature | None = None,
 ) -> ValidationReport:
     """PyTorch (eager) vs ONNX Runtime on the same inputs: ``compare`` with a
-    ``TorchRunner`` fed the ONNX model's input names, outputs matched in order."""
+    ``TorchRunner`` fed the ONNX model's input names (by keyword when they are
+    ``forward``'s parameters), outputs matched in order."""
     from onnx_deploy.runners.pytorch import TorchRunner
 
     candidate = _onnx_runner(onnx_model, device)
     reference = TorchRunner(module, candidate.inputs, candidate.output_names, device=device)
-    return compare(reference, candidate, inputs, precision, batch_sizes=batch_sizes, seed=seed)
+    return compare(
+        reference, candidate, inputs, precision, batch_sizes=batch_sizes, seed=seed,
+        signature=signature,
+    )  # fmt: skip
 
 
 def compare_onnx(
@@ -347,6 +412,7 @@ def compare_onnx(
     precision: str | Tolerance = "fp32",
     seed: int = 0,
     device: str = "cpu",
+    signature: Signature | None = None,
 ) -> ValidationReport:
     """Two ONNX models (before and after slimming or quantization) on ONNX Runtime."""
     return compare(
@@ -356,4 +422,5 @@ def compare_onnx(
         precision,
         batch_sizes=batch_sizes,
         seed=seed,
+        signature=signature,
     )

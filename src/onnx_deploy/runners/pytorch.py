@@ -12,6 +12,7 @@ restored on ``close()``; if it has to move to another device, a copy moves.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,20 @@ def flatten_outputs(out: Any) -> list[Any]:
     if isinstance(out, (list, tuple)):
         return [a for v in out for a in flatten_outputs(v)]
     raise ValidationError(f"cannot compare a model output of type {type(out).__name__}")
+
+
+def forward_parameters(model: Any) -> tuple[list[str], bool]:
+    """The names ``model.forward`` takes (after self), and whether it takes ``*args``."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return [], True
+    names = [
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    return names, any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
 def _module_device(module: torch.nn.Module) -> str:
@@ -72,6 +87,7 @@ class TorchRunner(Runner):
         self._outputs: tuple[TensorSpec, ...] = ()
         self._running: torch.nn.Module | None = None
         self._was_training = False
+        self._keywords = False
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -90,6 +106,7 @@ class TorchRunner(Runner):
         if _module_device(running) != self.device:
             running = copy.deepcopy(running).to(self.device)  # the caller's stays put
         self._running = running.eval()
+        self._keywords = self.by_keyword
 
     def _deactivate(self) -> None:
         if self._running is self.module:
@@ -104,11 +121,22 @@ class TorchRunner(Runner):
             for s in self._inputs
         ]
 
+    @property
+    def by_keyword(self) -> bool:
+        """Inputs go to ``forward`` by keyword when their names are its parameters (the
+        dynamo exporter names ONNX inputs after them, in the order they were passed),
+        else by position in spec order."""
+        params, _ = forward_parameters(self.module)
+        return bool(self._inputs) and all(s.name in params for s in self._inputs)
+
     def _forward(self, tensors: list[Any]) -> list[Any]:
         import torch
 
         assert self._running is not None
         with torch.inference_mode():
+            if self._keywords:
+                named = dict(zip((s.name for s in self._inputs), tensors, strict=True))
+                return flatten_outputs(self._running(**named))
             return flatten_outputs(self._running(*tensors))
 
     def _infer(self, feeds: Feeds) -> dict[str, np.ndarray]:
