@@ -14,6 +14,7 @@ DEFAULT_DIM_SIZE = 16
 DEFAULT_DIM_PROBES = (8, 16, 32)
 # validate: batch sizes compared when no inputs are given
 VALIDATE_BATCH_SIZES = (1, 2, 8)
+REAL_DATA_BATCH = 32  # real samples are compared in batches of this size
 SLIM_CHECK_BATCH_SIZES = (1, 4)
 # bench
 BENCH_BATCH_SIZES = (1, 8)

@@ -28,16 +28,24 @@ class ExportError(OnnxDeployError):
 
     ``details`` holds the exporter's full output for debugging, ``step`` the dynamo
     exporter's step that failed (1 capture, 2 decompose, 3 translate; None if unknown)
-    and ``cause`` the exporter's own one-line cause (its "Exception summary").
+    and ``cause`` the exporter's own one-line cause (its "Exception summary"). ``kind``
+    names the known cause: ``data_dependent``, ``unsupported_op``, ``name_clash``,
+    ``input_type``, ``dynamic_dim`` or ``other``.
     """
 
     def __init__(
-        self, message: str, details: str = "", step: int | None = None, cause: str = ""
+        self,
+        message: str,
+        details: str = "",
+        step: int | None = None,
+        cause: str = "",
+        kind: str = "other",
     ) -> None:
         super().__init__(message)
         self.details = details
         self.step = step
         self.cause = cause
+        self.kind = kind
 
 
 class SlimError(OnnxDeployError):

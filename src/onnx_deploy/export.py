@@ -147,6 +147,13 @@ EXPORT_STEPS = {
 SHARED_DIM_NOTICE = re.compile(r"axis name: (\w+) will not be used, since it shares .* axis: \1\.")
 
 
+# Failures the TorchScript exporter may get past. Not data-dependent control flow (it
+# traces one branch and bakes it in: a wrong graph that passes on some inputs), a
+# dynamic dim forced to a constant (it would fix the same size) or an input type it
+# cannot take either.
+FALLBACK_KINDS = frozenset({"name_clash", "unsupported_op", "other"})
+
+
 def clean(text: str) -> str:
     """An exporter message without terminal colour codes."""
     return ANSI.sub("", text)
@@ -312,8 +319,8 @@ def _explain(exc: BaseException, log: str) -> ExportError:
     if m:
         where = f" at {Path(m.group(1)).name}:{m.group(2)} (`{m.group(3).strip()}`)"
 
-    def error(message: str) -> ExportError:
-        return ExportError(message, details=text, step=step, cause=cause)
+    def error(message: str, kind: str = "other") -> ExportError:
+        return ExportError(message, details=text, step=step, cause=cause, kind=kind)
 
     op = re.search(
         r"No ONNX function found for <OpOverload\(op='([\w.]+)', overload='(\w+)'\)>", text
@@ -323,14 +330,16 @@ def _explain(exc: BaseException, log: str) -> ExportError:
         return error(
             f"the operator {name} has no ONNX translation{where}{at}. Try: rewrite that step with "
             f"supported ops; or pass custom_translation_table={{torch.ops.{name}.{op.group(2)}: "
-            "your_onnxscript_fn}; or a newer torch/onnxscript; or exporter='torchscript'."
+            "your_onnxscript_fn}; or a newer torch/onnxscript; or exporter='torchscript'.",
+            "unsupported_op",
         )
     if re.search(r"data-dependent|GuardOnDataDependentSymNode|DataDependentOutputException", text):
         return error(
             f"data-dependent control flow{where}{at}: Python `if`/`while` on a tensor's value "
             "cannot be captured in a static graph. Try: torch.where(cond, a, b) to compute both "
             "branches, torch.cond(pred, true_fn, false_fn, (x,)) for real branching, or move the "
-            "decision out of forward()."
+            "decision out of forward().",
+            "data_dependent",
         )
     clash = re.search(r"target ([\w.]+) references nonexistent attribute (\w+) of (\w+)", text)
     if clash:
@@ -340,7 +349,8 @@ def _explain(exc: BaseException, log: str) -> ExportError:
             f"itself{at} (torch: {cause or clash.group(0)}). Try: rename it in the model "
             f"(self.{attr} -> self.{attr}_net, and in forward); old checkpoints still load "
             f"with their keys renamed ({{k.replace('{attr}.', '{attr}_net.', 1): v}}); or use "
-            "exporter='torchscript' (CLI: the TorchScript fallback)."
+            "exporter='torchscript' (CLI: the TorchScript fallback).",
+            "name_clash",
         )
     bad_type = re.search(r"Unsupported input type <class '([\w.]+)'>", text)
     if bad_type:
@@ -348,7 +358,8 @@ def _explain(exc: BaseException, log: str) -> ExportError:
             f"an input of type {bad_type.group(1).rsplit('.', 1)[-1]} cannot be exported{at}: "
             "the exporter takes tensors (and lists, tuples and dicts of them) as inputs. Try: "
             "pass the tensors the object holds as separate inputs, or register the type with "
-            "torch.export.register_dataclass / torch.utils._pytree.register_pytree_node."
+            "torch.export.register_dataclass / torch.utils._pytree.register_pytree_node.",
+            "input_type",
         )
     if re.search(r"Constraints violated|ConstraintViolation|specializ", text):
         fixes = re.findall(r"^\s*(\w+ = .+)$", text.split("Suggested fixes:", 1)[-1], re.M)
@@ -363,7 +374,8 @@ def _explain(exc: BaseException, log: str) -> ExportError:
             + hint
             + " Try: x.flatten(1) or x.reshape(x.shape[0], -1), narrow the dim's range (--dim "
             "NAME=MIN:MAX), make that dim fixed, or export with a static batch "
-            "(dynamic_batch=False / --static)."
+            "(dynamic_batch=False / --static).",
+            "dynamic_dim",
         )
     first = cause or next(
         (ln for ln in clean(str(exc)).splitlines() if ln.strip()), type(exc).__name__
@@ -548,7 +560,7 @@ def export_model(
             try:
                 program = _exporting(run, exporter, caught)
             except ExportError as first_error:
-                if not (fallback and exporter == "dynamo"):
+                if not (fallback and exporter == "dynamo" and first_error.kind in FALLBACK_KINDS):
                     raise
                 fallback_reason = str(first_error)
                 try:
@@ -559,6 +571,7 @@ def export_model(
                         details=first_error.details,
                         step=first_error.step,
                         cause=first_error.cause,
+                        kind=first_error.kind,
                     ) from second
                 used = "torchscript"
                 step = f" at step {first_error.step}/3" if first_error.step else ""

@@ -15,10 +15,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from onnx_deploy._files import atomic_output, check_output_path
 from onnx_deploy.bench import BenchmarkResult, benchmark, comparison_table
@@ -31,7 +33,9 @@ from onnx_deploy.defaults import (
     VALIDATE_BATCH_SIZES,
 )
 from onnx_deploy.extras import require
-from onnx_deploy.zoo import is_spec, load_model_and_shape, spec_name
+from onnx_deploy.feeds import Feeds
+from onnx_deploy.signature import DimRange, InputSpec, Signature, SignatureError
+from onnx_deploy.zoo import is_spec, load_model, load_model_and_shape, spec_name
 
 Log = Callable[[str], None]
 
@@ -42,6 +46,76 @@ def _quiet(_: str) -> None:
 
 def is_onnx_path(text: str) -> bool:
     return text.endswith(".onnx") or (Path(text).is_file() and not is_spec(text))
+
+
+def example_data(
+    path: str | os.PathLike[str], model: Any = None, declared: Sequence[InputSpec] = ()
+) -> Feeds:
+    """Example inputs from a ``.npz`` / ``.pt`` / ``.npy`` file, by input name. A dict
+    keeps its names; a single array or a tuple takes the declared ``--input`` names, else
+    ``model.forward``'s parameter names, in order."""
+    from onnx_deploy.feeds import load_data, to_numpy
+
+    data = load_data(path)
+    if isinstance(data, Mapping):
+        return {str(k): to_numpy(v, str(k)) for k, v in data.items()}
+    values = [data] if isinstance(data, np.ndarray) else list(data)
+    names = [d.name for d in declared]
+    if not names and model is not None:
+        from onnx_deploy.runners.pytorch import forward_parameters
+
+        names = forward_parameters(model)[0]
+    if len(names) < len(values):
+        raise SignatureError(
+            f"{path} holds {len(values)} unnamed array(s); save a dict by input name "
+            "(np.savez(path, ids=..., mask=...)) or declare the inputs with --input"
+        )
+    return dict(zip(names, values, strict=False))
+
+
+def make_signature(
+    inputs: Sequence[InputSpec] = (),
+    dims: Sequence[DimRange] = (),
+    *,
+    example: Feeds | None = None,
+    batch: tuple[int, int] | None = None,
+    static: bool = False,
+) -> Signature | None:
+    """The signature the CLI's ``--input``/``--dim``/``--example``/``--batch`` describe,
+    or None when none of them was given (the one-float-input ``--input-shape`` case).
+    ``batch`` is the range of a dim named ``batch`` that ``--dim`` did not declare."""
+    if not inputs and example is None:
+        if dims:
+            raise SignatureError("--dim needs --input (or --example) declaring the dims it names")
+        return None
+    dims = list(dims)
+    if batch is not None and not any(d.name == "batch" for d in dims):
+        uses_batch = any("batch" in i.symbols for i in inputs) or (
+            example is not None and not static and not inputs
+        )
+        if uses_batch:
+            dims.append(DimRange("batch", *batch))
+    if example is not None:
+        return Signature.from_examples(example, inputs, dims, dynamic_batch=not static)
+    return Signature(tuple(inputs), tuple(dims))
+
+
+def batch_feeds(
+    data: Feeds | None, signature: Signature | None, batch_size: int, specs: Sequence[Any]
+) -> Feeds | None:
+    """Inputs for one benchmark batch: the first ``batch_size`` samples of real ``data``
+    (repeated when it has fewer), or a signature's examples with its batch dims at
+    ``batch_size``; None leaves it to the runner (random inputs at ``batch_size``)."""
+    if data is not None:
+        from onnx_deploy.feeds import as_feeds
+
+        feeds = as_feeds(data, specs)
+        return {
+            k: np.resize(v, (batch_size, *v.shape[1:])) if v.ndim else v for k, v in feeds.items()
+        }
+    if signature is not None:
+        return signature.examples({d: batch_size for d in signature.batch_dims})
+    return None
 
 
 def benchmark_targets(
@@ -55,29 +129,84 @@ def benchmark_targets(
     threads: int | None = None,
     weights: str | None = None,
     input_shape: tuple[int, ...] | None = None,
+    inputs: Sequence[InputSpec] = (),
+    dims: Sequence[DimRange] = (),
+    data: str | os.PathLike[str] | None = None,
     log: Log = _quiet,
 ) -> list[BenchmarkResult]:
     """Benchmark each target at each batch size: an ``.onnx`` file on ONNX Runtime; a
-    model spec exported into ``workdir`` and timed on PyTorch eager and ONNX Runtime."""
+    model spec exported into ``workdir`` and timed on PyTorch eager and ONNX Runtime.
+
+    Inputs: real samples from ``data`` (a ``.npz``/``.pt``/``.npy`` file; the first
+    ``batch_size`` samples, repeated when there are fewer), else random ones from the
+    signature that ``inputs``/``dims`` declare (or the model's own), every dynamic dim
+    other than the batch at its example size."""
     from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
 
     results: list[BenchmarkResult] = []
     for target in targets:
+        sig = None
         if is_onnx_path(target):
             runners = [OnnxRuntimeRunner(target, device, threads=threads)]
+            if inputs or dims:
+                sig = Signature.from_specs(runners[0].inputs, dims, inputs)
         else:
-            runners = _spec_runners(
-                target, Path(workdir), device, threads, weights, input_shape, log
-            )
+            runners, sig = _spec_runners(
+                target, Path(workdir), device, threads, weights, input_shape, inputs, dims,
+                data, log,
+            )  # fmt: skip
+        if sig is None and any(
+            not isinstance(d, int) for s in runners[0].inputs for d in s.shape[1:]
+        ):
+            sig = Signature.from_specs(runners[0].inputs)  # dynamic dims beyond the batch
+        real = example_data(data, declared=inputs) if data is not None else None
         with contextlib.ExitStack() as open_runners:  # activate once: a CUDA TorchRunner copies
             for runner in runners:
                 open_runners.enter_context(runner)
             for b in batch_sizes:
+                feeds = batch_feeds(real, sig, b, runners[0].inputs)
+                if feeds is not None:
+                    shapes = ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in feeds.items())
+                    log(f"  inputs  {'real samples' if real is not None else 'random'}: {shapes}")
                 for runner in runners:  # one name per target: results pair by (name, batch)
-                    (result,) = benchmark(runner, b, warmup=warmup, iters=iters)
+                    (result,) = benchmark(runner, b, inputs=feeds, warmup=warmup, iters=iters)
                     results.append(result)
                     log(result.summary())
     return results
+
+
+def _load_spec(
+    spec: str,
+    weights: str | None,
+    input_shape: tuple[int, ...] | None,
+    signature: Signature | None,
+    pretrained: bool = False,
+) -> tuple[Any, tuple[int, ...], str]:
+    """The model, one sample's shape (the one-input case) and a note on its weights."""
+    if signature is None:
+        return load_model_and_shape(spec, weights, input_shape, pretrained)
+    note = ""
+    if weights is None and not pretrained:
+        note = "random weights (no --weights): outputs prove little about accuracy"
+    return load_model(spec, weights=weights, pretrained=pretrained), (), note
+
+
+def _export_spec_model(
+    model: Any,
+    shape: tuple[int, ...],
+    signature: Signature | None,
+    example: Feeds | None,
+    output: str | os.PathLike[str],
+    **kwargs: Any,
+) -> Any:
+    """``export_model`` for a spec: the signature (with its example data), or a random
+    float batch of 2 for the one-input ``--input-shape`` case."""
+    from onnx_deploy.export import export_model
+
+    if signature is not None:
+        return export_model(model, example, output, signature=signature, **kwargs)
+    torch = require("torch", "exporting a PyTorch model")
+    return export_model(model, torch.randn((2, *shape)), output, **kwargs)
 
 
 def _spec_runners(
@@ -87,26 +216,35 @@ def _spec_runners(
     threads: int | None,
     weights: str | None,
     input_shape: tuple[int, ...] | None,
+    inputs: Sequence[InputSpec],
+    dims: Sequence[DimRange],
+    data: str | os.PathLike[str] | None,
     log: Log,
-) -> list[Any]:
+) -> tuple[list[Any], Signature | None]:
     """PyTorch and ONNX Runtime runners for a model spec (exported into ``workdir``)."""
-    torch = require("torch", f"benchmarking {spec}")
+    require("torch", f"benchmarking {spec}")
 
-    from onnx_deploy.export import export_model
     from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
     from onnx_deploy.runners.pytorch import TorchRunner
 
-    model, shape, note = load_model_and_shape(spec, weights, input_shape)
+    example = None
+    if data is not None and not inputs:
+        example = example_data(data)
+        example = {k: v[:2] for k, v in example.items()}  # two real samples to export with
+    sig = make_signature(inputs, dims, example=example)
+    model, shape, note = _load_spec(spec, weights, input_shape, sig)
     if note:
         log(f"  note    {note}")
     name = spec_name(spec)
-    exported = export_model(model, torch.randn((2, *shape)), workdir / f"{name}.onnx", force=True)
+    exported = _export_spec_model(
+        model, shape, sig, example, workdir / f"{name}.onnx", force=True, fallback=True
+    )
     log(exported.summary().splitlines()[0])
     ort_runner = OnnxRuntimeRunner(exported.path, device, threads=threads, name=name)
     torch_runner = TorchRunner(
         model, ort_runner.inputs, ort_runner.output_names, device=device, name=name
     )
-    return [torch_runner, ort_runner]
+    return [torch_runner, ort_runner], sig
 
 
 @dataclass(frozen=True)
@@ -154,6 +292,8 @@ def run_pipeline(
     *,
     weights: str | None = None,
     input_shape: tuple[int, ...] | None = None,
+    inputs: Sequence[InputSpec] = (),
+    dims: Sequence[DimRange] = (),
     batch_sizes: Sequence[int] = BENCH_BATCH_SIZES,
     warmup: int = PIPELINE_WARMUP,
     iters: int = PIPELINE_ITERS,
@@ -162,12 +302,13 @@ def run_pipeline(
 ) -> PipelineResult:
     """Export, slim, validate against PyTorch, and benchmark PyTorch vs ONNX Runtime.
 
-    Writes ``NAME.onnx``, ``NAME.slim.onnx`` and ``summary.json`` into ``out_dir``;
-    existing files are refused before any work starts unless ``force``.
+    The model takes one float input of ``input_shape`` (torchvision: 3x224x224), or the
+    inputs and dynamic dims that ``inputs``/``dims`` declare. Writes ``NAME.onnx``,
+    ``NAME.slim.onnx`` and ``summary.json`` into ``out_dir``; existing files are refused
+    before any work starts unless ``force``.
     """
-    torch = require("torch", "the pipeline (it exports a PyTorch model)")
+    require("torch", "the pipeline (it exports a PyTorch model)")
 
-    from onnx_deploy.export import export_model
     from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
     from onnx_deploy.runners.pytorch import TorchRunner
     from onnx_deploy.slim import slim_model
@@ -178,20 +319,25 @@ def run_pipeline(
     paths = [out / f"{name}.onnx", out / f"{name}.slim.onnx", out / "summary.json"]
     for p in paths:
         check_output_path(p, force=force)  # fail before the slow part
-    model, shape, note = load_model_and_shape(spec, weights, input_shape)
-    exported = export_model(model, torch.randn((2, *shape)), paths[0], force=force)
+    sig = make_signature(inputs, dims)
+    model, shape, note = _load_spec(spec, weights, input_shape, sig)
+    exported = _export_spec_model(model, shape, sig, None, paths[0], force=force)
     log(exported.summary().splitlines()[0])
     slimmed = slim_model(exported.path, paths[1], force=force)
     log(slimmed.summary().splitlines()[0])
     ort_runner = OnnxRuntimeRunner(slimmed.output_path, "cpu", name=name)
     torch_runner = TorchRunner(model, ort_runner.inputs, ort_runner.output_names, name=name)
+    check_sig = Signature.from_specs(ort_runner.inputs, sig.dims if sig else (), inputs)
     results: list[BenchmarkResult] = []
     with torch_runner, ort_runner:  # activated once for the comparison and every batch
-        report = compare(torch_runner, ort_runner, batch_sizes=VALIDATE_BATCH_SIZES)
+        report = compare(
+            torch_runner, ort_runner, batch_sizes=VALIDATE_BATCH_SIZES, signature=check_sig
+        )
         log(report.summary())
         for b in batch_sizes:
+            feeds = batch_feeds(None, check_sig, b, ort_runner.inputs)
             for runner in (torch_runner, ort_runner):
-                (result,) = benchmark(runner, b, warmup=warmup, iters=iters)
+                (result,) = benchmark(runner, b, inputs=feeds, warmup=warmup, iters=iters)
                 results.append(result)
                 log(result.summary())
     result = PipelineResult(
@@ -233,17 +379,28 @@ def export_spec(
     *,
     weights: str | None = None,
     input_shape: tuple[int, ...] | None = None,
+    inputs: Sequence[InputSpec] = (),
+    dims: Sequence[DimRange] = (),
+    example: str | os.PathLike[str] | None = None,
     pretrained: bool = False,
     batch: tuple[int, int] | None = None,
     static: bool = False,
     exporter: str = "dynamo",
     opset: int | None = None,
+    fallback: bool = True,
+    report_dir: str | os.PathLike[str] | None = None,
     validate: bool = True,
     force: bool = False,
     log: Log = _quiet,
 ) -> SpecExport:
-    """Load a model spec, export it (dynamic batch ``batch = (min, max)`` unless
-    ``static``), and compare it with PyTorch at batch sizes inside that range."""
+    """Load a model spec, export it, and compare it with PyTorch.
+
+    One float input of ``input_shape`` with a dynamic batch ``batch = (min, max)`` (unless
+    ``static``); or any signature: ``inputs`` (names, dtypes, symbolic dims), ``dims``
+    (their ranges) and/or ``example`` (a ``.npz``/``.pt`` file of example inputs).
+    Validation runs several sizes of every dynamic dim. ``fallback``: when the dynamo
+    exporter fails, try TorchScript and say so; ``report_dir`` keeps torch's report.
+    """
     torch = require("torch", "exporting a PyTorch model")
 
     from onnx_deploy.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET
@@ -252,19 +409,28 @@ def export_spec(
 
     check_output_path(output, force=force)  # fail before the slow part
     lo, hi = batch or (1, DEFAULT_MAX_BATCH)
-    model, shape, note = load_model_and_shape(spec, weights, input_shape, pretrained)
+    data = example_data(example, declared=inputs) if example is not None else None
+    sig = make_signature(inputs, dims, example=data, batch=(lo, hi), static=static)
+    model, shape, note = _load_spec(spec, weights, input_shape, sig, pretrained)
     log(f"load      {spec}")
     if note:
         log(f"  note    {note}")
-    example = torch.randn((lo if static else max(lo, 2), *shape))
-    result = export_model(
-        model, example, output, exporter=exporter,  # type: ignore[arg-type]
-        opset=opset or DEFAULT_OPSET, dynamic_batch=not static, max_batch=hi, force=force,
-    )  # fmt: skip
+    common: dict[str, Any] = {
+        "exporter": exporter, "opset": opset or DEFAULT_OPSET, "fallback": fallback,
+        "report_dir": report_dir, "force": force,
+    }  # fmt: skip
+    if sig is not None:
+        result = export_model(model, data, output, signature=sig, **common)
+    else:
+        example_batch = torch.randn((lo if static else max(lo, 2), *shape))
+        result = export_model(
+            model, example_batch, output, dynamic_batch=not static, max_batch=hi, **common
+        )
     log(result.summary())
     report = None
     if validate:
         sizes = (lo,) if static else tuple(sorted({lo, min(max(lo, 2), hi), min(8, hi)}))
-        report = compare_torch_onnx(model, output, batch_sizes=sizes)
+        check = Signature.from_specs(result.inputs, result.dims, inputs) if sig else None
+        report = compare_torch_onnx(model, output, batch_sizes=sizes, signature=check)
         log(report.summary())
     return SpecExport(result, report, (note,) if note else ())

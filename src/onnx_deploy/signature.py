@@ -49,6 +49,7 @@ _NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")
 # integer inputs without a declared range take values in [0, 10): valid token ids,
 # class indices and positions for any vocabulary of 10 or more
 DEFAULT_INT_RANGE = (0, 10)
+PROBE_AT_LEAST = 16
 
 
 class SignatureError(InputMismatchError):
@@ -92,11 +93,12 @@ class DimRange:
         return 2 if size == 1 else size
 
     def probe_sizes(self) -> tuple[int, ...]:
-        """Sizes a validation tries: the minimum, the example size and a larger one."""
+        """Sizes a validation tries: the minimum, the example size and a larger one
+        (twice the example, at least 16: a sequence of 2 proves little)."""
         if self.probes:
             return tuple(p for p in self.probes if self.min <= p <= self.max) or (self.example,)
         ex = self.example
-        sizes = {self.min, ex, min(self.max, 2 * ex)}
+        sizes = {self.min, ex, min(self.max, max(2 * ex, PROBE_AT_LEAST))}
         if len(sizes) < 3:
             sizes.add(min(self.max, 4 * ex))
         return tuple(sorted(sizes))

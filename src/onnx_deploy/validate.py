@@ -14,19 +14,20 @@ diverge is ``onnx_deploy.intermediates``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from onnx_deploy.defaults import VALIDATE_BATCH_SIZES
+from onnx_deploy.defaults import REAL_DATA_BATCH, VALIDATE_BATCH_SIZES
 from onnx_deploy.errors import OnnxDeployError, ValidationError
-from onnx_deploy.feeds import Feeds, as_batches, batch_size_of
+from onnx_deploy.feeds import Feeds, as_batches, as_feeds, batch_size_of
 from onnx_deploy.runners.base import Runner
-from onnx_deploy.signature import Signature
+from onnx_deploy.signature import DimRange, InputSpec, Signature
 
 if TYPE_CHECKING:
     import torch
@@ -135,6 +136,7 @@ class ValidationReport:
     num_samples: int
     max_abs_by_batch: dict[int, float]
     seconds: float
+    dim_sizes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # sizes each dim took
 
     @property
     def ok(self) -> bool:
@@ -153,9 +155,15 @@ class ValidationReport:
         head = (
             f"validate  {self.candidate} vs {self.reference}: "
             f"{'PASS' if self.ok else 'FAIL'} ({self.tolerance.name} tolerance, "
-            f"{self.num_samples} samples, batch sizes {list(self.batch_sizes)}, {self.seconds:.1f} s)"
+            f"{self.num_samples} samples, batch sizes {list(self.batch_sizes)}{self._other_dims()}, "
+            f"{self.seconds:.1f} s)"
         )
         return "\n".join([head, *("  " + o.line() for o in self.outputs)])
+
+    def _other_dims(self) -> str:
+        """``, seq [1, 2, 16]``: the sizes dynamic dims other than the batch took."""
+        others = list(self.dim_sizes.items())[1:] if self.dim_sizes else []
+        return "".join(f", {name} {list(sizes)}" for name, sizes in others)
 
     def raise_for_mismatch(self) -> ValidationReport:
         """Raise ``ValidationError`` with the summary if any output failed; else return self."""
@@ -352,9 +360,23 @@ def compare(
                 reference, candidate, _run(reference, feeds), _run(candidate, feeds)
             )
             pairs.append((refs, cands))
-    return _report(
+    report = _report(
         reference.name, candidate.name, names, pairs, batches, tol, time.perf_counter() - start
     )
+    return dataclasses.replace(report, dim_sizes=_dim_sizes(reference.inputs, batches))
+
+
+def _dim_sizes(specs: Sequence[Any], batches: Sequence[Feeds]) -> dict[str, tuple[int, ...]]:
+    """The sizes each symbolic dim took across ``batches``, the batch dim first."""
+    seen: dict[str, list[int]] = {}
+    for spec in specs:
+        for axis, dim in enumerate(spec.shape):
+            if isinstance(dim, str):
+                for feeds in batches:
+                    value = feeds.get(spec.name)
+                    if value is not None and axis < value.ndim:
+                        seen.setdefault(dim, []).append(int(value.shape[axis]))
+    return {name: tuple(dict.fromkeys(sizes)) for name, sizes in seen.items()}
 
 
 def _run(runner: Runner, feeds: Feeds) -> dict[str, np.ndarray]:
@@ -424,3 +446,43 @@ def compare_onnx(
         seed=seed,
         signature=signature,
     )
+
+
+def validate_model(
+    model: str | os.PathLike[str],
+    reference: str,
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    data: str | os.PathLike[str] | None = None,
+    inputs: Sequence[InputSpec] = (),
+    dims: Sequence[DimRange] = (),
+    batch_sizes: Sequence[int] = VALIDATE_BATCH_SIZES,
+    precision: str | Tolerance = "fp32",
+    device: str = "cpu",
+    data_batch_size: int = REAL_DATA_BATCH,
+) -> ValidationReport:
+    """``onnx-deploy validate``: an ONNX file against a reference, which is another ONNX
+    file or a model spec (``torchvision:NAME``, ``file.py:factory``) with ``weights``.
+
+    Inputs: real samples from ``data`` (``.npz`` by input name, ``.npy``, ``.pt``), split
+    into batches of ``data_batch_size``; else random ones from the model's signature,
+    with ranges and value ranges from ``dims`` and ``inputs``, at ``batch_sizes`` and
+    several sizes of every other dynamic dim.
+    """
+    from onnx_deploy.feeds import load_data, split
+    from onnx_deploy.pipeline import is_onnx_path
+
+    candidate = _onnx_runner(model, device)
+    feeds = None
+    if data is not None:
+        feeds = split(as_feeds(load_data(data), candidate.inputs), data_batch_size)
+    signature = Signature.from_specs(candidate.inputs, dims, inputs)
+    if is_onnx_path(reference):
+        ref: Runner = _onnx_runner(reference, device)
+    else:
+        from onnx_deploy.runners.pytorch import TorchRunner
+        from onnx_deploy.zoo import load_model
+
+        module = load_model(reference, weights=weights)
+        ref = TorchRunner(module, candidate.inputs, candidate.output_names, device=device)
+    return compare(ref, candidate, feeds, precision, batch_sizes=batch_sizes, signature=signature)

@@ -35,6 +35,63 @@ def batch_range(text: str) -> tuple[int, int]:
     return lo_i, hi_i
 
 
+def _input_spec(text: str) -> Any:
+    from onnx_deploy.signature import SignatureError, parse_input
+
+    try:
+        return parse_input(text)
+    except SignatureError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _dim_range(text: str) -> Any:
+    from onnx_deploy.signature import SignatureError, parse_dim
+
+    try:
+        return parse_dim(text)
+    except SignatureError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_signature(parser: argparse.ArgumentParser, data_flag: str | None = None) -> None:
+    """--input and --dim (any model signature) and, with ``data_flag``, a data file."""
+    parser.add_argument(
+        "--input",
+        dest="inputs",
+        action="append",
+        type=_input_spec,
+        default=[],
+        metavar="NAME:DTYPE:DIMS[:LOW..HIGH]",
+        help="one model input, repeatable: a forward() parameter, its dtype (float32, "
+        "float16, int64, int32, bool, ...) and dims (ints fixed, names dynamic), e.g. "
+        "ids:int64:batch,seq:0..30522 (token ids below 30522) or image:float32:batch,3,224,224",
+    )
+    parser.add_argument(
+        "--dim",
+        dest="dims",
+        action="append",
+        type=_dim_range,
+        default=[],
+        metavar="NAME=MIN:MAX",
+        help="range of a dynamic dim, repeatable: seq=1:512, or MIN:OPT:MAX (OPT: the size "
+        "to export with; default the smallest size >= 2)",
+    )
+    if data_flag == "example":
+        parser.add_argument(
+            "--example",
+            help="example inputs to export with: .npz (arrays by input name) or .pt (a dict "
+            "of tensors, loaded with weights_only=True); names and dtypes come from it",
+        )
+    elif data_flag == "inputs":
+        parser.add_argument(
+            "--inputs",
+            dest="data",
+            metavar="FILE",
+            help="real samples for every input instead of random ones: .npz (arrays by input "
+            "name), .npy (one input) or .pt (tensors, weights_only=True); axis 0 is the sample",
+        )
+
+
 def joined(values: tuple[int, ...]) -> str:
     return ",".join(str(v) for v in values)
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import tempfile
 
-from onnx_deploy.cli._common import EXIT_OK, add_force, add_timing, ints, step
+from onnx_deploy.cli._common import EXIT_OK, add_force, add_signature, add_timing, ints, step
 from onnx_deploy.defaults import BENCH_ITERS, BENCH_WARMUP
 
 HELP = "benchmark .onnx files on ONNX Runtime, or model specs on PyTorch vs ONNX Runtime"
@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--input-shape", type=ints, help="sample shape for non-torchvision specs")
+    add_signature(p, data_flag="inputs")
     p.add_argument("--weights", help="checkpoint for spec targets")
     p.add_argument("--output", help="write all results as JSON here")
     p.add_argument("--plot", help="write a latency/throughput plot (PNG) here")
@@ -45,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         results = benchmark_targets(
             args.models, tmp, batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
             device=args.device, threads=args.threads, weights=args.weights,
-            input_shape=args.input_shape, log=step(args),
+            input_shape=args.input_shape, inputs=args.inputs, dims=args.dims, data=args.data,
+            log=step(args),
         )  # fmt: skip
     env = collect_environment()
     payload = {

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from onnx_deploy.cli._common import EXIT_OK, add_force, batch_range, emit, fail, ints, step
+from onnx_deploy.cli._common import (
+    EXIT_OK,
+    add_force,
+    add_signature,
+    batch_range,
+    emit,
+    fail,
+    ints,
+    step,
+)
 from onnx_deploy.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET
 
 HELP = "export a PyTorch model to ONNX (dynamo exporter) and validate it"
@@ -21,19 +30,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--pretrained", action="store_true", help="torchvision's published weights (downloads)"
     )
     p.add_argument(
-        "--input-shape", type=ints, help="one sample's shape without batch, e.g. 3,224,224"
+        "--input-shape",
+        type=ints,
+        help="one float input: one sample's shape without batch, e.g. 3,224,224 (several "
+        "inputs, integer inputs, dynamic dims beyond the batch: --input/--dim/--example)",
     )
+    add_signature(p, data_flag="example")
     p.add_argument(
         "--batch",
         type=batch_range,
         default=(1, DEFAULT_MAX_BATCH),
-        help=f"dynamic batch range MIN:MAX (default 1:{DEFAULT_MAX_BATCH})",
+        help=f"dynamic batch range MIN:MAX (default 1:{DEFAULT_MAX_BATCH}); with --input, the "
+        "range of a dim named batch",
     )
     p.add_argument(
         "--static", action="store_true", help="fixed batch of MIN instead of a dynamic batch"
     )
     p.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    p.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="fail when the dynamo exporter fails (default: try the TorchScript exporter, "
+        "say so, and validate its result)",
+    )
+    p.add_argument("--report", metavar="DIR", help="keep torch's export report in DIR")
     p.add_argument(
         "--no-validate", action="store_true", help="skip the PyTorch vs ONNX Runtime check"
     )
@@ -47,9 +68,11 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or f"{Path(spec_name(args.model)).stem}.onnx"
     result = export_spec(
         args.model, output, weights=args.weights, input_shape=args.input_shape,
+        inputs=args.inputs, dims=args.dims, example=args.example,
         pretrained=args.pretrained, batch=args.batch, static=args.static,
-        exporter=args.exporter, opset=args.opset, validate=not args.no_validate,
-        force=args.force, log=step(args),
+        exporter=args.exporter, opset=args.opset, fallback=not args.no_fallback,
+        report_dir=args.report, validate=not args.no_validate, force=args.force,
+        log=step(args),
     )  # fmt: skip
     if args.json:
         emit(args, result)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import EXIT_FAIL, EXIT_OK, add_force, add_timing, emit, ints, step
+from onnx_deploy.cli._common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    add_force,
+    add_signature,
+    add_timing,
+    emit,
+    ints,
+    step,
+)
 from onnx_deploy.defaults import PIPELINE_ITERS, PIPELINE_WARMUP
 
 HELP = "export, slim, validate and benchmark one model, with a summary"
@@ -14,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", default="torchvision:resnet18")
     p.add_argument("--out-dir", default="artifacts/pipeline")
     p.add_argument("--weights")
-    p.add_argument("--input-shape", type=ints)
+    p.add_argument("--input-shape", type=ints, help="one float input's sample shape")
+    add_signature(p)
     add_timing(p, PIPELINE_WARMUP, PIPELINE_ITERS)
     add_force(p, "existing files in --out-dir")
 
@@ -24,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_pipeline(
         args.model, args.out_dir, weights=args.weights, input_shape=args.input_shape,
+        inputs=args.inputs, dims=args.dims,
         batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
         force=args.force, log=step(args),
     )  # fmt: skip

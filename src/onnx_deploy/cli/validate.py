@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from onnx_deploy.cli._common import EXIT_OK, emit, fail, ints, joined
+from onnx_deploy.cli._common import EXIT_OK, add_signature, emit, fail, ints, joined
 from onnx_deploy.defaults import PRECISIONS, VALIDATE_BATCH_SIZES
 
 HELP = "compare an ONNX model with a PyTorch model or another ONNX model"
@@ -19,26 +20,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--batch-sizes",
         type=ints,
         default=VALIDATE_BATCH_SIZES,
-        help=f"random batches to compare (default {joined(VALIDATE_BATCH_SIZES)})",
+        help=f"random batches to compare (default {joined(VALIDATE_BATCH_SIZES)}); other "
+        "dynamic dims take several sizes across them",
     )
+    add_signature(p, data_flag="inputs")
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.pipeline import is_onnx_path
-    from onnx_deploy.validate import compare_onnx, compare_torch_onnx
+    from onnx_deploy.validate import validate_model
 
-    if is_onnx_path(args.reference):
-        report = compare_onnx(
-            args.reference, args.model, batch_sizes=args.batch_sizes, precision=args.precision
-        )
-    else:
-        from onnx_deploy.zoo import load_model
-
-        module = load_model(args.reference, weights=args.weights)
-        report = compare_torch_onnx(
-            module, args.model, batch_sizes=args.batch_sizes, precision=args.precision
-        )
+    report = validate_model(
+        args.model, args.reference, weights=args.weights, data=args.data,
+        inputs=args.inputs, dims=args.dims, batch_sizes=args.batch_sizes,
+        precision=args.precision,
+    )  # fmt: skip
     emit(args, report)
     if not report.ok:
         return fail("outputs differ beyond the tolerance (see above)")
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK

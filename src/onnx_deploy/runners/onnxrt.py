@@ -39,6 +39,22 @@ def session_specs(nodes: Any) -> tuple[TensorSpec, ...]:
     )
 
 
+def intra_op_threads(session: Any) -> dict[str, Any]:
+    """The intra-op threads a CPU session runs with: the number set in its options, or
+    ONNX Runtime's default when it was left at 0 (one thread per physical core)."""
+    from onnx_deploy.cpu import cpu_info
+
+    set_to = int(session.get_session_options().intra_op_num_threads)
+    if set_to > 0:
+        return {"intra_op_threads": set_to, "intra_op_threads_source": "set"}
+    info = cpu_info()
+    cores = info["physical_cores"] or info["logical_cpus"]
+    return {
+        "intra_op_threads": cores,
+        "intra_op_threads_source": "onnxruntime default (one per physical core)",
+    }
+
+
 @dataclass
 class _Bound:
     binding: Any  # onnxruntime.IOBinding
@@ -167,7 +183,11 @@ class OnnxRuntimeRunner(Runner):
             self._last.binding.synchronize_outputs()
 
     def environment(self) -> dict[str, Any]:
-        return {"providers": self.providers, "io_binding": self.io_binding}
+        return {
+            "providers": self.providers,
+            "io_binding": self.io_binding,
+            **intra_op_threads(self.session),
+        }
 
     @property
     def bound_shapes(self) -> int:
