@@ -101,3 +101,31 @@ def test_interleaved_benchmark_alternates(tiny_onnx: Path, monkeypatch) -> None:
         {"a": tiny_onnx, "b": tiny_onnx}, batch_size=2, warmup=1, iters=7, rounds=3
     )
     assert a.iterations == b.iterations == 7
+
+
+def test_a_busy_machine_is_flagged_and_a_quiet_one_is_not() -> None:
+    from onnx_deploy.bench import summarize
+
+    quiet = summarize("m", "onnxruntime", "cpu", 1, 1, 1.0, [10.0, 10.2, 9.9, 10.1, 10.0, 10.3])
+    assert quiet.contention == "" and "warning" not in quiet.summary()
+    busy = summarize("m", "onnxruntime", "cpu", 1, 1, 1.0, [10, 10, 10, 10, 10, 30, 31, 10, 10, 10])
+    assert "p90" in busy.contention and "busy" in busy.contention
+    assert "\n  warning timings spread widely" in busy.summary()
+    assert busy.to_dict()["contention"] == busy.contention
+    few = summarize("m", "onnxruntime", "cpu", 1, 1, 1.0, [10, 40])
+    assert few.contention == "", "too few runs to judge"
+
+
+def test_threads_are_recorded_and_ratios_name_both_models(tiny_onnx: Path) -> None:
+    from onnx_deploy.bench import benchmark, relative_table
+    from onnx_deploy.runners import OnnxRuntimeRunner
+
+    one = OnnxRuntimeRunner(tiny_onnx, "cpu", threads=1, name="one")
+    default = OnnxRuntimeRunner(tiny_onnx, "cpu", name="default")
+    results = benchmark([one, default], batch_size=2, warmup=1, iters=3)
+    assert results[0].environment["intra_op_threads"] == 1
+    assert results[0].environment["intra_op_threads_source"] == "set"
+    assert results[1].environment["intra_op_threads"] >= 1
+    assert "default" in results[1].environment["intra_op_threads_source"]
+    assert ", 1 threads)" in results[0].summary()
+    assert "default vs one:" in relative_table(results)

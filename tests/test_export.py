@@ -163,3 +163,42 @@ def test_exporter_warnings_are_collected(tmp_path: Path) -> None:
     res = export_model(_Warns().eval(), torch.randn(2, 3), tmp_path / "w.onnx")
     assert any("DeprecationWarning: this layer is deprecated" in w for w in res.warnings)
     assert "exporter warning(s)" in res.summary()
+
+
+def test_exporter_messages_are_cleaned_and_their_cause_surfaced() -> None:
+    from onnx_deploy.export import _explain, clean, exception_summary
+
+    raw = (
+        "Failed to export the model with torch.export. \x1b[96mThis is step 1/3\x1b[0m of "
+        "exporting the model to ONNX. Next steps:\n- Modify the model code\n\n"
+        "## Exception summary\n\n<class 'torch._dynamo.exc.Unsupported'>: something odd "
+        "happened in forward\n\n(Refer to the full stack trace above for more information.)"
+    )
+    assert "\x1b" not in clean(raw)
+    assert exception_summary(clean(raw)) == "Unsupported: something odd happened in forward"
+    err = _explain(RuntimeError(raw), "")
+    assert err.step == 1 and err.kind == "other" and "\x1b" not in str(err)
+    assert "step 1/3: torch.export could not capture the model" in str(err)
+    assert "Unsupported: something odd happened in forward" in str(err)
+    assert "Next steps:." not in str(err)
+
+
+class _TakesObject(nn.Module):
+    def forward(self, x: torch.Tensor, cfg: object) -> torch.Tensor:
+        return x * 2
+
+
+def test_unsupported_input_type_is_explained(tmp_path: Path) -> None:
+    class Cfg:
+        pass
+
+    with pytest.raises(ExportError, match="an input of type Cfg cannot be exported") as info:
+        export_model(_TakesObject().eval(), (torch.randn(2, 3), Cfg()), tmp_path / "m.onnx")
+    assert info.value.kind == "input_type" and "register_dataclass" in str(info.value)
+
+
+def test_data_dependent_models_do_not_fall_back(tmp_path: Path) -> None:
+    """TorchScript would trace one branch and bake it in: a wrong graph."""
+    with pytest.raises(ExportError, match="data-dependent"):
+        export_model(DataDependent().eval(), torch.randn(2, 3), tmp_path / "m.onnx", fallback=True)
+    assert not (tmp_path / "m.onnx").exists()

@@ -266,6 +266,13 @@ def _signature_call(model: Any, example_inputs: Any, signature: Signature) -> _C
     params, var_args = forward_parameters(model)
     shapes = signature.torch_dynamic_shapes()
     if all(n in params for n in names):
+        missing = [p for p in _required_parameters(model) if p not in names]
+        if missing:
+            raise ExportError(
+                f"{type(model).__name__}.forward({', '.join(params)}) needs {missing}, which "
+                "no input declares: add --input NAME:DTYPE:DIMS for each (library: an "
+                "InputSpec in the signature)"
+            )
         return _Call((), examples, shapes, None, signature, notes)
     if var_args or len(params) >= len(names):
         return _Call(
@@ -276,6 +283,18 @@ def _signature_call(model: Any, example_inputs: Any, signature: Signature) -> _C
         "name each input after the forward parameter it feeds, or give as many inputs as "
         "forward takes, in order"
     )
+
+
+def _required_parameters(model: Any) -> list[str]:
+    """``forward``'s parameters that have no default."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in params if p.kind in kinds and p.default is p.empty]
 
 
 def _plain_call(
@@ -352,7 +371,7 @@ def _explain(exc: BaseException, log: str) -> ExportError:
             "exporter='torchscript' (CLI: the TorchScript fallback).",
             "name_clash",
         )
-    bad_type = re.search(r"Unsupported input type <class '([\w.]+)'>", text)
+    bad_type = re.search(r"Unsupported input type <class '([^']+)'>", text)
     if bad_type:
         return error(
             f"an input of type {bad_type.group(1).rsplit('.', 1)[-1]} cannot be exported{at}: "
@@ -380,6 +399,7 @@ def _explain(exc: BaseException, log: str) -> ExportError:
     first = cause or next(
         (ln for ln in clean(str(exc)).splitlines() if ln.strip()), type(exc).__name__
     )
+    first = first if first.rstrip().endswith(".") else f"{first.rstrip()}."
     return error(
         f"export failed{where}{at}: {type(exc).__name__}: {first} Try exporter='torchscript' to "
         "compare; ExportError.details (CLI: --report DIR) holds the exporter's full report."

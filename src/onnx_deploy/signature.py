@@ -224,11 +224,11 @@ class Signature:
                 f"({'; '.join(i.describe() for i in self.inputs)})"
             )
         batch_like = {i.shape[0] for i in self.inputs if i.shape and isinstance(i.shape[0], str)}
-        have = set(declared)
-        extra = tuple(
-            _default_dim(s, s in batch_like) for s in _ordered(self.inputs) if s not in have
+        given = {d.name: d for d in self.dims}
+        ordered = tuple(  # in order of first use: batch, seq, ...
+            given.get(s) or _default_dim(s, s in batch_like) for s in _ordered(self.inputs)
         )
-        object.__setattr__(self, "dims", tuple(self.dims) + extra)
+        object.__setattr__(self, "dims", ordered)
 
     # --- construction ---------------------------------------------------------------
 

@@ -196,7 +196,9 @@ def _cosine_rows(ref: np.ndarray, cand: np.ndarray) -> np.ndarray:
 def compare_outputs(
     name: str, refs: Sequence[np.ndarray], cands: Sequence[np.ndarray], tolerance: Tolerance
 ) -> OutputComparison:
-    """Compare one output over several batches (arrays are concatenated along axis 0)."""
+    """Compare one output over several batches: batches whose dims beyond axis 0 agree
+    are concatenated along axis 0, and the groups (one per image size or sequence
+    length) are combined: worst errors, weighted means, the largest variation."""
     if not refs:
         raise ValueError(f"no arrays to compare for output {name!r}")
     for r, c in zip(refs, cands, strict=True):
@@ -212,9 +214,21 @@ def compare_outputs(
                 False,
                 f"shape {tuple(c.shape)} != reference {tuple(r.shape)}",
             )
-    ref = np.concatenate([np.atleast_1d(r) for r in refs]).astype(np.float64)
-    cand = np.concatenate([np.atleast_1d(c) for c in cands]).astype(np.float64)
-    if not np.isfinite(cand).all() and np.isfinite(ref).all():
+    groups: dict[tuple[int, ...], tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    for r, c in zip(refs, cands, strict=True):  # batches whose other dims match concatenate
+        r, c = np.atleast_1d(r), np.atleast_1d(c)
+        group = groups.setdefault(tuple(r.shape[1:]), ([], []))
+        group[0].append(r)
+        group[1].append(c)
+    stats = [
+        _stats(
+            np.concatenate(g[0]).astype(np.float64),
+            np.concatenate(g[1]).astype(np.float64),
+            tolerance,
+        )
+        for g in groups.values()
+    ]
+    if any(st["nonfinite"] for st in stats):
         return OutputComparison(
             name,
             tuple(refs[0].shape),
@@ -226,29 +240,21 @@ def compare_outputs(
             False,
             "candidate has NaN/inf where the reference is finite",
         )
-    diff = np.abs(cand - ref)
-    max_abs = float(diff.max()) if diff.size else 0.0
-    max_rel = float((diff / np.maximum(np.abs(ref), 1e-6)).max()) if diff.size else 0.0
-    mean_abs = float(diff.mean()) if diff.size else 0.0
-    min_cos = float(_cosine_rows(ref, cand).min()) if diff.size else 1.0
-    top1 = None
-    distinct = None
-    if ref.ndim == 2 and ref.shape[1] > 1:
-        top1 = float((ref.argmax(axis=1) == cand.argmax(axis=1)).mean())
-        if ref.shape[0] >= MIN_SAMPLES_FOR_TOP1 and ref.shape[1] > 2:
-            distinct = len(np.unique(ref.argmax(axis=1)))
-    variation = float("nan")
-    if ref.ndim >= 1 and ref.shape[0] >= 2 and ref.size:
-        scale = float(np.abs(ref).max())
-        variation = float(ref.std(axis=0).max() / scale) if scale > 0 else 0.0
+    size = sum(st["size"] for st in stats)
+    rows = sum(st["rows"] for st in stats if st["top1"] is not None)
+    top1 = (
+        sum(st["top1"] * st["rows"] for st in stats if st["top1"] is not None) / rows
+        if rows
+        else None
+    )
+    min_cos = min(st["min_cos"] for st in stats)
+    variations = [st["variation"] for st in stats if not np.isnan(st["variation"])]
+    distincts = [st["distinct"] for st in stats if st["distinct"] is not None]
     reasons = []
     t = tolerance
-    if t.atol is not None and t.rtol is not None:
-        bad = diff > t.atol + t.rtol * np.abs(ref)
-        if bad.any():
-            reasons.append(
-                f"{int(bad.sum())} of {bad.size} values beyond atol {t.atol:g} + rtol {t.rtol:g}"
-            )
+    bad = sum(st["bad"] for st in stats)
+    if bad:
+        reasons.append(f"{bad} of {size} values beyond atol {t.atol:g} + rtol {t.rtol:g}")
     if t.min_cosine is not None and min_cos < t.min_cosine:
         reasons.append(f"cosine {min_cos:.6f} < {t.min_cosine}")
     if t.min_top1 is not None and top1 is not None and top1 < t.min_top1:
@@ -256,17 +262,46 @@ def compare_outputs(
     return OutputComparison(
         name,
         tuple(refs[0].shape),
-        max_abs,
-        max_rel,
-        mean_abs,
+        max(st["max_abs"] for st in stats),
+        max(st["max_rel"] for st in stats),
+        sum(st["mean_abs"] * st["size"] for st in stats) / size if size else 0.0,
         min_cos,
         top1,
         not reasons,
         "; ".join(reasons),
-        float(np.abs(ref).max()) if ref.size else 0.0,
-        variation,
-        distinct,
+        max(st["scale"] for st in stats),
+        max(variations) if variations else float("nan"),
+        max(distincts) if distincts else None,
     )
+
+
+def _stats(ref: np.ndarray, cand: np.ndarray, t: Tolerance) -> dict[str, Any]:
+    """Error statistics of one group of same-shaped batches, concatenated on axis 0."""
+    diff = np.abs(cand - ref)
+    empty = not diff.size
+    st: dict[str, Any] = {
+        "nonfinite": not np.isfinite(cand).all() and np.isfinite(ref).all(),
+        "size": diff.size,
+        "rows": ref.shape[0],
+        "max_abs": 0.0 if empty else float(diff.max()),
+        "max_rel": 0.0 if empty else float((diff / np.maximum(np.abs(ref), 1e-6)).max()),
+        "mean_abs": 0.0 if empty else float(diff.mean()),
+        "min_cos": 1.0 if empty else float(_cosine_rows(ref, cand).min()),
+        "scale": 0.0 if empty else float(np.abs(ref).max()),
+        "top1": None,
+        "distinct": None,
+        "variation": float("nan"),
+        "bad": 0,
+    }
+    if ref.ndim == 2 and ref.shape[1] > 1:
+        st["top1"] = float((ref.argmax(axis=1) == cand.argmax(axis=1)).mean())
+        if ref.shape[0] >= MIN_SAMPLES_FOR_TOP1 and ref.shape[1] > 2:
+            st["distinct"] = len(np.unique(ref.argmax(axis=1)))
+    if ref.shape[0] >= 2 and not empty:
+        st["variation"] = float(ref.std(axis=0).max() / st["scale"]) if st["scale"] > 0 else 0.0
+    if t.atol is not None and t.rtol is not None and not empty:
+        st["bad"] = int((diff > t.atol + t.rtol * np.abs(ref)).sum())
+    return st
 
 
 def _report(
