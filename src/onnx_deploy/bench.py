@@ -76,8 +76,8 @@ class BenchmarkResult:
             return ""
         return (
             f"timings spread widely (p90 {tail:.1f}x the median, CV {100 * cv:.0f}%): the "
-            "machine was probably busy. Stop other work, rerun, and compare runners "
-            "interleaved (benchmark(..., rounds=5)); trust ratios over absolute numbers"
+            "machine was probably busy. Stop other work and rerun; compare ONNX files "
+            "interleaved (--rounds 5; benchmark(..., rounds=5)); trust ratios over absolute numbers"
         )
 
     def summary(self) -> str:

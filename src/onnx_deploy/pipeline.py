@@ -132,6 +132,7 @@ def benchmark_targets(
     inputs: Sequence[InputSpec] = (),
     dims: Sequence[DimRange] = (),
     data: str | os.PathLike[str] | None = None,
+    rounds: int = 1,
     log: Log = _quiet,
 ) -> list[BenchmarkResult]:
     """Benchmark each target at each batch size: an ``.onnx`` file on ONNX Runtime; a
@@ -140,26 +141,38 @@ def benchmark_targets(
     Inputs: real samples from ``data`` (a ``.npz``/``.pt``/``.npy`` file; the first
     ``batch_size`` samples, repeated when there are fewer), else random ones from the
     signature that ``inputs``/``dims`` declare (or the model's own), every dynamic dim
-    other than the batch at its example size."""
+    other than the batch at its example size. ``rounds > 1`` interleaves consecutive
+    ONNX files with each other, so a busy spell of a shared machine slows all of them
+    alike. PyTorch and ONNX Runtime run in turn, never interleaved: each one's thread
+    pool keeps spinning for a while after a run, and on few cores that slows the other.
+    Measured on 2 cores (a small transformer, batch 8, four repetitions in one process):
+    PyTorch's median 5.6-9.1 ms in turn vs 8.7-10.7 ms interleaved, its p90/median
+    1.2-1.3 vs 1.5-1.8, ONNX Runtime unchanged: interleaving inflated the speed-up."""
     from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
 
-    results: list[BenchmarkResult] = []
+    groups: list[tuple[list[Any], Signature | None]] = []
     for target in targets:
         sig = None
         if is_onnx_path(target):
             runners = [OnnxRuntimeRunner(target, device, threads=threads)]
             if inputs or dims:
                 sig = Signature.from_specs(runners[0].inputs, dims, inputs)
+            if rounds > 1 and groups and groups[-1][0][0].backend == "onnxruntime":
+                groups[-1][0].extend(runners)  # ONNX files side by side: one interleaved run
+                continue
         else:
             runners, sig = _spec_runners(
                 target, Path(workdir), device, threads, weights, input_shape, inputs, dims,
                 data, log,
             )  # fmt: skip
+        groups.append((runners, sig))
+    real = example_data(data, declared=inputs) if data is not None else None
+    results: list[BenchmarkResult] = []
+    for runners, sig in groups:
         if sig is None and any(
             not isinstance(d, int) for s in runners[0].inputs for d in s.shape[1:]
         ):
             sig = Signature.from_specs(runners[0].inputs)  # dynamic dims beyond the batch
-        real = example_data(data, declared=inputs) if data is not None else None
         with contextlib.ExitStack() as open_runners:  # activate once: a CUDA TorchRunner copies
             for runner in runners:
                 open_runners.enter_context(runner)
@@ -168,8 +181,16 @@ def benchmark_targets(
                 if feeds is not None:
                     shapes = ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in feeds.items())
                     log(f"  inputs  {'real samples' if real is not None else 'random'}: {shapes}")
-                for runner in runners:  # one name per target: results pair by (name, batch)
-                    (result,) = benchmark(runner, b, inputs=feeds, warmup=warmup, iters=iters)
+                if rounds > 1 and len(runners) > 1 and runners[0].backend == "onnxruntime":
+                    timed = benchmark(
+                        runners, b, inputs=feeds, warmup=warmup, iters=iters, rounds=rounds
+                    )
+                else:  # one after the other
+                    timed = [
+                        benchmark(r, b, inputs=feeds, warmup=warmup, iters=iters)[0]
+                        for r in runners
+                    ]
+                for result in timed:  # one name per target: results pair by (name, batch)
                     results.append(result)
                     log(result.summary())
     return results

@@ -23,6 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--input-shape", type=ints, help="sample shape for non-torchvision specs")
     add_signature(p, data_flag="inputs")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="interleave the .onnx files given together in this many rounds, so machine "
+        "noise hits all alike; default 1 (in turn). PyTorch vs ONNX Runtime always runs in "
+        "turn: their spinning thread pools slow each other when interleaved on few cores",
+    )
     p.add_argument("--weights", help="checkpoint for spec targets")
     p.add_argument("--output", help="write all results as JSON here")
     p.add_argument("--plot", help="write a latency/throughput plot (PNG) here")
@@ -46,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         results = benchmark_targets(
             args.models, tmp, batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
             device=args.device, threads=args.threads, weights=args.weights,
-            input_shape=args.input_shape, inputs=args.inputs, dims=args.dims, data=args.data,
+            input_shape=args.input_shape, inputs=args.inputs, dims=args.dims, data=args.data, rounds=args.rounds,
             log=step(args),
         )  # fmt: skip
     env = collect_environment()

@@ -71,7 +71,9 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
         "--validation-data", help=".npy/.npz/.pt inputs to validate on (default: calibration data)"
     )
     q.add_argument(
-        "--labels", help=".npy labels for --validation-data: adds accuracy and agreement"
+        "--labels",
+        help=".npy labels for --validation-data: adds accuracy (top-1 agreement with FP32 "
+        "needs no labels: --validation-data alone reports it)",
     )
     add_force(q)
 
