@@ -25,7 +25,7 @@ run: install
 
 ## Re-execute the notebooks in place on the CPU, so committed outputs come from a full run.
 notebooks-refresh: install
-	$(BIN)/python -m onnx_deploy.notebooks refresh --notebooks notebooks
+	$(BIN)/python -m onnx_deploy.notebooks refresh --notebooks notebooks $(if $(ONLY),--only $(ONLY))
 
 ## The command-line pipeline on one model: export, slim, validate, benchmark.
 pipeline: install

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from onnx_deploy.errors import InputMismatchError
+from onnx_deploy.signature import generate
 from onnx_deploy.specs import TensorSpec, describe_all
 
 Feeds = dict[str, np.ndarray]
@@ -208,8 +209,8 @@ def random_inputs(
     """Random arrays for ``specs``.
 
     Symbolic dims take ``dim_values[name]`` if given, else ``batch_size`` on axis 0 and an
-    error elsewhere (a size the caller must decide). Floats are standard normal, integers
-    0-9, booleans random.
+    error elsewhere (a size the caller must decide). Values as ``signature.generate``
+    makes them: floats standard normal, integers 0-9, booleans padding masks.
     """
     rng = np.random.default_rng(seed)
     dim_values = dict(dim_values or {})
@@ -234,10 +235,5 @@ def random_inputs(
                 f"input {spec.name!r} is {spec.dtype}, which numpy cannot hold; feed it "
                 "through a backend that takes tensors (PyTorch) or cast it in the model"
             )
-        if np.issubdtype(dtype, np.floating):
-            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype == np.bool_:
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(np.bool_)
-        else:
-            feeds[spec.name] = rng.integers(0, 10, shape).astype(dtype)
+        feeds[spec.name] = generate(spec.dtype, tuple(shape), rng)
     return feeds

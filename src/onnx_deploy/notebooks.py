@@ -181,12 +181,15 @@ def run_all(
     return runs
 
 
-def refresh(folder: Path, timeout: int = 600) -> None:
-    """Execute each notebook in place, top to bottom, with its default parameters."""
+def refresh(folder: Path, timeout: int = 600, only: str | None = None) -> None:
+    """Execute each notebook in place, top to bottom, with its default parameters
+    (``only``: just the notebooks whose file name contains it, e.g. ``"01_"``)."""
     import nbformat
     from nbclient import NotebookClient
 
     for path in find_notebooks(folder):
+        if only and only not in path.name:
+            continue
         start = time.perf_counter()
         nb = nbformat.read(path, 4)
         NotebookClient(
@@ -216,9 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     f = sub.add_parser("refresh", help="re-execute notebooks in place on the CPU")
     f.add_argument("--notebooks", default="notebooks")
+    f.add_argument("--only", help="just the notebooks whose file name contains this (01_)")
     args = parser.parse_args(argv)
     if args.command == "refresh":
-        refresh(Path(args.notebooks))
+        refresh(Path(args.notebooks), only=args.only)
         return 0
     params = {name: json.loads(value) for name, value in args.parameter}
     runs = run_all(Path(args.notebooks), Path(args.out_dir), args.device, params)

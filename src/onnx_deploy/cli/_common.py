@@ -35,22 +35,20 @@ def batch_range(text: str) -> tuple[int, int]:
     return lo_i, hi_i
 
 
-def _input_spec(text: str) -> Any:
-    from onnx_deploy.signature import SignatureError, parse_input
+def _signature_part(parser_name: str) -> Any:
+    """An argparse type that parses with ``onnx_deploy.signature.<parser_name>`` (imported
+    only when an argument is parsed: ``--help`` stays free of numpy)."""
 
-    try:
-        return parse_input(text)
-    except SignatureError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    def parse(text: str) -> Any:
+        from onnx_deploy import signature
 
+        try:
+            return getattr(signature, parser_name)(text)
+        except signature.SignatureError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
-def _dim_range(text: str) -> Any:
-    from onnx_deploy.signature import SignatureError, parse_dim
-
-    try:
-        return parse_dim(text)
-    except SignatureError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = parser_name  # argparse names the type in its messages
+    return parse
 
 
 def add_signature(parser: argparse.ArgumentParser, data_flag: str | None = None) -> None:
@@ -59,7 +57,7 @@ def add_signature(parser: argparse.ArgumentParser, data_flag: str | None = None)
         "--input",
         dest="inputs",
         action="append",
-        type=_input_spec,
+        type=_signature_part("parse_input"),
         default=[],
         metavar="NAME:DTYPE:DIMS[:LOW..HIGH]",
         help="one model input, repeatable: a forward() parameter, its dtype (float32, "
@@ -70,7 +68,7 @@ def add_signature(parser: argparse.ArgumentParser, data_flag: str | None = None)
         "--dim",
         dest="dims",
         action="append",
-        type=_dim_range,
+        type=_signature_part("parse_dim"),
         default=[],
         metavar="NAME=MIN:MAX",
         help="range of a dynamic dim, repeatable: seq=1:512, or MIN:OPT:MAX (OPT: the size "
