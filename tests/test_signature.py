@@ -130,3 +130,10 @@ def test_from_examples_and_from_specs() -> None:
     sig = Signature.from_specs(specs, [DimRange("seq", 4, 64)], [parse_input("ids:int64:b,s:0..7")])
     assert sig.inputs[0].shape == ("batch", "ids_dim1") and sig.inputs[0].high == 7
     assert sig.dim("seq").min == 4 and sig.dim("ids_dim1").probe_sizes() == (8, 16, 32)
+
+
+def test_dim_names_from_files_become_identifiers() -> None:
+    specs = [TensorSpec("x", "float32", ("batch size", "2*h", 3, None))]
+    sig = Signature.from_specs(specs)
+    assert sig.inputs[0].shape == ("batch_size", "d_2_h", 3, "x_dim3")
+    assert sig.examples({"batch_size": 2})["x"].shape == (2, 16, 3, 16)

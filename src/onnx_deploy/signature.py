@@ -251,7 +251,11 @@ class Signature:
         inputs = []
         for s in specs:
             shape = tuple(
-                f"{s.name}_dim{a}".replace(".", "_") if d is None else d
+                _symbol(f"{s.name}_dim{a}")
+                if d is None
+                else d
+                if isinstance(d, int)
+                else _symbol(d)
                 for a, d in enumerate(s.shape)
             )
             dec = by_name.get(s.name)
@@ -422,6 +426,13 @@ class Signature:
             i.name: {a: made[d] for a, d in enumerate(i.shape) if isinstance(d, str)}
             for i in self.inputs
         }
+
+
+def _symbol(name: str) -> str:
+    """A dim name from a model file as an identifier (``"sequence length"`` ->
+    ``"sequence_length"``): files may name dims with any string."""
+    text = re.sub(r"\W", "_", name)
+    return text if _NAME.match(text) else f"d_{text}"
 
 
 def _ordered(inputs: Sequence[InputSpec]) -> list[str]:
