@@ -203,3 +203,60 @@ def test_cli_signature_errors(
         tmp_path / "t.onnx",
     )
     assert code == 1 and "forward(ids, mask)" in err, "a missing input names forward's parameters"
+
+
+@pytest.mark.parametrize("fmt", ["npz", "pt"])
+def test_export_from_an_example_file_with_size_one_dims(
+    fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Names and dtypes come from the file; a batch of 1 and a sequence of 1 are widened
+    so neither is specialised, and both come out symbolic."""
+    ids = np.array([[7]], np.int64)
+    mask = np.array([[False]])
+    example = tmp_path / f"one.{fmt}"
+    if fmt == "npz":
+        np.savez(example, ids=ids, mask=mask)
+    else:
+        torch.save({"ids": torch.from_numpy(ids), "mask": torch.from_numpy(mask)}, example)
+    out = tmp_path / "t.onnx"
+    code, text, err = cli(
+        capsys, "export", f"{GALLERY}:text", "--example", example,
+        "--input", "ids:int64:batch,seq:0..1000", "--input", "mask:bool:batch,seq", "-o", out,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "dim batch repeated to 2" in text and "dim seq repeated to 2" in text
+    assert [i.shape for i in describe(out).inputs] == [("batch", "seq")] * 2
+    assert "PASS" in text
+
+
+def test_an_example_file_that_contradicts_the_declaration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.savez(tmp_path / "bad.npz", ids=np.zeros((2, 5), np.int32), mask=np.zeros((2, 5), bool))
+    code, _, err = cli(
+        capsys, "export", f"{GALLERY}:text", "--example", tmp_path / "bad.npz",
+        "--input", "ids:int64:batch,seq", "-o", tmp_path / "t.onnx",
+    )  # fmt: skip
+    assert code == 1 and "declared int64, the example data is int32" in err
+
+
+class _FixedTable(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pos = torch.nn.Parameter(torch.zeros(1, 7, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pos  # only a sequence of exactly 7 fits
+
+
+def test_a_dim_the_code_fixes_is_reported_with_its_name(tmp_path: Path) -> None:
+    # exported at the one size the code takes: the check after export names the dim
+    sig = Signature.parse(["x:float32:batch,seq,4"], ["seq=2:7:128"])
+    with pytest.raises(ExportError, match=r"fixed them: x axis 1 \(seq\) = 7") as info:
+        export_model(_FixedTable().eval(), None, tmp_path / "f.onnx", signature=sig)
+    assert info.value.kind == "dynamic_dim"
+    # exported at a size the code cannot take: torch's "64 not in VR[7, 7]", explained
+    sig = Signature.parse(["x:float32:batch,seq,4"], ["seq=2:64:128"])
+    with pytest.raises(ExportError, match="cannot take a dim of size 64: its code only allows 7"):
+        export_model(_FixedTable().eval(), None, tmp_path / "f.onnx", signature=sig)
+    assert list(tmp_path.iterdir()) == []

@@ -113,12 +113,13 @@ def quiet_exporter(capture: io.StringIO) -> Iterator[list[warnings.WarningMessag
             "torch.fx.experimental.symbolic_shapes",
             "torch.onnx",
             "torch.export",
+            "torch.export._trace",  # logs a failed capture at ERROR before raising it
             "torch._dynamo",
         )
     ]
     levels = [lg.level for lg in noisy]
-    for lg in noisy:
-        lg.setLevel(logging.ERROR)
+    for lg in noisy:  # the failure itself is raised and explained: no log lines too
+        lg.setLevel(logging.CRITICAL)
     try:
         with (
             warnings.catch_warnings(record=True) as caught,
@@ -379,6 +380,17 @@ def _explain(exc: BaseException, log: str) -> ExportError:
             "pass the tensors the object holds as separate inputs, or register the type with "
             "torch.export.register_dataclass / torch.utils._pytree.register_pytree_node.",
             "input_type",
+        )
+    out_of_range = re.search(r"(\d+) not in VR\[(-?\d+), (-?\d+)\]", text)
+    if out_of_range:
+        size, lo, hi = out_of_range.groups()
+        allowed = lo if lo == hi else f"{lo}..{hi}"
+        return error(
+            f"the model cannot take a dim of size {size}: its code only allows {allowed} "
+            f"there{at} (a fixed-length table, a hard-coded shape). Try: example inputs the "
+            "model runs on (run it once on them in PyTorch), declare that dim fixed, or "
+            "change the code to read sizes from x.shape.",
+            "dynamic_dim",
         )
     if re.search(r"Constraints violated|ConstraintViolation|specializ", text):
         fixes = re.findall(r"^\s*(\w+ = .+)$", text.split("Suggested fixes:", 1)[-1], re.M)
@@ -689,5 +701,6 @@ def _check_exported(path: Path, want_dynamic: bool, signature: Signature | None)
             f"asked for dynamic dims but the exporter fixed them: {'; '.join(fixed)}. The "
             "model's code likely fixes those sizes (x.view(1, -1), a hard-coded shape, a "
             "fixed-length table); use x.flatten(1) or sizes read from x.shape, or declare "
-            "those dims fixed."
+            "those dims fixed.",
+            kind="dynamic_dim",
         )
