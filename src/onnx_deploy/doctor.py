@@ -93,10 +93,17 @@ def _tensorrt() -> Check:
         return Check(
             "tensorrt",
             "missing",
-            f"does not import ({type(e).__name__}: {str(e)[:80]}). On a GPU host: pip install "
-            "tensorrt (its wheels come from NVIDIA's index); not needed for CPU work.",
+            f"does not import ({type(e).__name__}: {str(e)[:80]}). Optional: on an NVIDIA GPU "
+            "host with CUDA 13, pip install tensorrt-cu13 (its wheels fetch TensorRT's "
+            "libraries from NVIDIA's index); not needed for CPU work.",
         )
-    return Check("tensorrt", "ok", f"TensorRT {trt.__version__}")
+    version = str(trt.__version__)
+    how = (
+        "strongly typed: precision from the graph"
+        if int(version.split(".")[0]) >= 11
+        else ("10.x: builder flags FP16/INT8 still exist")
+    )
+    return Check("tensorrt", "ok", f"TensorRT {version} ({how})")
 
 
 def _cpu_checks() -> list[Check]:

@@ -471,6 +471,7 @@ def convert_fp16(
     *,
     keep_io_types: bool = True,
     op_block_list: Sequence[str] | None = None,
+    node_block_list: Sequence[str] | None = None,
     validate: bool = True,
     validation_inputs: Sequence[Any] | None = None,
     labels: np.ndarray | None = None,
@@ -479,6 +480,7 @@ def convert_fp16(
     """FP16 weights and compute, float32 inputs/outputs by default (``keep_io_types``).
 
     Without ``keep_io_types`` callers must feed float16, and tiny logits can underflow.
+    ``node_block_list``: nodes kept in FP32, e.g. ``fp16_overflow_nodes``'s answer.
     FP16 pays off on GPUs (tensor cores); on a CPU it runs but is not faster.
     """
     from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -488,21 +490,110 @@ def convert_fp16(
         raise QuantizeError(f"{input_path} is quantized; convert the FP32 model to FP16")
     start = time.perf_counter()
     with atomic_output(output_path, force=force) as tmp:
-        kwargs = {"op_block_list": list(op_block_list)} if op_block_list else {}
+        kwargs: dict[str, Any] = {"op_block_list": list(op_block_list)} if op_block_list else {}
+        if node_block_list:
+            kwargs["node_block_list"] = list(node_block_list)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fp16 = convert_float_to_float16(parent, keep_io_types=keep_io_types, **kwargs)
+        if node_block_list:
+            drop_cast_round_trips(fp16)
         write_onnx(fp16, tmp)
         seconds = time.perf_counter() - start
         report, metrics = _finish(
             input_path, tmp, output_path, "fp16", validate and keep_io_types, validation_inputs,
             labels,
         )  # fmt: skip
-    details = {"keep_io_types": keep_io_types}
+    details: dict[str, Any] = {"keep_io_types": keep_io_types}
+    if node_block_list:
+        details["kept_fp32"] = tuple(node_block_list)
     return QuantizeResult(
         str(input_path), str(output_path), "fp16", details, file_size(input_path),
         file_size(output_path), seconds, report, metrics,
     )  # fmt: skip
+
+
+def drop_cast_round_trips(model: Any) -> int:
+    """Remove the FP32 -> FP16 -> FP32 casts that onnxruntime's float16 converter puts
+    between two nodes it was told to keep in FP32: the round trip would overflow exactly
+    the values those nodes were kept for (``Cast(to=float16)`` then ``Cast(to=float)``,
+    rewired to the original FP32 tensor). Edits ``model`` in place; returns the count."""
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+
+    def cast_to(node: Any) -> int | None:
+        if node.op_type != "Cast":
+            return None
+        return next((a.i for a in node.attribute if a.name == "to"), None)
+
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    removed = 0
+    for down in [n for n in graph.node if cast_to(n) == 10]:
+        src = down.input[0]
+        for up in [c for c in consumers.get(down.output[0], []) if cast_to(c) == 1]:
+            if up.output[0] in outputs:
+                continue
+            for consumer in consumers.get(up.output[0], []):
+                for i, name in enumerate(consumer.input):
+                    if name == up.output[0]:
+                        consumer.input[i] = src
+            graph.node.remove(up)
+            removed += 1
+        still_used = any(down.output[0] in n.input for n in graph.node) or down.output[0] in outputs
+        if not still_used:
+            graph.node.remove(down)
+    return removed
+
+
+FP16_MAX = 65504.0
+# Activations above this share of FP16's largest value are kept in FP32: calibration data
+# seldom shows the worst case, so leave headroom.
+FP16_HEADROOM = 0.25
+
+
+@dataclass(frozen=True)
+class OverflowNode:
+    """A node whose FP32 activations come too close to FP16's range."""
+
+    node: str
+    op_type: str
+    tensor: str
+    max_abs: float
+
+
+def fp16_overflow_nodes(
+    model: str | os.PathLike[str], inputs: Any, headroom: float = FP16_HEADROOM
+) -> list[OverflowNode]:
+    """Nodes to keep in FP32 for an FP16 graph: every node that produces or consumes a
+    tensor whose largest |value| on ``inputs`` (real samples) exceeds ``headroom`` x 65504.
+    Both sides: a producer kept in FP32 still overflows in the Cast to FP16 before an FP16
+    consumer. Runs the FP32 model with every intermediate tensor exposed."""
+    from onnx_deploy.feeds import as_batches
+    from onnx_deploy.intermediates import _expose_all
+    from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
+
+    proto = load_onnx(model)
+    exposed, _ = _expose_all(proto)
+    limit = headroom * FP16_MAX
+    peak: dict[str, float] = {}
+    with OnnxRuntimeRunner(
+        exposed.SerializeToString(), "cpu", graph_optimization="disabled"
+    ) as runner:
+        for feeds in as_batches(inputs, runner.inputs):
+            for name, value in runner.infer(feeds).items():
+                if np.issubdtype(np.asarray(value).dtype, np.floating) and np.size(value):
+                    peak[name] = max(peak.get(name, 0.0), float(np.abs(value).max()))
+    hot = {name for name, v in peak.items() if v > limit}
+    found = []
+    for node in proto.graph.node:
+        touched = [t for t in (*node.output, *node.input) if t in hot]
+        if touched:
+            worst = max(touched, key=lambda t: peak[t])
+            found.append(OverflowNode(node.name, node.op_type, worst, peak[worst]))
+    return found
 
 
 # --- per-layer debugging ---------------------------------------------------------------------

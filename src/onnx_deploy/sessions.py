@@ -18,7 +18,7 @@ import functools
 import io
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -163,12 +163,15 @@ def create_session(
     graph_optimization: str = "all",
     on_fallback: OnFallback = "raise",
     options: ort.SessionOptions | None = None,
+    provider_options: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ort.InferenceSession:
     """Open an InferenceSession and make sure the provider asked for is the one running.
 
     ``device``: ``auto`` (CUDA where it works, else CPU), ``cpu``, ``cuda``. ``providers``
-    overrides it with an explicit list. ``on_fallback``: what to do when the first
-    provider asked for is not in use (``raise`` a ``ProviderError``, ``warn``, ``ignore``).
+    overrides it with an explicit list, and ``provider_options`` gives options by
+    provider name (``{"TensorrtExecutionProvider": {"trt_fp16_enable": "True"}}``).
+    ``on_fallback``: what to do when the first provider asked for is not in use (``raise``
+    a ``ProviderError``, ``warn``, ``ignore``).
     """
     ort_mod = ort_module()
     if isinstance(model, (str, os.PathLike)):
@@ -189,7 +192,13 @@ def create_session(
         wanted = [p for p in wanted if p in usable] or ["CPUExecutionProvider"]
     so = options or session_options(threads=threads, graph_optimization=graph_optimization)
     try:
-        sess = ort_mod.InferenceSession(source, sess_options=so, providers=wanted)
+        by_provider = {resolve_provider(k): dict(v) for k, v in (provider_options or {}).items()}
+        sess = ort_mod.InferenceSession(
+            source,
+            sess_options=so,
+            providers=wanted,
+            provider_options=[by_provider.get(p, {}) for p in wanted],
+        )
     except Exception as e:
         text = str(e)
         hint = "it is not a valid ONNX model (truncated or another format?); re-export it"

@@ -26,6 +26,7 @@ COMMANDS = (
     "quantize",
     "bench",
     "pipeline",
+    "trt",
     "skills",
 )
 

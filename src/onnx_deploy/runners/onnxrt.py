@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,8 +66,8 @@ class OnnxRuntimeRunner(Runner):
     """Run an ONNX model (a path, bytes, or an open ``InferenceSession``) on ONNX Runtime.
 
     ``device``: ``auto`` (CUDA where it really runs), ``cpu``, ``cuda``; ``providers``
-    overrides it. ``threads``, ``graph_optimization``, ``on_fallback`` and ``options`` go
-    to ``sessions.create_session``. ``io_binding``: bind inputs and outputs to device
+    overrides it. ``threads``, ``graph_optimization``, ``on_fallback``, ``options`` and
+    ``provider_options`` go to ``sessions.create_session``. ``io_binding``: bind inputs and outputs to device
     buffers (default: on CUDA only; ``True`` on the CPU exercises the same path).
     """
 
@@ -84,6 +85,7 @@ class OnnxRuntimeRunner(Runner):
         options: ort.SessionOptions | None = None,
         io_binding: bool | None = None,
         name: str | None = None,
+        provider_options: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self._source = model
         self._session_kwargs: dict[str, Any] = {
@@ -93,12 +95,16 @@ class OnnxRuntimeRunner(Runner):
             "graph_optimization": graph_optimization,
             "on_fallback": on_fallback,
             "options": options,
+            "provider_options": provider_options,
         }
         if hasattr(model, "get_inputs"):
             self.session: Any = model
         else:
             self.session = create_session(model, **self._session_kwargs)  # type: ignore[arg-type]
-        self.uses_cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
+        self.uses_cuda = self.session.get_providers()[0] in (
+            "CUDAExecutionProvider",
+            "TensorrtExecutionProvider",
+        )
         default_name = Path(model).name if isinstance(model, (str, os.PathLike)) else "onnx"
         super().__init__(name or default_name, "cuda" if self.uses_cuda else "cpu")
         self._inputs = session_specs(self.session.get_inputs())

@@ -1,0 +1,263 @@
+"""The TensorRT code against TensorRT's real Python API, 11.4 and 10.16 (see conftest.py).
+
+1. Conformance: every ``trt.`` name, every method called on a TensorRT object (builder,
+   network, parser, config, profile, runtime, engine, context, timing cache, parser
+   error) and every keyword passed is read from the source with ``ast`` and looked up in
+   the real bindings' API dump; a name the API lacks fails the test. Names only 10.x has
+   (``LEGACY_10X``) must be missing from 11 and reached only on the 10.x branch.
+2. Protocol: ``build_engine`` runs against a recording fake generated from the same dump
+   (``fake_trt.py``), which refuses unknown members and keywords as the real module
+   would; the test checks the order and arguments of the calls, on 11 and on 10.x.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from onnx_deploy import tensorrt as trt_mod
+from onnx_deploy.errors import OutputExistsError
+from onnx_deploy.signature import DimRange
+
+from .fake_trt import FakeTensorRT
+
+SRC = Path(trt_mod.__file__).resolve().parent
+# Variables (or self._ attributes) holding TensorRT objects in the code, by class.
+OBJECTS = {
+    "builder": "Builder", "network": "INetworkDefinition", "parser": "OnnxParser",
+    "config": "IBuilderConfig", "profile": "IOptimizationProfile", "runtime": "Runtime",
+    "engine": "ICudaEngine", "context": "IExecutionContext", "cache": "ITimingCache",
+    "error": "ParserError",
+}  # fmt: skip
+RETURNS = {("IBuilderConfig", "get_timing_cache"): "ITimingCache"}
+SCANNED = [(SRC / "tensorrt.py", "_build"), (SRC / "tensorrt.py", "network_flags"),
+           (SRC / "tensorrt.py", "legacy_flags"), (SRC / "runners" / "tensorrt.py", "TensorRTRunner")]  # fmt: skip
+
+
+def _receiver(node: ast.expr) -> str | None:
+    """The TensorRT class of ``builder`` / ``self._context`` / ``config.get_timing_cache()``."""
+    if isinstance(node, ast.Name):
+        return OBJECTS.get(node.id)
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    ):
+        return OBJECTS.get(node.attr.lstrip("_"))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        owner = _receiver(node.func.value)
+        return RETURNS.get((owner, node.func.attr)) if owner else None
+    return None
+
+
+def _trt_chain(node: ast.Attribute) -> str | None:
+    parts = []
+    cur: ast.expr = node
+    while isinstance(cur, ast.Attribute):
+        parts.append(cur.attr)
+        cur = cur.value
+    if isinstance(cur, ast.Name) and cur.id == "trt":
+        return ".".join(reversed(parts))
+    return None
+
+
+def used_api() -> tuple[set[str], list[tuple[str, str, int, tuple[str, ...], str]]]:
+    """``trt.`` chains, and calls ``(class, method, n positional, keywords, where)``."""
+    chains: set[str] = set()
+    members: set[str] = set()
+    calls = []
+    for path, name in SCANNED:
+        tree = ast.parse(path.read_text())
+        scope = next(
+            n for n in ast.walk(tree)
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name
+        )  # fmt: skip
+        for node in ast.walk(scope):
+            if isinstance(node, ast.Attribute):
+                chain = _trt_chain(node)
+                if chain:
+                    chains.add(f"trt.{chain}")
+                owner = _receiver(node.value)
+                if owner:
+                    members.add(f"{owner}.{node.attr}")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = _receiver(node.func.value)
+                where = f"{path.name}:{node.lineno}"
+                if owner:
+                    kws = tuple(k.arg for k in node.keywords if k.arg)
+                    calls.append((owner, node.func.attr, len(node.args), kws, where))
+                chain = _trt_chain(node.func)
+                if chain and "." not in chain:  # trt.Builder(logger), trt.Runtime(logger)
+                    kws = tuple(k.arg for k in node.keywords if k.arg)
+                    calls.append(("", chain, len(node.args), kws, where))
+    # drop chain prefixes (trt.Logger is a prefix of trt.Logger.WARNING)
+    full = {c for c in chains if not any(o != c and o.startswith(c + ".") for o in chains)}
+    return {c.removeprefix("trt.") for c in full} | members, calls
+
+
+def _exists(api: dict[str, Any], dotted: str) -> bool:
+    cls, _, member = dotted.rpartition(".")
+    return member in api.get(cls, {}) if cls else member in api[""]
+
+
+def test_every_name_the_code_uses_exists(real_api: dict[str, Any]) -> None:
+    api, version = real_api["api"], real_api["version"]
+    major = int(version.split(".")[0])
+    chains, _ = used_api()
+    assert {"Builder", "OnnxParser", "MemoryPoolType.WORKSPACE", "IBuilderConfig.set_memory_pool_limit",
+            "IExecutionContext.execute_async_v3", "IExecutionContext.set_input_shape"} <= chains  # fmt: skip
+    missing = sorted(c for c in chains if not _exists(api, c))
+    assert missing == [], f"TensorRT {version} has no {missing}"
+    declared = {f"{c}.{m}" if c else m for c, members in trt_mod.TRT_API.items() for m in members}
+    assert chains <= declared | {"BuilderFlag"}, f"not in TRT_API: {sorted(chains - declared)}"
+    for name in sorted(declared):
+        if major >= 11 and name in trt_mod.LEGACY_10X:
+            assert not _exists(api, name), f"{name} is in TensorRT 11 after all: not legacy"
+        else:
+            assert _exists(api, name), f"TRT_API lists {name}, which TensorRT {version} lacks"
+
+
+def test_every_call_fits_a_real_signature(real_api: dict[str, Any]) -> None:
+    api, version = real_api["api"], real_api["version"]
+    _, calls = used_api()
+    assert len(calls) >= 15
+    for cls, method, positional, keywords, where in calls:
+        overloads = api[cls][method] if cls else api[""][method]
+        if not overloads:  # a property read through a call would fail: not callable
+            pytest.fail(f"{where}: {cls}.{method} is not callable in TensorRT {version}")
+        fits = [
+            o for o in overloads if positional <= len(o) and set(keywords) <= set(o[positional:])
+        ]
+        assert fits, (
+            f"{where}: {cls}.{method}({positional} args, {keywords}) fits none of {overloads}"
+        )
+
+
+ONNX_CACHE: dict[str, Path] = {}
+
+
+@pytest.fixture
+def text_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-input model with dynamic batch and sequence, exported once."""
+    if "text" not in ONNX_CACHE:
+        from onnx_deploy.export import export_model
+        from onnx_deploy.signature import Signature
+
+        class Two(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.emb = torch.nn.Embedding(50, 8)
+
+            def forward(self, ids: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+                return self.emb(ids).mean(1) * scale
+
+        sig = Signature.parse(["ids:int64:batch,seq:0..50", "scale:float32:batch,1"])
+        out = tmp_path_factory.mktemp("trt") / "two.onnx"
+        export_model(Two().eval(), None, out, signature=sig)
+        ONNX_CACHE["text"] = out
+    return ONNX_CACHE["text"]
+
+
+def _build(dump: dict[str, Any], onnx: Path, path: Path, **kw: Any) -> tuple[Any, FakeTensorRT]:
+    fake = FakeTensorRT(dump, **{k: kw.pop(k) for k in ("parse_ok", "plan") if k in kw})
+    result = trt_mod.build_engine(
+        onnx, path, dims=[DimRange("seq", 1, 256, 32)], trt=fake, gpu=("Fake GPU", "9.0"), **kw
+    )
+    return result, fake
+
+
+def test_build_sequence(real_api: dict[str, Any], text_onnx: Path, tmp_path: Path) -> None:
+    major = int(real_api["version"].split(".")[0])
+    cache = tmp_path / "timing.cache"
+    result, fake = _build(real_api, text_onnx, tmp_path / "two.plan", timing_cache=cache)
+    names = fake.names()
+    assert names == [
+        "Logger", "Builder", "Builder.create_network", "OnnxParser", "OnnxParser.parse_from_file",
+        "Builder.create_builder_config", "IBuilderConfig.set_memory_pool_limit",
+        "Builder.create_optimization_profile", "IOptimizationProfile.set_shape",
+        "IOptimizationProfile.set_shape", "IBuilderConfig.add_optimization_profile",
+        "IBuilderConfig.create_timing_cache", "IBuilderConfig.set_timing_cache",
+        "Builder.build_serialized_network", "IBuilderConfig.get_timing_cache", "ITimingCache.serialize",
+    ]  # fmt: skip
+    calls = {f"{c}.{m}" if c else m: (a, k) for c, m, a, k in fake.calls}
+    flags = calls["Builder.create_network"][0][0]
+    if major >= 11:
+        assert flags == 0, "11: strong typing is always on (the flag is ignored)"
+    else:
+        assert flags != 0, "10.x: a strongly typed network, as the graph's precision decides"
+    assert calls["OnnxParser.parse_from_file"][0] == (str(text_onnx),), (
+        "the path, for external data"
+    )
+    pool = calls["IBuilderConfig.set_memory_pool_limit"][1]
+    assert repr(pool["pool"]) == "MemoryPoolType.WORKSPACE" and pool["pool_size"] == 4 << 30
+    shapes = [k for c, m, a, k in fake.calls if m == "set_shape"]
+    assert shapes == [
+        {"input": "ids", "min": (1, 1), "opt": (8, 32), "max": (64, 256)},
+        {"input": "scale", "min": (1, 1), "opt": (8, 1), "max": (64, 1)},
+    ]
+    assert calls["IBuilderConfig.create_timing_cache"][1] == {"serialized_timing_cache": b""}
+    assert calls["IBuilderConfig.set_timing_cache"][1]["ignore_mismatch"] is False
+    assert cache.read_bytes() == b"TIMINGS" and (tmp_path / "two.plan").read_bytes() == b"PLAN"
+    assert not result.reused and result.precision_built == "fp32"
+    assert "--fp16" not in result.trtexec and "--minShapes=ids:1x1,scale:1x1" in result.trtexec
+
+    # the same inputs again: reused, TensorRT not called; a changed ONNX file: rebuilt, saying why
+    again, fake2 = _build(real_api, text_onnx, tmp_path / "two.plan", timing_cache=cache)
+    assert again.reused and fake2.calls == []
+    import onnx
+
+    changed = tmp_path / "changed.onnx"
+    proto = onnx.load(str(text_onnx))
+    proto.doc_string = "retrained"
+    onnx.save(proto, str(changed))
+    third, fake3 = _build(real_api, changed, tmp_path / "two.plan")
+    assert not third.reused and "ONNX file (hash)" in third.reason
+    assert "Builder.build_serialized_network" in fake3.names()
+
+
+def test_precision_branch(real_api: dict[str, Any], text_onnx: Path, tmp_path: Path) -> None:
+    major = int(real_api["version"].split(".")[0])
+    if major >= 11:
+        with pytest.raises(trt_mod.TensorRTError, match="no precision builder flags"):
+            _build(real_api, text_onnx, tmp_path / "a.plan", precision="fp16")
+        return
+    result, fake = _build(real_api, text_onnx, tmp_path / "a.plan", precision="fp16")
+    flags = [a[0] for c, m, a, _ in fake.calls if m == "set_flag"]
+    assert [repr(f) for f in flags] == ["BuilderFlag.FP16"]
+    network_flags = next(a[0] for c, m, a, _ in fake.calls if m == "create_network")
+    assert network_flags == 0, "the legacy flags need a weakly typed network"
+    assert result.precision_built.startswith("fp16 (builder flags, TensorRT 10")
+
+
+def test_parser_errors_name_the_node(
+    real_api_11: dict[str, Any], text_onnx: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(
+        trt_mod.TensorRTError, match=r"node node_Conv_3 \(Conv\): unsupported attribute"
+    ):
+        _build(real_api_11, text_onnx, tmp_path / "a.plan", parse_ok=False)
+    assert not (tmp_path / "a.plan").exists()
+
+
+def test_a_failed_build_writes_nothing(
+    real_api_11: dict[str, Any], text_onnx: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(trt_mod.TensorRTError, match="returned None"):
+        _build(real_api_11, text_onnx, tmp_path / "a.plan", plan=None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_foreign_file_is_not_overwritten(
+    real_api_11: dict[str, Any], text_onnx: Path, tmp_path: Path
+) -> None:
+    plan = tmp_path / "mine.plan"
+    plan.write_bytes(b"someone else's engine")
+    with pytest.raises(OutputExistsError, match=r"no mine\.plan\.json"):
+        _build(real_api_11, text_onnx, plan)
+    assert plan.read_bytes() == b"someone else's engine"
+    result, _ = _build(real_api_11, text_onnx, plan, force=True)
+    assert not result.reused and plan.read_bytes() == b"PLAN"
