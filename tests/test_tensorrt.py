@@ -191,3 +191,22 @@ def test_without_tensorrt_every_entry_point_says_what_to_install(
         ort_tensorrt_runner(path, fp16=True)
     code = main(["doctor", "--no-torch", "--json"])
     assert "tensorrt-cu13" in json.loads(capsys.readouterr().out)["tensorrt"]["detail"]
+
+
+def test_an_engine_generates_inputs_inside_its_profile(tmp_path: Path) -> None:
+    from onnx_deploy.runners.tensorrt import TensorRTRunner
+
+    plan = tmp_path / "text.plan"
+    plan.write_bytes(b"PLAN")
+    meta = _meta(profiles=("ids:1x16/8x128/32x512,mask:1x16/8x128/32x512",)).to_dict()
+    meta["inputs"] = [
+        {"name": "ids", "dtype": "int64", "shape": ["batch", "seq"]},
+        {"name": "mask", "dtype": "bool", "shape": ["batch", "seq"]},
+    ]
+    trt_mod.meta_path(plan).write_text(json.dumps(meta))
+    runner = TensorRTRunner(plan)
+    assert [d.text() for d in runner.dims()] == ["batch=1:8:32", "seq=16:128:512"]
+    feeds = runner.example_inputs(batch_size=4)
+    assert feeds["ids"].shape == (4, 128) and feeds["mask"].dtype == np.bool_
+    plan_sizes = runner.signature().size_plan((1, 2, 8))
+    assert all(16 <= p["seq"] <= 512 for p in plan_sizes), "validation stays inside the profile"

@@ -69,20 +69,11 @@ TRT_API: dict[str, tuple[str, ...]] = {
     "IOptimizationProfile": ("set_shape",),
     "ITimingCache": ("serialize",),
     "Runtime": ("deserialize_cuda_engine",),
-    "ICudaEngine": ("num_io_tensors", "get_tensor_name", "get_tensor_mode",
-                    "get_tensor_dtype", "get_tensor_profile_shape", "create_execution_context",
-                    "num_optimization_profiles"),
+    "ICudaEngine": ("create_execution_context",),
     "IExecutionContext": ("set_input_shape", "get_tensor_shape", "set_tensor_address",
                           "execute_async_v3"),
-    "TensorIOMode": ("INPUT", "OUTPUT"),
-    "DataType": ("FLOAT", "HALF", "BF16", "INT8", "INT32", "INT64", "BOOL", "UINT8"),
 }  # fmt: skip
 LEGACY_10X = frozenset({"BuilderFlag.FP16", "BuilderFlag.INT8", "BuilderFlag.BF16"})
-# trt.DataType member -> dtype name (onnx_deploy.specs)
-TRT_DTYPES = {
-    "FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8",
-    "INT32": "int32", "INT64": "int64", "BOOL": "bool", "UINT8": "uint8",
-}  # fmt: skip
 
 
 class TensorRTError(OnnxDeployError):

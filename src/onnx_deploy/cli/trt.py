@@ -115,7 +115,8 @@ def _build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _feeds(runner: object, data: str | None, batch_size: int) -> object:
+def _feeds(runner: object, data: str | None) -> object:
+    """Real samples from ``data`` for the engine's inputs, or None (random ones)."""
     if data is None:
         return None
     from onnx_deploy.feeds import as_feeds, load_data
@@ -148,7 +149,8 @@ def _bench(args: argparse.Namespace) -> int:
         runners.append(OnnxRuntimeRunner(args.reference, "cuda"))
     results = []
     for b in args.batch_sizes:
-        results += benchmark(runners, b, inputs=_feeds(runners[0], args.data, b),
+        feeds = _feeds(runners[0], args.data) or runners[0].example_inputs(b)
+        results += benchmark(runners, b, inputs=feeds,
                              warmup=args.warmup, iters=args.iters, rounds=5)  # fmt: skip
     for r in results:
         print(r.summary())
@@ -164,7 +166,10 @@ def _compare(args: argparse.Namespace) -> int:
 
     engine = TensorRTRunner(args.plan)
     reference = OnnxRuntimeRunner(args.reference, "auto", on_fallback="warn")
-    inputs = _feeds(engine, args.data, 0)
-    report = compare(reference, engine, inputs, args.precision, batch_sizes=args.batch_sizes)
+    inputs = _feeds(engine, args.data)
+    report = compare(
+        reference, engine, inputs, args.precision, batch_sizes=args.batch_sizes,
+        signature=engine.signature(),  # sizes inside the engine's profile
+    )  # fmt: skip
     emit(args, report)
     return EXIT_OK if report.ok else fail("the engine's outputs differ beyond the tolerance")

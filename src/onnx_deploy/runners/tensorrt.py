@@ -25,20 +25,25 @@ import numpy as np
 from onnx_deploy.errors import InputMismatchError
 from onnx_deploy.feeds import Feeds
 from onnx_deploy.runners.base import Runner
+from onnx_deploy.signature import DimRange, Signature
 from onnx_deploy.specs import TensorSpec
 
+Shape = tuple[int, ...]
 
-def parse_profile(text: str) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
-    """``Profile.text()`` back to ``{input: (min shape, max shape)}``."""
+
+def parse_profile_full(text: str) -> dict[str, tuple[Shape, Shape, Shape]]:
+    """``Profile.text()`` back to ``{input: (min, opt, max)}``."""
     out = {}
     for part in filter(None, text.split(",")):
         name, _, shapes = part.rpartition(":")
-        lo, _, hi = shapes.split("/")
-        out[name] = (
-            tuple(int(d) for d in lo.split("x")),
-            tuple(int(d) for d in hi.split("x")),
-        )
+        lo, opt, hi = (tuple(int(d) for d in s.split("x")) for s in shapes.split("/"))
+        out[name] = (lo, opt, hi)
     return out
+
+
+def parse_profile(text: str) -> dict[str, tuple[Shape, Shape]]:
+    """``Profile.text()`` back to ``{input: (min shape, max shape)}``."""
+    return {name: (lo, hi) for name, (lo, _, hi) in parse_profile_full(text).items()}
 
 
 def check_profile(feeds: Mapping[str, np.ndarray], profiles: tuple[str, ...]) -> None:
@@ -133,8 +138,7 @@ class TensorRTRunner(Runner):
             tensors[spec.name] = t
         for spec in self.outputs:
             shape = tuple(self._context.get_tensor_shape(spec.name))
-            dtype = getattr(torch, spec.dtype if spec.dtype != "bool" else "bool")
-            tensors[spec.name] = torch.empty(shape, dtype=dtype, device="cuda")
+            tensors[spec.name] = torch.empty(shape, dtype=getattr(torch, spec.dtype), device="cuda")
         for name, t in tensors.items():
             self._context.set_tensor_address(name=name, memory=t.data_ptr())
         return tensors
@@ -158,6 +162,32 @@ class TensorRTRunner(Runner):
     def synchronize(self) -> None:
         if self._stream is not None:
             self._stream.synchronize()
+
+    def dims(self) -> list[DimRange]:
+        """The engine's first profile as dim ranges (``DimRange(name, min, max, opt)``) for
+        every symbolic dim, so generated inputs stay inside what the engine takes."""
+        ranges: dict[str, DimRange] = {}
+        profile = parse_profile_full(self.meta.profiles[0]) if self.meta.profiles else {}
+        for spec in self.inputs:
+            if spec.name not in profile:
+                continue
+            lo, opt, hi = profile[spec.name]
+            for axis, dim in enumerate(spec.shape):
+                if isinstance(dim, str) and dim not in ranges and hi[axis] >= 2:
+                    ranges[dim] = DimRange(dim, lo[axis], hi[axis], opt[axis])
+        return list(ranges.values())
+
+    def signature(self) -> Signature:
+        """The engine's inputs with its profile's ranges: ``compare(..., signature=...)``."""
+        return Signature.from_specs(self.inputs, self.dims())
+
+    def example_inputs(
+        self, batch_size: int = 2, seed: int = 0, dim_values: Mapping[str, int] | None = None
+    ) -> Feeds:
+        """Random inputs at the profile's OPT sizes, the batch at ``batch_size``."""
+        sig = self.signature()
+        sizes = {d: batch_size for d in sig.batch_dims} | dict(dim_values or {})
+        return sig.examples(sizes, seed)
 
     def environment(self) -> dict[str, Any]:
         return {
