@@ -76,6 +76,7 @@ class FakeTensorRT:
         self.__version__ = dump["version"]
         self.calls: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = []
         self.parse_ok, self.plan = parse_ok, plan
+        self.output_shapes: dict[str, tuple[int, ...]] = {}
         self.properties: dict[tuple[str, str], Any] = {
             ("OnnxParser", "num_errors"): 0 if parse_ok else 1
         }
@@ -107,6 +108,10 @@ class FakeTensorRT:
             return self.plan
         if (cls, member) == ("ITimingCache", "serialize"):
             return b"TIMINGS"
+        if (cls, member) == ("IExecutionContext", "get_tensor_shape"):
+            return self.output_shapes[args[0] if args else kwargs["name"]]
+        if (cls, member) == ("IExecutionContext", "execute_async_v3"):
+            return True
         if (cls, member) == ("ParserError", "node_name"):
             return "node_Conv_3"
         if (cls, member) == ("ParserError", "node_operator"):

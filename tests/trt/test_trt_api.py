@@ -16,11 +16,12 @@ import ast
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
 from onnx_deploy import tensorrt as trt_mod
-from onnx_deploy.errors import OutputExistsError
+from onnx_deploy.errors import InputMismatchError, OutputExistsError
 from onnx_deploy.signature import DimRange
 
 from .fake_trt import FakeTensorRT
@@ -261,3 +262,39 @@ def test_a_foreign_file_is_not_overwritten(
     assert plan.read_bytes() == b"someone else's engine"
     result, _ = _build(real_api_11, text_onnx, plan, force=True)
     assert not result.reused and plan.read_bytes() == b"PLAN"
+
+
+def test_run_sequence(real_api: dict[str, Any], text_onnx: Path, tmp_path: Path) -> None:
+    """The runner on a recording fake (host tensors stand in for CUDA ones): for each batch,
+    set_input_shape for every input, then every tensor's address, then execute_async_v3
+    on the runner's own stream; outputs allocated at the shape the context reports."""
+    from onnx_deploy.runners.tensorrt import TensorRTRunner
+
+    _, _ = _build(real_api, text_onnx, tmp_path / "two.plan")
+    fake = FakeTensorRT(real_api)
+    runner = TensorRTRunner(tmp_path / "two.plan", trt=fake, tensor_device="cpu")
+    (out_name,) = runner.output_names
+    fake.output_shapes[out_name] = (3, 8)
+    feeds = runner.example_inputs(batch_size=3)
+    with runner:
+        outputs = runner.infer(feeds)
+    assert outputs[out_name].shape == (3, 8)
+    names = fake.names()
+    assert names[:4] == [
+        "Logger",
+        "Runtime",
+        "Runtime.deserialize_cuda_engine",
+        "ICudaEngine.create_execution_context",
+    ]
+    run = [(m, a, k) for c, m, a, k in fake.calls if c == "IExecutionContext"]
+    order = [m for m, _, _ in run]
+    assert order == ["set_input_shape", "set_input_shape", "get_tensor_shape", "set_tensor_address",
+                     "set_tensor_address", "set_tensor_address", "execute_async_v3"]  # fmt: skip
+    assert [a for m, a, _ in run if m == "set_input_shape"] == [("ids", (3, 32)), ("scale", (3, 1))]
+    addresses = [k["name"] for m, _, k in run if m == "set_tensor_address"]
+    assert addresses == ["ids", "scale", out_name] and all(
+        isinstance(k["memory"], int) and k["memory"] for m, _, k in run if m == "set_tensor_address"
+    )
+    assert run[-1][2] == {"stream_handle": 0}
+    with pytest.raises(InputMismatchError, match="outside the engine's optimization profile"):
+        runner.infer({"ids": np.zeros((65, 32), np.int64), "scale": np.zeros((65, 1), np.float32)})

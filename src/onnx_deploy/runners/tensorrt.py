@@ -70,12 +70,30 @@ def check_profile(feeds: Mapping[str, np.ndarray], profiles: tuple[str, ...]) ->
         )
 
 
+class _HostStream:
+    """A stand-in for ``torch.cuda.Stream`` when tests run on host tensors."""
+
+    cuda_stream = 0
+
+    def synchronize(self) -> None:
+        pass
+
+
 class TensorRTRunner(Runner):
     """Run a serialized TensorRT engine (``.plan``) on the GPU."""
 
     backend = "tensorrt"
 
-    def __init__(self, plan: str | os.PathLike[str], name: str | None = None) -> None:
+    def __init__(
+        self,
+        plan: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        trt: Any = None,
+        tensor_device: str = "cuda",
+    ) -> None:
+        """``trt`` and ``tensor_device`` are for tests: a recording ``tensorrt`` module,
+        and host tensors in place of CUDA ones."""
         from onnx_deploy.tensorrt import meta_path, read_meta
 
         self.plan = Path(plan)
@@ -92,6 +110,7 @@ class TensorRTRunner(Runner):
         self._engine: Any = None
         self._context: Any = None
         self._stream: Any = None
+        self._trt_module, self._tensor_device = trt, tensor_device
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -106,8 +125,9 @@ class TensorRTRunner(Runner):
 
         from onnx_deploy.tensorrt import gpu_identity, load_tensorrt
 
-        trt = load_tensorrt()
-        gpu_identity()  # a clear error where no GPU is visible
+        trt = self._trt_module or load_tensorrt()
+        if self._tensor_device == "cuda":
+            gpu_identity()  # a clear error where no GPU is visible
         logger = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(logger)
         engine = runtime.deserialize_cuda_engine(self.plan.read_bytes())
@@ -119,7 +139,8 @@ class TensorRTRunner(Runner):
             )
         self._engine = engine
         self._context = engine.create_execution_context()
-        self._stream = torch.cuda.Stream()  # not the default stream
+        # not the default stream (execute_async_v3's docstring warns against it)
+        self._stream = torch.cuda.Stream() if self._tensor_device == "cuda" else _HostStream()
 
     def _deactivate(self) -> None:
         self._context = None
@@ -133,12 +154,14 @@ class TensorRTRunner(Runner):
         check_profile(feeds, self.meta.profiles)
         tensors: dict[str, Any] = {}
         for spec in self.inputs:
-            t = torch.from_numpy(np.ascontiguousarray(feeds[spec.name])).to("cuda")
+            t = torch.from_numpy(np.ascontiguousarray(feeds[spec.name])).to(self._tensor_device)
             self._context.set_input_shape(spec.name, tuple(t.shape))
             tensors[spec.name] = t
         for spec in self.outputs:
             shape = tuple(self._context.get_tensor_shape(spec.name))
-            tensors[spec.name] = torch.empty(shape, dtype=getattr(torch, spec.dtype), device="cuda")
+            tensors[spec.name] = torch.empty(
+                shape, dtype=getattr(torch, spec.dtype), device=self._tensor_device
+            )
         for name, t in tensors.items():
             self._context.set_tensor_address(name=name, memory=t.data_ptr())
         return tensors
