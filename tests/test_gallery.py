@@ -260,3 +260,22 @@ def test_a_dim_the_code_fixes_is_reported_with_its_name(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="cannot take a dim of size 64: its code only allows 7"):
         export_model(_FixedTable().eval(), None, tmp_path / "f.onnx", signature=sig)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_takes_one_unnamed_array_for_a_file_and_a_spec(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A .npy of samples fits any one-input model: an ONNX file, or a spec (whose sample
+    shape it gives); eight samples are repeated to fill a batch of 16."""
+    np.save(
+        tmp_path / "x.npy", np.random.default_rng(0).standard_normal((8, 12)).astype(np.float32)
+    )
+    spec = f"{GALLERY}:two_heads"
+    export_model(gallery("two_heads"), torch.randn(2, 12), tmp_path / "two.onnx")
+    for target in (tmp_path / "two.onnx", spec):
+        code, text, err = cli(
+            capsys, "bench", target, "--inputs", tmp_path / "x.npy", "--batch-sizes", "16",
+            "--warmup", "1", "--iters", "2",
+        )  # fmt: skip
+        assert code == 0, err
+        assert "real samples: x float32[16, 12]" in text

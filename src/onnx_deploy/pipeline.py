@@ -48,12 +48,10 @@ def is_onnx_path(text: str) -> bool:
     return text.endswith(".onnx") or (Path(text).is_file() and not is_spec(text))
 
 
-def example_data(
-    path: str | os.PathLike[str], model: Any = None, declared: Sequence[InputSpec] = ()
-) -> Feeds:
+def example_data(path: str | os.PathLike[str], declared: Sequence[InputSpec] = ()) -> Feeds:
     """Example inputs from a ``.npz`` / ``.pt`` / ``.npy`` file, by input name. A dict
-    keeps its names; a single array or a tuple takes the declared ``--input`` names, else
-    ``model.forward``'s parameter names, in order."""
+    keeps its names; a single array or a tuple takes the declared ``--input`` names in
+    order (an unnamed array without them is an error that says what to do)."""
     from onnx_deploy.feeds import load_data, to_numpy
 
     data = load_data(path)
@@ -61,10 +59,6 @@ def example_data(
         return {str(k): to_numpy(v, str(k)) for k, v in data.items()}
     values = [data] if isinstance(data, np.ndarray) else list(data)
     names = [d.name for d in declared]
-    if not names and model is not None:
-        from onnx_deploy.runners.pytorch import forward_parameters
-
-        names = forward_parameters(model)[0]
     if len(names) < len(values):
         raise SignatureError(
             f"{path} holds {len(values)} unnamed array(s); save a dict by input name "
@@ -101,7 +95,7 @@ def make_signature(
 
 
 def batch_feeds(
-    data: Feeds | None, signature: Signature | None, batch_size: int, specs: Sequence[Any]
+    data: Any, signature: Signature | None, batch_size: int, specs: Sequence[Any]
 ) -> Feeds | None:
     """Inputs for one benchmark batch: the first ``batch_size`` samples of real ``data``
     (repeated when it has fewer), or a signature's examples with its batch dims at
@@ -166,7 +160,11 @@ def benchmark_targets(
                 data, log,
             )  # fmt: skip
         groups.append((runners, sig))
-    real = example_data(data, declared=inputs) if data is not None else None
+    real = None
+    if data is not None:
+        from onnx_deploy.feeds import load_data
+
+        real = load_data(data)  # an array, a tuple or a dict: matched to each model's inputs
     results: list[BenchmarkResult] = []
     for runners, sig in groups:
         if sig is None and any(
@@ -250,8 +248,13 @@ def _spec_runners(
 
     example = None
     if data is not None and not inputs:
-        example = example_data(data)
-        example = {k: v[:2] for k, v in example.items()}  # two real samples to export with
+        from onnx_deploy.feeds import load_data
+
+        loaded = load_data(data)
+        if isinstance(loaded, np.ndarray) and input_shape is None:
+            input_shape = tuple(loaded.shape[1:])  # one unnamed input: its sample shape
+        elif not isinstance(loaded, np.ndarray):
+            example = {k: v[:2] for k, v in example_data(data).items()}  # two real samples
     sig = make_signature(inputs, dims, example=example)
     model, shape, note = _load_spec(spec, weights, input_shape, sig)
     if note:
