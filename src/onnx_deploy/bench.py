@@ -34,11 +34,12 @@ if TYPE_CHECKING:
 
 
 # A benchmark whose p90 is more than BUSY_P90_RATIO times its median, or whose
-# coefficient of variation is above BUSY_CV, ran on a busy machine (measured here: an
-# idle 2-core VM gives p90/median 1.05-1.2 and CV under 10% on resnet18; a second
-# process on the other core pushes PyTorch's p90 to 2-3x its median).
+# coefficient of variation is above BUSY_CV, ran on a busy machine. Measured on a 2-core
+# VM with a small transformer (50 runs each): idle, p90/median 1.07-1.27 and CV 4-29%
+# (one outlier run makes the CV); with ONNX Runtime's threads spinning beside PyTorch,
+# PyTorch's p90/median 1.6-5.6 and CV 31-177% (each run flagged by one test or both).
 BUSY_P90_RATIO = 1.5
-BUSY_CV = 0.3
+BUSY_CV = 0.4
 MIN_ITERS_FOR_SPREAD = 5
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from onnx_deploy._files import atomic_output, human_size
+from onnx_deploy.defaults import TRT_PRECISIONS, TRT_WORKSPACE
 from onnx_deploy.errors import MissingExtraError, OnnxDeployError, OutputExistsError
 from onnx_deploy.signature import DimRange
 from onnx_deploy.specs import TensorSpec
@@ -44,11 +45,11 @@ INSTALL_HINT = (
     '`python -c "import tensorrt; print(tensorrt.__version__)"`. Without a GPU, run the '
     "ONNX file with ONNX Runtime (onnx_deploy.runners.OnnxRuntimeRunner)."
 )
-DEFAULT_WORKSPACE = 4 << 30  # bytes of scratch memory TensorRT may use while building
+DEFAULT_WORKSPACE = TRT_WORKSPACE  # bytes of scratch memory TensorRT may use while building
 # A batch dim without a declared range: a narrow profile is faster than a wide one
 # (NVIDIA/TensorRT issue 1166), so the default is modest; declare --shapes for more.
 DEFAULT_BATCH_PROFILE = DimRange("batch", 1, 64, opt=8)
-PRECISIONS = ("auto", "fp32", "fp16", "int8")
+PRECISIONS = TRT_PRECISIONS
 
 # Every TensorRT name this package uses: class -> members (the conformance test checks
 # each against the real bindings of TensorRT 11.x and 10.x, and that the code uses no

@@ -76,7 +76,8 @@ class FakeTensorRT:
         self.__version__ = dump["version"]
         self.calls: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = []
         self.parse_ok, self.plan = parse_ok, plan
-        self.output_shapes: dict[str, tuple[int, ...]] = {}
+        self.output_shapes: dict[str, Any] = {}  # a shape, or a function of the input shapes
+        self.input_shapes: dict[str, tuple[int, ...]] = {}
         self.properties: dict[tuple[str, str], Any] = {
             ("OnnxParser", "num_errors"): 0 if parse_ok else 1
         }
@@ -108,8 +109,11 @@ class FakeTensorRT:
             return self.plan
         if (cls, member) == ("ITimingCache", "serialize"):
             return b"TIMINGS"
+        if (cls, member) == ("IExecutionContext", "set_input_shape"):
+            self.input_shapes[args[0]] = tuple(args[1])
         if (cls, member) == ("IExecutionContext", "get_tensor_shape"):
-            return self.output_shapes[args[0] if args else kwargs["name"]]
+            shape = self.output_shapes[args[0] if args else kwargs["name"]]
+            return shape(self.input_shapes) if callable(shape) else shape
         if (cls, member) == ("IExecutionContext", "execute_async_v3"):
             return True
         if (cls, member) == ("ParserError", "node_name"):

@@ -298,3 +298,40 @@ def test_run_sequence(real_api: dict[str, Any], text_onnx: Path, tmp_path: Path)
     assert run[-1][2] == {"stream_handle": 0}
     with pytest.raises(InputMismatchError, match="outside the engine's optimization profile"):
         runner.infer({"ids": np.zeros((65, 32), np.int64), "scale": np.zeros((65, 1), np.float32)})
+
+
+def test_cli_run_bench_compare_on_the_fake(
+    real_api_11: dict[str, Any],
+    text_onnx: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The CLI's trt run, bench and compare, with the runner on the recording fake: real
+    samples sized to each batch, and a comparison that fails (the fake computes nothing)."""
+    from onnx_deploy.cli import main
+    from onnx_deploy.runners import tensorrt as trt_runners
+
+    _build(real_api_11, text_onnx, tmp_path / "two.plan")
+    fake = FakeTensorRT(real_api_11)
+    out_name = trt_runners.TensorRTRunner(tmp_path / "two.plan").output_names[0]
+    fake.output_shapes[out_name] = lambda shapes: (shapes["ids"][0], 8)
+
+    class OnFake(trt_runners.TensorRTRunner):
+        def __init__(self, plan: Any, name: str | None = None) -> None:
+            super().__init__(plan, name, trt=fake, tensor_device="cpu")
+
+    monkeypatch.setattr(trt_runners, "TensorRTRunner", OnFake)
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "s.npz", ids=rng.integers(0, 50, (3, 20)), scale=rng.random((3, 1), np.float32)
+    )
+    plan, data = str(tmp_path / "two.plan"), str(tmp_path / "s.npz")
+    assert main(["trt", "run", plan, "--inputs", data, "--batch-size", "2"]) == 0
+    assert f"output    {out_name}: float32[2, 8]" in capsys.readouterr().out
+    assert fake.input_shapes == {"ids": (2, 20), "scale": (2, 1)}
+    assert main(["trt", "bench", plan, "--inputs", data, "--batch-sizes", "5", "--warmup", "1",
+                 "--iters", "2"]) == 0  # fmt: skip
+    assert fake.input_shapes["ids"] == (5, 20), "three samples repeated to a batch of five"
+    assert main(["trt", "compare", plan, str(text_onnx), "--batch-sizes", "1,4"]) == 1
+    assert "differ beyond the tolerance" in capsys.readouterr().err

@@ -7,6 +7,7 @@ even where TensorRT is not (a machine without it exits 1 with what to install).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from onnx_deploy.cli._common import (
     EXIT_OK,
@@ -17,7 +18,14 @@ from onnx_deploy.cli._common import (
     ints,
     step,
 )
-from onnx_deploy.defaults import BENCH_ITERS, BENCH_WARMUP, PRECISIONS, VALIDATE_BATCH_SIZES
+from onnx_deploy.defaults import (
+    BENCH_ITERS,
+    BENCH_WARMUP,
+    PRECISIONS,
+    TRT_PRECISIONS,
+    TRT_WORKSPACE,
+    VALIDATE_BATCH_SIZES,
+)
 
 HELP = "TensorRT engines: build (with profiles and caches), run, bench and compare"
 
@@ -53,12 +61,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     b.add_argument(
         "--precision",
-        choices=("auto", "fp32", "fp16", "int8"),
+        choices=TRT_PRECISIONS,
         default="auto",
         help="auto: what the graph holds (TensorRT 11's only way); fp16/int8 on an FP32 "
         "graph use 10.x's builder flags and are refused on 11",
     )
-    b.add_argument("--workspace", type=_size, default="4G", help="builder workspace, e.g. 4G")
+    b.add_argument(
+        "--workspace",
+        type=_size,
+        default=TRT_WORKSPACE,
+        help=f"builder workspace, e.g. 4G (default {TRT_WORKSPACE >> 30}G)",
+    )
     b.add_argument("--timing-cache", help="timing cache file, read before and written after")
     add_force(b, "an engine without metadata, or rebuild a cached one")
     for name, text in (("run", "run an engine on inputs"), ("bench", "time an engine")):
@@ -115,13 +128,15 @@ def _build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _feeds(runner: object, data: str | None) -> object:
-    """Real samples from ``data`` for the engine's inputs, or None (random ones)."""
+def _feeds(runner: Any, data: str | None, batch_size: int) -> Any:
+    """One batch for the engine: the first ``batch_size`` real samples from ``data``
+    (repeated when there are fewer), else random inputs at the profile's OPT sizes."""
     if data is None:
-        return None
-    from onnx_deploy.feeds import as_feeds, load_data
+        return runner.example_inputs(batch_size)
+    from onnx_deploy.feeds import load_data
+    from onnx_deploy.pipeline import batch_feeds
 
-    return as_feeds(load_data(data), runner.inputs)  # type: ignore[attr-defined]
+    return batch_feeds(load_data(data), None, batch_size, runner.inputs)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -130,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     from onnx_deploy.runners.tensorrt import TensorRTRunner
 
     with TensorRTRunner(args.plan) as runner:
-        feeds = _feeds(runner, args.data, args.batch_size) or runner.example_inputs(args.batch_size)
+        feeds = _feeds(runner, args.data, args.batch_size)
         outputs = runner.infer(feeds)
     summary = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in outputs.items()}
     print(json.dumps(summary, indent=2) if args.json else "\n".join(
@@ -149,8 +164,7 @@ def _bench(args: argparse.Namespace) -> int:
         runners.append(OnnxRuntimeRunner(args.reference, "cuda"))
     results = []
     for b in args.batch_sizes:
-        feeds = _feeds(runners[0], args.data) or runners[0].example_inputs(b)
-        results += benchmark(runners, b, inputs=feeds,
+        results += benchmark(runners, b, inputs=_feeds(runners[0], args.data, b),
                              warmup=args.warmup, iters=args.iters, rounds=5)  # fmt: skip
     for r in results:
         print(r.summary())
@@ -166,7 +180,11 @@ def _compare(args: argparse.Namespace) -> int:
 
     engine = TensorRTRunner(args.plan)
     reference = OnnxRuntimeRunner(args.reference, "auto", on_fallback="warn")
-    inputs = _feeds(engine, args.data)
+    inputs = None
+    if args.data is not None:
+        from onnx_deploy.feeds import load_data
+
+        inputs = load_data(args.data)  # all the samples, in one batch
     report = compare(
         reference, engine, inputs, args.precision, batch_sizes=args.batch_sizes,
         signature=engine.signature(),  # sizes inside the engine's profile
