@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from onnx_deploy._files import atomic_output
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from onnx_deploy.bench import BenchmarkResult
+    from onnx_deploy.optimize import ReportCard
 
 
 def _figure_class() -> type:
@@ -108,3 +110,55 @@ def save_figure(
     with atomic_output(path, force=force) as tmp:
         fig.savefig(tmp, dpi=dpi)
     return str(path)
+
+
+def plot_report_tradeoff(card: ReportCard) -> Figure:
+    """Latency (median, batch ``card.batch_sizes[0]``) against accuracy, or against top-1
+    agreement with FP32 when there were no labels: one point per variant that ran, the
+    chosen one ringed, those that failed their checks in grey."""
+    Figure = _figure_class()
+    b = card.batch_sizes[0]
+    with_acc = any(v.accuracy is not None for v in card.variants)
+    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for v in card.variants:
+        t = v.timing(b)
+        y = v.accuracy if with_acc else v.agreement if v.agreement is not None else v.min_cosine
+        if t is None or y is None:
+            continue
+        color = "tab:green" if v.chosen else "tab:blue" if v.passed else "tab:gray"
+        ax.scatter([t.median_ms], [100 * y], s=90 if v.chosen else 45, color=color, zorder=3)
+        if v.chosen:
+            ax.scatter([t.median_ms], [100 * y], s=260, facecolors="none", edgecolors=color)
+        ax.annotate(v.name, (t.median_ms, 100 * y), textcoords="offset points", xytext=(6, 4),
+                    fontsize=8)  # fmt: skip
+    ax.set_xlabel(f"median latency at batch {b}, ms (lower is better)")
+    ax.margins(x=0.2, y=0.2)
+    ax.set_ylabel("accuracy, %" if with_acc else "top-1 agreement with FP32, %")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"{Path(card.model).name}: chosen {card.chosen} (grey: failed a check)")
+    return fig
+
+
+def plot_report_batches(card: ReportCard) -> Figure:
+    """Median latency per sample (ms) by batch size for every variant that ran."""
+    Figure = _figure_class()
+    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for v in card.variants:
+        if not v.timings:
+            continue
+        ts = sorted(v.timings, key=lambda t: t.batch_size)
+        ax.plot(
+            [t.batch_size for t in ts], [t.median_ms / t.batch_size for t in ts], marker="o",
+            linewidth=3 if v.chosen else 1.5, label=v.name + (" (chosen)" if v.chosen else ""),
+        )  # fmt: skip
+    sizes = list(card.batch_sizes)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("median ms per sample")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Latency per sample by batch size (lower is better)")
+    return fig

@@ -26,6 +26,8 @@ COMMANDS = (
     "quantize",
     "bench",
     "pipeline",
+    "edit",
+    "optimize",
     "trt",
     "skills",
 )

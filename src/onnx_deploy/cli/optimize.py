@@ -1,0 +1,93 @@
+"""``onnx-deploy optimize``: the report card that picks the variant to ship."""
+
+from __future__ import annotations
+
+import argparse
+
+from onnx_deploy.cli._common import EXIT_OK, add_force, add_signature, emit, ints, step
+
+HELP = "build FP32/FP16/INT8 (and TensorRT) variants, validate, benchmark, pick one to ship"
+
+
+def _agreement(text: str) -> float:
+    if text.lower() in ("none", "off"):
+        return 0.0  # any agreement passes
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction such as 0.9, or none: {text!r}"
+        ) from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a fraction between 0 and 1, got {text!r}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model", nargs="?", default="digits",
+        help="an FP32 .onnx file, a model spec (torchvision:resnet18, file.py:factory) or "
+        "'digits' (default: the trained digits CNN with its real data)",
+    )  # fmt: skip
+    p.add_argument("--out-dir", default="artifacts/optimize", help="default artifacts/optimize")
+    p.add_argument("--weights", help="checkpoint for a model spec (loaded with weights_only=True)")
+    p.add_argument("--input-shape", type=ints, help="a spec's one float input, e.g. 3,224,224")
+    add_signature(p)
+    p.add_argument("--calibration", help="samples for static INT8: .npy/.npz/.pt or image folder")
+    p.add_argument("--data", help="validation samples (.npy/.npz/.pt); default: random inputs")
+    p.add_argument("--labels", help=".npy labels for --data: adds accuracy and its budget")
+    p.add_argument("--target", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--batch-sizes", type=ints, default=(1, 8), help="default 1,8")
+    p.add_argument(
+        "--max-accuracy-drop", type=float, default=0.5,
+        help="with --labels: points of accuracy a variant may lose (default 0.5)",
+    )  # fmt: skip
+    p.add_argument(
+        "--min-speedup", type=float, default=1.2,
+        help="a lower precision must be this much faster than FP32 at every batch size "
+        "(default 1.2: smaller gains are within run-to-run noise)",
+    )  # fmt: skip
+    p.add_argument(
+        "--min-agreement", type=_agreement, default=None,
+        help="top-1 agreement with FP32 required (default: the precision's preset, 0.9 for "
+        "INT8; 'none' for random-weight specs, where it is a coin toss)",
+    )  # fmt: skip
+    p.add_argument("--warmup", type=int, default=3, help="default 3")
+    p.add_argument("--iters", type=int, default=20, help="timed runs per variant, default 20")
+    p.add_argument("--rounds", type=int, default=5, help="interleaving rounds, default 5")
+    p.add_argument("--no-plots", action="store_true", help="skip the two PNG plots")
+    add_force(p, "an existing report in --out-dir")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from onnx_deploy.optimize import optimize, prepare
+
+    log = step(args)
+    out = Path(args.out_dir)
+    prepared = prepare(
+        args.model, out / "variants", weights=args.weights, input_shape=args.input_shape,
+        inputs=args.inputs, dims=args.dims, force=args.force, log=log,
+    )  # fmt: skip
+    min_agreement = args.min_agreement
+    if min_agreement is None:
+        min_agreement = None if prepared.random_weights else "preset"
+    card = optimize(
+        prepared.onnx_path, out,
+        calibration=args.calibration or prepared.calibration,
+        validation=args.data or prepared.validation,
+        labels=args.labels or prepared.labels,
+        target=args.target, batch_sizes=args.batch_sizes,
+        max_accuracy_drop=args.max_accuracy_drop, min_speedup=args.min_speedup,
+        min_agreement=min_agreement, warmup=args.warmup, iters=args.iters, rounds=args.rounds,
+        data_note=prepared.data_note if not (args.data or args.calibration) else "",
+        notes=prepared.notes, force=args.force, plots=not args.no_plots, name=args.model,
+        log=log,
+    )  # fmt: skip
+    if not args.json:
+        print()
+    emit(args, card)
+    if not args.json:
+        print(f"\nwrote {card.files['markdown']} and the chosen model {card.files.get('model')}")
+    return EXIT_OK
