@@ -175,6 +175,7 @@ def test_postprocessing_softmax_topk(tiny_onnx: Path, tmp_path: Path) -> None:
     name = r.inputs_after[0].name
     logits, probs, scores, labels = _run(out, {name: _x()})
     assert np.allclose(probs.sum(1), 1, atol=1e-6)
+    assert np.allclose(scores[:, 0], probs.max(1))
     assert (labels[:, 0] == logits.argmax(1)).all() and labels.dtype == np.int64
     with pytest.raises(S.SurgeryError, match="top_k must be between 1 and 5"):
         S.add_postprocessing(onnx.load(tiny_onnx), top_k=6)
