@@ -735,8 +735,13 @@ def _session(model: onnx.ModelProto, folder: str) -> Any:
 
 
 def _run(session: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run a session; a failure raises without onnxruntime also logging it to stderr."""
+    import onnxruntime as ort
+
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, dict(feeds)), strict=True))
+    return dict(zip(names, session.run(names, dict(feeds), quiet), strict=True))
 
 
 def _random_feeds(specs: Sequence[TensorSpec], sizes: Mapping[str, int], seed: int) -> Any:
