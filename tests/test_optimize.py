@@ -129,3 +129,15 @@ def test_target_cuda_without_a_gpu_is_a_clear_error(tiny_onnx: Path, tmp_path: P
         pytest.skip("a GPU is here")
     with pytest.raises(OptimizeError, match="--target cpu"):
         optimize(tiny_onnx, tmp_path / "x", target="cuda")
+
+
+def test_files_of_the_user_in_the_folder_are_kept(tiny_onnx: Path, tmp_path: Path) -> None:
+    from onnx_deploy.errors import OutputExistsError
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "model.onnx").write_text("the user's own model")
+    with pytest.raises(OutputExistsError, match=r"model\.onnx already exists"):
+        optimize(tiny_onnx, out, iters=2, rounds=1)
+    assert (out / "model.onnx").read_text() == "the user's own model"
+    assert not (out / "variants").exists()

@@ -47,6 +47,11 @@ DEFAULT_MAX_ACCURACY_DROP = 0.5  # points of accuracy (percent)
 # and FP16 on onnxruntime's CPU provider came out at 0.9-1.1x FP32 from run to run.
 DEFAULT_MIN_SPEEDUP = 1.2
 REFERENCE = "FP32"
+# what optimize writes in its folder (besides variants/model.fp32.onnx, which prepare writes)
+OUTPUTS = (
+    "report.md", "report.json", "model.onnx", "latency_vs_accuracy.png", "latency_by_batch.png",
+    "variants/model.fp16.onnx", "variants/model.int8.onnx", "variants/model.dynint8.onnx",
+)  # fmt: skip
 
 
 class OptimizeError(OnnxDeployError):
@@ -307,9 +312,11 @@ def tensorrt_variants(
     batch_sizes: Sequence[int],
     log: Log = _quiet,
     trt: Any = None,
+    gpu: tuple[str, str] | None = None,
 ) -> list[Variant]:
     """TensorRT engines of the FP32, FP16 and INT8 (QDQ) graphs: TensorRT 11 builds the
-    precision the graph holds. Skipped, with the reason, off a GPU or without TensorRT."""
+    precision the graph holds. Skipped, with the reason, off a GPU or without TensorRT.
+    ``trt`` and ``gpu`` are for tests (a recording module, a GPU identity)."""
     names = [f"TensorRT {v.name}" for v in built if v.name in (REFERENCE, "FP16", "INT8 static")]
     if target != "cuda":
         return [_skip_trt(n, "TensorRT needs an NVIDIA GPU (--target cuda)") for n in names]
@@ -335,7 +342,7 @@ def tensorrt_variants(
         dims = [DimRange(d, 1, hi, opt=min(hi, 8)) for d in sig.batch_dims]
         plan = folder / (Path(v.path).stem + ".plan")
         try:
-            result = build_engine(v.path, plan, dims=dims, force=True, trt=trt, log=log)
+            result = build_engine(v.path, plan, dims=dims, force=True, trt=trt, gpu=gpu, log=log)
         except Exception as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
             out.append(Variant(name, v.precision, "tensorrt", status="failed", reason=first))
@@ -555,7 +562,8 @@ def optimize(
     device = _check_target(target)
     start = time.perf_counter()
     out = Path(out_dir)
-    check_output_path(out / "report.md", force=force)
+    for name in OUTPUTS:  # never replace a file of the user's without force
+        check_output_path(out / name, force=force)
     info = describe(model)
     notes = list(notes)
     sig = Signature.from_specs(info.inputs)

@@ -335,3 +335,34 @@ def test_cli_run_bench_compare_on_the_fake(
     assert fake.input_shapes["ids"] == (5, 20), "three samples repeated to a batch of five"
     assert main(["trt", "compare", plan, str(text_onnx), "--batch-sizes", "1,4"]) == 1
     assert "differ beyond the tolerance" in capsys.readouterr().err
+
+
+def test_report_card_builds_an_engine_from_each_graph(
+    real_api_11: dict[str, Any], tmp_path: Path
+) -> None:
+    """optimize's TensorRT variants: one engine per FP32/FP16/QDQ graph, the precision
+    coming from the graph (TensorRT 11), each parsed from its own file."""
+    from onnx_deploy.export import export_model
+    from onnx_deploy.optimize import Variant, tensorrt_variants
+    from onnx_deploy.quantize import convert_fp16, quantize_static_model
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+    fp32 = str(export_model(model, torch.randn(2, 3, 8, 8), tmp_path / "m.onnx").path)
+    fp16 = convert_fp16(fp32, tmp_path / "m.fp16.onnx", validate=False).output_path
+    calib = np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)
+    int8 = quantize_static_model(fp32, tmp_path / "m.int8.onnx", calib, validate=False).output_path
+    built = [
+        Variant("FP32", "fp32", "onnxruntime", path=fp32),
+        Variant("FP16", "fp16", "onnxruntime", path=str(fp16)),
+        Variant("INT8 static", "int8", "onnxruntime", path=str(int8)),
+        Variant("INT8 dynamic", "int8", "onnxruntime", status="skipped", reason="not MatMul-heavy"),
+    ]
+    fake = FakeTensorRT(real_api_11)
+    out = tensorrt_variants(built, tmp_path, "cuda", (1, 8), trt=fake, gpu=("Fake GPU", "9.0"))
+    assert [v.name for v in out] == ["TensorRT FP32", "TensorRT FP16", "TensorRT INT8 static"]
+    assert all(v.status == "ok" and str(v.path).endswith(".plan") for v in out)
+    assert [v.precision for v in out] == ["fp32", "fp16", "int8"]
+    parsed = [a[0] for _, m, a, _ in fake.calls if m == "parse_from_file"]
+    assert parsed == [fp32, str(fp16), str(int8)]
+    shapes = [k for _, m, _, k in fake.calls if m == "set_shape"]
+    assert shapes[0]["min"][0] == 1 and shapes[0]["max"][0] == 8
