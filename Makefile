@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install emulator run notebooks-refresh pipeline test test-avx2 format bench lab clean
+.PHONY: install serve-env emulator run notebooks-refresh pipeline test test-avx2 format bench lab clean
 
 install: $(STAMP)
 
@@ -18,9 +18,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[all]"
 	@touch $(STAMP)
 
+## The serving environment: nvidia-pytriton (a real Triton) needs numpy < 2, so it gets its
+## own venv; `onnx-deploy serve` finds ./.venv-serve. No torch in it.
+SERVE_VENV  ?= .venv-serve
+SERVE_STAMP := $(SERVE_VENV)/.installed
+serve-env: $(SERVE_STAMP)
+
+$(SERVE_STAMP): pyproject.toml constraints-serve.txt
+	@test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip --disable-pip-version-check install -q -c constraints-serve.txt -e ".[serve]"
+	@touch $(SERVE_STAMP)
+
 ## The main job: execute every notebook with papermill into artifacts/executed/ (device=cuda
 ## when a GPU is present) and print a summary table (also artifacts/executed/summary.json).
-run: install
+run: install serve-env
 	$(BIN)/python -m onnx_deploy.notebooks run --notebooks notebooks --out-dir artifacts/executed
 
 ## Re-execute the notebooks in place on the CPU, so committed outputs come from a full run.
@@ -46,7 +57,7 @@ emulator:
 	  fi; }
 
 ## Every test: lint and format check, unit tests, and nbval over the notebooks.
-test: install emulator
+test: install serve-env emulator
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests

@@ -29,6 +29,9 @@ COMMANDS = (
     "edit",
     "optimize",
     "trt",
+    "triton",
+    "serve",
+    "loadtest",
     "skills",
 )
 
