@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install serve-env emulator run notebooks-refresh pipeline test test-avx2 format bench lab clean
+.PHONY: install serve-env js chromium emulator run notebooks-refresh pipeline test test-avx2 format bench lab clean
 
 install: $(STAMP)
 
@@ -29,9 +29,32 @@ $(SERVE_STAMP): pyproject.toml constraints-serve.txt
 	$(SERVE_VENV)/bin/python -m pip --disable-pip-version-check install -q -c constraints-serve.txt -e ".[serve]"
 	@touch $(SERVE_STAMP)
 
+## onnxruntime-web, onnxruntime-node and playwright-core, pinned in package.json and its
+## lockfile. --ignore-scripts: onnxruntime-node's install script downloads GPU binaries from a
+## host that is not reachable; its CPU binary is in the package.
+js: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "note: no npm; the Node.js and browser checks will skip (apt-get install nodejs npm)"; fi
+
+## Debian's Chromium for the browser test (playwright-core drives /usr/bin/chromium).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (for the browser test)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	    echo "note: chromium did not install; the browser test will skip"; \
+	  else \
+	    echo "note: no chromium; the browser test will skip (sudo apt-get install chromium)"; \
+	  fi; }
+
 ## The main job: execute every notebook with papermill into artifacts/executed/ (device=cuda
 ## when a GPU is present) and print a summary table (also artifacts/executed/summary.json).
-run: install serve-env
+run: install serve-env js chromium
 	$(BIN)/python -m onnx_deploy.notebooks run --notebooks notebooks --out-dir artifacts/executed
 
 ## Re-execute the notebooks in place on the CPU, so committed outputs come from a full run.
@@ -57,7 +80,7 @@ emulator:
 	  fi; }
 
 ## Every test: lint and format check, unit tests, and nbval over the notebooks.
-test: install serve-env emulator
+test: install serve-env js chromium emulator
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests

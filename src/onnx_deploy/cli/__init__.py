@@ -32,6 +32,8 @@ COMMANDS = (
     "triton",
     "serve",
     "loadtest",
+    "web",
+    "targets",
     "skills",
 )
 

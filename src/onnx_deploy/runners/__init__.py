@@ -21,7 +21,7 @@ from typing import Any
 
 from onnx_deploy.runners.base import Runner
 
-__all__ = ["OnnxRuntimeRunner", "Runner", "TorchRunner"]
+__all__ = ["NodeRunner", "OnnxRuntimeRunner", "Runner", "TorchRunner"]
 
 
 def __getattr__(name: str) -> Any:  # import each backend's module only when it is asked for
@@ -29,6 +29,10 @@ def __getattr__(name: str) -> Any:  # import each backend's module only when it 
         from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner
+    if name == "NodeRunner":
+        from onnx_deploy.runners.node import NodeRunner
+
+        return NodeRunner
     if name == "TorchRunner":
         from onnx_deploy.runners.pytorch import TorchRunner
 
