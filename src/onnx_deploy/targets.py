@@ -65,16 +65,12 @@ class TargetsResult:
 def _compare(
     ref: dict[str, np.ndarray], got: dict[str, np.ndarray]
 ) -> tuple[float, bool | None, bool]:
+    from onnx_deploy.validate import array_close
+
     worst, ok = 0.0, True
     for name, a in ref.items():
-        b = np.asarray(got[name])
-        if a.dtype.kind in "iub":
-            diff = float(np.abs(a.astype(np.int64) - b.astype(np.int64)).max(initial=0))
-            ok = ok and diff == 0
-        else:
-            diff = float(np.abs(a.astype(np.float64) - b).max(initial=0.0))
-            ok = ok and bool(np.allclose(b, a, atol=ATOL, rtol=RTOL))
-        worst = max(worst, diff)
+        diff, close = array_close(a, got[name], ATOL, RTOL)
+        worst, ok = max(worst, diff), ok and close
     first = next(iter(ref.values()))
     same = None
     if first.ndim == 2 and first.dtype.kind == "f" and first.shape[1] > 1:

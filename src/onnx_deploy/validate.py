@@ -70,6 +70,20 @@ PRESETS: dict[str, Tolerance] = {
 }
 
 
+def array_close(
+    reference: np.ndarray, candidate: np.ndarray, atol: float = 1e-4, rtol: float = 1e-3
+) -> tuple[float, bool]:
+    """(max |difference|, within tolerance) for two arrays of one output: integer and
+    boolean outputs (labels, masks) must be equal, float ones within ``atol + rtol * |ref|``.
+    The check of a graph edit or of another runtime running the same graph."""
+    a, b = np.asarray(reference), np.asarray(candidate)
+    if a.dtype.kind in "iub":
+        diff = float(np.abs(a.astype(np.int64) - b.astype(np.int64)).max(initial=0))
+        return diff, diff == 0
+    diff = float(np.abs(a.astype(np.float64) - b).max(initial=0.0))
+    return diff, bool(np.allclose(b, a, atol=atol, rtol=rtol))
+
+
 def get_tolerance(precision: str | Tolerance) -> Tolerance:
     if isinstance(precision, Tolerance):
         return precision

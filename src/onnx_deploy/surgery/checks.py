@@ -69,17 +69,14 @@ class EditCheck:
 
 
 def _close(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], how: str) -> EditCheck:
+    from onnx_deploy.validate import array_close
+
     worst, ok = 0.0, True
     for name, a, b in pairs:
         if a.shape != b.shape:
             raise SurgeryError(f"{name}: shape changed from {a.shape} to {b.shape}")
-        if a.dtype.kind in "iub":
-            diff = float(np.abs(a.astype(np.int64) - b.astype(np.int64)).max(initial=0))
-            ok = ok and diff == 0
-        else:
-            diff = float(np.abs(a.astype(np.float64) - b).max(initial=0.0))
-            ok = ok and bool(np.allclose(b, a, atol=ATOL, rtol=RTOL))
-        worst = max(worst, diff)
+        diff, close = array_close(a, b, ATOL, RTOL)
+        worst, ok = max(worst, diff), ok and close
     return EditCheck(tuple(n for n, _, _ in pairs), worst, ok, how)
 
 

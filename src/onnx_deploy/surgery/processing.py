@@ -32,23 +32,25 @@ def _const(name: str, values: Sequence[float] | np.ndarray, dtype: Any = np.floa
     return helper.make_node("Constant", [], [name], value=onnx.numpy_helper.from_array(arr, name))
 
 
+def _pick(specs: tuple[TensorSpec, ...], name: str | None, kind: str, role: str) -> TensorSpec:
+    """The input or output called ``name``, or the only one when ``name`` is None."""
+    if name is None:
+        if len(specs) != 1:
+            raise SurgeryError(
+                f"the model has {len(specs)} {kind}s ({describe_all(specs)}); name {role}"
+            )
+        return specs[0]
+    for s in specs:
+        if s.name == name:
+            return s
+    names = [s.name for s in specs]
+    raise SurgeryError(
+        f"{name!r} is not an {kind} of the model{_nearest(name, names)}; {kind}s: {describe_all(specs)}"
+    )
+
+
 def _image_spec(model: onnx.ModelProto, input_name: str | None) -> TensorSpec:
-    ins, _ = graph_io(model)
-    if input_name is None:
-        if len(ins) != 1:
-            raise SurgeryError(
-                f"the model has {len(ins)} inputs ({describe_all(ins)}); name the image input"
-            )
-        spec = ins[0]
-    else:
-        found = [s for s in ins if s.name == input_name]
-        if not found:
-            names = [s.name for s in ins]
-            raise SurgeryError(
-                f"{input_name!r} is not an input of the model{_nearest(input_name, names)}; "
-                f"inputs: {describe_all(ins)}"
-            )
-        spec = found[0]
+    spec = _pick(graph_io(model)[0], input_name, "input", "the image input")
     channels = spec.shape[1] if len(spec.shape) == 4 else None
     if spec.dtype != "float32" or len(spec.shape) != 4 or channels not in (1, 3):
         raise SurgeryError(
@@ -250,22 +252,7 @@ def add_postprocessing(
 ) -> onnx.ModelProto:
     """Append softmax and/or top-k to a classifier output; ``keep_logits`` keeps the
     original output as well."""
-    _, outs = graph_io(model)
-    if output_name is None:
-        if len(outs) != 1:
-            raise SurgeryError(
-                f"the model has {len(outs)} outputs ({describe_all(outs)}); name the scores output"
-            )
-        spec = outs[0]
-    else:
-        found = [s for s in outs if s.name == output_name]
-        if not found:
-            names = [s.name for s in outs]
-            raise SurgeryError(
-                f"{output_name!r} is not an output of the model{_nearest(output_name, names)}; "
-                f"outputs: {describe_all(outs)}"
-            )
-        spec = found[0]
+    spec = _pick(graph_io(model)[1], output_name, "output", "the scores output")
     post = postprocessing_graph(
         spec, softmax=softmax, top_k=top_k, opset=max(18, default_opset(model))
     )
