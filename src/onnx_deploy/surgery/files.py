@@ -38,6 +38,7 @@ from onnx_deploy.surgery.graph import (
     expose,
     extract,
     fix_ir_version,
+    io_pairs,
     merge,
     parse_dim_edit,
     rename,
@@ -266,15 +267,8 @@ def _edit_merge(
 ) -> Any:
     o = load_onnx(other)
     a, b = (o, m) if first else (m, o)
-    merged = merge(a, b, io_map)
-    b_ins = {s.name for s in graph_io(b)[0]}
-    a_outs = [s.name for s in graph_io(a)[1]]
-    pairs = (
-        list(io_map.items()) if isinstance(io_map, Mapping) else list(io_map)
-        if io_map is not None
-        else [(n, n) for n in b_ins] if b_ins <= set(a_outs)
-        else list(zip(a_outs, [s.name for s in graph_io(b)[0]], strict=True))
-    )  # fmt: skip
+    pairs = io_pairs(a, b, io_map)
+    merged = merge(a, b, pairs)
     return merged, check_merge(a, b, merged, pairs), []
 
 

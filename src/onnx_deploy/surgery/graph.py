@@ -367,6 +367,26 @@ def _align(first: onnx.ModelProto, second: onnx.ModelProto) -> tuple[Any, Any]:
     return first, second
 
 
+def io_pairs(
+    first: onnx.ModelProto,
+    second: onnx.ModelProto,
+    io_map: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """(first's output, second's input) pairs: ``io_map`` as given, else by name when all
+    of second's inputs are first's outputs, else by position when the counts match."""
+    if io_map is not None:
+        return list(io_map.items()) if isinstance(io_map, Mapping) else list(io_map)
+    f_outs, s_ins = graph_io(first)[1], graph_io(second)[0]
+    if {s.name for s in s_ins} <= {s.name for s in f_outs}:
+        return [(s.name, s.name) for s in s_ins]
+    if len(f_outs) == len(s_ins):
+        return [(a.name, b.name) for a, b in zip(f_outs, s_ins, strict=True)]
+    raise SurgeryError(
+        f"cannot pair the models: the first has outputs {describe_all(f_outs)}, the second "
+        f"inputs {describe_all(s_ins)}; pass io_map (CLI: --map OUTPUT=INPUT)"
+    )
+
+
 def merge(
     first: onnx.ModelProto,
     second: onnx.ModelProto,
@@ -383,19 +403,7 @@ def merge(
     _f_ins, f_outs = graph_io(first)
     s_ins, s_outs = graph_io(second)
     f_by, s_by = {s.name: s for s in f_outs}, {s.name: s for s in s_ins}
-    if io_map is None:
-        if set(s_by) <= set(f_by):
-            pairs = [(n, n) for n in s_by]
-        elif len(f_outs) == len(s_ins):
-            pairs = [(a.name, b.name) for a, b in zip(f_outs, s_ins, strict=True)]
-        else:
-            raise SurgeryError(
-                "cannot pair the models: the first has outputs "
-                f"{describe_all(f_outs)}, the second inputs {describe_all(s_ins)}; pass io_map "
-                "(CLI: --map OUTPUT=INPUT)"
-            )
-    else:
-        pairs = list(io_map.items()) if isinstance(io_map, Mapping) else list(io_map)
+    pairs = io_pairs(first, second, io_map)
     for a, b in pairs:
         if a not in f_by:
             raise SurgeryError(
