@@ -194,6 +194,9 @@ def _named(runners: Runner | Sequence[Runner] | Mapping[str, Runner]) -> dict[st
     named: dict[str, Runner] = {}
     for r in runners:
         key = r.name if r.name not in named else f"{r.name} [{r.backend}/{r.device}]"
+        n = 2
+        while key in named:  # two files of one name from two folders: both are timed
+            key, n = f"{r.name} #{n}", n + 1
         named[key] = r
     return named
 

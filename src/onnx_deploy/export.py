@@ -489,6 +489,23 @@ def _run_exporter(
     return None
 
 
+def _structured_names(model: Any, call: _Call) -> list[str] | None:
+    """Output names from the model's own output structure (``ModelOutput`` / dict keys,
+    namedtuple fields), found by running it once on the example; None for a plain tensor
+    or tuple (the exporter names those). The dynamo exporter would otherwise call a
+    transformer's ``logits`` after its last node (``linear_13``)."""
+    import torch
+
+    from onnx_deploy.runners.pytorch import output_names_of
+
+    try:
+        with torch.no_grad():
+            out = model(*call.args, **call.kwargs)
+        return output_names_of(out)
+    except Exception:
+        return None  # the exporter reports what fails, with its own context
+
+
 def _output_names(out: Any) -> list[str]:
     """Names for a module's outputs: a dict's keys, else ``output`` / ``output_<i>``."""
     from onnx_deploy.runners.pytorch import flatten_outputs
@@ -576,13 +593,13 @@ def export_model(
         if external_data:
             notes.append("weights over 2 GiB: written to an external .data file")
 
-    out_names = list(output_names) if output_names else None
     start = time.perf_counter()
     program = None
     used = exporter
     fallback_reason = ""
     try:
         model.eval()
+        out_names = list(output_names) if output_names else _structured_names(model, call)
         with atomic_output(output, force=force) as tmp, torch.no_grad():
             run = functools.partial(
                 _run_exporter, torch, model, call, tmp, opset=opset, want_dynamic=want_dynamic,

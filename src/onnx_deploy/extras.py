@@ -20,6 +20,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "torchvision": ("export", "torchvision"),
     "onnxscript": ("export", "onnxscript"),
     "onnxslim": ("export", "onnxslim"),
+    "onnx_ir": ("export", "onnx-ir"),
+    "transformers": ("hf", "transformers"),
     "matplotlib": ("notebooks", "matplotlib"),
     "sklearn": ("notebooks", "scikit-learn"),
     "papermill": ("notebooks", "papermill"),

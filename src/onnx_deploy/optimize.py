@@ -51,7 +51,9 @@ REFERENCE = "FP32"
 OUTPUTS = (
     "report.md", "report.json", "model.onnx", "latency_vs_accuracy.png", "latency_by_batch.png",
     "variants/model.fp16.onnx", "variants/model.int8.onnx", "variants/model.dynint8.onnx",
+    "variants/model.fused.onnx", "variants/model.fused.dynint8.onnx",
 )  # fmt: skip
+VARIANT_FILES = tuple(n for n in OUTPUTS if n.startswith("variants/"))
 
 
 class OptimizeError(OnnxDeployError):
@@ -71,6 +73,7 @@ class Timing:
     p90_ms: float
     p99_ms: float
     throughput: float
+    contention: str = ""  # the busy-machine warning of this benchmark, if it had one
 
 
 @dataclass(frozen=True)
@@ -184,10 +187,29 @@ class ReportCard:
             + (f" ({self.speedup(v.name):.2f}x FP32 at batch {self.batch_sizes[0]})" if v.name != REFERENCE and self.speedup(v.name) else ""),
         ]  # fmt: skip
         lines += [f"- note: {n}" for n in self.notes]
+        lines += [f"- warning: {w}" for w in self.contention]
         return "\n".join(lines)
+
+    @property
+    def contention(self) -> list[str]:
+        """Busy-machine warnings of the timings (``bench.BenchmarkResult.contention``):
+        a choice made from such timings is to be re-run before it is trusted."""
+        hits = [
+            f"{v.name} batch {t.batch_size}"
+            for v in self.variants
+            for t in v.timings
+            if t.contention
+        ]
+        if not hits:
+            return []
+        return [
+            f"busy machine: the timings of {', '.join(hits)} spread widely (p90 over "
+            "1.5x the median, or a CV over 40%); rerun before trusting the choice"
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["contention"] = self.contention
         d["speedups"] = {
             v.name: {b: self.speedup(v.name, b) for b in self.batch_sizes}
             for v in self.variants
@@ -292,6 +314,7 @@ def build_variants(
                 lambda r: f"MatMul/Gemm weights {r.types.short}",
             )
         )  # fmt: skip
+        variants += fused_variants(fp32, folder)
     else:
         variants.append(
             Variant(
@@ -303,6 +326,33 @@ def build_variants(
         log(f"variant   {v.name}: {v.path or v.status + ' (' + v.reason + ')'}")
     variants += tensorrt_variants(variants, folder, target, batch_sizes, log)
     return variants
+
+
+def fused_variants(fp32: str, folder: Path) -> list[Variant]:
+    """For transformer graphs: FP32 with ONNX Runtime's fused attention, SkipLayerNorm
+    and Gelu (``fusion.fuse_transformer``), and dynamic INT8 of that fused graph. Nothing
+    when the pass fuses nothing (a MatMul-heavy MLP is no transformer)."""
+    from onnx_deploy.fusion import fuse_transformer
+    from onnx_deploy.quantize import quantize_dynamic_model
+
+    fused = _build(
+        "FP32 fused", "fp32",
+        lambda: fuse_transformer(fp32, folder / "model.fused.onnx", validate=False, force=True),
+        lambda r: "fused: " + (", ".join(f"{v} {k}" for k, v in r.fused_ops.items()) or "none"),
+    )  # fmt: skip
+    if fused.status == "ok" and fused.details == "fused: none":
+        Path(fused.path).unlink()  # type: ignore[arg-type]
+        return []
+    if fused.status != "ok":
+        return [fused]
+    dyn = _build(
+        "INT8 dynamic fused", "int8",
+        lambda: quantize_dynamic_model(
+            fused.path, folder / "model.fused.dynint8.onnx", validate=False, force=True
+        ),  # type: ignore[arg-type]
+        lambda r: f"the fused graph, MatMul weights {r.types.short}",
+    )  # fmt: skip
+    return [fused, dyn]
 
 
 def tensorrt_variants(
@@ -364,14 +414,14 @@ def _skip_trt(name: str, reason: str) -> Variant:
 # --- validating, timing, choosing --------------------------------------------------------
 
 
-def _runner(v: Variant, device: str) -> Any:
+def _runner(v: Variant, device: str, threads: int | None = None) -> Any:
     if v.backend == "tensorrt":
         from onnx_deploy.runners.tensorrt import TensorRTRunner
 
         return TensorRTRunner(v.path, name=v.name)  # type: ignore[arg-type]
     from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
 
-    return OnnxRuntimeRunner(v.path, device, name=v.name)  # type: ignore[arg-type]
+    return OnnxRuntimeRunner(v.path, device, threads=threads, name=v.name)  # type: ignore[arg-type]
 
 
 def validate_variants(
@@ -449,19 +499,25 @@ def time_variants(
     iters: int = 20,
     rounds: int = 5,
     inputs: Mapping[int, Any] | None = None,
+    threads: int | None = None,
     log: Log = _quiet,
 ) -> list[Variant]:
-    """Benchmark every built variant interleaved, at each batch size."""
+    """Benchmark every built variant interleaved, at each batch size (``inputs``: the
+    feeds for each batch size; default: the runners' random inputs)."""
     from onnx_deploy.bench import benchmark
 
     ready = [v for v in variants if v.status == "ok"]
     timings: dict[str, list[Timing]] = {v.name: [] for v in ready}
     for b in batch_sizes:
-        runners = {v.name: _runner(v, device) for v in ready}
+        runners = {v.name: _runner(v, device, threads) for v in ready}
         batch = (inputs or {}).get(b)
         for r in benchmark(runners, b, inputs=batch, warmup=warmup, iters=iters, rounds=rounds):
-            timings[r.name].append(Timing(b, r.median_ms, r.p90_ms, r.p99_ms, r.throughput))
+            timings[r.name].append(
+                Timing(b, r.median_ms, r.p90_ms, r.p99_ms, r.throughput, r.contention)
+            )
             log(f"bench     {r.name} batch {b}: median {_ms(r.median_ms)} ms, p90 {_ms(r.p90_ms)}")
+            if r.contention:
+                log(f"  warning {r.contention}")
     return [
         replace(v, timings=tuple(timings[v.name])) if v.name in timings else v for v in variants
     ]
@@ -537,6 +593,9 @@ def optimize(
     rounds: int = 5,
     data_note: str = "",
     notes: Sequence[str] = (),
+    dims: Sequence[Any] = (),
+    inputs: Sequence[Any] = (),
+    threads: int | None = None,
     force: bool = False,
     plots: bool = True,
     name: str | None = None,
@@ -547,13 +606,16 @@ def optimize(
     ``calibration``: samples for static INT8 (array, dict by input name, or a file);
     ``validation`` (+ ``labels``): samples to compare on and, with labels, accuracy.
     Without them, random inputs from the model's signature (and a note: INT8 ranges from
-    random data are for speed studies only). Writes ``out_dir/variants/``, the chosen
+    random data are for speed studies only). ``dims`` (``DimRange``) and ``inputs``
+    (``InputSpec``) give the signature's ranges and kinds: timings run at each batch size
+    with the other dynamic dims at their OPT size (``seq=1:128:512`` times seq 128), or on
+    the first samples of real ``validation`` data. ``threads``: intra-op threads. Writes ``out_dir/variants/``, the chosen
     file as ``out_dir/model.onnx``, ``report.md``, ``report.json`` and the plots; an
     existing ``report.md`` is not overwritten without ``force``.
     """
     from onnx_deploy.bench import collect_environment
     from onnx_deploy.cpu import int8_profile
-    from onnx_deploy.feeds import as_feeds, load_data, split
+    from onnx_deploy.feeds import as_feeds, concatenate, load_data, split
     from onnx_deploy.modelinfo import describe
     from onnx_deploy.signature import Signature
 
@@ -562,11 +624,15 @@ def optimize(
     device = _check_target(target)
     start = time.perf_counter()
     out = Path(out_dir)
-    for name in OUTPUTS:  # never replace a file of the user's without force
-        check_output_path(out / name, force=force)
+    for written in OUTPUTS:  # never replace a file of the user's without force
+        check_output_path(out / written, force=force)
+    for stale in VARIANT_FILES:  # an earlier run's variants: never timed or reported again
+        if (out / stale).resolve() != Path(model).resolve():
+            (out / stale).unlink(missing_ok=True)
     info = describe(model)
     notes = list(notes)
-    sig = Signature.from_specs(info.inputs)
+    sig = Signature.from_specs(info.inputs, dims, inputs)
+    real_validation = validation is not None
     if calibration is None and validation is None:
         calibration = sig.examples({d: 64 for d in sig.batch_dims}, seed=1)
         notes.append(
@@ -595,13 +661,18 @@ def optimize(
         variants, val_batches, labels=labels, device=device,
         max_accuracy_drop=max_accuracy_drop, min_agreement=min_agreement, log=log,
     )  # fmt: skip
-    variants = time_variants(
-        variants, batch_sizes, device=device, warmup=warmup, iters=iters, rounds=rounds, log=log
+    timing_inputs = _timing_inputs(
+        sig, batch_sizes, concatenate(val_batches) if real_validation else None
     )
+    variants = time_variants(
+        variants, batch_sizes, device=device, warmup=warmup, iters=iters, rounds=rounds,
+        inputs=timing_inputs, threads=threads, log=log,
+    )  # fmt: skip
     chosen, variants = choose(variants, batch_sizes, min_speedup)
     env = collect_environment()
     env["cpu"] = {**env.get("cpu", {}), "int8_isa": int8_profile().isa}
     env["target"] = target
+    env["threads"] = threads
     card = ReportCard(
         model=name or str(model), target=target, variants=tuple(variants), chosen=chosen,
         batch_sizes=tuple(batch_sizes), max_accuracy_drop=max_accuracy_drop,
@@ -609,6 +680,21 @@ def optimize(
         environment=env, notes=tuple(notes), seconds=time.perf_counter() - start,
     )  # fmt: skip
     return write_report(card, out, force=force, plots=plots)
+
+
+def _timing_inputs(
+    sig: Any, batch_sizes: Sequence[int], real: Mapping[str, np.ndarray] | None
+) -> dict[int, dict[str, np.ndarray]]:
+    """The feeds each batch size is timed on: the first samples of real data (repeated
+    when there are fewer), else valid random inputs with every dynamic dim other than the
+    batch at its OPT (example) size."""
+    out = {}
+    for b in batch_sizes:
+        if real is not None:
+            out[b] = {k: np.resize(v, (b, *v.shape[1:])) for k, v in real.items()}
+        else:
+            out[b] = sig.examples({d: b for d in sig.batch_dims}, seed=3)
+    return out
 
 
 DIGITS = "digits"  # the default model: the trained digits CNN with its real data
@@ -625,6 +711,8 @@ class Prepared:
     data_note: str = ""
     notes: tuple[str, ...] = ()
     random_weights: bool = False
+    dims: tuple[Any, ...] = ()  # the exported signature's ranges (an hf: folder's seq=1:32:128)
+    inputs: tuple[Any, ...] = ()  # its inputs, with value ranges and kinds
 
 
 def prepare(
@@ -677,7 +765,11 @@ def prepare(
          "and real --data/--labels for an accuracy decision",)
         if random else ()
     )  # fmt: skip
-    return Prepared(str(path), notes=notes, random_weights=random)
+    sig = exported.signature
+    return Prepared(
+        str(path), notes=notes, random_weights=random, dims=tuple(exported.export.dims),
+        inputs=tuple(sig.inputs) if sig is not None else (),
+    )  # fmt: skip
 
 
 def _data_note(labels: Any, batches: Sequence[Mapping[str, np.ndarray]]) -> str:
@@ -749,8 +841,9 @@ def _markdown(card: ReportCard) -> str:
         "",
         "## Environment",
         "",
-        f"- CPU: {cpu.get('model', '?')}, {cpu.get('cores', '?')} cores, INT8 row "
-        f"{cpu.get('int8_isa', '?')}",
+        f"- CPU: {cpu.get('model', '?')}, {cpu.get('physical_cores') or '?'} cores "
+        f"({cpu.get('logical_cpus') or '?'} logical CPUs), INT8 row {cpu.get('int8_isa', '?')}"
+        f"; intra-op threads: {env.get('threads') or 'one per core (onnxruntime default)'}",
         f"- Python {env.get('python', '?')} on {env.get('platform', '?')}",
         f"- {versions}",
         f"- made in {card.seconds:.0f} s",

@@ -13,6 +13,7 @@ return frozen results; nothing here parses arguments or prints on its own.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -145,10 +146,13 @@ def benchmark_targets(
     from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
 
     groups: list[tuple[list[Any], Signature | None]] = []
+    basenames = [Path(t).name for t in targets]
     for target in targets:
         sig = None
         if is_onnx_path(target):
-            runners = [OnnxRuntimeRunner(target, device, threads=threads)]
+            # named by file, or by the path given where two files share a name
+            label = Path(target).name if basenames.count(Path(target).name) == 1 else target
+            runners = [OnnxRuntimeRunner(target, device, threads=threads, name=label)]
             if inputs or dims:
                 sig = Signature.from_specs(runners[0].inputs, dims, inputs)
             if rounds > 1 and groups and groups[-1][0][0].backend == "onnxruntime":
@@ -194,20 +198,46 @@ def benchmark_targets(
     return results
 
 
+RANDOM_WEIGHTS = "random weights (no --weights): outputs prove little about accuracy"
+
+
+def spec_signature(
+    spec: str,
+    inputs: Sequence[InputSpec] = (),
+    dims: Sequence[DimRange] = (),
+    *,
+    example: Feeds | None = None,
+    batch: tuple[int, int] | None = None,
+    static: bool = False,
+) -> Signature | None:
+    """``make_signature`` for a model spec; None for an ``hf:`` folder with no ``--input``,
+    whose signature comes from the model itself (``_load_spec``)."""
+    if spec.startswith("hf:") and not inputs and example is None:
+        return None
+    return make_signature(inputs, dims, example=example, batch=batch, static=static)
+
+
 def _load_spec(
     spec: str,
     weights: str | None,
     input_shape: tuple[int, ...] | None,
     signature: Signature | None,
     pretrained: bool = False,
-) -> tuple[Any, tuple[int, ...], str]:
-    """The model, one sample's shape (the one-input case) and a note on its weights."""
+    dims: Sequence[DimRange] = (),
+) -> tuple[Any, tuple[int, ...], str, Signature | None]:
+    """The model, one sample's shape (the one-input case), a note on its weights, and
+    the signature (an ``hf:`` folder's from its config, with ``dims`` as its ranges)."""
+    if spec.startswith("hf:"):
+        from onnx_deploy.hf import has_weights, hf_folder, signature_for
+
+        model = load_model(spec, weights=weights)
+        trained = weights is not None or has_weights(hf_folder(spec))
+        note = "" if trained else RANDOM_WEIGHTS.replace("--weights", "weights file in the folder")
+        return model, (), note, signature or signature_for(model, dims)
     if signature is None:
-        return load_model_and_shape(spec, weights, input_shape, pretrained)
-    note = ""
-    if weights is None and not pretrained:
-        note = "random weights (no --weights): outputs prove little about accuracy"
-    return load_model(spec, weights=weights, pretrained=pretrained), (), note
+        return (*load_model_and_shape(spec, weights, input_shape, pretrained), None)
+    note = RANDOM_WEIGHTS if weights is None and not pretrained else ""
+    return load_model(spec, weights=weights, pretrained=pretrained), (), note, signature
 
 
 def _export_spec_model(
@@ -255,8 +285,8 @@ def _spec_runners(
             input_shape = tuple(loaded.shape[1:])  # one unnamed input: its sample shape
         elif not isinstance(loaded, np.ndarray):
             example = {k: v[:2] for k, v in example_data(data).items()}  # two real samples
-    sig = make_signature(inputs, dims, example=example)
-    model, shape, note = _load_spec(spec, weights, input_shape, sig)
+    sig = spec_signature(spec, inputs, dims, example=example)
+    model, shape, note, sig = _load_spec(spec, weights, input_shape, sig, dims=dims)
     if note:
         log(f"  note    {note}")
     name = spec_name(spec)
@@ -343,8 +373,8 @@ def run_pipeline(
     paths = [out / f"{name}.onnx", out / f"{name}.slim.onnx", out / "summary.json"]
     for p in paths:
         check_output_path(p, force=force)  # fail before the slow part
-    sig = make_signature(inputs, dims)
-    model, shape, note = _load_spec(spec, weights, input_shape, sig)
+    sig = spec_signature(spec, inputs, dims)
+    model, shape, note, sig = _load_spec(spec, weights, input_shape, sig, dims=dims)
     exported = _export_spec_model(model, shape, sig, None, paths[0], force=force)
     log(exported.summary().splitlines()[0])
     slimmed = slim_model(exported.path, paths[1], force=force)
@@ -372,6 +402,10 @@ def run_pipeline(
     return result
 
 
+class _Rejected(Exception):
+    """An export that does not match PyTorch: its staged file is not moved into place."""
+
+
 @dataclass(frozen=True)
 class SpecExport:
     """A model spec exported to ONNX, and (unless skipped) validated against PyTorch."""
@@ -379,10 +413,12 @@ class SpecExport:
     export: Any  # ExportResult
     validation: Any | None  # ValidationReport
     notes: tuple[str, ...] = ()
+    signature: Signature | None = field(default=None, compare=False)  # what was exported
+    written: bool = True  # False: it did not validate, and nothing was written
 
     @property
     def ok(self) -> bool:
-        return self.validation is None or bool(self.validation.ok)
+        return self.written and (self.validation is None or bool(self.validation.ok))
 
     def summary(self) -> str:
         lines = [f"  note    {n}" for n in self.notes] + [self.export.summary()]
@@ -391,7 +427,9 @@ class SpecExport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"export": self.export.to_dict(), "notes": list(self.notes)}
+        d: dict[str, Any] = {
+            "export": self.export.to_dict(), "notes": list(self.notes), "written": self.written,
+        }  # fmt: skip
         if self.validation is not None:
             d["validation"] = self.validation.to_dict()
         return d
@@ -434,27 +472,38 @@ def export_spec(
     check_output_path(output, force=force)  # fail before the slow part
     lo, hi = batch or (1, DEFAULT_MAX_BATCH)
     data = example_data(example, declared=inputs) if example is not None else None
-    sig = make_signature(inputs, dims, example=data, batch=(lo, hi), static=static)
-    model, shape, note = _load_spec(spec, weights, input_shape, sig, pretrained)
+    sig = spec_signature(spec, inputs, dims, example=data, batch=(lo, hi), static=static)
+    model, shape, note, sig = _load_spec(spec, weights, input_shape, sig, pretrained, dims)
     log(f"load      {spec}")
     if note:
         log(f"  note    {note}")
     common: dict[str, Any] = {
         "exporter": exporter, "opset": opset or DEFAULT_OPSET, "fallback": fallback,
-        "report_dir": report_dir, "force": force,
+        "report_dir": report_dir, "force": True,
     }  # fmt: skip
-    if sig is not None:
-        result = export_model(model, data, output, signature=sig, **common)
-    else:
-        example_batch = torch.randn((lo if static else max(lo, 2), *shape))
-        result = export_model(
-            model, example_batch, output, dynamic_batch=not static, max_batch=hi, **common
-        )
-    log(result.summary())
     report = None
-    if validate:
-        sizes = (lo,) if static else tuple(sorted({lo, min(max(lo, 2), hi), min(8, hi)}))
-        check = Signature.from_specs(result.inputs, result.dims, inputs) if sig else None
-        report = compare_torch_onnx(model, output, batch_sizes=sizes, signature=check)
-        log(report.summary())
-    return SpecExport(result, report, (note,) if note else ())
+    try:  # into a hidden folder beside the output, moved into place only if it validates
+        with atomic_output(output, force=force) as tmp:
+            if sig is not None:
+                result = export_model(model, data, tmp, signature=sig, **common)
+            else:
+                example_batch = torch.randn((lo if static else max(lo, 2), *shape))
+                result = export_model(
+                    model, example_batch, tmp, dynamic_batch=not static, max_batch=hi, **common
+                )
+            result = dataclasses.replace(result, path=str(output))
+            log(result.summary())
+            if validate:
+                sizes = (lo,) if static else tuple(sorted({lo, min(max(lo, 2), hi), min(8, hi)}))
+                check = (
+                    Signature.from_specs(result.inputs, result.dims, sig.inputs) if sig else None
+                )
+                report = compare_torch_onnx(model, tmp, batch_sizes=sizes, signature=check)
+                report = dataclasses.replace(report, candidate=str(output))
+                log(report.summary())
+                if not report.ok:
+                    raise _Rejected
+    except _Rejected:
+        log(f"  note    nothing written: {output} does not match PyTorch")
+        return SpecExport(result, report, (note,) if note else (), sig, written=False)
+    return SpecExport(result, report, (note,) if note else (), sig)

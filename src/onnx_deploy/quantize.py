@@ -327,12 +327,7 @@ def quantize_static_model(
     int8 weights otherwise saturate. ``validation_inputs`` (batches) and ``labels`` add a
     task metric; without them the model is compared on calibration data.
     """
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        quant_pre_process,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
     if calibration_method not in CALIBRATION_METHODS:
         raise QuantizeError(f"calibration_method must be one of {CALIBRATION_METHODS}")
@@ -347,10 +342,13 @@ def quantize_static_model(
     reader = calibration_reader(parent, calibration, limit=calibration_size)
     start = time.perf_counter()
     with atomic_output(output_path, force=force) as tmp:
+        pre_notes: tuple[str, ...] = ()
         source: Path | str = input_path
         if preprocess:
             source = tmp.with_name("preprocessed.onnx")
-            quant_pre_process(str(input_path), str(source))
+            pre_notes = preprocess_model(input_path, source)
+        else:
+            source = _without_value_info(input_path, tmp.with_name("preprocessed.onnx"))
         _check_exclusions(load_onnx(source, load_external_data=False), nodes_to_exclude)
         method = {
             "minmax": CalibrationMethod.MinMax,
@@ -358,16 +356,21 @@ def quantize_static_model(
             "percentile": CalibrationMethod.Percentile,
         }[calibration_method]
         fmt = QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        src_abs, tmp_abs = str(Path(source).resolve()), str(tmp.resolve())
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            _scratch_dir(),
+        ):
             warnings.simplefilter("ignore")  # ORT's own advice printed as warnings
             quantize_static(
-                str(source), str(tmp), reader, quant_format=fmt, per_channel=per_channel,
+                src_abs, tmp_abs, reader, quant_format=fmt, per_channel=per_channel,
                 activation_type=_qtype(act), weight_type=_qtype(wt), calibrate_method=method,
                 reduce_range=choice.reduce_range,
                 nodes_to_exclude=list(nodes_to_exclude) or None, op_types_to_quantize=op_types,
                 calibration_providers=["CPUExecutionProvider"],
             )  # fmt: skip
-        if preprocess:
+        if Path(source) != Path(input_path):
             Path(source).unlink()
         seconds = time.perf_counter() - start
         val_inputs = (
@@ -376,7 +379,7 @@ def quantize_static_model(
         report, metrics = _finish(
             input_path, tmp, output_path, "int8", validate, val_inputs, labels
         )
-    notes = _saturation_notes(choice)
+    notes = [*pre_notes, *_saturation_notes(choice)]
     if quant_format == "qoperator":
         notes.append("QOperator format has no CUDA kernels; use QDQ for GPUs and TensorRT")
     details = {
@@ -389,6 +392,101 @@ def quantize_static_model(
         str(input_path), str(output_path), "static", details, file_size(input_path),
         file_size(output_path), seconds, report, metrics, tuple(notes), choice,
     )  # fmt: skip
+
+
+SHAPE_INFERENCE_FAILED = "Incomplete symbolic shape inference"
+
+
+@contextlib.contextmanager
+def _scratch_dir() -> Any:
+    """A temporary working directory for onnxruntime's quantization tools, removed after:
+    its symbolic shape inference writes ``sym_shape_infer_temp.onnx`` and a
+    ``<uuid>.data`` file into the current directory when it fails, and those must not be
+    left in the user's folder."""
+    import tempfile
+
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="onnx-deploy-quant.") as work:
+        os.chdir(work)
+        try:
+            yield Path(work)
+        finally:
+            os.chdir(here)
+
+
+def _first_unshaped(path: Path) -> str:
+    """The first node whose outputs symbolic shape inference left without a shape, from
+    the partial model it saves (``node 'name' (OpType)``), or ''."""
+    import onnx
+
+    if not path.exists():
+        return ""
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return ""
+    known = {v.name for v in (*proto.graph.value_info, *proto.graph.input, *proto.graph.output)}
+    known |= {i.name for i in proto.graph.initializer}
+    for node in proto.graph.node:
+        if any(o and o not in known for o in node.output):
+            return f"node {node.name!r} ({node.op_type})"
+    return ""
+
+
+def preprocess_model(
+    input_path: str | os.PathLike[str], output_path: str | os.PathLike[str]
+) -> tuple[str, ...]:
+    """``quant_pre_process`` (shape inference, constant folding) that works on
+    transformer graphs; returns notes on what it had to do.
+
+    The dynamo exporter's DistilBERT/BERT graphs slice a position buffer with
+    ``Min(max_positions, seq)``, which onnxruntime's symbolic shape inference cannot
+    resolve ("Incomplete symbolic shape inference"). ``auto_merge=True`` lets it merge
+    such dims; the result is validated against the parent like every quantized model.
+    What still fails names the node it stopped at and the fixes. The tool's scratch files
+    never land in the working directory (``_scratch_dir``)."""
+    from onnxruntime.quantization import quant_pre_process
+
+    src, dst = str(Path(input_path).resolve()), str(Path(output_path).resolve())
+    with _scratch_dir() as work, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            quant_pre_process(src, dst)
+            return ()
+        except Exception as e:
+            if SHAPE_INFERENCE_FAILED not in str(e):
+                raise QuantizeError(
+                    f"onnxruntime's quantization pre-processing failed on {input_path}: "
+                    f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                ) from e
+        where = _first_unshaped(work / "sym_shape_infer_temp.onnx")
+        try:
+            quant_pre_process(src, dst, auto_merge=True)
+        except Exception as e:
+            raise QuantizeError(
+                f"onnxruntime's symbolic shape inference cannot infer the shapes of "
+                f"{input_path} (it stops at {where or 'an unnamed node'}), even with "
+                "auto_merge=True. Try: export with a fixed sequence length (--dim seq=N:N), "
+                "or skip pre-processing (preprocess=False; CLI: --no-preprocess), which "
+                f"quantizes the graph as it is. ({type(e).__name__}: {str(e)[:200]})"
+            ) from e
+    return (
+        f"symbolic shape inference stopped at {where or 'a node'}; pre-processed with "
+        "auto_merge=True (merges symbolic dims it cannot prove equal, such as a position "
+        "slice Min(max_positions, seq) and seq), validated against the parent",
+    )
+
+
+def _without_value_info(path: str | os.PathLike[str], out: Path) -> str:
+    """``path`` with its intermediate ``value_info`` cleared, written to ``out``: the
+    dynamo exporter records the example's sizes there (2, where the batch is dynamic),
+    and onnxruntime's quantizers then stop at "Inferred shape and existing shape differ"."""
+    proto = load_onnx(path)
+    if not len(proto.graph.value_info):
+        return str(path)
+    del proto.graph.value_info[:]
+    write_onnx(proto, out)
+    return str(out)
 
 
 def _warn_if_saturating(choice: TypeChoice) -> None:
@@ -411,6 +509,7 @@ def quantize_dynamic_model(
     per_channel: bool = False,
     reduce_range: bool | None = None,
     target_isa: str | None = None,
+    preprocess: bool = True,
     validate: bool = True,
     validation_inputs: Sequence[Any] | None = None,
     labels: np.ndarray | None = None,
@@ -421,7 +520,7 @@ def quantize_dynamic_model(
     op, convolutions included, which ran resnet18 5-7x slower than FP32 here: it warns.
     Activations are always uint8 at run time; ``weight_type`` and ``reduce_range`` default
     to ``choose_types`` for ``target_isa`` (this CPU by default), as in static INT8."""
-    from onnxruntime.quantization import quant_pre_process, quantize_dynamic
+    from onnxruntime.quantization import quantize_dynamic
 
     choice = choose_types(None, weight_type, reduce_range, target_isa, dynamic=True)
     _warn_if_saturating(choice)
@@ -441,15 +540,23 @@ def quantize_dynamic_model(
     start = time.perf_counter()
     with atomic_output(output_path, force=force) as tmp:
         pre = tmp.with_name("preprocessed.onnx")
-        quant_pre_process(str(input_path), str(pre))
-        with warnings.catch_warnings():
+        pre_notes: tuple[str, ...] = ()
+        if preprocess:
+            pre_notes = preprocess_model(input_path, pre)
+            source = str(pre)
+        else:
+            source = _without_value_info(input_path, pre)
+        src_abs, tmp_abs = str(Path(source).resolve()), str(tmp.resolve())
+        with warnings.catch_warnings(), _scratch_dir():
             warnings.simplefilter("ignore")
             quantize_dynamic(
-                str(pre), str(tmp), weight_type=_qtype(choice.weight_type),
+                src_abs, tmp_abs,
+                weight_type=_qtype(choice.weight_type),
                 per_channel=per_channel, reduce_range=choice.reduce_range,
                 op_types_to_quantize=list(op_types) if op_types is not None else None,
             )  # fmt: skip
-        pre.unlink()
+        if pre.exists():
+            pre.unlink()
         seconds = time.perf_counter() - start
         report, metrics = _finish(
             input_path, tmp, output_path, "int8", validate, validation_inputs, labels
@@ -460,8 +567,8 @@ def quantize_dynamic_model(
     }  # fmt: skip
     return QuantizeResult(
         str(input_path), str(output_path), "dynamic", details, file_size(input_path),
-        file_size(output_path), seconds, report, metrics, tuple(_saturation_notes(choice)),
-        choice,
+        file_size(output_path), seconds, report, metrics,
+        (*pre_notes, *_saturation_notes(choice)), choice,
     )  # fmt: skip
 
 
@@ -682,10 +789,8 @@ def preprocessed_copy(
     input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], force: bool = False
 ) -> str:
     """Write ``quant_pre_process(input)``: the graph static quantization actually sees."""
-    from onnxruntime.quantization import quant_pre_process
-
     with atomic_output(output_path, force=force) as tmp:
-        quant_pre_process(str(input_path), str(tmp))
+        preprocess_model(input_path, tmp)
     return str(output_path)
 
 

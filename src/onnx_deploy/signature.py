@@ -13,12 +13,14 @@ size, a multi-modal model an image and a metadata vector. A ``Signature`` says a
 On the command line::
 
     --input ids:int64:batch,seq:0..30522 --input mask:bool:batch,seq
+    --input attention_mask:int64:batch,seq:mask   # a padding mask: ones, then zeros
     --dim batch=1:64 --dim seq=1:512          # MIN:MAX, or MIN:OPT:MAX
 
 A signature makes valid example data (``examples``): floats standard normal, integers
 inside their range, boolean masks shaped like padding (each row along the last axis is
 False, then True: PyTorch's ``src_key_padding_mask`` for a sequence padded at the end,
-never a fully masked one). ``variations`` makes the batches a validation runs: every dynamic dim takes
+never a fully masked one), and inputs of kind ``mask`` (Hugging Face's ``attention_mask``,
+int64 or bool) as ones then zeros per row, at least one kept token, the first row unpadded. ``variations`` makes the batches a validation runs: every dynamic dim takes
 several sizes, not only the batch. numpy only; torch is imported only for
 ``torch_dynamic_shapes``.
 """
@@ -50,6 +52,11 @@ _NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")
 # class indices and positions for any vocabulary of 10 or more
 DEFAULT_INT_RANGE = (0, 10)
 PROBE_AT_LEAST = 16
+# A declared MAX up to this is validated too (a sequence of 512 or an image side of 1024
+# runs in seconds); larger ones are left to the user's real data.
+PROBE_MAX_CAP = 1024
+# Kinds of input beyond their dtype: "mask" is a padding mask (1 = keep, 0 = padding).
+INPUT_KINDS = ("mask",)
 
 
 class SignatureError(InputMismatchError):
@@ -93,14 +100,20 @@ class DimRange:
         return 2 if size == 1 else size
 
     def probe_sizes(self) -> tuple[int, ...]:
-        """Sizes a validation tries: the minimum, the example size and a larger one
-        (twice the example, at least 16: a sequence of 2 proves little)."""
+        """Sizes a validation tries: the minimum, the example size, a larger one (twice
+        the example, at least 16: a sequence of 2 proves little), and, when the range
+        was declared, its OPT and its MAX (up to ``PROBE_MAX_CAP``: a declared seq=1:512
+        is checked at 512, the default 1:4096 is not)."""
         if self.probes:
             return tuple(p for p in self.probes if self.min <= p <= self.max) or (self.example,)
         ex = self.example
         sizes = {self.min, ex, min(self.max, max(2 * ex, PROBE_AT_LEAST))}
         if len(sizes) < 3:
             sizes.add(min(self.max, 4 * ex))
+        if self.opt is not None:
+            sizes.add(self.opt)
+        if self.max <= PROBE_MAX_CAP:
+            sizes.add(self.max)
         return tuple(sorted(sizes))
 
     def text(self) -> str:
@@ -111,13 +124,16 @@ class DimRange:
 @dataclass(frozen=True)
 class InputSpec:
     """One model input: name, dtype, shape (ints fixed, names symbolic) and the range
-    ``[low, high)`` of generated values (integers: token ids, classes; None: the default)."""
+    ``[low, high)`` of generated values (integers: token ids, classes; None: the default).
+    ``kind="mask"``: a padding mask (Hugging Face's ``attention_mask``): generated rows are
+    ones then zeros, never fully masked."""
 
     name: str
     dtype: str = "float32"
     shape: tuple[int | str, ...] = ()
     low: float | None = None
     high: float | None = None
+    kind: str = ""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -130,6 +146,15 @@ class InputSpec:
         for d in self.shape:
             if (isinstance(d, int) and d < 0) or (isinstance(d, str) and not _NAME.match(d)):
                 raise SignatureError(f"input {self.name}: bad dim {d!r} in {self.shape}")
+        if self.kind and self.kind not in INPUT_KINDS:
+            raise SignatureError(
+                f"input {self.name}: kind {self.kind!r} unknown; use one of {INPUT_KINDS}"
+            )
+        if self.kind == "mask" and (self.dtype.startswith("float") or not self.shape):
+            raise SignatureError(
+                f"input {self.name}: a padding mask is int64/int32/bool over [batch, seq], "
+                f"not {self.dtype}{list(self.shape)}"
+            )
         if (self.low is None) != (self.high is None) or (
             self.low is not None and self.high is not None and not self.low < self.high
         ):
@@ -144,17 +169,23 @@ class InputSpec:
 
     def describe(self) -> str:
         rng = f" values {self.low:g}..{self.high:g}" if self.low is not None else ""
-        return f"{self.tensor_spec().describe()}{rng}"
+        kind = f" ({self.kind})" if self.kind else ""
+        return f"{self.tensor_spec().describe()}{rng}{kind}"
 
 
 def parse_input(text: str) -> InputSpec:
     """``"ids:int64:batch,seq:0..30522"`` -> an ``InputSpec`` (range optional; a dim is
-    an int or a name; ``"x:float32:"`` is a scalar)."""
+    an int or a name; ``"x:float32:"`` is a scalar); a last part ``mask`` declares a
+    padding mask (``"attention_mask:int64:batch,seq:mask"``)."""
     parts = text.split(":")
+    kind = ""
+    if len(parts) >= 4 and parts[-1].strip() in INPUT_KINDS:
+        kind = parts.pop().strip()
     if len(parts) not in (3, 4):
         raise SignatureError(
-            f"--input {text!r}: expected NAME:DTYPE:DIMS[:LOW..HIGH], for example "
-            "ids:int64:batch,seq:0..30522 or image:float32:batch,3,224,224"
+            f"--input {text!r}: expected NAME:DTYPE:DIMS[:LOW..HIGH][:mask], for example "
+            "ids:int64:batch,seq:0..30522, attention_mask:int64:batch,seq:mask or "
+            "image:float32:batch,3,224,224"
         )
     name, dtype, dims = parts[0].strip(), parts[1].strip(), parts[2].strip()
     shape: list[int | str] = []
@@ -169,7 +200,7 @@ def parse_input(text: str) -> InputSpec:
             sep = ""
         if not sep:
             raise SignatureError(f"--input {text!r}: the value range is LOW..HIGH, e.g. 0..30522")
-    return InputSpec(name, dtype, tuple(shape), low, high)
+    return InputSpec(name, dtype, tuple(shape), low, high, kind)
 
 
 def parse_dim(text: str) -> DimRange:
@@ -259,9 +290,15 @@ class Signature:
                 for a, d in enumerate(s.shape)
             )
             dec = by_name.get(s.name)
+            kind = dec.kind if dec else guess_kind(s.name, s.dtype, shape)
             inputs.append(
                 InputSpec(
-                    s.name, s.dtype, shape, dec.low if dec else None, dec.high if dec else None
+                    s.name,
+                    s.dtype,
+                    shape,
+                    dec.low if dec else None,
+                    dec.high if dec else None,
+                    kind,
                 )
             )
         used = {sym for i in inputs for sym in i.symbols}
@@ -385,7 +422,10 @@ class Signature:
         for spec in self.inputs:
             shape = tuple(chosen[d] if isinstance(d, str) else d for d in spec.shape)
             value_range = (spec.low, spec.high) if spec.low is not None else None
-            out[spec.name] = generate(spec.dtype, shape, rng, value_range)  # type: ignore[arg-type]
+            if spec.kind == "mask":
+                out[spec.name] = padding_mask(spec.dtype, shape, rng)  # type: ignore[arg-type]
+            else:
+                out[spec.name] = generate(spec.dtype, shape, rng, value_range)  # type: ignore[arg-type]
         return out
 
     def variations(self, batch_sizes: Sequence[int], seed: int = 0) -> list[Feeds]:
@@ -428,6 +468,18 @@ class Signature:
         }
 
 
+MASK_NAMES = ("attention_mask",)
+
+
+def guess_kind(name: str, dtype: str, shape: Sequence[int | str]) -> str:
+    """``"mask"`` for an integer or bool input named like Hugging Face's padding mask
+    (``attention_mask``) with a symbolic last dim, else ''. An ONNX file does not say
+    what an input means; this name does, in every transformer exported from transformers."""
+    is_int = dtype == "bool" or dtype.startswith(("int", "uint"))
+    dynamic_last = bool(shape) and isinstance(shape[-1], str)
+    return "mask" if name in MASK_NAMES and is_int and dynamic_last else ""
+
+
 def _symbol(name: str) -> str:
     """A dim name from a model file as an identifier (``"sequence length"`` ->
     ``"sequence_length"``): files may name dims with any string."""
@@ -465,3 +517,21 @@ def generate(
         return rng.uniform(value_range[0], value_range[1], shape).astype(want)
     lo, hi = value_range or DEFAULT_INT_RANGE
     return rng.integers(int(lo), int(hi), shape).astype(want)
+
+
+def padding_mask(dtype: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """A valid padding mask (1 = a real token, 0 = padding), as Hugging Face's
+    ``attention_mask``: each row along the last axis is ones for a random length of at
+    least 1, then zeros; the first row is all ones (the longest sample of a padded batch
+    is not padded). A fully masked row, which no real input has, never appears: in it
+    attention has nothing to attend to, and PyTorch and ONNX Runtime fill it differently."""
+    want = numpy_dtype(dtype)
+    if want is None or not shape:
+        raise SignatureError(
+            f"a padding mask needs an integer or bool dtype and a shape, got {dtype}{shape}"
+        )
+    length = shape[-1]
+    kept = rng.integers(1, length + 1, size=(*shape[:-1], 1))  # 1 .. length real tokens
+    if kept.size:
+        kept.reshape(-1)[0] = length
+    return (np.arange(length) < kept).astype(want)

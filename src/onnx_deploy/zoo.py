@@ -1,7 +1,8 @@
 """Models for teaching and the CLI: specs, safe checkpoint loading, realistic activations.
 
-A model spec is ``torchvision:NAME`` (architecture from torchvision) or
-``path/to/file.py:factory`` (a function in a file that returns an ``nn.Module``).
+A model spec is ``torchvision:NAME`` (architecture from torchvision),
+``path/to/file.py:factory`` (a function in a file that returns an ``nn.Module``) or
+``hf:PATH`` (a Hugging Face ``save_pretrained`` folder, loaded offline: ``onnx_deploy.hf``).
 torchvision ships architectures, not weights, and nothing is downloaded at run time
 unless ``pretrained=True`` is asked for explicitly.
 """
@@ -131,17 +132,22 @@ def load_model(
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise ModelSpecError(
-            f"model spec {spec!r} not understood; use 'torchvision:resnet18' or "
-            "'path/to/file.py:factory'"
+            f"model spec {spec!r} not understood; use 'torchvision:resnet18', "
+            "'path/to/file.py:factory' or 'hf:path/to/saved_folder'"
         )
-    if kind == "torchvision":
+    if kind == "hf":
+        from onnx_deploy.hf import load_hf_model
+
+        model = load_hf_model(spec, **kwargs)
+    elif kind == "torchvision":
         model = _load_torchvision(rest, pretrained, **kwargs)
     elif spec.rsplit(":", 1)[0].endswith(".py"):
         path, factory = spec.rsplit(":", 1)
         model = _load_from_file(path, factory, **kwargs)
     else:
         raise ModelSpecError(
-            f"model spec {spec!r}: source {kind!r} unknown; use 'torchvision:NAME' or 'file.py:factory'"
+            f"model spec {spec!r}: source {kind!r} unknown; use 'torchvision:NAME', "
+            "'file.py:factory' or 'hf:DIR'"
         )
     if weights is not None:
         apply_checkpoint(model, weights)
@@ -192,12 +198,15 @@ def teaching_model(name: str = "resnet18", seed: int = 0) -> torch.nn.Module:
 
 
 def is_spec(text: str) -> bool:
-    """``torchvision:NAME`` or ``file.py:factory`` (as opposed to an ONNX file path)."""
-    return text.startswith("torchvision:") or text.rsplit(":", 1)[0].endswith(".py")
+    """``torchvision:NAME``, ``file.py:factory`` or ``hf:DIR`` (not an ONNX file path)."""
+    return text.startswith(("torchvision:", "hf:")) or text.rsplit(":", 1)[0].endswith(".py")
 
 
 def spec_name(spec: str) -> str:
-    """A short name for files and tables: ``torchvision:resnet18`` -> ``resnet18``."""
+    """A short name for files and tables: ``torchvision:resnet18`` -> ``resnet18``,
+    ``hf:models/distilbert/`` -> ``distilbert``."""
+    if spec.startswith("hf:"):
+        return Path(spec.removeprefix("hf:").rstrip("/\\")).name or "model"
     return spec.rsplit(":", 1)[-1].removesuffix(".py")
 
 

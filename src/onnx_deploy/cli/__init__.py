@@ -21,9 +21,11 @@ COMMANDS = (
     "doctor",
     "inspect",
     "export",
+    "generate",
     "slim",
     "validate",
     "quantize",
+    "fuse",
     "bench",
     "pipeline",
     "edit",
@@ -44,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="onnx-deploy",
         description="Take a PyTorch model to a validated ONNX deployment.",
-        epilog="Start with `onnx-deploy doctor`. Model specs: torchvision:resnet18 or path/to/file.py:factory.",
+        epilog="Start with `onnx-deploy doctor`. Model specs: torchvision:resnet18, path/to/file.py:factory or hf:DIR.",
     )
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")

@@ -21,7 +21,11 @@ HELP = "export a PyTorch model to ONNX (dynamo exporter) and validate it"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="model spec: torchvision:NAME or path/to/file.py:factory")
+    p.add_argument(
+        "model",
+        help="model spec: torchvision:NAME, path/to/file.py:factory or hf:DIR (a Hugging "
+        "Face save_pretrained folder: inputs, dims and output names come from the model)",
+    )
     p.add_argument("-o", "--output", help="output .onnx path (default: NAME.onnx)")
     p.add_argument(
         "--weights", help="state-dict checkpoint, loaded with torch.load(weights_only=True)"
@@ -56,6 +60,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--report", metavar="DIR", help="keep torch's export report in DIR")
     p.add_argument(
+        "--with-cache",
+        action="store_true",
+        help="hf: causal LMs: export with past_key_values inputs and present outputs (one "
+        "graph for prefill and decode; run it with onnx-deploy generate)",
+    )
+    p.add_argument(
         "--no-validate", action="store_true", help="skip the PyTorch vs ONNX Runtime check"
     )
     add_force(p)
@@ -66,6 +76,14 @@ def run(args: argparse.Namespace) -> int:
     from onnx_deploy.zoo import spec_name
 
     output = args.output or f"{Path(spec_name(args.model)).stem}.onnx"
+    if args.with_cache:
+        from onnx_deploy.hf import export_decoder, is_hf_spec
+
+        if not is_hf_spec(args.model):
+            return fail("--with-cache takes an hf:DIR causal LM (a save_pretrained folder)")
+        decoder = export_decoder(args.model, output, opset=args.opset, force=args.force)
+        emit(args, decoder)
+        return EXIT_OK
     result = export_spec(
         args.model, output, weights=args.weights, input_shape=args.input_shape,
         inputs=args.inputs, dims=args.dims, example=args.example,

@@ -26,15 +26,23 @@ def _agreement(text: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "model", nargs="?", default="digits",
-        help="an FP32 .onnx file, a model spec (torchvision:resnet18, file.py:factory) or "
+        help="an FP32 .onnx file, a model spec (torchvision:resnet18, file.py:factory, hf:DIR) or "
         "'digits' (default: the trained digits CNN with its real data)",
     )  # fmt: skip
     p.add_argument("--out-dir", default="artifacts/optimize", help="default artifacts/optimize")
     p.add_argument("--weights", help="checkpoint for a model spec (loaded with weights_only=True)")
     p.add_argument("--input-shape", type=ints, help="a spec's one float input, e.g. 3,224,224")
     add_signature(p)
-    p.add_argument("--calibration", help="samples for static INT8: .npy/.npz/.pt or image folder")
-    p.add_argument("--data", help="validation samples (.npy/.npz/.pt); default: random inputs")
+    p.add_argument(
+        "--calibration",
+        help="samples for static INT8: .npy, .npz (one array per input name), .pt or an image "
+        "folder; default: --data",
+    )
+    p.add_argument(
+        "--data",
+        help="validation samples: .npy, .npz (one array per input name: input_ids, "
+        "attention_mask, ...) or .pt; default: random valid inputs. Timings run on them too",
+    )
     p.add_argument("--labels", help=".npy labels for --data: adds accuracy and its budget")
     p.add_argument("--target", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--batch-sizes", type=ints, default=(1, 8), help="default 1,8")
@@ -52,6 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="top-1 agreement with FP32 required (default: the precision's preset, 0.9 for "
         "INT8; 'none' for random-weight specs, where it is a coin toss)",
     )  # fmt: skip
+    p.add_argument("--threads", type=int, help="intra-op threads (default: one per core)")
     p.add_argument("--warmup", type=int, default=3, help="default 3")
     p.add_argument("--iters", type=int, default=20, help="timed runs per variant, default 20")
     p.add_argument("--rounds", type=int, default=5, help="interleaving rounds, default 5")
@@ -82,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
         max_accuracy_drop=args.max_accuracy_drop, min_speedup=args.min_speedup,
         min_agreement=min_agreement, warmup=args.warmup, iters=args.iters, rounds=args.rounds,
         data_note=prepared.data_note if not (args.data or args.calibration) else "",
-        notes=prepared.notes, force=args.force, plots=not args.no_plots, name=args.model,
-        log=log,
+        notes=prepared.notes, dims=prepared.dims or args.dims,
+        inputs=prepared.inputs or args.inputs, threads=args.threads,
+        force=args.force, plots=not args.no_plots, name=args.model, log=log,
     )  # fmt: skip
     if not args.json:
         print()

@@ -40,6 +40,33 @@ def flatten_outputs(out: Any) -> list[Any]:
     raise ValidationError(f"cannot compare a model output of type {type(out).__name__}")
 
 
+def output_names_of(out: Any) -> list[str] | None:
+    """Names for a module's flattened outputs (``flatten_outputs``' order) from their
+    structure: dict and ``ModelOutput`` keys (``logits``), namedtuple fields, joined with
+    ``.`` when nested (``hidden_states.0``). None when nothing in it has a name (a tensor,
+    a plain tuple): the exporter's own names stay."""
+    named = False
+
+    def walk(value: Any, prefix: str) -> list[str]:
+        nonlocal named
+        if hasattr(value, "detach"):
+            return [prefix or "output"]
+        if isinstance(value, Mapping):
+            named = True
+            items = [(str(k), v) for k, v in value.items()]
+        elif isinstance(value, tuple) and hasattr(value, "_fields"):
+            named = True
+            items = list(zip(value._fields, value, strict=True))
+        elif isinstance(value, (list, tuple)):
+            items = [(str(i), v) for i, v in enumerate(value)]
+        else:
+            raise ValidationError(f"cannot name a model output of type {type(value).__name__}")
+        return [n for k, v in items for n in walk(v, f"{prefix}.{k}" if prefix else k)]
+
+    names = walk(out, "")
+    return names if named else None
+
+
 def forward_parameters(model: Any) -> tuple[list[str], bool]:
     """The names ``model.forward`` takes (after self), and whether it takes ``*args``."""
     try:

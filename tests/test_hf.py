@@ -1,0 +1,325 @@
+"""Hugging Face models from save_pretrained folders: signatures, export, quantization,
+fusions, the report card, and decoders with a KV cache (tiny configs, nothing downloaded)."""
+
+from __future__ import annotations
+
+import json
+from collections import namedtuple
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from onnx_deploy.cli import main
+from onnx_deploy.signature import InputSpec, Signature, padding_mask, parse_input
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+VOCAB = 300
+
+
+def _save(model, folder: Path) -> str:
+    model.save_pretrained(folder)
+    return f"hf:{folder}"
+
+
+@pytest.fixture(scope="module")
+def hf_models(tmp_path_factory):
+    """Tiny DistilBERT/BERT classifiers, GPT-2 and Llama decoders, a config-only folder."""
+    root = tmp_path_factory.mktemp("hf")
+    torch.manual_seed(0)
+    t = transformers
+    specs = {}
+    distil = t.DistilBertConfig(
+        vocab_size=VOCAB, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+        max_position_embeddings=64, num_labels=2,
+    )  # fmt: skip
+    specs["distil"] = _save(t.DistilBertForSequenceClassification(distil), root / "distil")
+    bert = t.BertConfig(
+        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64, num_labels=3,
+    )  # fmt: skip
+    specs["bert"] = _save(t.BertForSequenceClassification(bert), root / "bert")
+    gpt2 = t.GPT2Config(
+        vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=2, n_positions=96,
+        initializer_range=0.3, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    specs["gpt2"] = _save(t.GPT2LMHeadModel(gpt2), root / "gpt2")
+    llama = t.LlamaConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=96,
+        initializer_range=0.3, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    specs["llama"] = _save(t.LlamaForCausalLM(llama), root / "llama")
+    (root / "config_only").mkdir()
+    distil.architectures = ["DistilBertForSequenceClassification"]
+    distil.save_pretrained(root / "config_only")
+    specs["config_only"] = f"hf:{root / 'config_only'}"
+    return specs
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- signatures and masks ----------------------------------------------------------------
+
+
+def test_signature_comes_from_the_model(hf_models):
+    from onnx_deploy.hf import load_hf_model, signature_for
+
+    sig = signature_for(load_hf_model(hf_models["distil"]))
+    assert sig.names == ["input_ids", "attention_mask"]  # DistilBERT has no token types
+    ids, mask = sig.inputs
+    assert (ids.dtype, ids.low, ids.high) == ("int64", 0, VOCAB)
+    assert mask.kind == "mask"
+    assert [d.text() for d in sig.dims] == ["batch=1:64", "seq=1:16:64"]
+    bert = signature_for(load_hf_model(hf_models["bert"]))
+    assert bert.names == ["input_ids", "attention_mask", "token_type_ids"]
+    assert (bert.inputs[2].low, bert.inputs[2].high) == (0, 2)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool"])
+def test_padding_masks_are_ones_then_zeros_never_empty(dtype):
+    rng = np.random.default_rng(0)
+    mask = padding_mask(dtype, (200, 7), rng).astype(np.int64)
+    assert mask.dtype == np.int64 and set(np.unique(mask)) <= {0, 1}
+    assert (mask.sum(1) >= 1).all(), "a fully masked row"
+    assert (mask[:, :-1] >= mask[:, 1:]).all(), "ones then zeros"
+    assert mask[0].all() and len(set(mask.sum(1))) > 3  # the first row unpadded, lengths vary
+
+
+def test_mask_is_declared_on_the_command_line_or_recognised_by_name():
+    spec = parse_input("attention_mask:int64:batch,seq:mask")
+    assert spec.kind == "mask" and spec.shape == ("batch", "seq")
+    feeds = Signature((InputSpec("ids", "int64", ("batch", "seq")), spec)).examples(
+        {"batch": 64, "seq": 9}
+    )
+    assert feeds["attention_mask"].sum(1).min() >= 1
+    from onnx_deploy.specs import TensorSpec
+
+    sig = Signature.from_specs([TensorSpec("attention_mask", "int64", ("b", "s"))])
+    assert sig.inputs[0].kind == "mask"
+    with pytest.raises(ValueError, match="padding mask"):
+        InputSpec("m", "float32", ("b", "s"), kind="mask")
+
+
+def test_output_names_from_structure():
+    from onnx_deploy.runners.pytorch import output_names_of
+
+    t = torch.zeros(1)
+    pair = namedtuple("Pair", "boxes scores")
+    assert output_names_of({"logits": t}) == ["logits"]
+    assert output_names_of(pair(t, t)) == ["boxes", "scores"]
+    assert output_names_of({"a": (t, t), "b": t}) == ["a.0", "a.1", "b"]
+    assert output_names_of((t, t)) is None and output_names_of(t) is None
+
+
+def test_probe_sizes_reach_opt_and_max():
+    from onnx_deploy.signature import DimRange
+
+    assert DimRange("seq", 1, 128, opt=32).probe_sizes() == (1, 32, 64, 128)
+    assert 4096 not in DimRange("seq", 1, 4096).probe_sizes()  # the undeclared default
+
+
+# --- export, validate, quantize, fuse from the CLI --------------------------------------
+
+
+def test_export_validate_quantize_fuse_from_the_cli(hf_models, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the working folder must stay clean
+    model = tmp_path / "distil.onnx"
+    code, out, err = run_cli(capsys, "export", hf_models["distil"], "-o", model)
+    assert code == 0, err
+    assert "output  logits: float32[batch, 2]" in out
+    assert "random weights" not in out  # the folder has its weights file
+    assert "PASS" in out and "seq [1, 16, 32, 64]" in out  # up to the declared MAX
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, VOCAB, (24, 20)).astype(np.int64)
+    mask = padding_mask("int64", (24, 20), rng)
+    np.savez(tmp_path / "samples.npz", input_ids=ids * mask, attention_mask=mask)
+    code, out, err = run_cli(
+        capsys, "validate", model, "--reference", hf_models["distil"],
+        "--inputs", tmp_path / "samples.npz",
+    )  # fmt: skip
+    assert code == 0 and "PASS" in out and "24 samples" in out, out + err
+    for method in ("dynamic", "static"):
+        extra = ["--calibration", tmp_path / "samples.npz"] if method == "static" else []
+        code, out, err = run_cli(capsys, "quantize", model, "--method", method, *extra)
+        assert code == 0, err
+        assert "auto_merge=True" in out  # the position slice that stops shape inference
+    code, out, err = run_cli(capsys, "fuse", model)
+    assert code == 0, err
+    assert "Attention" in out and "SkipLayerNormalization" in out and "PASS" in out
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [
+        "distil.dynint8.onnx", "distil.fused.onnx", "distil.int8.onnx", "distil.onnx",
+        "samples.npz",
+    ], left  # fmt: skip
+
+
+def test_random_weights_note_only_without_a_weights_file(hf_models, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "export", hf_models["config_only"], "-o", tmp_path / "m.onnx")
+    assert code == 0, err
+    assert "random weights" in out
+
+
+def test_a_hub_id_gets_a_clear_error(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _out, err = run_cli(capsys, "export", "hf:distilbert-base-uncased")
+    assert code == 1
+    assert "hub id: nothing is downloaded" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_export_leaves_no_file(hf_models, tmp_path, monkeypatch):
+    import dataclasses
+
+    from onnx_deploy import pipeline, validate
+
+    real = validate.compare_torch_onnx
+
+    def failing(*args, **kwargs):
+        report = real(*args, **kwargs)
+        bad = dataclasses.replace(report.outputs[0], ok=False, reason="planted")
+        return dataclasses.replace(report, outputs=(bad,))
+
+    monkeypatch.setattr(validate, "compare_torch_onnx", failing)
+    out = tmp_path / "m.onnx"
+    result = pipeline.export_spec(hf_models["distil"], out)
+    assert not result.ok and not result.written
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_optimize_a_saved_folder_with_real_npz_data(hf_models, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    mask = padding_mask("int64", (48, 24), rng)
+    ids = rng.integers(1, VOCAB, mask.shape) * mask
+    np.savez(tmp_path / "data.npz", input_ids=ids, attention_mask=mask)
+    np.save(tmp_path / "labels.npy", rng.integers(0, 2, 48))
+    code, out, err = run_cli(
+        capsys, "optimize", hf_models["distil"], "--data", tmp_path / "data.npz",
+        "--labels", tmp_path / "labels.npy", "--out-dir", tmp_path / "card",
+        "--iters", "5", "--rounds", "2", "--threads", "1", "--no-plots", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    card = json.loads(out)
+    rows = {v["name"]: v for v in card["variants"]}
+    for name in ("FP32 fused", "INT8 dynamic", "INT8 dynamic fused", "INT8 static"):
+        assert rows[name]["status"] == "ok", rows[name]
+        assert rows[name]["accuracy"] is not None
+    assert card["environment"]["threads"] == 1
+    report = (tmp_path / "card" / "report.md").read_text()
+    assert "? cores" not in report and "intra-op threads: 1" in report
+    # a second run never reports the first run's files: they are removed first
+    (tmp_path / "card" / "variants" / "model.fused.onnx").write_bytes(b"stale")
+    code, out, err = run_cli(
+        capsys, "optimize", tmp_path / "card" / "variants" / "model.fp32.onnx",
+        "--out-dir", tmp_path / "card", "--iters", "3", "--rounds", "1", "--no-plots",
+        "--force", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "card" / "variants" / "model.fused.onnx").read_bytes() != b"stale"
+
+
+def test_two_class_cosine_survives_one_borderline_flip():
+    from onnx_deploy.validate import compare_outputs, get_tolerance
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(0, 2, (64, 2)).astype(np.float32)
+    ref[0] = (0.01, -0.01)
+    cand = ref + rng.normal(0, 0.02, ref.shape).astype(np.float32)
+    cand[0] = (-0.01, 0.01)  # the borderline sample flips: per-sample cosine -1
+    result = compare_outputs("logits", [ref], [cand], get_tolerance("int8"))
+    assert result.ok and result.cosine_over == "all samples", result
+    assert "over all samples" in result.line()
+
+
+def test_bench_keeps_two_files_of_one_name(tmp_path, capsys):
+    import shutil
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+    )  # fmt: skip
+    model = tmp_path / "relu.onnx"
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=10), model
+    )
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        shutil.copy(model, tmp_path / d / "model.onnx")
+    code, out, err = run_cli(
+        capsys, "bench", tmp_path / "a" / "model.onnx", tmp_path / "b" / "model.onnx",
+        "--batch-sizes", "1", "--iters", "3", "--warmup", "1", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    names = [r["name"] for r in json.loads(out)["results"]]
+    assert len(set(names)) == 2, names
+
+
+# --- decoders with a KV cache -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_decoder_with_cache_generates_transformers_tokens(hf_models, tmp_path, capsys, kind):
+    from onnx_deploy.generate import generate
+    from onnx_deploy.hf import export_decoder, hf_generate, load_hf_model
+
+    path = tmp_path / f"{kind}.onnx"
+    exported = export_decoder(hf_models[kind], path)
+    assert exported.ok and exported.max_abs_prefill < 1e-4
+    model = load_hf_model(hf_models[kind])
+    prompt = [5, 17, 99]
+    want = hf_generate(model, prompt, 32)
+    got = generate(path, prompt, max_new_tokens=32, keep_logits=True)
+    assert list(got.tokens) == want and len(set(want)) > 3
+    # logits at every step, against PyTorch without a cache on the whole sequence
+    seq = torch.tensor([prompt + want])
+    with torch.no_grad():
+        full = model(input_ids=seq).logits[0].numpy()
+    for step, logits in enumerate(got.step_logits):
+        np.testing.assert_allclose(logits, full[len(prompt) - 1 + step], atol=1e-4, rtol=1e-3)
+    # sampling is reproducible with a seed and differs from greedy; a stop token stops
+    a = generate(path, prompt, max_new_tokens=16, do_sample=True, seed=3, top_k=50)
+    b = generate(path, prompt, max_new_tokens=16, do_sample=True, seed=3, top_k=50)
+    assert a.tokens == b.tokens and list(a.tokens) != want[:16]
+    stop = generate(path, prompt, max_new_tokens=32, eos_token_id=want[4])
+    assert stop.stopped == "eos" and list(stop.tokens) == want[: want.index(want[4]) + 1]
+    code, out, err = run_cli(
+        capsys, "generate", path, "--prompt-ids", "5,17,99", "--max-new-tokens", "8", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["tokens"] == want[:8]
+
+
+def test_generate_refuses_a_model_without_a_cache(hf_models, tmp_path, capsys):
+    model = tmp_path / "distil.onnx"
+    assert run_cli(capsys, "export", hf_models["distil"], "-o", model)[0] == 0
+    code, _out, err = run_cli(capsys, "generate", model, "--prompt-ids", "1,2")
+    assert code == 1 and "--with-cache" in err
+    code, _out, err = run_cli(
+        capsys, "export", hf_models["distil"], "--with-cache", "-o", tmp_path / "x.onnx"
+    )
+    assert code == 1 and "not a causal LM" in err and not (tmp_path / "x.onnx").exists()
+
+
+def test_no_hf_import_in_the_generation_loop():
+    """The generation loop is inference-side: numpy and onnxruntime only."""
+    import ast
+
+    src = (Path(__file__).parents[1] / "src" / "onnx_deploy" / "generate.py").read_text()
+    imported = {
+        n.names[0].name.split(".")[0]
+        if isinstance(n, ast.Import)
+        else (n.module or "").split(".")[0]
+        for n in ast.walk(ast.parse(src))
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+    }
+    assert not imported & {"torch", "torchvision", "matplotlib"}, imported
