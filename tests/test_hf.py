@@ -323,3 +323,38 @@ def test_no_hf_import_in_the_generation_loop():
         if isinstance(n, (ast.Import, ast.ImportFrom))
     }
     assert not imported & {"torch", "torchvision", "matplotlib"}, imported
+
+
+# --- accuracy on real labels ------------------------------------------------------------
+
+
+def test_trained_text_classifier_keeps_its_accuracy_through_the_card(tmp_path, capsys):
+    """A DistilBERT trained on a labelled task: FP32, fused and INT8 accuracy on held-out
+    padded samples of several lengths, through the CLI alone."""
+    from onnx_deploy.textdata import make_text_task, train_text_classifier
+
+    folder = tmp_path / "classifier"
+    accuracy = train_text_classifier(folder)
+    assert accuracy >= 0.9, f"the classifier did not learn the task ({accuracy:.3f})"
+    test = make_text_task(256, seed=5)
+    assert len(set(test.attention_mask.sum(1))) > 10, "padded samples of many lengths"
+    test.save(tmp_path / "test.npz")
+    np.save(tmp_path / "labels.npy", test.labels)
+    make_text_task(128, seed=6).save(tmp_path / "calibration.npz")
+    code, out, err = run_cli(
+        capsys, "optimize", f"hf:{folder}", "--data", tmp_path / "test.npz",
+        "--labels", tmp_path / "labels.npy", "--calibration", tmp_path / "calibration.npz",
+        "--out-dir", tmp_path / "card", "--iters", "5", "--rounds", "2", "--no-plots",
+        "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    rows = {v["name"]: v for v in json.loads(out)["variants"]}
+    fp32 = rows["FP32"]["accuracy"]
+    assert fp32 >= 0.9, fp32
+    for name in ("FP32 fused", "INT8 dynamic", "INT8 dynamic fused", "INT8 static"):
+        row = rows[name]
+        assert row["status"] == "ok", row
+        # every variant is judged against the 0.5-point budget; the card says which passed
+        within = 100 * (fp32 - row["accuracy"]) <= 0.5
+        assert row["passed"] == (within and not row["fails"]), row
+    assert rows["FP32 fused"]["accuracy"] == fp32  # the same arithmetic, reordered

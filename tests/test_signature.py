@@ -60,8 +60,10 @@ def test_examples_never_use_size_one_and_stay_in_range() -> None:
     assert DimRange("seq", 1, 512).example == 2
     assert DimRange("seq", 1, 512, opt=1).example == 2, "size 1 would be specialised"
     assert DimRange("h", 32, 256).example == 32
-    assert DimRange("seq", 1, 512).probe_sizes() == (1, 2, 16)
-    assert DimRange("h", 32, 256).probe_sizes() == (32, 64, 128)
+    assert DimRange("seq", 1, 512).probe_sizes() == (1, 2, 16, 512), "the declared MAX too"
+    assert DimRange("seq", 1, 512, opt=128).probe_sizes() == (1, 128, 256, 512)
+    assert DimRange("seq", 1, 4096).probe_sizes() == (1, 2, 16), "MAX over the cap: not run"
+    assert DimRange("h", 32, 256).probe_sizes() == (32, 64, 128, 256)
     assert DimRange("s", 1, 3).probe_sizes() == (1, 2, 3)
 
 
@@ -92,11 +94,13 @@ def test_generated_data_is_valid_for_its_dtype() -> None:
 def test_variations_vary_every_dim() -> None:
     sig = Signature.parse(["image:float32:batch,3,h,w"], ["h=32:256", "w=32:256"])
     plan = sig.size_plan((1, 2, 8))
-    assert [p["batch"] for p in plan] == [1, 2, 8]
-    assert {p["h"] for p in plan} == {32, 64, 128} and {p["w"] for p in plan} == {32, 64, 128}
+    assert [p["batch"] for p in plan] == [1, 2, 8, 1]  # a fourth batch: the MAX 256
+    assert {p["h"] for p in plan} == {32, 64, 128, 256} == {p["w"] for p in plan}
     assert all(p["h"] != p["w"] for p in plan), "height and width differ within a batch"
     batches = sig.variations((1, 2, 8))
-    assert [b["image"].shape for b in batches] == [(1, 3, 32, 64), (2, 3, 64, 128), (8, 3, 128, 32)]
+    assert [b["image"].shape for b in batches] == [
+        (1, 3, 32, 64), (2, 3, 64, 128), (8, 3, 128, 256), (1, 3, 256, 32),
+    ]  # fmt: skip
 
 
 def test_check_names_every_problem() -> None:
