@@ -220,9 +220,19 @@ def merge_flags(proc_flags: Iterable[str], runtime: Mapping[str, bool]) -> froze
     return frozenset(flags)
 
 
+# Set in processes that run under QEMU's user-mode emulator (onnx_deploy.emulate): there
+# /proc/cpuinfo is the host's, and the flags NumPy cannot confirm (AVX-VNNI, AMX) would
+# make an emulated AVX2 CPU on an Intel host with AMX look like the host.
+EMULATED_ENV = "ONNX_DEPLOY_EMULATED"
+UNCONFIRMED_FLAGS = frozenset({"avx_vnni", "amx_int8", "amx_bf16"})
+
+
 def cpu_flags() -> frozenset[str]:
     """This CPU's feature flags, in Linux's lower-case names (``avx512_vnni``, ...)."""
-    return merge_flags(_proc_cpuinfo()[1], _numpy_features())
+    proc = _proc_cpuinfo()[1]
+    if os.environ.get(EMULATED_ENV):
+        proc = {f for f in proc if f not in UNCONFIRMED_FLAGS}
+    return merge_flags(proc, _numpy_features())
 
 
 def cpu_info() -> dict[str, Any]:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from onnx_deploy.cpu import EMULATED_ENV
 from onnx_deploy.errors import EmulationError
 
 # The QEMU CPU model for each profile of onnx_deploy.cpu that user-mode QEMU can present.
@@ -97,7 +98,8 @@ def run_emulated(
         argv = [*command, sys.executable, "-m", "onnx_deploy.emulate", "_worker"]
         argv += [str(model), str(inputs), str(outputs), isa]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+            env = {**os.environ, EMULATED_ENV: "1"}
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
         except subprocess.TimeoutExpired:
             raise EmulationError(f"the emulated run took longer than {timeout:.0f} s") from None
         if done.returncode != 0:
@@ -138,6 +140,7 @@ def write_kernelspec(folder: str | os.PathLike[str], isa: str = "x86-no-vnni") -
         "argv": [*command, sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": f"Python 3 on an emulated {isa} CPU ({EMULATED_CPUS[isa]})",
         "language": "python",
+        "env": {EMULATED_ENV: "1"},
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
     return spec_dir
