@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install serve-env js chromium emulator run notebooks-refresh pipeline test test-avx2 format bench lab clean
+.PHONY: install serve-env js chromium emulator run notebooks-refresh pipeline test test-avx2 format bench bench-optimum lab clean
 
 install: $(STAMP)
 
@@ -110,6 +110,16 @@ format: install
 bench: install
 	$(BIN)/onnx-deploy bench torchvision:resnet18 torchvision:mobilenet_v3_small --batch-sizes 1,8 \
 		--output artifacts/bench.json --plot artifacts/bench.png --force
+
+## This project's transformer path vs optimum-onnx's on one BERT-base (110M, from its config),
+## timed interleaved on ONNX Runtime at seq 128, batch 1 and 8. optimum-onnx 0.1.0 pins
+## transformers 4.57, so it gets its own environment (about 6 GB with torch; minutes).
+OPTIMUM_VENV ?= .venv-optimum
+bench-optimum: install
+	@test -x $(OPTIMUM_VENV)/bin/optimum-cli || { $(PYTHON) -m venv $(OPTIMUM_VENV) && \
+	  $(OPTIMUM_VENV)/bin/python -m pip --disable-pip-version-check install -q \
+	    optimum-onnx==0.1.0 transformers==4.57.6 torch==2.14.1 onnxruntime-gpu==1.31.1; }
+	$(BIN)/python -m onnx_deploy.compare_optimum --optimum-venv $(OPTIMUM_VENV) --out artifacts/optimum
 
 lab: install
 	$(BIN)/jupyter lab notebooks/

@@ -388,3 +388,99 @@ def hf_generate(
             pad_token_id=eos_token_id if eos_token_id is not None else 0,
         )  # fmt: skip
     return [int(t) for t in out[0, len(prompt_ids) :]]
+
+
+@dataclass(frozen=True)
+class GenerationSpeed:
+    """Tokens per second of one way to generate: the prefill (the prompt) and the decode
+    steps (one new token each), medians over repeats."""
+
+    name: str
+    prefill_tokens_per_s: float
+    decode_tokens_per_s: float
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class GenerationComparison:
+    """ONNX Runtime with its KV cache against transformers' ``generate`` with and without
+    a cache, on one prompt, timed in one run."""
+
+    prompt_length: int
+    new_tokens: int
+    rows: tuple[GenerationSpeed, ...]
+
+    @property
+    def same_tokens(self) -> bool:
+        return len({r.tokens for r in self.rows}) == 1
+
+    def summary(self) -> str:
+        head = f"{'':32} {'prefill tok/s':>14} {'decode tok/s':>13}"
+        lines = [
+            f"generate  prompt {self.prompt_length} tokens, {self.new_tokens} new tokens; "
+            f"same tokens everywhere: {self.same_tokens}",
+            "  " + head,
+        ]
+        lines += [
+            f"  {r.name:32} {r.prefill_tokens_per_s:14.0f} {r.decode_tokens_per_s:13.0f}"
+            for r in self.rows
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self) | {"same_tokens": self.same_tokens}
+
+
+def compare_generation(
+    spec: str,
+    onnx_path: str | os.PathLike[str],
+    prompt_ids: Sequence[int],
+    max_new_tokens: int = 32,
+    repeats: int = 3,
+    threads: int | None = None,
+) -> GenerationComparison:
+    """Greedy generation of ``max_new_tokens`` three ways, interleaved ``repeats`` times:
+    ONNX Runtime with the cache (``generate``), and transformers' ``generate`` with and
+    without its cache. PyTorch's prefill is timed as a one-token ``generate``; its decode
+    rate is the remaining tokens over the remaining time."""
+    import statistics
+
+    from onnx_deploy.generate import Decoder, generate
+
+    model = load_hf_model(spec)
+    prompt = list(prompt_ids)
+    samples: dict[str, list[tuple[float, float]]] = {}
+    tokens: dict[str, tuple[int, ...]] = {}
+    with Decoder(onnx_path, "cpu", threads) as decoder:
+        generate(decoder, prompt, max_new_tokens=2)  # warm-up
+        hf_generate(model, prompt, 2)
+        for _ in range(repeats):
+            got = generate(decoder, prompt, max_new_tokens=max_new_tokens)
+            name = "onnxruntime, KV cache (IOBinding)"
+            samples.setdefault(name, []).append((got.prefill_tokens_per_s, got.decode_tokens_per_s))
+            tokens[name] = got.tokens
+            for use_cache in (True, False):
+                name = f"PyTorch generate, {'KV cache' if use_cache else 'no cache'}"
+                start = time.perf_counter()
+                hf_generate(model, prompt, 1, use_cache=use_cache)
+                first = time.perf_counter() - start
+                start = time.perf_counter()
+                out = hf_generate(model, prompt, max_new_tokens, use_cache=use_cache)
+                total = time.perf_counter() - start
+                rest = max(total - first, 1e-9)
+                samples.setdefault(name, []).append(
+                    (len(prompt) / first, (max_new_tokens - 1) / rest)
+                )
+                tokens[name] = tuple(out)
+    rows = tuple(
+        GenerationSpeed(
+            name,
+            statistics.median(p for p, _ in values),
+            statistics.median(d for _, d in values),
+            tokens[name],
+        )
+        for name, values in samples.items()
+    )
+    return GenerationComparison(len(prompt), max_new_tokens, rows)

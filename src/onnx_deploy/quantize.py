@@ -399,19 +399,26 @@ SHAPE_INFERENCE_FAILED = "Incomplete symbolic shape inference"
 
 @contextlib.contextmanager
 def _scratch_dir() -> Any:
-    """A temporary working directory for onnxruntime's quantization tools, removed after:
-    its symbolic shape inference writes ``sym_shape_infer_temp.onnx`` and a
+    """A temporary working directory for onnxruntime's quantization tools, removed after
+    (and their root-logger warnings held back: the result is validated instead): its
+    symbolic shape inference writes ``sym_shape_infer_temp.onnx`` and a
     ``<uuid>.data`` file into the current directory when it fails, and those must not be
     left in the user's folder."""
     import tempfile
 
+    import logging
+
     here = os.getcwd()
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime's quantizers warn on the root logger
     with tempfile.TemporaryDirectory(prefix="onnx-deploy-quant.") as work:
         os.chdir(work)
         try:
             yield Path(work)
         finally:
             os.chdir(here)
+            root.setLevel(level)
 
 
 def _first_unshaped(path: Path) -> str:
