@@ -358,3 +358,19 @@ def test_trained_text_classifier_keeps_its_accuracy_through_the_card(tmp_path, c
         within = 100 * (fp32 - row["accuracy"]) <= 0.5
         assert row["passed"] == (within and not row["fails"]), row
     assert rows["FP32 fused"]["accuracy"] == fp32  # the same arithmetic, reordered
+
+
+def test_validate_with_real_inputs_honours_batch_sizes(hf_models, tmp_path, capsys):
+    model = tmp_path / "distil.onnx"
+    assert run_cli(capsys, "export", hf_models["distil"], "-o", model)[0] == 0
+    rng = np.random.default_rng(2)
+    mask = padding_mask("int64", (20, 12), rng)
+    np.savez(tmp_path / "s.npz", input_ids=rng.integers(1, VOCAB, mask.shape) * mask,
+             attention_mask=mask)  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "validate", model, "--reference", hf_models["distil"],
+        "--inputs", tmp_path / "s.npz", "--batch-sizes", "1,8", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["batch_sizes"] == [1, 8, 2] and report["num_samples"] == 20  # 1+8+1+8+2

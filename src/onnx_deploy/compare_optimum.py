@@ -49,7 +49,7 @@ def samples(n: int = 32) -> dict[str, np.ndarray]:
     return {"input_ids": ids, "attention_mask": ones, "token_type_ids": np.zeros_like(ids)}
 
 
-def ours(folder: Path, out: Path) -> dict[str, str]:
+def ours(folder: Path, out: Path, sdpa: bool = False) -> dict[str, str]:
     from onnx_deploy.fusion import fuse_transformer
     from onnx_deploy.pipeline import export_spec
     from onnx_deploy.quantize import quantize_dynamic_model
@@ -59,7 +59,17 @@ def ours(folder: Path, out: Path) -> dict[str, str]:
     fused = fuse_transformer(fp32, out / "ours.fused.onnx", force=True)
     _log(fused.summary())
     files = {"ours FP32": fp32, "ours fused": fused.output_path}
-    for name, src in (("ours INT8 dynamic", fp32), ("ours fused + INT8 dynamic", fused.output_path)):
+    sources = [("ours INT8 dynamic", fp32), ("ours fused + INT8 dynamic", fused.output_path)]
+    if sdpa:  # transformers' default attention, for the EXPORT_ATTENTION comparison
+        from onnx_deploy.export import export_model
+        from onnx_deploy.hf import load_hf_model, signature_for
+
+        model = load_hf_model(f"hf:{folder}", attn_implementation=None)
+        path = out / "ours.sdpa.onnx"
+        export_model(model, None, path, signature=signature_for(model), force=True)
+        files["ours FP32 (sdpa attention)"] = path
+        sources.append(("ours INT8 dynamic (sdpa attention)", path))
+    for name, src in sources:
         dst = out / (Path(src).stem + ".int8.onnx")
         _log(quantize_dynamic_model(src, dst, force=True).summary())
         files[name] = dst
@@ -143,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="artifacts/optimum")
     p.add_argument("--iters", type=int, default=8)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--sdpa", action="store_true", help="also export with transformers' default attention"
+    )
     args = p.parse_args(argv)
     venv = Path(args.optimum_venv)
     if not (venv / "bin" / "optimum-cli").exists():
@@ -154,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     if not (folder / "config.json").exists():
         make_model(folder)
-    files = ours(folder, out)
+    files = ours(folder, out, args.sdpa)
     theirs, problems = optimum(folder, out, venv)
     result = measure(files | theirs, args.iters, args.rounds)
     result["problems"] = problems

@@ -93,6 +93,20 @@ def split(feeds: Mapping[str, np.ndarray], batch_size: int) -> list[Feeds]:
     ]
 
 
+def split_sizes(feeds: Mapping[str, np.ndarray], sizes: Sequence[int]) -> list[Feeds]:
+    """Split along axis 0 into consecutive batches whose sizes cycle through ``sizes``
+    (``[1, 8]``: 1, 8, 1, 8, ... until the samples run out; the last may be smaller)."""
+    total = batch_size_of(feeds)
+    if total is None or not sizes:
+        return [dict(feeds)]
+    out, start, i = [], 0, 0
+    while start < total:
+        size = max(int(sizes[i % len(sizes)]), 1)
+        out.append({k: v[start : start + size] for k, v in feeds.items()})
+        start, i = start + size, i + 1
+    return out
+
+
 def as_batches(
     data: Any, specs: Sequence[TensorSpec], batch_size: int | None = None
 ) -> list[Feeds]:

@@ -404,9 +404,8 @@ def _scratch_dir() -> Any:
     symbolic shape inference writes ``sym_shape_infer_temp.onnx`` and a
     ``<uuid>.data`` file into the current directory when it fails, and those must not be
     left in the user's folder."""
-    import tempfile
-
     import logging
+    import tempfile
 
     here = os.getcwd()
     root = logging.getLogger()

@@ -291,16 +291,10 @@ class Signature:
             )
             dec = by_name.get(s.name)
             kind = dec.kind if dec else guess_kind(s.name, s.dtype, shape)
-            inputs.append(
-                InputSpec(
-                    s.name,
-                    s.dtype,
-                    shape,
-                    dec.low if dec else None,
-                    dec.high if dec else None,
-                    kind,
-                )
-            )
+            low, high = (dec.low, dec.high) if dec else (None, None)
+            if dec is None and s.name in ZERO_NAMES and not s.dtype.startswith("float"):
+                low, high = 0, 1  # segment ids: 0 is valid for every vocabulary of types
+            inputs.append(InputSpec(s.name, s.dtype, shape, low, high, kind))
         used = {sym for i in inputs for sym in i.symbols}
         return cls(tuple(inputs), tuple(d for d in dims if d.name in used))
 
@@ -469,6 +463,9 @@ class Signature:
 
 
 MASK_NAMES = ("attention_mask",)
+# Integer inputs whose only value valid for every model is 0: Hugging Face's segment ids
+# (BERT has 2 token types, RoBERTa 1); the default range 0..9 would index past the table.
+ZERO_NAMES = ("token_type_ids",)
 
 
 def guess_kind(name: str, dtype: str, shape: Sequence[int | str]) -> str:

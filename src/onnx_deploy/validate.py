@@ -518,7 +518,7 @@ def validate_model(
     data: str | os.PathLike[str] | None = None,
     inputs: Sequence[InputSpec] = (),
     dims: Sequence[DimRange] = (),
-    batch_sizes: Sequence[int] = VALIDATE_BATCH_SIZES,
+    batch_sizes: Sequence[int] | None = None,
     precision: str | Tolerance = "fp32",
     device: str = "cpu",
     data_batch_size: int = REAL_DATA_BATCH,
@@ -527,17 +527,20 @@ def validate_model(
     file or a model spec (``torchvision:NAME``, ``file.py:factory``) with ``weights``.
 
     Inputs: real samples from ``data`` (``.npz`` by input name, ``.npy``, ``.pt``), split
-    into batches of ``data_batch_size``; else random ones from the model's signature,
-    with ranges and value ranges from ``dims`` and ``inputs``, at ``batch_sizes`` and
-    several sizes of every other dynamic dim.
+    into consecutive batches of the ``batch_sizes`` in turn when given (1, 8, 1, 8, ...),
+    else of ``data_batch_size``; without data, random ones from the model's signature,
+    with ranges and value ranges from ``dims`` and ``inputs``, at ``batch_sizes``
+    (default ``VALIDATE_BATCH_SIZES``) and several sizes of every other dynamic dim.
     """
-    from onnx_deploy.feeds import load_data, split
+    from onnx_deploy.feeds import load_data, split, split_sizes
     from onnx_deploy.pipeline import is_onnx_path
 
     candidate = _onnx_runner(model, device)
     feeds = None
     if data is not None:
-        feeds = split(as_feeds(load_data(data), candidate.inputs), data_batch_size)
+        real = as_feeds(load_data(data), candidate.inputs)
+        feeds = split_sizes(real, batch_sizes) if batch_sizes else split(real, data_batch_size)
+    batch_sizes = batch_sizes or VALIDATE_BATCH_SIZES
     signature = Signature.from_specs(candidate.inputs, dims, inputs)
     if is_onnx_path(reference):
         ref: Runner = _onnx_runner(reference, device)

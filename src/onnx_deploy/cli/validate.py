@@ -19,9 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch-sizes",
         type=ints,
-        default=VALIDATE_BATCH_SIZES,
-        help=f"random batches to compare (default {joined(VALIDATE_BATCH_SIZES)}); other "
-        "dynamic dims take several sizes across them",
+        default=None,
+        help=f"batch sizes to compare (default {joined(VALIDATE_BATCH_SIZES)} for random "
+        "inputs, whose other dynamic dims take several sizes across them; with --inputs, "
+        "the samples are split into batches of these sizes in turn, default 32 each)",
     )
     add_signature(p, data_flag="inputs")
 
