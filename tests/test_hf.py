@@ -373,4 +373,4 @@ def test_validate_with_real_inputs_honours_batch_sizes(hf_models, tmp_path, caps
     )  # fmt: skip
     assert code == 0, err
     report = json.loads(out)
-    assert report["batch_sizes"] == [1, 8, 2] and report["num_samples"] == 20  # 1+8+1+8+2
+    assert report["batch_sizes"] == [1, 8] and report["num_samples"] == 20  # 1+8+1+8+1+1

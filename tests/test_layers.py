@@ -271,14 +271,16 @@ def test_cli_defaults_are_the_library_defaults() -> None:
     from onnx_deploy.export import export_model
     from onnx_deploy.pipeline import benchmark_targets, run_pipeline
     from onnx_deploy.quantize import quantize_dynamic_model, quantize_static_model
-    from onnx_deploy.validate import compare_onnx, compare_torch_onnx
+    from onnx_deploy.validate import compare_onnx, compare_torch_onnx, validate_model
 
     export = _parser_defaults("export")
     assert export["opset"] == _default(export_model, "opset") == defaults.DEFAULT_OPSET
     assert export["batch"][1] == _default(export_model, "max_batch")
     validate = _parser_defaults("validate")
-    assert tuple(validate["batch_sizes"]) == _default(compare_onnx, "batch_sizes")
-    assert tuple(validate["batch_sizes"]) == _default(compare_torch_onnx, "batch_sizes")
+    # None: the library decides (VALIDATE_BATCH_SIZES for random inputs, 32 for real ones)
+    assert validate["batch_sizes"] is None is _default(validate_model, "batch_sizes")
+    assert _default(compare_onnx, "batch_sizes") == defaults.VALIDATE_BATCH_SIZES
+    assert _default(compare_torch_onnx, "batch_sizes") == defaults.VALIDATE_BATCH_SIZES
     quant = _parser_defaults("quantize")
     assert quant["calibration_size"] == _default(quantize_static_model, "calibration_size")
     assert quant["calibration_method"] == _default(quantize_static_model, "calibration_method")
