@@ -374,3 +374,30 @@ def test_validate_with_real_inputs_honours_batch_sizes(hf_models, tmp_path, caps
     assert code == 0, err
     report = json.loads(out)
     assert report["batch_sizes"] == [1, 8] and report["num_samples"] == 20  # 1+8+1+8+1+1
+
+
+def test_generate_takes_text_with_a_saved_tokenizer(hf_models, tmp_path, capsys):
+    tokenizers = pytest.importorskip("tokenizers")
+    from onnx_deploy.hf import export_decoder
+
+    vocab = {"<unk>": 0} | {f"w{i}": i for i in range(1, VOCAB)}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    fast.save_pretrained(tmp_path / "tok")
+    path = tmp_path / "llama.onnx"
+    export_decoder(hf_models["llama"], path)
+    code, out, err = run_cli(
+        capsys, "generate", path, "--prompt", "w5 w17 w99", "--tokenizer", tmp_path / "tok",
+        "--max-new-tokens", "6", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    by_text = json.loads(out)
+    code, out, err = run_cli(
+        capsys, "generate", path, "--prompt-ids", "5,17,99", "--max-new-tokens", "6", "--json"
+    )
+    assert by_text["prompt"] == [5, 17, 99] and by_text["tokens"] == json.loads(out)["tokens"]
+    words = [f"w{t}" if t else "<unk>" for t in by_text["tokens"]]
+    assert by_text["text"].split() == words
+    code, _out, err = run_cli(capsys, "generate", path, "--prompt", "w5", "--tokenizer", tmp_path)
+    assert code == 1 and "no tokenizer" in err
