@@ -75,11 +75,16 @@ def make_signature(
     example: Feeds | None = None,
     batch: tuple[int, int] | None = None,
     static: bool = False,
+    spec: str = "",
 ) -> Signature | None:
     """The signature the CLI's ``--input``/``--dim``/``--example``/``--batch`` describe,
-    or None when none of them was given (the one-float-input ``--input-shape`` case).
+    or None when none of them was given (the one-float-input ``--input-shape`` case) or
+    when ``spec`` is an ``hf:`` folder without ``--input``: its signature comes from the
+    model (``_load_spec``), with ``dims`` as its ranges.
     ``batch`` is the range of a dim named ``batch`` that ``--dim`` did not declare."""
     if not inputs and example is None:
+        if spec.startswith("hf:"):
+            return None
         if dims:
             raise SignatureError("--dim needs --input (or --example) declaring the dims it names")
         return None
@@ -201,22 +206,6 @@ def benchmark_targets(
 RANDOM_WEIGHTS = "random weights (no --weights): outputs prove little about accuracy"
 
 
-def spec_signature(
-    spec: str,
-    inputs: Sequence[InputSpec] = (),
-    dims: Sequence[DimRange] = (),
-    *,
-    example: Feeds | None = None,
-    batch: tuple[int, int] | None = None,
-    static: bool = False,
-) -> Signature | None:
-    """``make_signature`` for a model spec; None for an ``hf:`` folder with no ``--input``,
-    whose signature comes from the model itself (``_load_spec``)."""
-    if spec.startswith("hf:") and not inputs and example is None:
-        return None
-    return make_signature(inputs, dims, example=example, batch=batch, static=static)
-
-
 def _load_spec(
     spec: str,
     weights: str | None,
@@ -285,7 +274,7 @@ def _spec_runners(
             input_shape = tuple(loaded.shape[1:])  # one unnamed input: its sample shape
         elif not isinstance(loaded, np.ndarray):
             example = {k: v[:2] for k, v in example_data(data).items()}  # two real samples
-    sig = spec_signature(spec, inputs, dims, example=example)
+    sig = make_signature(inputs, dims, example=example, spec=spec)
     model, shape, note, sig = _load_spec(spec, weights, input_shape, sig, dims=dims)
     if note:
         log(f"  note    {note}")
@@ -373,7 +362,7 @@ def run_pipeline(
     paths = [out / f"{name}.onnx", out / f"{name}.slim.onnx", out / "summary.json"]
     for p in paths:
         check_output_path(p, force=force)  # fail before the slow part
-    sig = spec_signature(spec, inputs, dims)
+    sig = make_signature(inputs, dims, spec=spec)
     model, shape, note, sig = _load_spec(spec, weights, input_shape, sig, dims=dims)
     exported = _export_spec_model(model, shape, sig, None, paths[0], force=force)
     log(exported.summary().splitlines()[0])
@@ -472,7 +461,7 @@ def export_spec(
     check_output_path(output, force=force)  # fail before the slow part
     lo, hi = batch or (1, DEFAULT_MAX_BATCH)
     data = example_data(example, declared=inputs) if example is not None else None
-    sig = spec_signature(spec, inputs, dims, example=data, batch=(lo, hi), static=static)
+    sig = make_signature(inputs, dims, example=data, batch=(lo, hi), static=static, spec=spec)
     model, shape, note, sig = _load_spec(spec, weights, input_shape, sig, pretrained, dims)
     log(f"load      {spec}")
     if note:

@@ -10,17 +10,26 @@ from typing import Any
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
-def ints(text: str) -> tuple[int, ...]:
-    """``"1,8"`` or ``"3x224x224"`` -> a tuple of positive ints."""
+def _int_list(text: str, minimum: int, what: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}"
         ) from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    if not values or any(v < minimum for v in values):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return values
+
+
+def ints(text: str) -> tuple[int, ...]:
+    """``"1,8"`` or ``"3x224x224"`` -> a tuple of positive ints."""
+    return _int_list(text, 1, "positive integers")
+
+
+def token_ids(text: str) -> tuple[int, ...]:
+    """``"5,17,99"`` -> token ids (0 is one)."""
+    return _int_list(text, 0, "token ids such as 5,17,99")
 
 
 def batch_range(text: str) -> tuple[int, int]:

@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import EXIT_OK, emit, fail
-
-
-def _ids(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected token ids such as 5,17,99, got {text!r}"
-        ) from None
-    if not values or any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected non-negative token ids, got {text!r}")
-    return values
-
+from onnx_deploy.cli._common import EXIT_OK, emit, fail, token_ids
 
 HELP = "generate tokens with a decoder exported with --with-cache (ONNX Runtime, KV cache)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help=".onnx from `onnx-deploy export hf:DIR --with-cache`")
-    p.add_argument("--prompt-ids", type=_ids, help="the prompt as token ids: 5,17,99")
+    p.add_argument("--prompt-ids", type=token_ids, help="the prompt as token ids: 5,17,99")
     p.add_argument(
         "--prompt", help="the prompt as text: needs --tokenizer (a folder with a saved tokenizer)"
     )
