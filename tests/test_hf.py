@@ -358,6 +358,7 @@ def test_trained_text_classifier_keeps_its_accuracy_through_the_card(tmp_path, c
         within = 100 * (fp32 - row["accuracy"]) <= 0.5
         assert row["passed"] == (within and not row["fails"]), row
     assert rows["FP32 fused"]["accuracy"] == fp32  # the same arithmetic, reordered
+    assert rows["INT8 dynamic"]["passed"] and rows["INT8 dynamic fused"]["passed"], rows
 
 
 def test_validate_with_real_inputs_honours_batch_sizes(hf_models, tmp_path, capsys):
