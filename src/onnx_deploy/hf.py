@@ -268,14 +268,8 @@ class DecoderExport:
     size_bytes: int
     max_abs_prefill: float
     max_abs_decode: float
+    ok: bool  # every output within the fp32 preset (``validate.array_close``)
     notes: tuple[str, ...] = field(default=())
-
-    @property
-    def ok(self) -> bool:
-        from onnx_deploy.validate import PRESETS
-
-        atol = PRESETS["fp32"].atol or 1e-4
-        return max(self.max_abs_prefill, self.max_abs_decode) <= 10 * atol
 
     def summary(self) -> str:
         from onnx_deploy._files import human_size
@@ -318,7 +312,9 @@ def export_decoder(
     from onnx_deploy.defaults import DEFAULT_OPSET
     from onnx_deploy.export import _exporting
     from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
+    from onnx_deploy.validate import PRESETS, array_close
 
+    tol = PRESETS["fp32"]
     torch = require("torch", "exporting a decoder")
     check_output_path(output, force=force)
     model = load_hf_model(spec_or_model) if isinstance(spec_or_model, str) else spec_or_model
@@ -371,16 +367,18 @@ def export_decoder(
             feeds |= {n: empty for n in layout.past_names()}
             got = ort_runner.infer(feeds)
             want = model(input_ids=prompt, use_cache=False).logits.numpy()
-            prefill = float(np.abs(got["logits"] - want).max())
+            prefill, prefill_ok = array_close(want, got["logits"], tol.atol, tol.rtol)
             step = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
             step |= {n: t.numpy() for n, t in zip(layout.past_names(), cache, strict=True)}
             got_step = ort_runner.infer(step)
-            want_step = wrapper(ids, mask, *cache)
-            decode = max(
-                float(np.abs(got_step[n] - w.numpy()).max())
-                for n, w in zip(["logits", *layout.present_names()], want_step, strict=True)
-            )
-        result = DecoderExport(str(output), layout, seconds, file_size(tmp), prefill, decode)
+            names = ["logits", *layout.present_names()]
+            checks = [
+                array_close(w.numpy(), got_step[n], tol.atol, tol.rtol)
+                for n, w in zip(names, wrapper(ids, mask, *cache), strict=True)
+            ]
+        decode = max(diff for diff, _ in checks)
+        ok = prefill_ok and all(close for _, close in checks)
+        result = DecoderExport(str(output), layout, seconds, file_size(tmp), prefill, decode, ok)
         if not result.ok:
             from onnx_deploy.errors import ExportError
 

@@ -328,6 +328,9 @@ def build_variants(
     return variants
 
 
+NOTHING_FUSED = "the fusion pass found no transformer block"
+
+
 def fused_variants(fp32: str, folder: Path) -> list[Variant]:
     """For transformer graphs: FP32 with ONNX Runtime's fused attention, SkipLayerNorm
     and Gelu (``fusion.fuse_transformer``), and dynamic INT8 of that fused graph. Nothing
@@ -338,9 +341,10 @@ def fused_variants(fp32: str, folder: Path) -> list[Variant]:
     fused = _build(
         "FP32 fused", "fp32",
         lambda: fuse_transformer(fp32, folder / "model.fused.onnx", validate=False, force=True),
-        lambda r: "fused: " + (", ".join(f"{v} {k}" for k, v in r.fused_ops.items()) or "none"),
+        lambda r: "fused: " + ", ".join(f"{v} {k}" for k, v in r.fused_ops.items())
+        if r.fused_ops else NOTHING_FUSED,
     )  # fmt: skip
-    if fused.status == "ok" and fused.details == "fused: none":
+    if fused.status == "ok" and fused.details == NOTHING_FUSED:
         Path(fused.path).unlink()  # type: ignore[arg-type]
         return []
     if fused.status != "ok":
@@ -609,7 +613,8 @@ def optimize(
     random data are for speed studies only). ``dims`` (``DimRange``) and ``inputs``
     (``InputSpec``) give the signature's ranges and kinds: timings run at each batch size
     with the other dynamic dims at their OPT size (``seq=1:128:512`` times seq 128), or on
-    the first samples of real ``validation`` data. ``threads``: intra-op threads. Writes ``out_dir/variants/``, the chosen
+    the first samples of real ``validation`` data. ``threads``: intra-op threads.
+    Writes ``out_dir/variants/``, the chosen
     file as ``out_dir/model.onnx``, ``report.md``, ``report.json`` and the plots; an
     existing ``report.md`` is not overwritten without ``force``.
     """
@@ -617,6 +622,7 @@ def optimize(
     from onnx_deploy.cpu import int8_profile
     from onnx_deploy.feeds import as_feeds, concatenate, load_data, split
     from onnx_deploy.modelinfo import describe
+    from onnx_deploy.pipeline import batch_feeds
     from onnx_deploy.signature import Signature
 
     if target not in TARGETS:
@@ -661,9 +667,10 @@ def optimize(
         variants, val_batches, labels=labels, device=device,
         max_accuracy_drop=max_accuracy_drop, min_agreement=min_agreement, log=log,
     )  # fmt: skip
-    timing_inputs = _timing_inputs(
-        sig, batch_sizes, concatenate(val_batches) if real_validation else None
-    )
+    # the first samples of real data (repeated when fewer), else valid random inputs with
+    # every dynamic dim other than the batch at its OPT (example) size
+    real = concatenate(val_batches) if real_validation else None
+    timing_inputs = {b: batch_feeds(real, sig, b, info.inputs) for b in batch_sizes}
     variants = time_variants(
         variants, batch_sizes, device=device, warmup=warmup, iters=iters, rounds=rounds,
         inputs=timing_inputs, threads=threads, log=log,
@@ -680,21 +687,6 @@ def optimize(
         environment=env, notes=tuple(notes), seconds=time.perf_counter() - start,
     )  # fmt: skip
     return write_report(card, out, force=force, plots=plots)
-
-
-def _timing_inputs(
-    sig: Any, batch_sizes: Sequence[int], real: Mapping[str, np.ndarray] | None
-) -> dict[int, dict[str, np.ndarray]]:
-    """The feeds each batch size is timed on: the first samples of real data (repeated
-    when there are fewer), else valid random inputs with every dynamic dim other than the
-    batch at its OPT (example) size."""
-    out = {}
-    for b in batch_sizes:
-        if real is not None:
-            out[b] = {k: np.resize(v, (b, *v.shape[1:])) for k, v in real.items()}
-        else:
-            out[b] = sig.examples({d: b for d in sig.batch_dims}, seed=3)
-    return out
 
 
 DIGITS = "digits"  # the default model: the trained digits CNN with its real data
