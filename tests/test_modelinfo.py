@@ -31,7 +31,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_not_onnx(tmp_path: Path) -> None:
     bad = tmp_path / "notes.onnx"
     bad.write_text("this is a text file, not a protobuf\n" * 20)
-    with pytest.raises(ModelFileError, match="not"):
+    with pytest.raises(ModelFileError, match="is not a readable ONNX model"):
         load_onnx(bad)
     assert bad.read_text().startswith("this is a text file")
 

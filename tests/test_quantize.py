@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from onnx_deploy.cli import main
-from onnx_deploy.cpu import int8_profile
 from onnx_deploy.digits import load_digits_model, load_digits_split
 from onnx_deploy.errors import OutputExistsError
 from onnx_deploy.export import export_model
@@ -51,7 +50,13 @@ def _only(folder: Path) -> list[str]:
 def test_default_types() -> None:
     assert default_types("x86_64") == ("uint8", "int8")
     assert default_types("aarch64") == ("int8", "int8")
-    assert default_types() == (choose_types().activation_type, choose_types().weight_type)
+    import platform
+
+    # this host, from the OS's own name for it (not from the function under test)
+    expected = {"x86_64": ("uint8", "int8"), "AMD64": ("uint8", "int8")}.get(
+        platform.machine(), ("int8", "int8")
+    )
+    assert default_types() == expected
 
 
 def test_choose_types_per_target() -> None:
@@ -72,7 +77,8 @@ def test_choose_types_per_target() -> None:
     assert forced.saturates and "reduce_range set by the caller" in forced.chosen_by
     assert "saturate" in forced.reason and "reduce_range=True" in forced.reason
     assert not choose_types(reduce_range=False, target_isa="x86-vnni").saturates
-    assert "no speed cost" in choose_types(reduce_range=True, target_isa="x86-vnni").reason
+    rr = choose_types(reduce_range=True, target_isa="x86-vnni").reason
+    assert "as fast as plain u8/s8" in rr and "MEASUREMENTS.md" in rr
     with pytest.raises(QuantizeError, match="S8U8"):
         choose_types("int8", "uint8")
     with pytest.raises(QuantizeError, match="x86-no-vnni"):
@@ -223,8 +229,9 @@ def test_cli_quantize(digits_onnx: Path, data, tmp_path: Path, capsys) -> None:
         code = main([*argv[:3], str(tmp_path / "n.onnx"), *argv[4:], "--no-reduce-range"])
     printed = capsys.readouterr().out
     assert "reduce_range False" in printed and "can saturate" in printed
-    if not int8_profile().u8s8_saturates:
-        assert code == 0  # without VNNI it really saturates: validation fails, exit 1
+    # the exit code follows the validation it printed, on every CPU (with VNNI nothing
+    # saturates; without it the int8 preset may still pass a small model)
+    assert (code == 0) == ("vs FP32 PASS" in printed), printed
     assert main(["quantize", str(out), "--calibration", str(tmp_path / "cal.npy")]) == 1
     assert "already quantized" in capsys.readouterr().err
     assert main(["quantize", str(digits_onnx), "-o", str(tmp_path / "s.onnx")]) == 1

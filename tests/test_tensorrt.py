@@ -40,15 +40,19 @@ def test_the_same_build_outside_python_uses_tensorrt_11_flags() -> None:
     )
     cmd = trt_mod.trtexec_command("m.onnx", "m.plan", profile, 1 << 30, "t.cache")
     assert cmd == (
-        "trtexec --onnx=m.onnx --saveEngine=m.plan --minShapes=ids:1x8,mask:1x8 "
+        "trtexec --onnx=m.onnx --saveEngine=m.plan --stronglyTyped --minShapes=ids:1x8,mask:1x8 "
         "--optShapes=ids:4x64,mask:4x64 --maxShapes=ids:32x256,mask:32x256 "
         "--memPoolSize=workspace:1024M --timingCacheFile=t.cache"
     )
-    for removed in ("--fp16", "--int8", "--best", "--stronglyTyped", "--explicitBatch"):
+    for removed in ("--fp16", "--int8", "--best", "--explicitBatch"):
         assert removed not in cmd
+    # 10.x builds the graph's types only with --stronglyTyped (the Python path's flag); 11
+    # accepts it as a no-op
+    assert "--stronglyTyped" in cmd
     convert, check = trt_mod.polygraphy_commands("m.onnx", "m.plan", profile, 1 << 30)
     assert convert.startswith("polygraphy convert m.onnx --convert-to trt -o m.plan")
     assert "--trt-min-shapes ids:[1,8] mask:[1,8]" in convert
+    assert "--strongly-typed" in convert and "--strongly-typed" in check
     assert (
         check.startswith("polygraphy run m.onnx --trt --onnxrt")
         and "--trt-max-shapes ids:[32,256]" in check

@@ -105,6 +105,47 @@ def test_the_page_in_chromium_matches_python(digits, tmp_path: Path) -> None:
     want = _python(model, {"x": fed})["linear"]
     np.testing.assert_allclose(drawn.outputs["linear"], want, atol=1e-4, rtol=1e-3)
     assert drawn.outputs["linear"].argmax() == data.y_test[0]
+    assert drawn.predictions == (f"{data.y_test[0]}  (p = {_softmax_max(want):.3f})",), (
+        "one answer, the logits' argmax"
+    )
+
+
+def _softmax_max(logits: np.ndarray) -> float:
+    e = np.exp(logits - logits.max())
+    return float((e / e.sum()).max())
+
+
+def test_the_page_shows_one_answer_for_a_top_k_model(digits, tmp_path: Path) -> None:
+    """A served model (probabilities, scores, labels): the page's one prediction is the
+    top label with its score, not a second answer made from the scores output."""
+    _need("node", "chromium")
+    from onnx_deploy.browser import run_in_browser, write_web_app
+    from onnx_deploy.surgery import edit_file
+
+    model, data = digits
+    with_pre = edit_file(model, tmp_path / "pixels.onnx", "preprocess").output_path
+    served = edit_file(with_pre, tmp_path / "served.onnx", "postprocess", top_k=3).output_path
+    app = write_web_app(served, tmp_path / "web")
+    digit = np.round(data.x_test[0, 0] * 255).astype(np.uint8)
+    run = run_in_browser(app.folder, draw=digit)
+    label, score = int(run.outputs["labels"][0, 0]), float(run.outputs["scores"][0, 0])
+    assert run.predictions == (f"{label} (p = {score:.3f})",) and label == data.y_test[0]
+
+
+def test_page_answer_from_names_and_postprocessing() -> None:
+    from onnx_deploy.browser import page_answer
+    from onnx_deploy.specs import TensorSpec
+
+    served = (TensorSpec("probabilities", "float32", ("batch", 10)),
+              TensorSpec("scores", "float32", ("batch", 3)),
+              TensorSpec("labels", "int64", ("batch", 3)))  # fmt: skip
+    assert page_answer(served) == {"kind": "top-k", "labels": "labels", "scores": "scores"}
+    assert page_answer(served[:1]) == {"kind": "probabilities", "output": "probabilities"}
+    assert page_answer((TensorSpec("linear", "float32", ("batch", 10)),)) == {
+        "kind": "logits",
+        "output": "linear",
+    }
+    assert page_answer((TensorSpec("boxes", "float32", ("batch", 100, 4)),)) is None
 
 
 def test_pixels_in_the_graph_and_the_cli(digits, tmp_path: Path, capsys) -> None:

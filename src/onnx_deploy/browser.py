@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,27 @@ class WebApp:
         return asdict(self)
 
 
+def page_answer(outputs: Sequence[TensorSpec]) -> dict[str, str] | None:
+    """Which output(s) the page shows as *the* prediction, from the names and the
+    postprocessing ``onnx-deploy edit postprocess`` adds: ``labels`` with its ``scores``
+    (top-k), else ``probabilities``, else the first float output with a class axis (logits,
+    softmaxed by the page); ``None``: the page lists the outputs and predicts nothing."""
+    by_name = {o.name: o for o in outputs}
+    labels, scores = by_name.get("labels"), by_name.get("scores")
+    if labels is not None and labels.dtype.startswith("int"):
+        answer = {"kind": "top-k", "labels": labels.name}
+        if scores is not None and scores.dtype.startswith("float"):
+            answer["scores"] = scores.name
+        return answer
+    probs = by_name.get("probabilities")
+    if probs is not None and probs.dtype.startswith("float"):
+        return {"kind": "probabilities", "output": probs.name}
+    for o in outputs:
+        if o.dtype.startswith("float") and len(o.shape) == 2:
+            return {"kind": "logits", "output": o.name}
+    return None
+
+
 def write_web_app(
     model: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -159,10 +180,11 @@ def write_web_app(
 ) -> WebApp:
     """The static page for ``model`` in ``out_dir`` (refused if ``out_dir/index.html``
     exists, unless ``force``)."""
-    from onnx_deploy.modelinfo import describe, load_onnx
+    from onnx_deploy.modelinfo import describe, load_onnx, require_runtime_loads
 
     info = describe(model)
     load_onnx(model)  # a clear error for a broken file, before anything is written
+    require_runtime_loads(model, "no web page")
     out = Path(out_dir)
     check_output_path(out / "index.html", force=force)
     modules = node_modules()
@@ -204,6 +226,7 @@ def write_web_app(
             "image": image,
             "labels": labels,
             "outputsAreProbabilities": [o.name for o in info.outputs][:1] == ["probabilities"],
+            "answer": page_answer(info.outputs),
             "preprocessing": preprocessing,
         }
         (staging / "signature.json").write_text(json.dumps(signature, indent=2))
@@ -273,6 +296,7 @@ class BrowserRun:
     version: str
     log: tuple[str, ...]
     screenshot: str | None
+    predictions: tuple[str, ...] = ()  # the page's answer(s) as shown: one per model
 
 
 def run_in_browser(
@@ -319,7 +343,8 @@ def run_in_browser(
         for k, v in outs.items()
     }
     return BrowserRun(arrays, pixels, str(data.get("version")), tuple(data.get("log", [])),
-                      str(screenshot) if screenshot else None)  # fmt: skip
+                      str(screenshot) if screenshot else None,
+                      tuple(data.get("predictions", [])))  # fmt: skip
 
 
 def _np_dtype(ort_type: str) -> Any:

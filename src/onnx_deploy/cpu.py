@@ -105,24 +105,25 @@ _WHY: dict[str, tuple[str, str]] = {  # isa: (reason, expectation)
     "x86-amx": (
         "AMX and VNNI accumulate uint8 x int8 products in 32 bits (no saturation), and "
         "U8S8 is ONNX Runtime's fast x86 path; int8 activations ran slower",
-        "static INT8 ran resnet18 2.96x faster than FP32 with 1 thread, 1.87x with 2 "
-        "(Intel Xeon, Sapphire Rapids class); mobilenet_v3_small ran 0.65x: measure "
+        "static INT8 ran resnet18 3.05x faster than FP32 with 1 thread, mobilenet_v3_small "
+        "0.73x (notebooks/MEASUREMENTS.md, 'INT8 speed by type on x86'): measure "
         "depthwise-heavy nets",
     ),
     "x86-vnni": (
         "VNNI (VPDPBUSD) accumulates uint8 x int8 products in 32 bits (no saturation), "
         "and U8S8 is ONNX Runtime's fast x86 path; int8 activations and uint8 weights "
         "ran slower",
-        "static INT8 ran resnet18 3.4x faster than FP32 with 1 thread, 1.9-2.2x with 2;"
-        " uint8 weights 1.4x, int8 activations 1.3x (AMD EPYC Zen 4, AVX-512 VNNI)",
+        "measured on the x86-amx row's machine, which also accumulates in 32 bits: resnet18 "
+        "3.05x FP32 with 1 thread (notebooks/MEASUREMENTS.md, 'INT8 speed by type on x86'); "
+        "benchmark on this CPU",
     ),
     "x86-no-vnni": (
         "without VNNI the U8S8 kernels use VPMADDUBSW, whose 16-bit pair sums saturate;"
         " 7-bit weights (reduce_range) keep every sum in range on the same fast kernel",
         "U8S8 can saturate: digits INT8 u8/s8 fell to 97.6% (FP32 98.2%, 99.1% "
-        "agreement), 98.2% with reduce_range (measured on an emulated AMD EPYC-Rome, "
-        "AVX2; a real AMD EPYC AVX2 machine gave the same figures). Expect no speed-up "
-        "on conv nets: resnet18 u8/s8 1.01x FP32 was reported on that real machine",
+        "agreement), 98.2% with reduce_range (notebook 05, on an emulated AMD EPYC-Rome, "
+        "AVX2). INT8 speed on such a CPU is not measured by this project: benchmark INT8 "
+        "against FP32 before you ship it",
     ),
     "arm64": (
         "onnxruntime's quantization docs recommend S8S8 on ARM; SDOT/SMMLA (asimddp, "

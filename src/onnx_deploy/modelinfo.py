@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ class ModelInfo:
     producer: str
     op_histogram: dict[str, int] = field(default_factory=dict)
     size_bytes: int = 0
+    warnings: tuple[str, ...] = ()  # why the installed onnxruntime cannot load it (inspect)
 
     @property
     def num_nodes(self) -> int:
@@ -42,6 +44,7 @@ class ModelInfo:
         lines += [f"output    {t}" for t in self.outputs]
         ops = ", ".join(f"{k} {v}" for k, v in self.op_histogram.items())
         lines.append(f"nodes     {self.num_nodes}: {ops}")
+        lines += [f"warning   {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,9 +124,72 @@ def default_opset(model: onnx.ModelProto) -> int:
     return 0
 
 
-def describe(path: str | os.PathLike[str]) -> ModelInfo:
-    """Describe an ONNX file without running it."""
+def missing_external_data(path: str | os.PathLike[str], model: onnx.ModelProto) -> list[str]:
+    """External-data files the model's initializers point to that are not beside it."""
+    import onnx
+
+    missing = []
+    for init in model.graph.initializer:
+        if init.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in init.external_data if e.key == "location"), "")
+        if location and not (Path(path).parent / location).is_file():
+            missing.append(location)
+    return sorted(set(missing))
+
+
+def runtime_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why the installed onnxruntime cannot open this model (``None``: it can): an IR
+    version or op set newer than it reads, an op with no kernel, missing external data.
+    Opens a CPU session with graph optimizations off (no inference runs)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    try:
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises Fail/InvalidGraph/NotImplemented/...
+        text = " ".join(str(e).split())
+        text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+        text = re.sub(r"^Load model from \S+ failed: ?", "", text)
+        text = re.sub(r"\S+\.(?:cc|h|cpp):\d+ .*?\) (?=[A-Z])", "", text)  # the C++ frame
+        return f"onnxruntime {ort.__version__} cannot load it: {text[:300]}"
+    return None
+
+
+def require_runtime_loads(path: str | os.PathLike[str], then: str) -> None:
+    """Raise ``ModelFileError`` before anything is written when onnxruntime cannot load
+    the model: ``then`` says what would have been written."""
     model = load_onnx(path, load_external_data=False)
+    missing = missing_external_data(path, model)
+    if missing:
+        raise ModelFileError(
+            f"{path}: its weights live in external-data file(s) that are missing "
+            f"({', '.join(missing)}); copy them next to {Path(path).name}. Nothing was "
+            f"written ({then})."
+        )
+    problem = runtime_problem(path)
+    if problem:
+        raise ModelFileError(
+            f"{path}: {problem}. Nothing was written ({then}); re-export with a supported "
+            "opset and IR version, or register the custom op's library."
+        )
+
+
+def describe(path: str | os.PathLike[str], runtime_check: bool = False) -> ModelInfo:
+    """Describe an ONNX file without running it. ``runtime_check`` also opens it in
+    onnxruntime and lists what stops it from loading in ``warnings``."""
+    model = load_onnx(path, load_external_data=False)
+    warnings: list[str] = []
+    if runtime_check:
+        missing = missing_external_data(path, model)
+        if missing:
+            warnings.append(f"external-data file(s) missing beside the model: {', '.join(missing)}")
+        else:
+            problem = runtime_problem(path)
+            if problem:
+                warnings.append(problem)
     inputs, outputs = graph_io(model)
     return ModelInfo(
         path=str(path),
@@ -134,4 +200,5 @@ def describe(path: str | os.PathLike[str]) -> ModelInfo:
         producer=f"{model.producer_name} {model.producer_version}".strip(),
         op_histogram=op_histogram(model),
         size_bytes=file_size(path),
+        warnings=tuple(warnings),
     )

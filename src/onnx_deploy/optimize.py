@@ -628,6 +628,9 @@ def optimize(
     if target not in TARGETS:
         raise OptimizeError(f"target must be one of {TARGETS}, got {target!r}")
     device = _check_target(target)
+    from onnx_deploy.modelinfo import require_runtime_loads
+
+    require_runtime_loads(model, "no variants, no report")
     start = time.perf_counter()
     out = Path(out_dir)
     for written in OUTPUTS:  # never replace a file of the user's without force

@@ -31,7 +31,7 @@ def plot_latency(
 ) -> Figure:
     """Median latency (p90 as the upper whisker) and throughput per batch size, one line
     per (model, backend, device)."""
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     Figure = _figure_class()
 
@@ -59,9 +59,13 @@ def plot_latency(
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
     ax_lat.set_yscale("log")
+    # ticks at 1-2-5 steps, so even a range inside one decade has several labelled ticks
+    ax_lat.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax_lat.yaxis.set_major_formatter(ScalarFormatter())
     ax_lat.yaxis.set_minor_formatter(NullFormatter())
-    ax_lat.legend(fontsize=8)
+    ax_thr.set_ylim(bottom=0)  # a linear axis from 0: the gap between lines is not magnified
+    for ax in (ax_lat, ax_thr):
+        ax.legend(fontsize=8)
     fig.suptitle(title)
     return fig
 
@@ -113,30 +117,38 @@ def save_figure(
 
 
 def plot_report_tradeoff(card: ReportCard) -> Figure:
-    """Latency (median, batch ``card.batch_sizes[0]``) against accuracy, or against top-1
-    agreement with FP32 when there were no labels: one point per variant that ran, the
-    chosen one ringed, those that failed their checks in grey."""
+    """Latency (median, batch ``card.batch_sizes[0]``) against what the card judged the
+    variants on: accuracy with labels, else the minimum cosine similarity with FP32 (the
+    tolerance presets' measure; top-1 agreement of random-weight logits means little). One
+    point per variant that ran, the chosen one ringed, those that failed a check in grey."""
     Figure = _figure_class()
     b = card.batch_sizes[0]
     with_acc = any(v.accuracy is not None for v in card.variants)
     fig = Figure(figsize=(6.5, 3.6), layout="constrained")
     ax = fig.subplots()
+    points = []
     for v in card.variants:
         t = v.timing(b)
-        y = v.accuracy if with_acc else v.agreement if v.agreement is not None else v.min_cosine
+        y = v.accuracy if with_acc else v.min_cosine
         if t is None or y is None:
             continue
+        points.append((t.median_ms, 100 * y if with_acc else y, v))
+    failed = False
+    # labels alternate above and below, in order of latency, so close points do not overprint
+    for i, (x, y, v) in enumerate(sorted(points, key=lambda p: p[0])):
         color = "tab:green" if v.chosen else "tab:blue" if v.passed else "tab:gray"
-        ax.scatter([t.median_ms], [100 * y], s=90 if v.chosen else 45, color=color, zorder=3)
+        failed |= not v.passed
+        ax.scatter([x], [y], s=90 if v.chosen else 45, color=color, zorder=3)
         if v.chosen:
-            ax.scatter([t.median_ms], [100 * y], s=260, facecolors="none", edgecolors=color)
-        ax.annotate(v.name, (t.median_ms, 100 * y), textcoords="offset points", xytext=(6, 4),
-                    fontsize=8)  # fmt: skip
+            ax.scatter([x], [y], s=260, facecolors="none", edgecolors=color)
+        ax.annotate(v.name, (x, y), textcoords="offset points", xytext=(6, 8 if i % 2 else -12),
+                    fontsize=8, color="dimgray" if not v.passed else "black")  # fmt: skip
     ax.set_xlabel(f"median latency at batch {b}, ms (lower is better)")
-    ax.margins(x=0.2, y=0.2)
-    ax.set_ylabel("accuracy, %" if with_acc else "top-1 agreement with FP32, %")
+    ax.margins(x=0.25, y=0.3)
+    ax.set_ylabel("accuracy, %" if with_acc else "min cosine similarity with FP32")
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"{Path(card.model).name}: chosen {card.chosen} (grey: failed a check)")
+    note = " (grey: failed a check)" if failed else ""
+    ax.set_title(f"{Path(card.model).name}: chosen {card.chosen}{note}")
     return fig
 
 

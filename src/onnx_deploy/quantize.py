@@ -145,8 +145,8 @@ def choose_types(
     elif rr and not profile.u8s8_saturates:
         reason = (
             "7-bit weights (reduce_range) keep the file free of saturation on CPUs without "
-            "VNNI; no speed cost measured with VNNI, some precision (digits: output SQNR "
-            "28.5 vs 38.8 dB, same accuracy)"
+            "VNNI; with VNNI it ran as fast as plain u8/s8 (notebooks/MEASUREMENTS.md, 'INT8 "
+            "speed by type on x86') and costs some precision (notebook 05, section 4)"
         )
     target = "target" if target_isa is not None else "this CPU"
     features = f"; {', '.join(profile.features)}" if profile.features else ""
@@ -316,6 +316,7 @@ def quantize_static_model(
     validation_inputs: Sequence[Any] | None = None,
     labels: np.ndarray | None = None,
     force: bool = False,
+    _for_tensorrt: bool = False,
 ) -> QuantizeResult:
     """Static INT8 (QDQ by default) with ``quant_pre_process`` first.
 
@@ -369,6 +370,7 @@ def quantize_static_model(
                 reduce_range=choice.reduce_range,
                 nodes_to_exclude=list(nodes_to_exclude) or None, op_types_to_quantize=op_types,
                 calibration_providers=["CPUExecutionProvider"],
+                extra_options=TENSORRT_OPTIONS if _for_tensorrt else None,
             )  # fmt: skip
         if Path(source) != Path(input_path):
             Path(source).unlink()
@@ -379,10 +381,16 @@ def quantize_static_model(
         report, metrics = _finish(
             input_path, tmp, output_path, "int8", validate, val_inputs, labels
         )
-    notes = [*pre_notes, *_saturation_notes(choice)]
+    notes = [*pre_notes, *([] if _for_tensorrt else _saturation_notes(choice))]
+    if _for_tensorrt:
+        notes.append(
+            "for TensorRT: symmetric int8 activations and weights (zero point 0), float bias; "
+            "build it with `onnx-deploy trt build` (strongly typed), not for x86 CPUs"
+        )
     if quant_format == "qoperator":
         notes.append("QOperator format has no CUDA kernels; use QDQ for GPUs and TensorRT")
     details = {
+        "target": "tensorrt" if _for_tensorrt else None,
         "format": quant_format, "activations": act, "weights": wt,
         "reduce_range": choice.reduce_range, "per_channel": per_channel,
         "calibration": f"{calibration_method} x {len(reader)}",
@@ -392,6 +400,134 @@ def quantize_static_model(
         str(input_path), str(output_path), "static", details, file_size(input_path),
         file_size(output_path), seconds, report, metrics, tuple(notes), choice,
     )  # fmt: skip
+
+
+# TensorRT reads explicit Q/DQ only as *symmetric* int8 (zero point 0), with per-tensor
+# activation scales and per-channel weight scales on the output-channel axis, and keeps bias
+# in float (it fuses bias into its own int8 kernels). onnxruntime's quantizer makes that graph
+# with these options (its documented extra_options).
+TENSORRT_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
+
+
+def quantize_for_tensorrt(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    calibration: Any,
+    *,
+    calibration_method: str = "minmax",
+    calibration_size: int | None = defaults.CALIBRATION_SIZE,
+    nodes_to_exclude: Sequence[str] = (),
+    validate: bool = True,
+    validation_inputs: Sequence[Any] | None = None,
+    labels: np.ndarray | None = None,
+    force: bool = False,
+) -> QuantizeResult:
+    """A QDQ graph TensorRT builds as INT8: symmetric int8 activations (per tensor) and
+    weights (per output channel), float bias. ``tensorrt_qdq_problems`` checks the result;
+    the file is validated on ONNX Runtime's CPU provider like any other QDQ model. It is not
+    the file for x86 CPUs, where uint8 activations are ONNX Runtime's fast path."""
+    result = quantize_static_model(
+        input_path, output_path, calibration, activation_type="int8", weight_type="int8",
+        per_channel=True, quant_format="qdq", calibration_method=calibration_method,
+        calibration_size=calibration_size, nodes_to_exclude=nodes_to_exclude,
+        reduce_range=False, validate=validate, validation_inputs=validation_inputs,
+        labels=labels, force=force, _for_tensorrt=True,
+    )  # fmt: skip
+    result = dataclasses.replace(result, types=None)  # the CPU's type table does not apply
+    problems = tensorrt_qdq_problems(output_path)
+    if problems:  # a quantizer change upstream: say so rather than hand TensorRT a bad graph
+        Path(output_path).unlink()
+        raise QuantizeError(
+            "the quantized graph breaks TensorRT's Q/DQ rules, so it was removed: "
+            + "; ".join(problems[:5])
+        )
+    return result
+
+
+# the weight input of each op and the axis of its output channels in that weight
+_WEIGHT_AXIS = {"Conv": (1, 0), "ConvTranspose": (1, 1), "MatMul": (1, 1), "Gemm": (1, None)}
+
+
+def tensorrt_qdq_problems(model: str | os.PathLike[str] | onnx.ModelProto) -> list[str]:
+    """Every way the graph's Q/DQ nodes break TensorRT's explicit-quantization rules
+    (empty: none): int8 only, zero point 0, scales positive, activations per tensor, weights
+    per tensor or per output channel, bias not quantized."""
+    import onnx
+    import onnx.numpy_helper
+
+    proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
+    graph = proto.graph
+    inits = {i.name: i for i in graph.initializer}
+    consts = {
+        n.output[0]: n.attribute[0].t
+        for n in graph.node
+        if n.op_type == "Constant"
+        and n.attribute
+        and n.attribute[0].type == onnx.AttributeProto.TENSOR
+    }
+    tensors = {**consts, **inits}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    problems: list[str] = []
+    qdq = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    if not qdq:
+        return ["no QuantizeLinear/DequantizeLinear nodes: not an explicitly quantized graph"]
+    for n in qdq:
+        where = f"{n.op_type} {n.name or n.output[0]}"
+        scale = tensors.get(n.input[1]) if len(n.input) > 1 else None
+        zero = tensors.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        if scale is None:
+            problems.append(f"{where}: scale is not a constant")
+            continue
+        scale_v = onnx.numpy_helper.to_array(scale)
+        is_bias = (
+            n.op_type == "DequantizeLinear"
+            and n.input[0] in tensors
+            and tensors[n.input[0]].data_type == onnx.TensorProto.INT32
+        )
+        if is_bias:
+            problems.append(f"{where}: quantized bias (int32); TensorRT wants float bias")
+            continue
+        if scale.data_type != onnx.TensorProto.FLOAT or (scale_v <= 0).any():
+            problems.append(f"{where}: scale must be positive float32")
+        if zero is not None:
+            zv = onnx.numpy_helper.to_array(zero)
+            if zero.data_type != onnx.TensorProto.INT8:
+                problems.append(
+                    f"{where}: zero point is {onnx.TensorProto.DataType.Name(zero.data_type)}, "
+                    "TensorRT takes int8 only"
+                )
+            elif zv.any():
+                problems.append(
+                    f"{where}: zero point {zv.ravel()[:4].tolist()} is not 0 (asymmetric)"
+                )
+        is_weight = n.op_type == "DequantizeLinear" and n.input[0] in tensors
+        if is_weight:
+            data = tensors[n.input[0]]
+            if scale_v.size > 1:
+                axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+                dims = list(data.dims)
+                axis = axis % len(dims) if dims else axis
+                for user in consumers.get(n.output[0], []):
+                    slot = _WEIGHT_AXIS.get(user.op_type)
+                    if slot is None or list(user.input).index(n.output[0]) != slot[0]:
+                        continue
+                    expected = slot[1]
+                    if user.op_type == "Gemm":
+                        trans_b = next((a.i for a in user.attribute if a.name == "transB"), 0)
+                        expected = 0 if trans_b else 1
+                    if axis != expected:
+                        problems.append(
+                            f"{where}: per-channel axis {axis}, {user.op_type} wants its output "
+                            f"channels (axis {expected})"
+                        )
+                    if scale_v.size != dims[axis]:
+                        problems.append(f"{where}: {scale_v.size} scales for {dims[axis]} channels")
+        elif scale_v.size > 1:
+            problems.append(f"{where}: per-channel scales on an activation; TensorRT wants one")
+    return problems
 
 
 SHAPE_INFERENCE_FAILED = "Incomplete symbolic shape inference"

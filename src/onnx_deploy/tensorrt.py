@@ -315,8 +315,10 @@ def trtexec_command(
     timing_cache: str | os.PathLike[str] | None = None,
 ) -> str:
     """The trtexec line for the same build, with TensorRT 11's flags only (no --fp16,
-    --int8 or --best: precision comes from the graph)."""
-    parts = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={plan}"]
+    --int8 or --best: precision comes from the graph). ``--stronglyTyped`` makes 10.x
+    build the graph's types, as the Python path does (``network_flags``); on 11 every
+    network is strongly typed and the flag is deprecated."""
+    parts = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={plan}", "--stronglyTyped"]
     if profile is not None and profile.shapes:
         for flag, i in (("minShapes", 1), ("optShapes", 2), ("maxShapes", 3)):
             parts.append(f"--{flag}=" + ",".join(f"{s[0]}:{_x(s[i])}" for s in profile.shapes))
@@ -340,7 +342,8 @@ def polygraphy_commands(
             vals = " ".join(f"{s[0]}:[{','.join(map(str, s[i]))}]" for s in profile.shapes)
             shape_args.append(f"--trt-{flag}-shapes {vals}")
     shapes = " ".join(shape_args)
-    pool = f"--pool-limit workspace:{workspace}"
+    # --strongly-typed: 10.x builds the graph's types, as the Python path does
+    pool = f"--strongly-typed --pool-limit workspace:{workspace}"
     return [
         f"polygraphy convert {onnx_path} --convert-to trt -o {plan} {shapes} {pool}".replace(
             "  ", " "

@@ -274,6 +274,9 @@ def export_repository(
         ]
         kind = "gpu"
     else:
+        from onnx_deploy.modelinfo import require_runtime_loads
+
+        require_runtime_loads(src, "no model repository")
         info = describe(src)
         inputs, outputs, platform, target = (
             info.inputs,

@@ -51,7 +51,9 @@ def _prepare(major: int) -> dict[str, Any]:
     site, stubs = folder / "site", folder / "stubs"
     dump = folder / "api.json"
     if dump.exists():
-        return json.loads(dump.read_text())
+        cached = json.loads(dump.read_text())
+        if cached.get("format") == 2:  # values, required arguments and return types
+            return cached
     gcc = shutil.which("gcc") or shutil.which("cc")
     if gcc is None:
         pytest.skip("no C compiler for TensorRT's stub libraries: apt-get install gcc")
@@ -84,7 +86,9 @@ def _prepare(major: int) -> dict[str, Any]:
 
 @pytest.fixture(scope="session", params=[11, 10], ids=["trt11", "trt10"])
 def real_api(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """``{"version": "11.4.0.106", "api": {class: {member: [[param, ...], ...]}}}``."""
+    """``{"format": 2, "version": "11.4.0.106", "api": {class: {member: [overload]}},
+    "enums": {enum: {name: value}}}``; an overload is ``{"params": [{"name", "required",
+    "variadic"}], "returns": class}``."""
     return _prepare(request.param)
 
 

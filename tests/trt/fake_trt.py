@@ -1,34 +1,38 @@
 """A recording stand-in for ``tensorrt``, generated from the real bindings' API dump.
 
-Every class and enum of the dump exists; every method call is recorded as
-``(class, method, args, kwargs)`` and checked against the real pybind11 signatures: an
-unknown member, an unknown keyword or too many positional arguments raises, as the real
-module would. Return values come from ``RETURNS`` so a build or a run can go end to end.
+Every class and enum of the dump exists, enums with their real integer values; every
+method call is recorded as ``(class, method, args, kwargs)`` and checked against the real
+pybind11 signatures: an unknown member, an unknown keyword, too many positional arguments,
+a missing required argument, or a call to a name without a signature raises, as the real
+module would. Each call returns an object of the class its real signature names; the few
+data values the code reads (parse success, the plan bytes, shapes) are set per test.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# what each call returns, so the sequence can continue (class of the returned object)
-RETURNS = {
-    ("", "Builder"): "Builder",
-    ("", "Logger"): "Logger",
-    ("", "OnnxParser"): "OnnxParser",
-    ("", "Runtime"): "Runtime",
-    ("Builder", "create_network"): "INetworkDefinition",
-    ("Builder", "create_builder_config"): "IBuilderConfig",
-    ("Builder", "create_optimization_profile"): "IOptimizationProfile",
-    ("IBuilderConfig", "create_timing_cache"): "ITimingCache",
-    ("IBuilderConfig", "get_timing_cache"): "ITimingCache",
-    ("Runtime", "deserialize_cuda_engine"): "ICudaEngine",
-    ("ICudaEngine", "create_execution_context"): "IExecutionContext",
-    ("OnnxParser", "get_error"): "ParserError",
-}
+# Calls whose *data* the code reads (a bool, bytes, a shape, a message): the dump gives
+# only their types. Every object a call returns has the class the dump names.
 ENUMS = (
     "MemoryPoolType", "BuilderFlag", "NetworkDefinitionCreationFlag", "DataType",
     "TensorIOMode",
 )  # fmt: skip
+
+
+def fits(overload: dict[str, Any], positional: int, keywords: Any) -> bool:
+    """Whether a call with ``positional`` arguments and these keywords fits one pybind11
+    overload: not too many positionals, only known keywords, every required one given."""
+    params = overload["params"]
+    variadic = any(p["variadic"] for p in params)
+    fixed = [p for p in params if not p["variadic"]]
+    if positional > len(fixed) and not variadic:
+        return False
+    rest = fixed[positional:]
+    names = {p["name"] for p in rest}
+    if not variadic and not set(keywords) <= names:
+        return False
+    return all(p["name"] in keywords for p in rest if p["required"])
 
 
 class FakeObject:
@@ -42,18 +46,23 @@ class FakeObject:
                 f"TensorRT {self._module.__version__}: {self._cls} has no {member!r}"
             )
         if not members[member]:  # a property or an enum value
+            enum = self._module.enums.get(f"{self._cls}.{member}")
+            if enum is not None:
+                return FakeEnum(f"{self._cls}.{member}", enum)
             return self._module.properties.get((self._cls, member), 0)
         return lambda *a, **k: self._module.call(self._cls, member, members[member], a, k)
 
 
 class FakeEnum:
-    def __init__(self, cls: str, members: dict[str, Any]) -> None:
-        self._cls, self._members = cls, list(members)
+    """An enum with the real bindings' integer values."""
+
+    def __init__(self, cls: str, values: dict[str, int]) -> None:
+        self._cls, self._values = cls, dict(values)
 
     def __getattr__(self, member: str) -> Any:
-        if member not in self._members:
+        if member not in self._values:
             raise AttributeError(f"{self._cls} has no {member!r}")
-        return FakeEnumValue(self._cls, member, self._members.index(member))
+        return FakeEnumValue(self._cls, member, self._values[member])
 
 
 class FakeEnumValue(int):
@@ -72,7 +81,10 @@ class FakeTensorRT:
     def __init__(
         self, dump: dict[str, Any], parse_ok: bool = True, plan: bytes | None = b"PLAN"
     ) -> None:
-        self.api: dict[str, dict[str, list[list[str]]]] = dump["api"]
+        if dump.get("format") != 2:
+            raise ValueError("an old API dump: delete artifacts/trt-bindings/*/api.json")
+        self.api: dict[str, dict[str, list[dict[str, Any]]]] = dump["api"]
+        self.enums: dict[str, dict[str, int]] = dump["enums"]
         self.__version__ = dump["version"]
         self.calls: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = []
         self.parse_ok, self.plan = parse_ok, plan
@@ -85,22 +97,22 @@ class FakeTensorRT:
     def __getattr__(self, name: str) -> Any:
         if name not in self.api[""]:
             raise AttributeError(f"TensorRT {self.__version__} has no trt.{name}")
-        if name in ENUMS:
-            return FakeEnum(name, self.api[name])
+        if name in self.enums:
+            return FakeEnum(name, self.enums[name])
         if name == "Logger":
             return FakeLoggerClass(self)
-        return lambda *a, **k: self.call("", name, self.api[""][name] or [["a", "b", "c"]], a, k)
+        overloads = self.api[""][name]
+        if not overloads:  # no constructor in the bindings: the real call fails too
+            raise TypeError(f"TensorRT {self.__version__}: trt.{name} has no signature to call")
+        return lambda *a, **k: self.call("", name, overloads, a, k)
 
-    def call(self, cls: str, member: str, overloads: list[list[str]], args: tuple[Any, ...],
-             kwargs: dict[str, Any]) -> Any:  # fmt: skip
-        fits = [
-            o for o in overloads
-            if len(args) <= len(o) and all(k in o[len(args):] for k in kwargs)
-        ]  # fmt: skip
-        if overloads and not fits:
+    def call(self, cls: str, member: str, overloads: list[dict[str, Any]],
+             args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # fmt: skip
+        fitting = [o for o in overloads if fits(o, len(args), kwargs)]
+        if not fitting:
             raise TypeError(
                 f"TensorRT {self.__version__}: {cls}.{member}{tuple(args)} {kwargs} fits none of "
-                f"its signatures {overloads}"
+                f"its signatures {[[p['name'] for p in o['params']] for o in overloads]}"
             )
         self.calls.append((cls, member, args, kwargs))
         if (cls, member) == ("OnnxParser", "parse_from_file"):
@@ -122,8 +134,12 @@ class FakeTensorRT:
             return "Conv"
         if (cls, member) == ("ParserError", "desc"):
             return "unsupported attribute"
-        returned = RETURNS.get((cls, member))
-        return FakeObject(self, returned) if returned else None
+        returned = fitting[0]["returns"] if cls else member  # a constructor: its class
+        if returned not in self.api and returned.startswith("I") and returned[1:] in self.api:
+            returned = returned[1:]  # C++ nvonnxparser::IParserError is Python's ParserError
+        if returned in self.api and returned != "":
+            return FakeObject(self, returned)
+        return {"bool": True, "int": 0, "str": ""}.get(returned)
 
     def names(self) -> list[str]:
         return [f"{c}.{m}" if c else m for c, m, _, _ in self.calls]
@@ -139,6 +155,7 @@ class FakeLoggerClass:
         return self._module.call("", "Logger", self._module.api[""]["Logger"], args, kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        if name not in self._module.api["Logger"]:
+        severity = self._module.enums["Logger.Severity"]
+        if name not in severity:
             raise AttributeError(f"trt.Logger has no {name!r}")
-        return FakeEnumValue("Logger", name, 2)
+        return FakeEnumValue("Logger.Severity", name, severity[name])

@@ -24,7 +24,7 @@ from onnx_deploy import tensorrt as trt_mod
 from onnx_deploy.errors import InputMismatchError, OutputExistsError
 from onnx_deploy.signature import DimRange
 
-from .fake_trt import FakeTensorRT
+from .fake_trt import FakeTensorRT, fits
 
 SRC = Path(trt_mod.__file__).resolve().parent
 # Variables (or self._ attributes) holding TensorRT objects in the code, by class.
@@ -130,10 +130,7 @@ def test_every_call_fits_a_real_signature(real_api: dict[str, Any]) -> None:
         overloads = api[cls][method] if cls else api[""][method]
         if not overloads:  # a property read through a call would fail: not callable
             pytest.fail(f"{where}: {cls}.{method} is not callable in TensorRT {version}")
-        fits = [
-            o for o in overloads if positional <= len(o) and set(keywords) <= set(o[positional:])
-        ]
-        assert fits, (
+        assert any(fits(o, positional, keywords) for o in overloads), (
             f"{where}: {cls}.{method}({positional} args, {keywords}) fits none of {overloads}"
         )
 
@@ -186,10 +183,13 @@ def test_build_sequence(real_api: dict[str, Any], text_onnx: Path, tmp_path: Pat
     ]  # fmt: skip
     calls = {f"{c}.{m}" if c else m: (a, k) for c, m, a, k in fake.calls}
     flags = calls["Builder.create_network"][0][0]
+    strongly_typed = real_api["enums"]["NetworkDefinitionCreationFlag"]["STRONGLY_TYPED"]
     if major >= 11:
         assert flags == 0, "11: strong typing is always on (the flag is ignored)"
-    else:
-        assert flags != 0, "10.x: a strongly typed network, as the graph's precision decides"
+    else:  # the real bit: STRONGLY_TYPED is 1 in 10.16 (EXPLICIT_BATCH is 0)
+        assert strongly_typed == 1 and flags == 1 << strongly_typed, (
+            "10.x: a strongly typed network, as the graph's precision decides"
+        )
     assert calls["OnnxParser.parse_from_file"][0] == (str(text_onnx),), (
         "the path, for external data"
     )
@@ -366,3 +366,19 @@ def test_report_card_builds_an_engine_from_each_graph(
     assert parsed == [fp32, str(fp16), str(int8)]
     shapes = [k for _, m, _, k in fake.calls if m == "set_shape"]
     assert shapes[0]["min"][0] == 1 and shapes[0]["max"][0] == 8
+
+
+def test_the_fake_refuses_what_the_real_bindings_refuse(real_api: dict[str, Any]) -> None:
+    fake = FakeTensorRT(real_api)
+    builder = fake.Builder(fake.Logger(fake.Logger.WARNING))
+    with pytest.raises(TypeError, match="fits none"):  # network and config are required
+        builder.build_serialized_network(builder.create_network(0))
+    with pytest.raises(TypeError, match="fits none"):
+        builder.create_network(flags=0, unknown=1)
+    with pytest.raises(TypeError, match="no signature"):  # no Python constructor
+        fake.ICudaEngine()
+    with pytest.raises(AttributeError):
+        _ = fake.NoSuchThing
+    assert int(fake.Logger.WARNING) == real_api["enums"]["Logger.Severity"]["WARNING"]
+    assert type(builder.create_network(0)).__name__ == "FakeObject"
+    assert builder.create_network(0)._cls == "INetworkDefinition", "the real return type"

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from onnx_deploy.modelinfo import describe
 
-    info = describe(args.model)
+    info = describe(args.model, runtime_check=True)
     if not args.tensors:
         emit(args, info)
         return EXIT_OK

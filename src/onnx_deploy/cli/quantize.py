@@ -14,8 +14,13 @@ from onnx_deploy.defaults import (
     QUANT_TYPES,
 )
 
-HELP = "quantize an ONNX model (static INT8 QDQ, dynamic INT8, FP16) and validate it"
-SUFFIXES = {"static": ".int8.onnx", "dynamic": ".dynint8.onnx", "fp16": ".fp16.onnx"}
+HELP = "quantize an ONNX model (static INT8 QDQ, dynamic INT8, FP16, TensorRT INT8) and validate it"
+SUFFIXES = {
+    "static": ".int8.onnx",
+    "dynamic": ".dynint8.onnx",
+    "fp16": ".fp16.onnx",
+    "tensorrt": ".trt-int8.onnx",
+}
 
 
 def add_arguments(q: argparse.ArgumentParser) -> None:
@@ -23,7 +28,13 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument(
         "-o", "--output", help="output path (default: NAME.int8.onnx / .dynint8.onnx / .fp16.onnx)"
     )
-    q.add_argument("--method", choices=tuple(SUFFIXES), default="static")
+    q.add_argument(
+        "--method",
+        choices=tuple(SUFFIXES),
+        default="static",
+        help="static: INT8 QDQ for CPUs (types per --target-isa); tensorrt: symmetric int8 "
+        "QDQ with float bias, the graph TensorRT builds as INT8",
+    )
     q.add_argument("--calibration", help="static: .npy/.npz/.pt of inputs, or a folder of images")
     q.add_argument(
         "--calibration-size",
@@ -81,20 +92,32 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from onnx_deploy.errors import QuantizeError
     from onnx_deploy.feeds import load_data
-    from onnx_deploy.quantize import convert_fp16, quantize_dynamic_model, quantize_static_model
+    from onnx_deploy.quantize import (
+        convert_fp16,
+        quantize_dynamic_model,
+        quantize_for_tensorrt,
+        quantize_static_model,
+    )
 
     src = Path(args.model)
     output = args.output or src.with_name(src.stem + SUFFIXES[args.method])
+    if args.method in ("static", "tensorrt") and not args.calibration:
+        raise QuantizeError(
+            f"{args.method} quantization needs --calibration (a .npy/.npz/.pt file or an "
+            "image folder)"
+        )
     common = {
         "validation_inputs": load_data(args.validation_data) if args.validation_data else None,
         "labels": load_data(args.labels) if args.labels else None,
         "force": args.force,
     }
-    if args.method == "static":
-        if not args.calibration:
-            raise QuantizeError(
-                "static quantization needs --calibration (a .npy/.npz/.pt file or an image folder)"
-            )
+    if args.method == "tensorrt":
+        result = quantize_for_tensorrt(
+            src, output, args.calibration, calibration_method=args.calibration_method,
+            calibration_size=args.calibration_size,
+            nodes_to_exclude=[n for n in (args.exclude or "").split(",") if n], **common,
+        )  # fmt: skip
+    elif args.method == "static":
         result = quantize_static_model(
             src, output, args.calibration, activation_type=auto(args.activation_type),
             weight_type=auto(args.weight_type), reduce_range=args.reduce_range,

@@ -119,36 +119,51 @@
       return feeds;
     }
 
+    function bars(div, probs, best) {
+      const order = probs.map((x, i) => i).sort((a, b) => probs[b] - probs[a]).slice(0, 10);
+      for (const i of order) {
+        const row = document.createElement("div");
+        row.className = i === best ? "best" : "";
+        row.innerHTML = `<span class="label">${sig.labels ? sig.labels[i] : i}</span><span class="bar" style="width:${Math.round(200 * probs[i])}px"></span> ${probs[i].toFixed(3)}`;
+        div.appendChild(row);
+      }
+    }
+
+    // One answer per model, chosen in Python from the output names and the
+    // postprocessing (signature.json's "answer"); every output is listed under it.
     function show(result) {
       const div = $("result");
       div.innerHTML = "";
+      const a = sig.answer;
+      if (a) {
+        const p = document.createElement("div");
+        p.id = "prediction";
+        if (a.kind === "top-k") {
+          const label = Number(result[a.labels].data[0]);
+          const score = a.scores ? ` (p = ${Number(result[a.scores].data[0]).toFixed(3)})` : "";
+          p.textContent = `${sig.labels ? sig.labels[label] : label}${score}`;
+          div.appendChild(p);
+        } else {
+          const v = result[a.output];
+          const row = Array.from(v.data.slice(0, v.dims[v.dims.length - 1]), Number);
+          const max = Math.max(...row);
+          const exp = row.map((x) => Math.exp(x - max));
+          const sum = exp.reduce((s, e) => s + e, 0);
+          const probs = a.kind === "probabilities" ? row : exp.map((e) => e / sum);
+          const best = probs.indexOf(Math.max(...probs));
+          p.textContent = `${sig.labels ? sig.labels[best] : best}  (p = ${probs[best].toFixed(3)})`;
+          div.appendChild(p);
+          bars(div, probs, best);
+        }
+      }
       for (const [name, v] of Object.entries(result)) {
         const h = document.createElement("div");
         h.className = "meta";
         h.textContent = `${name}: ${v.dtype}[${v.dims.join(", ")}]`;
         div.appendChild(h);
-        if (v.dims.length === 2 && v.dims[0] === 1 && v.dtype === "float32" && v.dims[1] <= 1000) {
-          const max = Math.max(...v.data);
-          const exp = v.data.map((x) => Math.exp(x - max));
-          const sum = exp.reduce((a, b) => a + b, 0);
-          const probs = sig.outputsAreProbabilities ? v.data : exp.map((e) => e / sum);
-          const best = probs.indexOf(Math.max(...probs));
-          const p = document.createElement("div");
-          p.id = "prediction";
-          p.textContent = `${sig.labels ? sig.labels[best] : best}  (p = ${probs[best].toFixed(3)})`;
-          div.appendChild(p);
-          const order = probs.map((x, i) => i).sort((a, b) => probs[b] - probs[a]).slice(0, 10);
-          for (const i of order) {
-            const row = document.createElement("div");
-            row.className = i === best ? "best" : "";
-            row.innerHTML = `<span class="label">${sig.labels ? sig.labels[i] : i}</span><span class="bar" style="width:${Math.round(200 * probs[i])}px"></span> ${probs[i].toFixed(3)}`;
-            div.appendChild(row);
-          }
-        } else {
-          const pre = document.createElement("pre");
-          pre.textContent = JSON.stringify(v.data.slice(0, 32)) + (v.data.length > 32 ? " ..." : "");
-          div.appendChild(pre);
-        }
+        const pre = document.createElement("pre");
+        pre.textContent = JSON.stringify(Array.from(v.data.slice(0, 32), Number)) + (v.data.length > 32 ? " ..." : "");
+        div.appendChild(pre);
       }
     }
 

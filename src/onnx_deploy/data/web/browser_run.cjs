@@ -32,7 +32,11 @@ const { chromium } = require("playwright-core");
     }
     await page.waitForTimeout(200);
     if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
-    const info = await page.evaluate(() => ({ backend: window.onnxDeploy.backend, version: window.onnxDeploy.version }));
+    const info = await page.evaluate(() => ({
+      backend: window.onnxDeploy.backend,
+      version: window.onnxDeploy.version,
+      predictions: Array.from(document.querySelectorAll("#prediction"), (e) => e.textContent),
+    }));
     fs.writeFileSync(resultPath, JSON.stringify({ outputs, ...info, log }));
   } catch (e) {
     fs.writeFileSync(resultPath, JSON.stringify({ error: String(e && e.message ? e.message : e), log }));

@@ -1,0 +1,177 @@
+"""Every number a reader sees is backed, and every command written in prose parses."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from onnx_deploy.claims import check, claims_in, main
+from onnx_deploy.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_number_in_the_notebooks_skills_and_readme_is_backed() -> None:
+    report = check(ROOT)
+    assert report.checked > 100, "the check found the prose"
+    assert report.ok, report.summary()
+
+
+def _notebook(cells: list[tuple[str, str, str]]) -> dict:
+    out = []
+    for kind, source, output in cells:
+        cell = {"cell_type": kind, "metadata": {}, "source": source}
+        if kind == "code":
+            cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": output}]
+        out.append(cell)
+    return {"cells": out, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def _root(tmp_path: Path, cells: list[tuple[str, str, str]], measurements: str = "") -> Path:
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "skills").mkdir()
+    (tmp_path / "notebooks" / "01_x.ipynb").write_text(json.dumps(_notebook(cells)))
+    if measurements:
+        (tmp_path / "notebooks" / "MEASUREMENTS.md").write_text(measurements)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("prose", "output", "ok"),
+    [
+        ("INT8 ran 3.2x faster.", "speed-up 3.23x", True),  # rounds to what is written
+        ("INT8 ran 3.3x faster.", "speed-up 3.23x", False),
+        ("INT8 ran 3.23x faster.", "speed-up 3.2x", False),  # more precise than the output
+        ("accuracy 98.2%", "accuracy 0.9822", True),  # a fraction backs a percentage
+        ("max abs 5.4e-07", "max abs 5.43e-07", True),
+        ("it took 90 s", "took 12.0 s", False),
+        ("batch 8 and opset 18", "", True),  # settings, not results
+    ],
+)
+def test_a_claim_is_backed_by_an_output_above(
+    tmp_path: Path, prose: str, output: str, ok: bool
+) -> None:
+    root = _root(tmp_path, [("code", "print(x)", output), ("markdown", prose, "")])
+    assert check(root).ok is ok
+
+
+def test_an_output_below_does_not_back_a_claim(tmp_path: Path) -> None:
+    root = _root(tmp_path, [("markdown", "INT8 ran 3.23x faster.", ""), ("code", "", "3.23x")])
+    report = check(root)
+    assert not report.ok and report.unbacked[0].number.text == "3.23"
+
+
+def test_a_link_to_a_measurements_section_backs_a_claim(tmp_path: Path) -> None:
+    text = "## Speed on x86\n\n- **Command**: `bench`, 2026-12-01\n- resnet18 3.05x\n\n## Other\n\n- **Command**: x, 2026-12-01\n- 9.99x\n"
+    good = "[measured](MEASUREMENTS.md#speed-on-x86): 3.05x"
+    root = _root(tmp_path, [("markdown", good, "")], text)
+    assert check(root).ok
+    wrong_section = "[measured](MEASUREMENTS.md#speed-on-x86): 9.99x"
+    (root / "notebooks" / "01_x.ipynb").write_text(
+        json.dumps(_notebook([("markdown", wrong_section, "")]))
+    )
+    assert not check(root).ok
+    missing = "[measured](MEASUREMENTS.md#no-such-section): 3.05x"
+    (root / "notebooks" / "01_x.ipynb").write_text(
+        json.dumps(_notebook([("markdown", missing, "")]))
+    )
+    assert any("no section" in p for p in check(root).problems)
+
+
+def test_a_measurements_entry_names_its_command(tmp_path: Path) -> None:
+    root = _root(tmp_path, [("markdown", "no numbers", "")], "## An entry\n\n- 3.05x\n")
+    assert any("names no **Command**" in p for p in check(root).problems)
+
+
+def test_a_planted_wrong_number_in_the_real_files_fails(tmp_path: Path, capsys) -> None:
+    """What the closing note shows: change one backed figure and the check names it."""
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "notebooks", copy / "notebooks")
+    shutil.copytree(ROOT / "skills", copy / "skills")
+    for name in ("SKILL.md", "README.md"):
+        shutil.copy(ROOT / name, copy / name)
+    skill = copy / "skills" / "onnx-quantize" / "SKILL.md"
+    text = skill.read_text()
+    assert "3.05x" in text
+    skill.write_text(text.replace("3.05x", "3.50x", 1))
+    assert main([str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "skills/onnx-quantize/SKILL.md" in out and "3.50x unbacked" in out
+
+
+def test_code_and_links_are_not_prose() -> None:
+    text = "Run `bench --iters 50` ([link](MEASUREMENTS.md#a-1-2)) <!-- 7.5x --> and 1.5x"
+    assert [c.number.text for c in claims_in(text, "x")] == ["1.5"]
+
+
+# -- every command in prose parses --------------------------------------------------
+
+
+def _prose_commands() -> list[tuple[str, str]]:
+    found = []
+    docs = [ROOT / "README.md", ROOT / "SKILL.md", *sorted((ROOT / "skills").glob("*/*.md"))]
+    texts = [(str(p.relative_to(ROOT)), p.read_text()) for p in docs]
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        for i, c in enumerate(cells):
+            if c["cell_type"] == "markdown":
+                texts.append((f"{nb.name} c{i}", "".join(c["source"])))
+    for where, text in texts:
+        for span in re.findall(r"`(onnx-deploy [^`\n]+)`", text):
+            if re.search(r"[|<>\[\]]|\.\.\.", span):  # a pattern, not a command
+                continue
+            found.append((where, span))
+    return found
+
+
+def parse_error(command: str) -> str | None:
+    """What argparse says about a command written in prose (``None``: it parses, or it
+    only names a command and some options, or fills a choice with a placeholder)."""
+    args = shlex.split(command)[1:]
+    if args and args[-1] in ("--help", "-h"):
+        return None
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.suppress(SystemExit):
+        build_parser().parse_args(args)
+        return None
+    message = err.getvalue().strip().splitlines()[-1]
+    if "the following arguments are required" in message:
+        # names a command and some of its options, as prose does (`onnx-deploy fuse`): the
+        # options it names must still exist
+        unknown = [a.split("=")[0] for a in args if a.startswith("-")
+                   and a.split("=")[0] not in _options(args)]  # fmt: skip
+        return f"unrecognized arguments: {' '.join(unknown)}" if unknown else None
+    placeholder = re.search(r"invalid choice: '([A-Z_]+)'", message)
+    return None if placeholder else message
+
+
+def _options(args: list[str]) -> set[str]:
+    """The option strings of the (sub)command that ``args`` names."""
+    parser = build_parser()
+    for word in args:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            break
+        parser = subs[0].choices[word]
+    return set(parser._option_string_actions)
+
+
+def test_the_prose_command_check_catches_a_wrong_flag() -> None:
+    # notebook 08's checklist once said this; the CLI takes --reference and --inputs
+    bad = "onnx-deploy validate model.onnx SPEC --weights W.pt --data samples.npz"
+    assert "unrecognized arguments: --data" in (parse_error(bad) or "")
+    assert parse_error("onnx-deploy validate model.onnx --reference SPEC --inputs s.npz") is None
+
+
+@pytest.mark.parametrize(("where", "command"), _prose_commands(), ids=lambda v: v[:60])
+def test_every_command_written_in_prose_parses(where: str, command: str) -> None:
+    error = parse_error(command)
+    assert error is None, f"{where}: `{command}` does not parse: {error}"
