@@ -23,7 +23,9 @@ from .fake_trt import FakeTensorRT
 
 ROOT = Path(__file__).resolve().parents[2]
 SKILL = ROOT / "skills" / "onnx-tensorrt" / "SKILL.md"
-FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>\w*)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```(?P<lang>\w*)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
+)
 
 
 def _blocks() -> list[tuple[str, str]]:
