@@ -180,8 +180,8 @@ def test_web_serve_answers_on_loopback(digits, tmp_path: Path) -> None:
         assert url.startswith("http://127.0.0.1:")
         page = urllib.request.urlopen(url, timeout=10).read().decode()
         assert "ort/ort.wasm.min.js" in page
-        wasm = urllib.request.urlopen(url + "ort/ort-wasm-simd-threaded.wasm", timeout=10)
-        assert wasm.headers["Content-Type"] == "application/wasm"
+        with urllib.request.urlopen(url + "ort/ort-wasm-simd-threaded.wasm", timeout=10) as wasm:
+            assert wasm.headers["Content-Type"] == "application/wasm"
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
