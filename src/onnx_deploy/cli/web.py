@@ -36,6 +36,15 @@ def run(args: argparse.Namespace) -> int:
     app = write_web_app(args.model, args.out, title=args.title, labels=labels, force=args.force)
     emit(args, app)
     if args.serve:
+        import signal
+
+        def _stop(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        # SIGINT and SIGTERM stop it also when started in the background, where a shell
+        # without job control starts it with SIGINT ignored
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _stop)
         with static_server(args.out, args.port) as url:
             print(f"serving   {url} (Ctrl-C stops it)", flush=True)
             try:
