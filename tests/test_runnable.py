@@ -185,3 +185,27 @@ def test_cli_quantize_for_tensorrt(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert code == 0 and "target tensorrt" in out and "activations int8" in out
     assert (tmp_path / "d.trt-int8.onnx").is_file()
+
+
+def test_a_tensorrt_graph_made_on_a_cpu_without_vnni_warns_of_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPU's saturation warning is about its own integer kernels; the TensorRT graph is
+    validated with Q/DQ as written, so it holds on a CPU without VNNI too."""
+    import warnings
+
+    from onnx_deploy import quantize as q
+    from onnx_deploy.cpu import PROFILES
+    from onnx_deploy.errors import QuantizationWarning
+
+    fp32, calib = _digits_onnx(tmp_path)
+    monkeypatch.setattr(q, "int8_profile", lambda isa=None: PROFILES[isa or "x86-no-vnni"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", QuantizationWarning)
+        result = q.quantize_for_tensorrt(fp32, tmp_path / "trt.onnx", calib, calibration_size=64)
+    assert result.validation is not None and result.validation.ok
+    with pytest.warns(QuantizationWarning, match="saturate"):  # the CPU file still warns
+        q.quantize_static_model(
+            fp32, tmp_path / "cpu.onnx", calib, calibration_size=64, reduce_range=False,
+            validate=False,
+        )  # fmt: skip

@@ -338,7 +338,8 @@ def quantize_static_model(
         raise QuantizeError(f"calibration_method must be one of {CALIBRATION_METHODS}")
     choice = choose_types(activation_type, weight_type, reduce_range, target_isa)
     act, wt = choice.activation_type, choice.weight_type
-    _warn_if_saturating(choice)
+    if not _for_tensorrt:  # a TensorRT graph never runs on the CPU's integer kernels
+        _warn_if_saturating(choice)
     parent = load_onnx(input_path)
     if is_quantized(parent):
         raise QuantizeError(
