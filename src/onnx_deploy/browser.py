@@ -273,8 +273,6 @@ def static_server(folder: str | os.PathLike[str], port: int = 0) -> Iterator[str
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError:
         raise WebError(f"port {port} on 127.0.0.1 is taken; pick another (0: a free one)") from None
-    server.daemon_threads = True  # a client that stops reading never holds up the exit
-    server.block_on_close = False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

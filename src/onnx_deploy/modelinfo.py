@@ -158,18 +158,23 @@ def runtime_problem(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def load_problem(path: str | os.PathLike[str], model: onnx.ModelProto | None = None) -> str | None:
+    """Why the installed onnxruntime cannot load the file (``None``: it can): missing
+    external-data files, checked first without opening a session, else ``runtime_problem``."""
+    model = model if model is not None else load_onnx(path, load_external_data=False)
+    missing = missing_external_data(path, model)
+    if missing:
+        return (
+            f"its weights live in external-data file(s) that are missing ({', '.join(missing)}); "
+            f"copy them next to {Path(path).name}"
+        )
+    return runtime_problem(path)
+
+
 def require_runtime_loads(path: str | os.PathLike[str], then: str) -> None:
     """Raise ``ModelFileError`` before anything is written when onnxruntime cannot load
     the model: ``then`` says what would have been written."""
-    model = load_onnx(path, load_external_data=False)
-    missing = missing_external_data(path, model)
-    if missing:
-        raise ModelFileError(
-            f"{path}: its weights live in external-data file(s) that are missing "
-            f"({', '.join(missing)}); copy them next to {Path(path).name}. Nothing was "
-            f"written ({then})."
-        )
-    problem = runtime_problem(path)
+    problem = load_problem(path)
     if problem:
         raise ModelFileError(
             f"{path}: {problem}. Nothing was written ({then}); re-export with a supported "
@@ -181,15 +186,8 @@ def describe(path: str | os.PathLike[str], runtime_check: bool = False) -> Model
     """Describe an ONNX file without running it. ``runtime_check`` also opens it in
     onnxruntime and lists what stops it from loading in ``warnings``."""
     model = load_onnx(path, load_external_data=False)
-    warnings: list[str] = []
-    if runtime_check:
-        missing = missing_external_data(path, model)
-        if missing:
-            warnings.append(f"external-data file(s) missing beside the model: {', '.join(missing)}")
-        else:
-            problem = runtime_problem(path)
-            if problem:
-                warnings.append(problem)
+    problem = load_problem(path, model) if runtime_check else None
+    warnings = [problem] if problem else []
     inputs, outputs = graph_io(model)
     return ModelInfo(
         path=str(path),

@@ -621,15 +621,13 @@ def optimize(
     from onnx_deploy.bench import collect_environment
     from onnx_deploy.cpu import int8_profile
     from onnx_deploy.feeds import as_feeds, concatenate, load_data, split
-    from onnx_deploy.modelinfo import describe
+    from onnx_deploy.modelinfo import describe, require_runtime_loads
     from onnx_deploy.pipeline import batch_feeds
     from onnx_deploy.signature import Signature
 
     if target not in TARGETS:
         raise OptimizeError(f"target must be one of {TARGETS}, got {target!r}")
     device = _check_target(target)
-    from onnx_deploy.modelinfo import require_runtime_loads
-
     require_runtime_loads(model, "no variants, no report")
     start = time.perf_counter()
     out = Path(out_dir)

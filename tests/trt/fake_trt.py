@@ -12,13 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-# Calls whose *data* the code reads (a bool, bytes, a shape, a message): the dump gives
-# only their types. Every object a call returns has the class the dump names.
-ENUMS = (
-    "MemoryPoolType", "BuilderFlag", "NetworkDefinitionCreationFlag", "DataType",
-    "TensorIOMode",
-)  # fmt: skip
-
 
 def fits(overload: dict[str, Any], positional: int, keywords: Any) -> bool:
     """Whether a call with ``positional`` arguments and these keywords fits one pybind11
