@@ -55,11 +55,11 @@ chromium:
 ## The main job: execute every notebook with papermill into artifacts/executed/ (device=cuda
 ## when a GPU is present) and print a summary table (also artifacts/executed/summary.json).
 run: install serve-env js chromium
-	$(BIN)/python -m onnx_deploy.notebooks run --notebooks notebooks --out-dir artifacts/executed
+	$(BIN)/python -m onnx_deploy.teach.notebooks run --notebooks notebooks --out-dir artifacts/executed
 
 ## Re-execute the notebooks in place on the CPU, so committed outputs come from a full run.
 notebooks-refresh: install
-	$(BIN)/python -m onnx_deploy.notebooks refresh --notebooks notebooks $(if $(ONLY),--only $(ONLY))
+	$(BIN)/python -m onnx_deploy.teach.notebooks refresh --notebooks notebooks $(if $(ONLY),--only $(ONLY))
 
 ## The command-line pipeline on one model: export, slim, validate, benchmark.
 pipeline: install
@@ -92,7 +92,7 @@ test: install serve-env js chromium emulator
 ## iterations (emulated time means nothing); still slow: tens of minutes.
 AVX2_DIR := artifacts/avx2
 test-avx2: install emulator
-	$(BIN)/python -m onnx_deploy.emulate kernelspec $(AVX2_DIR)/jupyter
+	$(BIN)/python -m onnx_deploy.build.emulate kernelspec $(AVX2_DIR)/jupyter
 	mkdir -p $(AVX2_DIR)/notebooks
 	for nb in notebooks/[0-9][0-9]_*.ipynb; do \
 		$(BIN)/papermill --prepare-only -p warmup 1 -p iters 2 -p load_repeats 1 \
@@ -119,7 +119,7 @@ bench-optimum: install
 	@test -x $(OPTIMUM_VENV)/bin/optimum-cli || { $(PYTHON) -m venv $(OPTIMUM_VENV) && \
 	  $(OPTIMUM_VENV)/bin/python -m pip --disable-pip-version-check install -q \
 	    optimum-onnx==0.1.0 transformers==4.57.6 torch==2.14.1 onnxruntime-gpu==1.31.1; }
-	$(BIN)/python -m onnx_deploy.compare_optimum --optimum-venv $(OPTIMUM_VENV) --out artifacts/optimum
+	$(BIN)/python -m onnx_deploy.workflows.compare_optimum --optimum-venv $(OPTIMUM_VENV) --out artifacts/optimum
 
 lab: install
 	$(BIN)/jupyter lab notebooks/

@@ -44,7 +44,7 @@ def tiny_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_module(tiny_source: Path):
-    from onnx_deploy.zoo import load_model
+    from onnx_deploy.teach.zoo import load_model
 
     return load_model(f"{tiny_source}:tiny")
 
@@ -53,7 +53,7 @@ def tiny_module(tiny_source: Path):
 def tiny_onnx_session(tmp_path_factory: pytest.TempPathFactory, tiny_module) -> Path:
     import torch
 
-    from onnx_deploy.export import export_model
+    from onnx_deploy.build.export import export_model
 
     out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
     export_model(tiny_module, torch.randn(2, *INPUT_SHAPE), out)

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onnx_deploy.bench import (
+from onnx_deploy.build.verify import benchmark_torch
+from onnx_deploy.infer.bench import (
     benchmark_onnx,
     benchmark_onnx_interleaved,
-    benchmark_torch,
     collect_environment,
     comparison_rows,
     comparison_table,
@@ -61,7 +61,7 @@ def test_environment() -> None:
 
 
 def test_environment_does_not_import_torch() -> None:
-    code = "import sys; from onnx_deploy.bench import collect_environment as c; c(); print('torch' in sys.modules)"
+    code = "import sys; from onnx_deploy.infer.bench import collect_environment as c; c(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -79,7 +79,7 @@ def test_benchmarks_run(tiny_module, tiny_onnx: Path) -> None:
 
 
 def test_interleaved_benchmark_alternates(tiny_onnx: Path, monkeypatch) -> None:
-    from onnx_deploy import bench
+    from onnx_deploy.infer import bench
 
     order = []
     real = bench.time_callable
@@ -104,7 +104,7 @@ def test_interleaved_benchmark_alternates(tiny_onnx: Path, monkeypatch) -> None:
 
 
 def test_a_busy_machine_is_flagged_and_a_quiet_one_is_not() -> None:
-    from onnx_deploy.bench import summarize
+    from onnx_deploy.infer.bench import summarize
 
     quiet = summarize("m", "onnxruntime", "cpu", 1, 1, 1.0, [10.0, 10.2, 9.9, 10.1, 10.0, 10.3])
     assert quiet.contention == "" and "warning" not in quiet.summary()
@@ -117,8 +117,8 @@ def test_a_busy_machine_is_flagged_and_a_quiet_one_is_not() -> None:
 
 
 def test_threads_are_recorded_and_ratios_name_both_models(tiny_onnx: Path) -> None:
-    from onnx_deploy.bench import benchmark, relative_table
-    from onnx_deploy.runners import OnnxRuntimeRunner
+    from onnx_deploy.infer.bench import benchmark, relative_table
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     one = OnnxRuntimeRunner(tiny_onnx, "cpu", threads=1, name="one")
     default = OnnxRuntimeRunner(tiny_onnx, "cpu", name="default")

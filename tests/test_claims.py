@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from onnx_deploy.claims import check, claims_in, main
 from onnx_deploy.cli import build_parser
+from onnx_deploy.teach.claims import check, claims_in, main
 
 ROOT = Path(__file__).resolve().parents[1]
 

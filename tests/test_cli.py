@@ -55,7 +55,7 @@ def test_doctor(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and data["ok"]
     assert "CPUExecutionProvider" in data["providers working"]["detail"]
     assert "tensorrt" in data and "cpu int8" in data and "int8 speed" in data
-    # what the CPU's own flags say, read without onnx_deploy.cpu: an x86 CPU without VNNI
+    # what the CPU's own flags say, read without onnx_deploy.core.cpu: an x86 CPU without VNNI
     # gets the saturation warning and reduce_range, one with VNNI plain u8/s8
     from pathlib import Path as _P
 
@@ -227,8 +227,8 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_wrong_input_is_reported_by_the_predictor(tiny_onnx: Path) -> None:
     # The CLI has no raw-input command; the library's Predictor is where inputs are checked.
-    from onnx_deploy.errors import InputMismatchError
-    from onnx_deploy.runtime import Predictor
+    from onnx_deploy.core.errors import InputMismatchError
+    from onnx_deploy.infer.predictor import Predictor
 
     with pytest.raises(InputMismatchError, match="dtype int64"):
         Predictor(tiny_onnx, device="cpu")(np.zeros((2, 3, 16, 16), np.int64))

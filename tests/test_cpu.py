@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from onnx_deploy.cpu import (
+from onnx_deploy.core.cpu import (
     ISAS,
     PROFILES,
     classify_isa,
@@ -99,7 +99,7 @@ def test_this_machine() -> None:
     info = cpu_info()
     assert info["int8_isa"] in ISAS
     assert set(info["int8_features"]) <= cpu_flags()
-    # the row from the kernel's own flags, read here without onnx_deploy.cpu
+    # the row from the kernel's own flags, read here without onnx_deploy.core.cpu
     flags = set()
     if Path("/proc/cpuinfo").is_file() and not os.environ.get("ONNX_DEPLOY_EMULATED"):
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from onnx_deploy.digits import (
+from onnx_deploy.teach.digits import (
     CHECKPOINT,
     accuracy,
     load_digits_model,

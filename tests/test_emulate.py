@@ -16,17 +16,17 @@ import numpy as np
 import pytest
 import torch
 
-from onnx_deploy import emulate
-from onnx_deploy.digits import load_digits_model, load_digits_split
-from onnx_deploy.emulate import (
+from onnx_deploy.build import emulate
+from onnx_deploy.build.emulate import (
     EmulationError,
     emulator_available,
     emulator_command,
     run_emulated,
     write_kernelspec,
 )
-from onnx_deploy.export import export_model
-from onnx_deploy.quantize import QuantizationWarning, quantize_static_model
+from onnx_deploy.build.export import export_model
+from onnx_deploy.build.quantize import QuantizationWarning, quantize_static_model
+from onnx_deploy.teach.digits import load_digits_model, load_digits_split
 
 needs_qemu = pytest.mark.skipif(
     not emulator_available(),

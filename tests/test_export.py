@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from onnx_deploy.errors import ExportError, OutputExistsError
-from onnx_deploy.export import export_model
-from onnx_deploy.modelinfo import describe
-from onnx_deploy.runtime import Predictor
+from onnx_deploy.build.export import export_model
+from onnx_deploy.core.errors import ExportError, OutputExistsError
+from onnx_deploy.infer.modelinfo import describe
+from onnx_deploy.infer.predictor import Predictor
 
 
 class DataDependent(nn.Module):
@@ -140,7 +140,7 @@ def test_external_data_moves_with_the_model(tiny_module, tmp_path: Path) -> None
 
 def test_numpy_strides_do_not_change_the_graph(tmp_path: Path) -> None:
     """images[:, None] from numpy has odd strides; the raw exporter emits extra nodes."""
-    from onnx_deploy.digits import load_digits_model, load_digits_split
+    from onnx_deploy.teach.digits import load_digits_model, load_digits_split
 
     model = load_digits_model()
     odd = torch.from_numpy(load_digits_split().x_test[:2])
@@ -166,7 +166,7 @@ def test_exporter_warnings_are_collected(tmp_path: Path) -> None:
 
 
 def test_exporter_messages_are_cleaned_and_their_cause_surfaced() -> None:
-    from onnx_deploy.export import _explain, clean, exception_summary
+    from onnx_deploy.build.export import _explain, clean, exception_summary
 
     raw = (
         "Failed to export the model with torch.export. \x1b[96mThis is step 1/3\x1b[0m of "

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from onnx_deploy._files import atomic_output, check_output_path, file_size, human_size
-from onnx_deploy.errors import OutputExistsError
+from onnx_deploy.core.errors import OutputExistsError
+from onnx_deploy.core.files import atomic_output, check_output_path, file_size, human_size
 
 
 def test_human_size() -> None:

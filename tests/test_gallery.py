@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from onnx_deploy.build.export import export_model
+from onnx_deploy.build.verify import compare_torch_onnx
 from onnx_deploy.cli import main
-from onnx_deploy.errors import ExportError
-from onnx_deploy.export import export_model
-from onnx_deploy.modelinfo import describe
-from onnx_deploy.runners import OnnxRuntimeRunner
-from onnx_deploy.signature import Signature
-from onnx_deploy.validate import compare_torch_onnx
+from onnx_deploy.core.errors import ExportError
+from onnx_deploy.core.signature import Signature
+from onnx_deploy.infer.modelinfo import describe
+from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
 GALLERY = Path(__file__).parent / "gallery" / "models.py"
 TEXT_INPUTS = ["--input", "ids:int64:batch,seq:0..1000", "--input", "mask:bool:batch,seq"]
@@ -25,7 +25,7 @@ TEXT_DIMS = ["--dim", "batch=1:64", "--dim", "seq=1:512"]
 
 
 def gallery(name: str) -> torch.nn.Module:
-    from onnx_deploy.zoo import load_model
+    from onnx_deploy.teach.zoo import load_model
 
     return load_model(f"{GALLERY}:{name}")
 

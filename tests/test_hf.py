@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from onnx_deploy.cli import main
-from onnx_deploy.signature import InputSpec, Signature, padding_mask, parse_input
+from onnx_deploy.core.signature import InputSpec, Signature, padding_mask, parse_input
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -69,7 +69,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_signature_comes_from_the_model(hf_models):
-    from onnx_deploy.hf import load_hf_model, signature_for
+    from onnx_deploy.build.hf import load_hf_model, signature_for
 
     sig = signature_for(load_hf_model(hf_models["distil"]))
     assert sig.names == ["input_ids", "attention_mask"]  # DistilBERT has no token types
@@ -99,7 +99,7 @@ def test_mask_is_declared_on_the_command_line_or_recognised_by_name():
         {"batch": 64, "seq": 9}
     )
     assert feeds["attention_mask"].sum(1).min() >= 1
-    from onnx_deploy.specs import TensorSpec
+    from onnx_deploy.core.specs import TensorSpec
 
     sig = Signature.from_specs([TensorSpec("attention_mask", "int64", ("b", "s"))])
     assert sig.inputs[0].kind == "mask"
@@ -108,7 +108,7 @@ def test_mask_is_declared_on_the_command_line_or_recognised_by_name():
 
 
 def test_output_names_from_structure():
-    from onnx_deploy.runners.pytorch import output_names_of
+    from onnx_deploy.build.runners.pytorch import output_names_of
 
     t = torch.zeros(1)
     pair = namedtuple("Pair", "boxes scores")
@@ -119,7 +119,7 @@ def test_output_names_from_structure():
 
 
 def test_probe_sizes_reach_opt_and_max():
-    from onnx_deploy.signature import DimRange
+    from onnx_deploy.core.signature import DimRange
 
     assert DimRange("seq", 1, 128, opt=32).probe_sizes() == (1, 32, 64, 128)
     assert 4096 not in DimRange("seq", 1, 4096).probe_sizes()  # the undeclared default
@@ -177,7 +177,8 @@ def test_a_hub_id_gets_a_clear_error(capsys, tmp_path, monkeypatch):
 def test_a_failed_export_leaves_no_file(hf_models, tmp_path, monkeypatch):
     import dataclasses
 
-    from onnx_deploy import pipeline, validate
+    from onnx_deploy.build import verify as validate
+    from onnx_deploy.workflows import pipeline
 
     real = validate.compare_torch_onnx
 
@@ -225,7 +226,7 @@ def test_optimize_a_saved_folder_with_real_npz_data(hf_models, tmp_path, capsys)
 
 
 def test_two_class_cosine_survives_one_borderline_flip():
-    from onnx_deploy.validate import compare_outputs, get_tolerance
+    from onnx_deploy.infer.compare import compare_outputs, get_tolerance
 
     rng = np.random.default_rng(0)
     ref = rng.normal(0, 2, (64, 2)).astype(np.float32)
@@ -269,8 +270,8 @@ def test_bench_keeps_two_files_of_one_name(tmp_path, capsys):
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 def test_decoder_with_cache_generates_transformers_tokens(hf_models, tmp_path, capsys, kind):
-    from onnx_deploy.generate import generate
-    from onnx_deploy.hf import export_decoder, hf_generate, load_hf_model
+    from onnx_deploy.build.hf import export_decoder, hf_generate, load_hf_model
+    from onnx_deploy.infer.generate import generate
 
     path = tmp_path / f"{kind}.onnx"
     exported = export_decoder(hf_models[kind], path)
@@ -314,7 +315,7 @@ def test_no_hf_import_in_the_generation_loop():
     """The generation loop is inference-side: numpy and onnxruntime only."""
     import ast
 
-    src = (Path(__file__).parents[1] / "src" / "onnx_deploy" / "generate.py").read_text()
+    src = (Path(__file__).parents[1] / "src" / "onnx_deploy" / "infer" / "generate.py").read_text()
     imported = {
         n.names[0].name.split(".")[0]
         if isinstance(n, ast.Import)
@@ -331,7 +332,7 @@ def test_no_hf_import_in_the_generation_loop():
 def test_trained_text_classifier_keeps_its_accuracy_through_the_card(tmp_path, capsys):
     """A DistilBERT trained on a labelled task: FP32, fused and INT8 accuracy on held-out
     padded samples of several lengths, through the CLI alone."""
-    from onnx_deploy.textdata import make_text_task, train_text_classifier
+    from onnx_deploy.teach.textdata import make_text_task, train_text_classifier
 
     folder = tmp_path / "classifier"
     accuracy = train_text_classifier(folder)
@@ -379,7 +380,7 @@ def test_validate_with_real_inputs_honours_batch_sizes(hf_models, tmp_path, caps
 
 def test_generate_takes_text_with_a_saved_tokenizer(hf_models, tmp_path, capsys):
     tokenizers = pytest.importorskip("tokenizers")
-    from onnx_deploy.hf import export_decoder
+    from onnx_deploy.build.hf import export_decoder
 
     vocab = {"<unk>": 0} | {f"w{i}": i for i in range(1, VOCAB)}
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab=vocab, unk_token="<unk>"))

@@ -14,11 +14,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from onnx_deploy import _files, defaults, feeds, specs
-from onnx_deploy.device import resolve_device
-from onnx_deploy.errors import InputMismatchError, MissingExtraError, OutputExistsError
-from onnx_deploy.extras import available, install_hint, require
-from onnx_deploy.specs import TensorSpec
+from onnx_deploy.core import defaults, feeds, specs
+from onnx_deploy.core import files as _files
+from onnx_deploy.core.errors import InputMismatchError, MissingExtraError, OutputExistsError
+from onnx_deploy.core.extras import available, install_hint, require
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.infer.providers import resolve_device
 
 X = TensorSpec("x", "float32", ("batch", 3))
 IDS = TensorSpec("ids", "int64", ("batch", "seq"))
@@ -140,16 +141,18 @@ def test_random_inputs_fill_symbolic_dims_by_name() -> None:
 
 
 def test_resolve_device_per_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    import onnx_deploy.device as device
+    import onnx_deploy.build.runners.pytorch as pytorch_runner
+    import onnx_deploy.infer.providers as providers
 
     assert resolve_device("CPU") == "cpu" and resolve_device("cuda") == "cuda"
-    with pytest.raises(ValueError, match="device must be one of"):
-        resolve_device("gpu")
-    monkeypatch.setattr(device, "torch_cuda_available", lambda: True)
-    monkeypatch.setattr(device, "ort_cuda_available", lambda: False)
-    assert resolve_device("auto", "torch") == "cuda"
-    assert resolve_device("auto", "onnxruntime") == "cpu"
-    assert resolve_device("auto", "any") == "cuda"
+    assert pytorch_runner.torch_device("CPU") == "cpu"
+    for resolve in (resolve_device, pytorch_runner.torch_device):
+        with pytest.raises(ValueError, match="device must be one of"):
+            resolve("gpu")
+    monkeypatch.setattr(pytorch_runner, "torch_cuda_available", lambda: True)
+    monkeypatch.setattr(providers, "ort_cuda_available", lambda: False)
+    assert pytorch_runner.torch_device("auto") == "cuda"
+    assert resolve_device("auto") == "cpu"
 
 
 def test_missing_extra_names_it() -> None:
@@ -196,8 +199,8 @@ def test_save_onnx_one_external_data_rule(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_fp16_keeps_the_external_data_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from onnx_deploy.quantize import convert_fp16
-    from onnx_deploy.runners import OnnxRuntimeRunner
+    from onnx_deploy.build.quantize import convert_fp16
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     src = tmp_path / "w.onnx"
     _files.save_onnx(_model_with_weights(), src, external_data=True)
@@ -218,7 +221,7 @@ def test_unknown_optimization_level_is_refused_not_mapped(
 ) -> None:
     import onnxruntime
 
-    from onnx_deploy import sessions
+    from onnx_deploy.infer import sessions
 
     class OldLevels:  # onnxruntime before 1.22 had no layout level
         ORT_DISABLE_ALL = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -245,7 +248,7 @@ def test_unknown_optimization_level_is_refused_not_mapped(
 def test_pipeline_refuses_an_existing_summary_before_any_work(
     tmp_path: Path, tiny_source: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from onnx_deploy import pipeline
+    from onnx_deploy.workflows import pipeline
 
     (tmp_path / "summary.json").write_text('{"mine": true}')
     called = []
@@ -268,10 +271,12 @@ def _default(func: object, param: str) -> object:
 
 
 def test_cli_defaults_are_the_library_defaults() -> None:
-    from onnx_deploy.export import export_model
-    from onnx_deploy.pipeline import benchmark_targets, run_pipeline
-    from onnx_deploy.quantize import quantize_dynamic_model, quantize_static_model
-    from onnx_deploy.validate import compare_onnx, compare_torch_onnx, validate_model
+    from onnx_deploy.build.export import export_model
+    from onnx_deploy.build.quantize import quantize_dynamic_model, quantize_static_model
+    from onnx_deploy.build.verify import compare_torch_onnx
+    from onnx_deploy.infer.compare import compare_onnx
+    from onnx_deploy.workflows.pipeline import benchmark_targets, run_pipeline
+    from onnx_deploy.workflows.validate import validate_model
 
     export = _parser_defaults("export")
     assert export["opset"] == _default(export_model, "opset") == defaults.DEFAULT_OPSET

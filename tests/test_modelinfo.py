@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from onnx_deploy.errors import ModelFileError
-from onnx_deploy.modelinfo import describe, load_onnx
+from onnx_deploy.core.errors import ModelFileError
+from onnx_deploy.infer.modelinfo import describe, load_onnx
 
 
 def test_describe_tiny(tiny_onnx: Path) -> None:
@@ -57,7 +57,7 @@ def test_missing_external_data(tiny_module, tmp_path: Path) -> None:
 
     import torch
 
-    from onnx_deploy.export import export_model
+    from onnx_deploy.build.export import export_model
 
     export_model(
         tiny_module, torch.randn(2, 3, 16, 16), tmp_path / "a" / "m.onnx", external_data=True

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from onnx_deploy.notebooks import (
+from onnx_deploy.teach.notebooks import (
     LineProgress,
     find_notebooks,
     format_table,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from onnx_deploy.cli import main
-from onnx_deploy.optimize import (
+from onnx_deploy.workflows.optimize import (
     OptimizeError,
     Timing,
     Variant,
@@ -79,7 +79,7 @@ def test_tensorrt_variants_say_why_they_are_missing(monkeypatch: pytest.MonkeyPa
 def test_matmul_heavy(tiny_onnx: Path, tmp_path: Path) -> None:
     import torch
 
-    from onnx_deploy.export import export_model
+    from onnx_deploy.build.export import export_model
 
     mlp = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
     export_model(mlp.eval(), torch.randn(2, 8), tmp_path / "mlp.onnx")
@@ -122,7 +122,7 @@ def test_a_card_for_a_file_from_the_command_line(
 
 
 def test_target_cuda_without_a_gpu_is_a_clear_error(tiny_onnx: Path, tmp_path: Path) -> None:
-    from onnx_deploy.sessions import working_providers
+    from onnx_deploy.infer.sessions import working_providers
 
     if "CUDAExecutionProvider" in working_providers():
         pytest.skip("a GPU is here")
@@ -131,7 +131,7 @@ def test_target_cuda_without_a_gpu_is_a_clear_error(tiny_onnx: Path, tmp_path: P
 
 
 def test_files_of_the_user_in_the_folder_are_kept(tiny_onnx: Path, tmp_path: Path) -> None:
-    from onnx_deploy.errors import OutputExistsError
+    from onnx_deploy.core.errors import OutputExistsError
 
     out = tmp_path / "mine"
     out.mkdir()

@@ -104,7 +104,7 @@ def test_core_install_inspects_benchmarks_and_runs(core_env: Path, tmp_path: Pat
     assert out.stdout.count("median") == 2 and "[onnxruntime/cpu]" in out.stdout
     code = (
         "import numpy as np, sys\n"
-        "from onnx_deploy.runners import OnnxRuntimeRunner\n"
+        "from onnx_deploy import OnnxRuntimeRunner\n"
         "with OnnxRuntimeRunner('m.onnx', 'cpu') as r:\n"
         "    y = r.infer({'x': np.ones((2, 4), np.float32), 'ids': np.arange(6).reshape(2, 3)})['y']\n"
         "assert y.tolist() == [[4, 5, 6], [7, 8, 9]], y\n"

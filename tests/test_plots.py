@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from onnx_deploy.bench import summarize
-from onnx_deploy.errors import OutputExistsError
-from onnx_deploy.plots import plot_latency, plot_op_histogram, save_figure
+from onnx_deploy.core.errors import OutputExistsError
+from onnx_deploy.infer.bench import summarize
+from onnx_deploy.present.plots import plot_latency, plot_op_histogram, save_figure
 
 
 def test_latency_plot(tmp_path: Path) -> None:

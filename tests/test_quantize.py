@@ -8,12 +8,8 @@ import onnx
 import pytest
 import torch
 
-from onnx_deploy.cli import main
-from onnx_deploy.digits import load_digits_model, load_digits_split
-from onnx_deploy.errors import OutputExistsError
-from onnx_deploy.export import export_model
-from onnx_deploy.modelinfo import describe
-from onnx_deploy.quantize import (
+from onnx_deploy.build.export import export_model
+from onnx_deploy.build.quantize import (
     QuantizationWarning,
     QuantizeError,
     calibration_reader,
@@ -28,7 +24,11 @@ from onnx_deploy.quantize import (
     quantize_static_model,
     worst_nodes,
 )
-from onnx_deploy.saturation import pair_sums
+from onnx_deploy.build.saturation import pair_sums
+from onnx_deploy.cli import main
+from onnx_deploy.core.errors import OutputExistsError
+from onnx_deploy.infer.modelinfo import describe
+from onnx_deploy.teach.digits import load_digits_model, load_digits_split
 
 
 @pytest.fixture(scope="module")

@@ -109,8 +109,8 @@ def test_inspect_is_quiet_on_a_good_model(
 def _digits_onnx(folder: Path) -> tuple[Path, np.ndarray]:
     import torch
 
-    from onnx_deploy.digits import load_digits_model, load_digits_split
-    from onnx_deploy.export import export_model
+    from onnx_deploy.build.export import export_model
+    from onnx_deploy.teach.digits import load_digits_model, load_digits_split
 
     data = load_digits_split()
     path = export_model(load_digits_model(), torch.zeros(2, 1, 8, 8), folder / "d.onnx").path
@@ -118,7 +118,7 @@ def _digits_onnx(folder: Path) -> tuple[Path, np.ndarray]:
 
 
 def test_tensorrt_qdq_graph_follows_tensorrts_rules(tmp_path: Path) -> None:
-    from onnx_deploy.quantize import (
+    from onnx_deploy.build.quantize import (
         quantize_for_tensorrt,
         quantize_static_model,
         tensorrt_qdq_problems,
@@ -153,7 +153,7 @@ def test_tensorrt_qdq_graph_follows_tensorrts_rules(tmp_path: Path) -> None:
 
 
 def test_tensorrt_rules_catch_a_wrong_weight_axis_and_per_channel_activations() -> None:
-    from onnx_deploy.quantize import tensorrt_qdq_problems
+    from onnx_deploy.build.quantize import tensorrt_qdq_problems
 
     w = numpy_helper.from_array(np.ones((8, 4, 3, 3), np.int8), "w_q")
     ws = numpy_helper.from_array(np.full(4, 0.1, np.float32), "w_s")  # 4 scales on axis 1
@@ -194,9 +194,9 @@ def test_a_tensorrt_graph_made_on_a_cpu_without_vnni_warns_of_nothing(
     validated with Q/DQ as written, so it holds on a CPU without VNNI too."""
     import warnings
 
-    from onnx_deploy import quantize as q
-    from onnx_deploy.cpu import PROFILES
-    from onnx_deploy.errors import QuantizationWarning
+    from onnx_deploy.build import quantize as q
+    from onnx_deploy.core.cpu import PROFILES
+    from onnx_deploy.core.errors import QuantizationWarning
 
     fp32, calib = _digits_onnx(tmp_path)
     monkeypatch.setattr(q, "int8_profile", lambda isa=None: PROFILES[isa or "x86-no-vnni"])

@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from onnx_deploy.bench import benchmark, benchmark_torch, relative_table
-from onnx_deploy.errors import InputMismatchError, ValidationError
-from onnx_deploy.runners import OnnxRuntimeRunner, Runner, TorchRunner
-from onnx_deploy.runners import pytorch as pytorch_runner
-from onnx_deploy.validate import compare
+from onnx_deploy.build.runners import pytorch as pytorch_runner
+from onnx_deploy.build.runners.pytorch import TorchRunner
+from onnx_deploy.build.verify import benchmark_torch
+from onnx_deploy.core.errors import InputMismatchError, ValidationError
+from onnx_deploy.infer.bench import benchmark, relative_table
+from onnx_deploy.infer.compare import compare
+from onnx_deploy.infer.runners.base import Runner
+from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
 
 def test_onnxruntime_runner_specs_and_infer(tiny_onnx: Path, tiny_module) -> None:
@@ -68,7 +71,7 @@ def test_context_manager_opens_and_releases(tiny_onnx: Path) -> None:
 
 
 def test_torch_runner_leaves_the_module_as_it_was(tiny_module, monkeypatch) -> None:
-    from onnx_deploy.specs import TensorSpec
+    from onnx_deploy.core.specs import TensorSpec
 
     spec = TensorSpec("x", "float32", ("batch", 3, 16, 16))
     tiny_module.train()
@@ -98,7 +101,7 @@ def test_compare_any_pair_of_runners(tiny_module, tiny_onnx: Path, tmp_path: Pat
         ort_runner, OnnxRuntimeRunner(tiny_onnx, "cpu"), np.zeros((4, 3, 16, 16), np.float32)
     )
     assert same.ok and same.max_abs == 0.0 and same.num_samples == 4
-    from onnx_deploy.specs import TensorSpec
+    from onnx_deploy.core.specs import TensorSpec
 
     other = TorchRunner(tiny_module, [TensorSpec("images", "float32", ("b", 3, 16, 16))])
     with pytest.raises(ValidationError, match="different inputs"):

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onnx_deploy.errors import InputMismatchError, ModelFileError, ProviderError
-from onnx_deploy.runtime import (
+from onnx_deploy.core.errors import InputMismatchError, ModelFileError, ProviderError
+from onnx_deploy.infer.predictor import Predictor
+from onnx_deploy.infer.providers import (
     PROBE_MODEL,
-    Predictor,
-    create_session,
     default_providers,
     resolve_provider,
     working_providers,
 )
+from onnx_deploy.infer.sessions import create_session
 
 HAS_GPU = shutil.which("nvidia-smi") is not None
 
@@ -151,7 +151,7 @@ def test_predictor_splits_large_batches(tiny_onnx: Path) -> None:
 def test_fixed_batch_model_is_split_or_refused(tiny_module, tmp_path: Path) -> None:
     import torch
 
-    from onnx_deploy.export import export_model
+    from onnx_deploy.build.export import export_model
 
     path = tmp_path / "fixed.onnx"
     export_model(tiny_module, torch.randn(2, 3, 16, 16), path, dynamic_batch=False)
@@ -170,8 +170,8 @@ def test_inference_side_does_not_need_torch(tiny_onnx_session: Path) -> None:
         sys.modules["torch"] = None  # any import of torch now fails
         sys.modules["onnx"] = None
         import numpy as np
-        from onnx_deploy.runtime import Predictor
-        from onnx_deploy.bench import benchmark_onnx
+        from onnx_deploy.infer.predictor import Predictor
+        from onnx_deploy.infer.bench import benchmark_onnx
         p = Predictor({str(tiny_onnx_session)!r}, device="cpu")
         assert p(np.zeros((2, 3, 16, 16), np.float32)).shape == (2, 5)
         r = benchmark_onnx(p, batch_size=2, warmup=1, iters=3)

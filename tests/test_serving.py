@@ -13,9 +13,9 @@ import onnxruntime as ort
 import pytest
 
 from onnx_deploy.cli import main
-from onnx_deploy.errors import MissingExtraError
-from onnx_deploy.loadtest import load_test, model_info
-from onnx_deploy.serving import ServeError, serve_python, start_server
+from onnx_deploy.core.errors import MissingExtraError
+from onnx_deploy.serve.loadtest import load_test, model_info
+from onnx_deploy.serve.serving import ServeError, serve_python, start_server
 
 
 def _serve_python() -> str:
@@ -92,7 +92,7 @@ def test_a_taken_port_is_reported(tiny_onnx: Path, tmp_path: Path) -> None:
         s.listen()
         port = s.getsockname()[1]
         out = subprocess.run(
-            [python, "-m", "onnx_deploy.serving", str(tiny_onnx), "--http-port", str(port),
+            [python, "-m", "onnx_deploy", "serve", str(tiny_onnx), "--http-port", str(port),
              "--grpc-port", "0", "--metrics-port", "0"],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
@@ -110,7 +110,7 @@ def test_a_model_that_does_not_load_is_reported(tmp_path: Path) -> None:
 
 def test_serving_needs_no_torch() -> None:
     python = _serve_python()
-    code = "import onnx_deploy.serving, onnx_deploy.cli.serve, sys; print('torch' in sys.modules)"
+    code = "import onnx_deploy.serve.serving, onnx_deploy.cli.serve, sys; print('torch' in sys.modules)"
     out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 

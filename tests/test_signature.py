@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnx_deploy.signature import (
+from onnx_deploy.core.signature import (
     DimRange,
     InputSpec,
     Signature,
@@ -14,7 +14,7 @@ from onnx_deploy.signature import (
     parse_dim,
     parse_input,
 )
-from onnx_deploy.specs import TensorSpec
+from onnx_deploy.core.specs import TensorSpec
 
 
 def test_parse_inputs_and_dims() -> None:

@@ -8,9 +8,9 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from onnx_deploy.errors import OutputExistsError, SlimError
-from onnx_deploy.export import export_model
-from onnx_deploy.slim import slim_model
+from onnx_deploy.build.export import export_model
+from onnx_deploy.build.slim import slim_model
+from onnx_deploy.core.errors import OutputExistsError, SlimError
 
 
 @pytest.fixture

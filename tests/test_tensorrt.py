@@ -13,12 +13,12 @@ import pytest
 import torch
 from torch import nn
 
-from onnx_deploy import tensorrt as trt_mod
+from onnx_deploy.build import tensorrt as trt_mod
+from onnx_deploy.build.export import export_model
 from onnx_deploy.cli import main
-from onnx_deploy.errors import InputMismatchError, MissingExtraError, ProviderError
-from onnx_deploy.export import export_model
-from onnx_deploy.signature import DimRange
-from onnx_deploy.specs import TensorSpec
+from onnx_deploy.core.errors import InputMismatchError, MissingExtraError, ProviderError
+from onnx_deploy.core.signature import DimRange
+from onnx_deploy.core.specs import TensorSpec
 
 TEXT = (TensorSpec("ids", "int64", ("batch", "seq")), TensorSpec("mask", "bool", ("batch", "seq")))
 
@@ -92,7 +92,7 @@ def test_engine_cache_key_and_reasons(tmp_path: Path) -> None:
 
 
 def test_graph_precision(tmp_path: Path) -> None:
-    from onnx_deploy.quantize import convert_fp16, quantize_static_model
+    from onnx_deploy.build.quantize import convert_fp16, quantize_static_model
 
     model = nn.Sequential(
         nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)
@@ -107,7 +107,7 @@ def test_graph_precision(tmp_path: Path) -> None:
 
 
 def test_inputs_outside_the_profile_are_refused_with_the_profile() -> None:
-    from onnx_deploy.runners.tensorrt import check_profile
+    from onnx_deploy.build.runners.tensorrt import check_profile
 
     profiles = ("ids:1x1/8x128/64x512,mask:1x1/8x128/64x512",)
     check_profile({"ids": np.zeros((64, 512)), "mask": np.zeros((2, 3))}, profiles)
@@ -132,7 +132,7 @@ class Energy(nn.Module):
 
 
 def test_fp16_overflow_is_found_and_kept_in_fp32(tmp_path: Path) -> None:
-    from onnx_deploy.quantize import convert_fp16, fp16_overflow_nodes
+    from onnx_deploy.build.quantize import convert_fp16, fp16_overflow_nodes
 
     path = export_model(Energy().eval(), torch.randn(2, 16), tmp_path / "e.onnx").path
     x = np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32)
@@ -145,7 +145,7 @@ def test_fp16_overflow_is_found_and_kept_in_fp32(tmp_path: Path) -> None:
     proto.graph.output.append(
         onnx.helper.make_tensor_value_info(hot[0].tensor, onnx.TensorProto.FLOAT16, None)
     )
-    from onnx_deploy.runners import OnnxRuntimeRunner
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(proto.SerializeToString(), "cpu") as runner:
         assert np.isinf(runner.infer({"x": x})[hot[0].tensor]).any()
@@ -177,7 +177,7 @@ def test_without_tensorrt_every_entry_point_says_what_to_install(
     assert "trtexec --onnx=" in out and "polygraphy run" in out, "the commands come first"
     assert not (tmp_path / "e.plan").exists()
     # a runner for an engine: its specs come from the metadata, TensorRT only when it runs
-    from onnx_deploy.runners.tensorrt import TensorRTRunner, ort_tensorrt_runner
+    from onnx_deploy.build.runners.tensorrt import TensorRTRunner, ort_tensorrt_runner
 
     plan = tmp_path / "e.plan"
     plan.write_bytes(b"PLAN")
@@ -188,7 +188,7 @@ def test_without_tensorrt_every_entry_point_says_what_to_install(
     with pytest.raises(MissingExtraError, match="tensorrt-cu13"):
         runner.infer(np.zeros((2, 16), np.float32))
     with pytest.raises(InputMismatchError, match="outside the engine's optimization profile"):
-        from onnx_deploy.runners.tensorrt import check_profile
+        from onnx_deploy.build.runners.tensorrt import check_profile
 
         check_profile({"x": np.zeros((65, 16))}, runner.meta.profiles)
     with pytest.raises(ProviderError, match="TensorrtExecutionProvider"):
@@ -198,7 +198,7 @@ def test_without_tensorrt_every_entry_point_says_what_to_install(
 
 
 def test_an_engine_generates_inputs_inside_its_profile(tmp_path: Path) -> None:
-    from onnx_deploy.runners.tensorrt import TensorRTRunner
+    from onnx_deploy.build.runners.tensorrt import TensorRTRunner
 
     plan = tmp_path / "text.plan"
     plan.write_bytes(b"PLAN")

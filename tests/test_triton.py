@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from onnx_deploy.build.export import export_model
 from onnx_deploy.cli import main
-from onnx_deploy.errors import OutputExistsError
-from onnx_deploy.export import export_model
-from onnx_deploy.signature import Signature
-from onnx_deploy.specs import TensorSpec
-from onnx_deploy.triton import (
+from onnx_deploy.core.errors import OutputExistsError
+from onnx_deploy.core.signature import Signature
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.serve.triton import (
     TritonError,
     check_layout,
     config_text,
@@ -63,7 +63,7 @@ def test_text_model_dynamic_dims_and_int_types(tmp_path: Path) -> None:
 
 
 def test_fixed_batch_gets_max_batch_size_0(tiny_onnx: Path, tmp_path: Path) -> None:
-    from onnx_deploy.surgery import edit_file
+    from onnx_deploy.build.surgery import edit_file
 
     fixed = edit_file(tiny_onnx, tmp_path / "b1.onnx", "dim", dims=["batch=1"]).output_path
     r = export_repository(fixed, tmp_path / "repo", name="b1")
@@ -74,7 +74,7 @@ def test_fixed_batch_gets_max_batch_size_0(tiny_onnx: Path, tmp_path: Path) -> N
 
 
 def test_gpu_tensorrt_accelerator_and_external_data(tmp_path: Path) -> None:
-    from onnx_deploy.surgery import edit_file
+    from onnx_deploy.build.surgery import edit_file
 
     src = tmp_path / "mlp.onnx"
     export_model(torch.nn.Linear(32, 32).eval(), torch.randn(2, 32), src)
@@ -90,7 +90,7 @@ def test_gpu_tensorrt_accelerator_and_external_data(tmp_path: Path) -> None:
 
 
 def test_tensorrt_plan_uses_its_metadata(tmp_path: Path) -> None:
-    from onnx_deploy.tensorrt import EngineMeta, meta_path
+    from onnx_deploy.build.tensorrt import EngineMeta, meta_path
 
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"engine bytes")

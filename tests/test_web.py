@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 import torch
 
+from onnx_deploy.build.export import export_model
 from onnx_deploy.cli import main
-from onnx_deploy.digits import load_digits_model, load_digits_split
-from onnx_deploy.errors import OutputExistsError
-from onnx_deploy.export import export_model
+from onnx_deploy.core.errors import OutputExistsError
+from onnx_deploy.teach.digits import load_digits_model, load_digits_split
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def _need(*what: str) -> None:
-    from onnx_deploy.browser import missing_tools
+    from onnx_deploy.targets.web import missing_tools
 
     missing = [m for m in missing_tools() if any(w in m.lower() for w in what)]
     if missing:
@@ -40,7 +40,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
 
 def _python(model: Path, feeds: dict) -> dict:
-    from onnx_deploy.runners.onnxrt import OnnxRuntimeRunner
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(model, "cpu") as r:
         return r.infer(feeds)
@@ -48,8 +48,9 @@ def _python(model: Path, feeds: dict) -> dict:
 
 def test_node_runner_is_a_runner(digits) -> None:
     _need("node")
-    from onnx_deploy.runners import NodeRunner, OnnxRuntimeRunner
-    from onnx_deploy.validate import compare
+    from onnx_deploy.infer.compare import compare
+    from onnx_deploy.infer.runners.node import NodeRunner
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     model, data = digits
     report = compare(OnnxRuntimeRunner(model, "cpu"), NodeRunner(model), [data.x_test[:16]])
@@ -58,8 +59,8 @@ def test_node_runner_is_a_runner(digits) -> None:
 
 def test_node_runner_with_int64_and_bool_inputs(tmp_path: Path) -> None:
     _need("node")
-    from onnx_deploy.runners import NodeRunner
-    from onnx_deploy.signature import Signature
+    from onnx_deploy.core.signature import Signature
+    from onnx_deploy.infer.runners.node import NodeRunner
 
     class Text(torch.nn.Module):
         def __init__(self) -> None:
@@ -81,7 +82,7 @@ def test_node_runner_with_int64_and_bool_inputs(tmp_path: Path) -> None:
 
 def test_the_page_in_chromium_matches_python(digits, tmp_path: Path) -> None:
     _need("node", "chromium")
-    from onnx_deploy.browser import run_in_browser, write_web_app
+    from onnx_deploy.targets.web import run_in_browser, write_web_app
 
     model, data = digits
     app = write_web_app(model, tmp_path / "web")
@@ -119,8 +120,8 @@ def test_the_page_shows_one_answer_for_a_top_k_model(digits, tmp_path: Path) -> 
     """A served model (probabilities, scores, labels): the page's one prediction is the
     top label with its score, not a second answer made from the scores output."""
     _need("node", "chromium")
-    from onnx_deploy.browser import run_in_browser, write_web_app
-    from onnx_deploy.surgery import edit_file
+    from onnx_deploy.build.surgery import edit_file
+    from onnx_deploy.targets.web import run_in_browser, write_web_app
 
     model, data = digits
     with_pre = edit_file(model, tmp_path / "pixels.onnx", "preprocess").output_path
@@ -133,8 +134,8 @@ def test_the_page_shows_one_answer_for_a_top_k_model(digits, tmp_path: Path) -> 
 
 
 def test_page_answer_from_names_and_postprocessing() -> None:
-    from onnx_deploy.browser import page_answer
-    from onnx_deploy.specs import TensorSpec
+    from onnx_deploy.core.specs import TensorSpec
+    from onnx_deploy.targets.web import page_answer
 
     served = (TensorSpec("probabilities", "float32", ("batch", 10)),
               TensorSpec("scores", "float32", ("batch", 3)),
@@ -150,7 +151,7 @@ def test_page_answer_from_names_and_postprocessing() -> None:
 
 def test_pixels_in_the_graph_and_the_cli(digits, tmp_path: Path, capsys) -> None:
     _need("node", "chromium")
-    from onnx_deploy.surgery import edit_file
+    from onnx_deploy.build.surgery import edit_file
 
     model, _ = digits
     pixels_model = edit_file(model, tmp_path / "pixels.onnx", "preprocess").output_path
@@ -188,7 +189,7 @@ def test_web_serve_answers_on_loopback(digits, tmp_path: Path) -> None:
 
 
 def test_ort_format(digits, tmp_path: Path) -> None:
-    from onnx_deploy.edge import to_ort_format
+    from onnx_deploy.targets.edge import to_ort_format
 
     model, data = digits
     r = to_ort_format(model, tmp_path / "ort", inputs={"x": data.x_test[:16]}, load_repeats=2)
@@ -201,8 +202,8 @@ def test_ort_format(digits, tmp_path: Path) -> None:
 
 def test_external_data_is_refused_by_the_page(tmp_path: Path) -> None:
     _need("onnxruntime-web")
-    from onnx_deploy.browser import WebError, write_web_app
-    from onnx_deploy.surgery import edit_file
+    from onnx_deploy.build.surgery import edit_file
+    from onnx_deploy.targets.web import WebError, write_web_app
 
     src = tmp_path / "mlp.onnx"
     export_model(torch.nn.Linear(32, 32).eval(), torch.randn(2, 32), src)

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from onnx_deploy.errors import CheckpointError, ModelSpecError
-from onnx_deploy.zoo import load_checkpoint, load_model, recalibrate_batchnorm
+from onnx_deploy.core.errors import CheckpointError, ModelSpecError
+from onnx_deploy.teach.zoo import load_checkpoint, load_model, recalibrate_batchnorm
 
 
 class Payload:

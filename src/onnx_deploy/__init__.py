@@ -1,52 +1,173 @@
 """onnx-deploy: take a PyTorch model to a validated ONNX deployment.
 
-Importing the package is cheap: torch, onnxruntime and matplotlib load only when a
-function that needs them runs. Stages live in their own modules::
+Everything a user calls is importable from here by name; the folders are the layers
+(README, "Layout")::
 
-    from onnx_deploy.export import export_model        # torch -> ONNX
-    from onnx_deploy.slim import slim_model            # onnxslim, checked
-    from onnx_deploy.runners import OnnxRuntimeRunner, TorchRunner  # one interface per backend
-    from onnx_deploy.validate import compare           # any two runners
-    from onnx_deploy.bench import benchmark            # any runners, plain or interleaved
-    from onnx_deploy.quantize import quantize_static_model, convert_fp16
-    from onnx_deploy.pipeline import run_pipeline      # spec -> export -> slim -> validate -> bench
+    from onnx_deploy import export_model, slim_model, compare, benchmark
+    from onnx_deploy import OnnxRuntimeRunner, TorchRunner, run_pipeline
 
-``compare_torch_onnx``, ``compare_onnx``, ``runtime.Predictor``, ``benchmark_onnx`` and
-``benchmark_torch`` are thin wrappers over these. The inference side (runners on ONNX
-Runtime, inspect, bench of .onnx files) needs only numpy, onnx and onnxruntime.
+Importing the package is cheap: each name's module (and torch, onnxruntime, matplotlib)
+loads on first use. The inference side (``core/``, ``infer/``, ``serve/``, ``targets/``)
+needs only numpy, onnx and onnxruntime; an import contract (``make lint-imports``) keeps it so.
 """
 
 from __future__ import annotations
 
-from onnx_deploy.errors import (
+import importlib
+from typing import Any
+
+from onnx_deploy.core.errors import (
     CheckpointError,
+    EdgeError,
+    EmulationError,
     ExportError,
+    FusionError,
+    GenerationError,
     InputMismatchError,
+    LoadTestError,
     MissingExtraError,
     ModelFileError,
+    ModelSpecError,
     OnnxDeployError,
+    OptimizeError,
     OutputExistsError,
     ProviderError,
     QuantizationWarning,
     QuantizeError,
+    ServeError,
+    SignatureError,
     SlimError,
+    SurgeryError,
+    TensorRTError,
+    TritonError,
     ValidationError,
+    WebError,
 )
 
 __version__ = "0.1.0"
 
+# public modules, and public name -> the module that defines it (loaded on first access)
+_MODULES: dict[str, str] = {"surgery": "build.surgery"}
+_PUBLIC: dict[str, str] = {
+    # the shared pieces
+    "TensorSpec": "core.specs",
+    "Signature": "core.signature",
+    "DimRange": "core.signature",
+    "cpu_info": "core.cpu",
+    "int8_profile": "core.cpu",
+    # running, comparing, timing
+    "Runner": "infer.runners.base",
+    "OnnxRuntimeRunner": "infer.runners.onnxrt",
+    "NodeRunner": "infer.runners.node",
+    "Predictor": "infer.predictor",
+    "resolve_device": "infer.providers",
+    "create_session": "infer.sessions",
+    "session_options": "infer.sessions",
+    "working_providers": "infer.providers",
+    "describe": "infer.modelinfo",
+    "load_onnx": "infer.modelinfo",
+    "Tolerance": "infer.compare",
+    "compare": "infer.compare",
+    "compare_results": "infer.compare",
+    "compare_onnx": "infer.compare",
+    "ValidationReport": "infer.compare",
+    "onnx_intermediate_differences": "infer.intermediates",
+    "benchmark": "infer.bench",
+    "benchmark_onnx": "infer.bench",
+    "benchmark_onnx_interleaved": "infer.bench",
+    "comparison_table": "infer.bench",
+    "relative_table": "infer.bench",
+    "generate": "infer.generate",
+    # building
+    "TorchRunner": "build.runners.pytorch",
+    "TensorRTRunner": "build.runners.tensorrt",
+    "torch_device": "build.runners.pytorch",
+    "export_model": "build.export",
+    "slim_model": "build.slim",
+    "quantize_static_model": "build.quantize",
+    "quantize_dynamic_model": "build.quantize",
+    "quantize_for_tensorrt": "build.quantize",
+    "convert_fp16": "build.quantize",
+    "fuse_transformer": "build.fusion",
+    "build_engine": "build.tensorrt",
+    "trtexec_command": "build.tensorrt",
+    "polygraphy_commands": "build.tensorrt",
+    "derive_profile": "build.tensorrt",
+    "ort_tensorrt_runner": "build.runners.tensorrt",
+    "load_hf_model": "build.hf",
+    "export_decoder": "build.hf",
+    "hf_generate": "build.hf",
+    "compare_generation": "build.hf",
+    "compare_torch_onnx": "build.verify",
+    "benchmark_torch": "build.verify",
+    "intermediate_differences": "build.verify",
+    "edit_file": "build.surgery",
+    # serving and other targets
+    "export_repository": "serve.triton",
+    "check_layout": "serve.triton",
+    "start_server": "serve.serving",
+    "load_test": "serve.loadtest",
+    "bad_requests": "serve.loadtest",
+    "write_web_app": "targets.web",
+    "run_in_browser": "targets.web",
+    "to_ort_format": "targets.edge",
+    "check_targets": "targets.parity",
+    "plot_latency": "present.plots",
+    "plot_op_histogram": "present.plots",
+    # models for teaching
+    "load_model": "teach.zoo",
+    "teaching_model": "teach.zoo",
+    "ModelSource": "teach.zoo",
+    "load_digits_model": "teach.digits",
+    "load_digits_split": "teach.digits",
+    # whole jobs
+    "run_pipeline": "workflows.pipeline",
+    "validate_model": "workflows.validate",
+    "optimize": "workflows.optimize",
+    "run_doctor": "workflows.doctor",
+}
+
 __all__ = [
     "CheckpointError",
+    "EdgeError",
+    "EmulationError",
     "ExportError",
+    "FusionError",
+    "GenerationError",
     "InputMismatchError",
+    "LoadTestError",
     "MissingExtraError",
     "ModelFileError",
+    "ModelSpecError",
     "OnnxDeployError",
+    "OptimizeError",
     "OutputExistsError",
     "ProviderError",
     "QuantizationWarning",
     "QuantizeError",
+    "ServeError",
+    "SignatureError",
     "SlimError",
+    "SurgeryError",
+    "TensorRTError",
+    "TritonError",
     "ValidationError",
+    "WebError",
     "__version__",
 ]
+__all__ += sorted([*_PUBLIC, *_MODULES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        value = importlib.import_module(f"onnx_deploy.{_MODULES[name]}")
+    elif name in _PUBLIC:
+        value = getattr(importlib.import_module(f"onnx_deploy.{_PUBLIC[name]}"), name)
+    else:
+        raise AttributeError(f"module 'onnx_deploy' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from onnx_deploy import tensorrt as trt_mod
+from onnx_deploy.build import tensorrt as trt_mod
 from onnx_deploy.cli import build_parser, main
 
 from .fake_trt import FakeTensorRT

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-from onnx_deploy import tensorrt as trt_mod
-from onnx_deploy.errors import InputMismatchError, OutputExistsError
-from onnx_deploy.signature import DimRange
+from onnx_deploy.build import tensorrt as trt_mod
+from onnx_deploy.core.errors import InputMismatchError, OutputExistsError
+from onnx_deploy.core.signature import DimRange
 
 from .fake_trt import FakeTensorRT, fits
 
@@ -142,8 +142,8 @@ ONNX_CACHE: dict[str, Path] = {}
 def text_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-input model with dynamic batch and sequence, exported once."""
     if "text" not in ONNX_CACHE:
-        from onnx_deploy.export import export_model
-        from onnx_deploy.signature import Signature
+        from onnx_deploy.build.export import export_model
+        from onnx_deploy.core.signature import Signature
 
         class Two(torch.nn.Module):
             def __init__(self) -> None:
@@ -268,7 +268,7 @@ def test_run_sequence(real_api: dict[str, Any], text_onnx: Path, tmp_path: Path)
     """The runner on a recording fake (host tensors stand in for CUDA ones): for each batch,
     set_input_shape for every input, then every tensor's address, then execute_async_v3
     on the runner's own stream; outputs allocated at the shape the context reports."""
-    from onnx_deploy.runners.tensorrt import TensorRTRunner
+    from onnx_deploy.build.runners.tensorrt import TensorRTRunner
 
     _, _ = _build(real_api, text_onnx, tmp_path / "two.plan")
     fake = FakeTensorRT(real_api)
@@ -309,8 +309,8 @@ def test_cli_run_bench_compare_on_the_fake(
 ) -> None:
     """The CLI's trt run, bench and compare, with the runner on the recording fake: real
     samples sized to each batch, and a comparison that fails (the fake computes nothing)."""
+    from onnx_deploy.build.runners import tensorrt as trt_runners
     from onnx_deploy.cli import main
-    from onnx_deploy.runners import tensorrt as trt_runners
 
     _build(real_api_11, text_onnx, tmp_path / "two.plan")
     fake = FakeTensorRT(real_api_11)
@@ -342,9 +342,9 @@ def test_report_card_builds_an_engine_from_each_graph(
 ) -> None:
     """optimize's TensorRT variants: one engine per FP32/FP16/QDQ graph, the precision
     coming from the graph (TensorRT 11), each parsed from its own file."""
-    from onnx_deploy.export import export_model
-    from onnx_deploy.optimize import Variant, tensorrt_variants
-    from onnx_deploy.quantize import convert_fp16, quantize_static_model
+    from onnx_deploy.build.export import export_model
+    from onnx_deploy.build.quantize import convert_fp16, quantize_static_model
+    from onnx_deploy.workflows.optimize import Variant, tensorrt_variants
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
     fp32 = str(export_model(model, torch.randn(2, 3, 8, 8), tmp_path / "m.onnx").path)

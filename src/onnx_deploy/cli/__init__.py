@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    from onnx_deploy.errors import OnnxDeployError
+    from onnx_deploy.core.errors import OnnxDeployError
 
     try:
         return int(args.func(args))

@@ -45,11 +45,11 @@ def batch_range(text: str) -> tuple[int, int]:
 
 
 def _signature_part(parser_name: str) -> Any:
-    """An argparse type that parses with ``onnx_deploy.signature.<parser_name>`` (imported
+    """An argparse type that parses with ``onnx_deploy.core.signature.<parser_name>`` (imported
     only when an argument is parsed: ``--help`` stays free of numpy)."""
 
     def parse(text: str) -> Any:
-        from onnx_deploy import signature
+        from onnx_deploy.core import signature
 
         try:
             return getattr(signature, parser_name)(text)
@@ -128,7 +128,7 @@ def add_force(parser: argparse.ArgumentParser, what: str = "an existing output")
 
 def add_timing(parser: argparse.ArgumentParser, warmup: int, iters: int) -> None:
     """--batch-sizes, --warmup and --iters, with the library's defaults."""
-    from onnx_deploy.defaults import BENCH_BATCH_SIZES
+    from onnx_deploy.core.defaults import BENCH_BATCH_SIZES
 
     parser.add_argument(
         "--batch-sizes",

@@ -7,7 +7,7 @@ import json
 import tempfile
 
 from onnx_deploy.cli._common import EXIT_OK, add_force, add_signature, add_timing, ints, step
-from onnx_deploy.defaults import BENCH_ITERS, BENCH_WARMUP
+from onnx_deploy.core.defaults import BENCH_ITERS, BENCH_WARMUP
 
 HELP = "benchmark .onnx files on ONNX Runtime, or model specs on PyTorch vs ONNX Runtime"
 
@@ -38,14 +38,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy._files import atomic_output, check_output_path
-    from onnx_deploy.bench import (
+    from onnx_deploy.core.files import atomic_output, check_output_path
+    from onnx_deploy.infer.bench import (
         collect_environment,
         comparison_rows,
         comparison_table,
         relative_table,
     )
-    from onnx_deploy.pipeline import benchmark_targets
+    from onnx_deploy.workflows.pipeline import benchmark_targets
 
     for path in (args.output, args.plot):
         if path:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         with atomic_output(args.output, force=args.force) as tmp_out:
             tmp_out.write_text(json.dumps(payload, indent=2, default=str))
     if args.plot:
-        from onnx_deploy.plots import plot_latency, save_figure
+        from onnx_deploy.present.plots import plot_latency, save_figure
 
         save_figure(plot_latency(results), args.plot, force=args.force)
     if args.json:

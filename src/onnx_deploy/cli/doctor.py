@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.doctor import run_doctor
+    from onnx_deploy.workflows.doctor import run_doctor
 
     report = run_doctor(probe_torch=not args.no_torch)
     emit(args, report)

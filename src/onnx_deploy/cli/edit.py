@@ -136,7 +136,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
     if e == "opset":
         return {"opset": args.opset}
     if e == "preprocess":
-        from onnx_deploy.surgery import IMAGENET_MEAN, IMAGENET_STD
+        from onnx_deploy.build.surgery import IMAGENET_MEAN, IMAGENET_STD
 
         return {
             "input_name": args.input_name, "layout": args.layout, "resize": args.resize,
@@ -156,7 +156,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.surgery import edit_file
+    from onnx_deploy.build.surgery import edit_file
 
     src = Path(args.model)
     output = args.output or src.with_name(f"{src.stem}.{args.edit}.onnx")

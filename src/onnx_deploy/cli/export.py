@@ -15,7 +15,7 @@ from onnx_deploy.cli._common import (
     ints,
     step,
 )
-from onnx_deploy.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET
+from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET
 
 HELP = "export a PyTorch model to ONNX (dynamo exporter) and validate it"
 
@@ -72,12 +72,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.pipeline import export_spec
-    from onnx_deploy.zoo import spec_name
+    from onnx_deploy.teach.zoo import spec_name
+    from onnx_deploy.workflows.pipeline import export_spec
 
     output = args.output or f"{Path(spec_name(args.model)).stem}.onnx"
     if args.with_cache:
-        from onnx_deploy.hf import export_decoder, is_hf_spec
+        from onnx_deploy.build.hf import export_decoder, is_hf_spec
 
         if not is_hf_spec(args.model):
             return fail("--with-cache takes an hf:DIR causal LM (a save_pretrained folder)")

@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.feeds import load_data
-    from onnx_deploy.fusion import fuse_transformer
+    from onnx_deploy.build.fusion import fuse_transformer
+    from onnx_deploy.core.feeds import load_data
 
     src = Path(args.model)
     output = args.output or src.with_name(src.stem + ".fused.onnx")

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.generate import generate, load_tokenizer
+    from onnx_deploy.infer.generate import generate, load_tokenizer
 
     if (args.prompt_ids is None) == (args.prompt is None):
         return fail("give the prompt once: --prompt-ids 5,17,99 or --prompt TEXT --tokenizer DIR")

@@ -20,14 +20,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.modelinfo import describe
+    from onnx_deploy.infer.modelinfo import describe
 
     info = describe(args.model, runtime_check=True)
     if not args.tensors:
         emit(args, info)
         return EXIT_OK
-    from onnx_deploy.modelinfo import load_onnx
-    from onnx_deploy.surgery import list_tensors
+    from onnx_deploy.build.surgery import list_tensors
+    from onnx_deploy.infer.modelinfo import load_onnx
 
     tensors = list_tensors(load_onnx(args.model))
     rows = [

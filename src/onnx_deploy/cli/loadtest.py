@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.loadtest import _hostport, is_loopback, load_test
+    from onnx_deploy.serve.loadtest import _hostport, is_loopback, load_test
 
     if not is_loopback(args.url) and not args.allow_remote:
         return fail(

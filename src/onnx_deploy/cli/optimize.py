@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from onnx_deploy.optimize import optimize, prepare
+    from onnx_deploy.workflows.optimize import optimize, prepare
 
     log = step(args)
     out = Path(args.out_dir)

@@ -14,7 +14,7 @@ from onnx_deploy.cli._common import (
     ints,
     step,
 )
-from onnx_deploy.defaults import PIPELINE_ITERS, PIPELINE_WARMUP
+from onnx_deploy.core.defaults import PIPELINE_ITERS, PIPELINE_WARMUP
 
 HELP = "export, slim, validate and benchmark one model, with a summary"
 
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.pipeline import run_pipeline
+    from onnx_deploy.workflows.pipeline import run_pipeline
 
     result = run_pipeline(
         args.model, args.out_dir, weights=args.weights, input_shape=args.input_shape,

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from onnx_deploy.cli._common import EXIT_OK, add_force, auto, emit, fail
-from onnx_deploy.cpu import ISAS
-from onnx_deploy.defaults import (
+from onnx_deploy.core.cpu import ISAS
+from onnx_deploy.core.defaults import (
     CALIBRATION_METHODS,
     CALIBRATION_SIZE,
     DYNAMIC_OP_TYPES,
@@ -90,14 +90,14 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.errors import QuantizeError
-    from onnx_deploy.feeds import load_data
-    from onnx_deploy.quantize import (
+    from onnx_deploy.build.quantize import (
         convert_fp16,
         quantize_dynamic_model,
         quantize_for_tensorrt,
         quantize_static_model,
     )
+    from onnx_deploy.core.errors import QuantizeError
+    from onnx_deploy.core.feeds import load_data
 
     src = Path(args.model)
     output = args.output or src.with_name(src.stem + SUFFIXES[args.method])

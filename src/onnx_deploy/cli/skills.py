@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.skills import install_skills, skill_files
+    from onnx_deploy.teach.skills import install_skills, skill_files
 
     if args.action == "list":
         files = list(skill_files())

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.targets import check_targets
+    from onnx_deploy.targets.parity import check_targets
 
     result = check_targets(
         args.model, args.out, only=tuple(args.only or ("node", "browser", "ort")),

@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.triton import export_repository
+    from onnx_deploy.serve.triton import export_repository
 
     result = export_repository(
         args.model, args.repo, name=args.name, version=args.model_version,

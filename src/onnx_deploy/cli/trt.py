@@ -18,7 +18,7 @@ from onnx_deploy.cli._common import (
     ints,
     step,
 )
-from onnx_deploy.defaults import (
+from onnx_deploy.core.defaults import (
     BENCH_ITERS,
     BENCH_WARMUP,
     PRECISIONS,
@@ -102,13 +102,13 @@ def run(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from onnx_deploy.modelinfo import describe
-    from onnx_deploy.tensorrt import (
+    from onnx_deploy.build.tensorrt import (
         build_engine,
         derive_profile,
         polygraphy_commands,
         trtexec_command,
     )
+    from onnx_deploy.infer.modelinfo import describe
 
     output = args.output or str(Path(args.model).with_suffix(".plan"))
     profile, notes = derive_profile(describe(args.model).inputs, args.shapes)
@@ -133,8 +133,8 @@ def _feeds(runner: Any, data: str | None, batch_size: int) -> Any:
     (repeated when there are fewer), else random inputs at the profile's OPT sizes."""
     if data is None:
         return runner.example_inputs(batch_size)
-    from onnx_deploy.feeds import load_data
-    from onnx_deploy.pipeline import batch_feeds
+    from onnx_deploy.core.feeds import load_data
+    from onnx_deploy.workflows.pipeline import batch_feeds
 
     return batch_feeds(load_data(data), None, batch_size, runner.inputs)
 
@@ -142,7 +142,7 @@ def _feeds(runner: Any, data: str | None, batch_size: int) -> Any:
 def _run(args: argparse.Namespace) -> int:
     import json
 
-    from onnx_deploy.runners.tensorrt import TensorRTRunner
+    from onnx_deploy.build.runners.tensorrt import TensorRTRunner
 
     with TensorRTRunner(args.plan) as runner:
         feeds = _feeds(runner, args.data, args.batch_size)
@@ -155,9 +155,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from onnx_deploy.bench import benchmark, relative_table
-    from onnx_deploy.runners import OnnxRuntimeRunner
-    from onnx_deploy.runners.tensorrt import TensorRTRunner
+    from onnx_deploy.build.runners.tensorrt import TensorRTRunner
+    from onnx_deploy.infer.bench import benchmark, relative_table
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     runners = [TensorRTRunner(args.plan)]
     if args.reference:
@@ -174,15 +174,15 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from onnx_deploy.runners import OnnxRuntimeRunner
-    from onnx_deploy.runners.tensorrt import TensorRTRunner
-    from onnx_deploy.validate import compare
+    from onnx_deploy.build.runners.tensorrt import TensorRTRunner
+    from onnx_deploy.infer.compare import compare
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     engine = TensorRTRunner(args.plan)
     reference = OnnxRuntimeRunner(args.reference, "auto", on_fallback="warn")
     inputs = None
     if args.data is not None:
-        from onnx_deploy.feeds import load_data
+        from onnx_deploy.core.feeds import load_data
 
         inputs = load_data(args.data)  # all the samples, in one batch
     report = compare(

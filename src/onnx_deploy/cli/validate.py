@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from onnx_deploy.cli._common import EXIT_OK, add_signature, emit, fail, ints, joined
-from onnx_deploy.defaults import PRECISIONS, VALIDATE_BATCH_SIZES
+from onnx_deploy.core.defaults import PRECISIONS, VALIDATE_BATCH_SIZES
 
 HELP = "compare an ONNX model with a PyTorch model or another ONNX model"
 
@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.validate import validate_model
+    from onnx_deploy.workflows.validate import validate_model
 
     report = validate_model(
         args.model, args.reference, weights=args.weights, data=args.data,

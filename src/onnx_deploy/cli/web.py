@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from onnx_deploy.browser import static_server, write_web_app
+    from onnx_deploy.targets.web import static_server, write_web_app
 
     labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
     app = write_web_app(args.model, args.out, title=args.title, labels=labels, force=args.force)

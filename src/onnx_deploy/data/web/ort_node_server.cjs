@@ -1,4 +1,4 @@
-// onnxruntime-node behind a line protocol, for onnx_deploy.runners.node.NodeRunner.
+// onnxruntime-node behind a line protocol, for onnx_deploy.infer.runners.node.NodeRunner.
 // argv[2]: the model. stdin: one JSON object per line, {name: {dtype, dims, data (base64)}};
 // stdout: {"outputs": {name: {dtype, dims, data}}} or {"error": "..."} per line.
 "use strict";

@@ -1,0 +1,735 @@
+"""torch -> ONNX with the dynamo exporter, dynamic batch, checks, and errors that help.
+
+The raw call this wraps::
+
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    torch.onnx.export(model.eval(), (x,), "model.onnx", dynamo=True,
+                      dynamic_shapes=({0: batch},), opset_version=20,
+                      external_data=False, verbose=False)
+
+What the wrapper adds: eval mode (with a warning if the model was training), examples
+with standard strides, a batch of at least 2 (a size-1 example dim can be specialised to
+a constant, pytorch issue 148629), quiet output, an atomic write that never overwrites
+without ``force``,
+``onnx.checker`` with ``full_check``, proof that dynamic dims came out symbolic, and an
+``ExportError`` that names the failing construct and what to try.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import io
+import logging
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from onnx_deploy.core.files import PROTOBUF_LIMIT, atomic_output, file_size, human_size
+from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET, MIN_OPSET
+from onnx_deploy.core.errors import ExportError
+from onnx_deploy.infer.modelinfo import default_opset, graph_io
+from onnx_deploy.build.runners.pytorch import forward_parameters
+from onnx_deploy.core.signature import DimRange, Signature
+from onnx_deploy.core.specs import TensorSpec
+
+if TYPE_CHECKING:
+    import torch
+
+Exporter = Literal["dynamo", "torchscript"]
+
+__all__ = [
+    "DEFAULT_MAX_BATCH",
+    "DEFAULT_OPSET",
+    "MIN_OPSET",
+    "ExportResult",
+    "Signature",
+    "export_model",
+]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export produced. ``program`` is the dynamo ``ONNXProgram`` (or None)."""
+
+    path: str
+    exporter: str
+    opset: int
+    ir_version: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    seconds: float
+    size_bytes: int
+    num_nodes: int
+    external_data: bool = False
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    dims: tuple[DimRange, ...] = ()  # the dynamic dims asked for, with their ranges
+    fallback_reason: str = ""  # why dynamo failed, when the TorchScript fallback exported
+    program: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def symbolic_dims(self) -> dict[str, tuple[str, ...]]:
+        """Each input's symbolic dims, by input name (``{"ids": ("batch", "seq")}``)."""
+        return {t.name: tuple(d for d in t.shape if isinstance(d, str)) for t in self.inputs}
+
+    def summary(self) -> str:
+        lines = [
+            f"export    {self.path}  {human_size(self.size_bytes)}  {self.seconds:.1f} s  "
+            f"({self.exporter}, opset {self.opset}, IR {self.ir_version}, {self.num_nodes} nodes"
+            f"{', external data' if self.external_data else ''})",
+        ]
+        lines += [f"  input   {t}" for t in self.inputs]
+        if self.dims:
+            lines.append(f"  dims    {', '.join(d.text() for d in self.dims)}")
+        lines += [f"  output  {t}" for t in self.outputs]
+        lines += [f"  note    {n}" for n in self.notes]
+        if self.warnings:
+            lines.append(f"  {len(self.warnings)} exporter warning(s); see .warnings")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(dataclasses.replace(self, program=None))
+        d.pop("program")
+        return d
+
+
+def torch_dynamic_shapes(signature: Signature) -> dict[str, dict[int, Any]]:
+    """``dynamic_shapes`` for ``torch.onnx.export`` keyed by input name: one
+    ``torch.export.Dim`` per dim name, shared by every input that uses it."""
+    import torch
+
+    made = {d.name: torch.export.Dim(d.name, min=d.min, max=d.max) for d in signature.dims}
+    return {
+        i.name: {a: made[d] for a, d in enumerate(i.shape) if isinstance(d, str)}
+        for i in signature.inputs
+    }
+
+
+@contextlib.contextmanager
+def quiet_exporter(capture: io.StringIO) -> Iterator[list[warnings.WarningMessage]]:
+    """Capture the exporter's stdout/stderr and warnings and lower torch's chattiest loggers.
+
+    A failing ``torch.onnx.export`` prints graph dumps and log lines; inside this block
+    they go to ``capture`` instead. Yields the list of caught warnings.
+    """
+    noisy = [
+        logging.getLogger(n)
+        for n in (
+            "torch.fx.experimental.symbolic_shapes",
+            "torch.onnx",
+            "torch.export",
+            "torch.export._trace",  # logs a failed capture at ERROR before raising it
+            "torch._dynamo",
+        )
+    ]
+    levels = [lg.level for lg in noisy]
+    for lg in noisy:  # the failure itself is raised and explained: no log lines too
+        lg.setLevel(logging.CRITICAL)
+    try:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            contextlib.redirect_stdout(capture),
+            contextlib.redirect_stderr(capture),
+        ):
+            warnings.simplefilter("always")
+            yield caught
+    finally:
+        for lg, lvl in zip(noisy, levels, strict=True):
+            lg.setLevel(lvl)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The dynamo exporter's three steps, as its errors number them ("This is step 2/3").
+EXPORT_STEPS = {
+    1: "torch.export could not capture the model",
+    2: "the captured graph could not be decomposed into ONNX-compatible ops",
+    3: "the graph could not be translated to ONNX",
+}
+
+
+# torch warns once per input that reuses a Dim object ("The axis name: seq will not be
+# used, since it shares the same shape constraints with another axis: seq."): that
+# sharing is what a signature asks for, so it is not reported as an exporter warning.
+SHARED_DIM_NOTICE = re.compile(r"axis name: (\w+) will not be used, since it shares .* axis: \1\.")
+
+
+# Failures the TorchScript exporter may get past. Not data-dependent control flow (it
+# traces one branch and bakes it in: a wrong graph that passes on some inputs), a
+# dynamic dim forced to a constant (it would fix the same size) or an input type it
+# cannot take either.
+FALLBACK_KINDS = frozenset({"name_clash", "unsupported_op", "other"})
+
+
+def clean(text: str) -> str:
+    """An exporter message without terminal colour codes."""
+    return ANSI.sub("", text)
+
+
+def exception_summary(text: str) -> str:
+    """The cause the dynamo exporter puts under ``## Exception summary`` (cleaned), or ''."""
+    m = re.search(
+        r"## Exception summary\s*\n(.*?)(?:\n\s*\(Refer to the full stack trace|\Z)", text, re.S
+    )
+    if not m:
+        return ""
+    cause = m.group(1).strip()
+    return re.sub(r"^<class '([\w.]+)'>:\s*", lambda g: g.group(1).rsplit(".", 1)[-1] + ": ", cause)
+
+
+def _to_tensor(value: Any, name: str) -> Any:
+    import numpy as np
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        # Dense, standard strides: a tensor made from a numpy array with a size-1 axis
+        # (e.g. images[:, None]) has odd strides that the dynamo exporter turns into an
+        # as_strided/Gather chain (20 instead of 10 nodes for the digits CNN).
+        return value.clone(memory_format=torch.contiguous_format)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    raise ExportError(f"example input {name!r} is a {type(value).__name__}; pass tensors or arrays")
+
+
+def _as_tuple(example_inputs: Any) -> tuple[Any, ...]:
+    import torch
+
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    if isinstance(example_inputs, (list, tuple)):
+        return tuple(
+            _to_tensor(a, f"#{i}") if isinstance(a, torch.Tensor) else a
+            for i, a in enumerate(example_inputs)
+        )
+    raise ExportError(
+        "example_inputs must be a tensor, a tuple of tensors or a dict of tensors by "
+        f"parameter name, got {type(example_inputs).__name__}"
+    )
+
+
+def _widen_batch(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
+    """Repeat size-1 batches to 2 so the exporter cannot specialise the batch dim."""
+    import torch
+
+    widened = False
+    out = []
+    for a in args:
+        if isinstance(a, torch.Tensor) and a.ndim >= 1 and a.shape[0] == 1:
+            a = torch.cat([a, a], dim=0)
+            widened = True
+        out.append(a)
+    return tuple(out), widened
+
+
+def _widen_dims(examples: dict[str, Any], signature: Signature) -> tuple[dict[str, Any], list[str]]:
+    """Repeat every dynamic dim whose example size is 1 to 2, in every input that uses
+    it, so the exporter cannot specialise it to the constant 1 (pytorch issue 148629)."""
+    widened = []
+    out = dict(examples)
+    for dim in signature.dims:
+        uses = [
+            (i.name, a) for i in signature.inputs for a, d in enumerate(i.shape) if d == dim.name
+        ]
+        if uses and all(out[n].shape[a] == 1 for n, a in uses) and dim.max >= 2:
+            for n, a in uses:
+                out[n] = out[n].repeat_interleave(2, dim=a)
+            widened.append(dim.name)
+    return out, widened
+
+
+@dataclass
+class _Call:
+    """How the exporter calls the model: positional or keyword inputs, and their dims."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    dynamic_shapes: Any
+    input_names: list[str] | None
+    signature: Signature | None
+    notes: list[str]
+
+
+def _signature_call(model: Any, example_inputs: Any, signature: Signature) -> _Call:
+    """Examples for a signature (generated when none are given), passed by keyword when
+    the input names are ``forward``'s parameters, else by position."""
+    import torch
+
+    names = signature.names
+    if example_inputs is None:
+        examples = {n: torch.from_numpy(a) for n, a in signature.examples().items()}
+    elif isinstance(example_inputs, Mapping):
+        examples = {str(k): _to_tensor(v, str(k)) for k, v in example_inputs.items()}
+    else:
+        values = _as_tuple(example_inputs)
+        if len(values) != len(names):
+            raise ExportError(
+                f"{len(values)} example input(s) for {len(names)} declared inputs {names}"
+            )
+        examples = {n: _to_tensor(v, n) for n, v in zip(names, values, strict=True)}
+    examples, widened = _widen_dims(examples, signature)
+    signature.check({n: t.numpy() for n, t in examples.items()})
+    notes = [f"example size 1 of dim {d} repeated to 2 so it stays dynamic" for d in widened]
+    examples = {n: examples[n] for n in names}  # signature order: the ONNX input order
+    params, var_args = forward_parameters(model)
+    shapes = torch_dynamic_shapes(signature)
+    if all(n in params for n in names):
+        missing = [p for p in _required_parameters(model) if p not in names]
+        if missing:
+            raise ExportError(
+                f"{type(model).__name__}.forward({', '.join(params)}) needs {missing}, which "
+                "no input declares: add --input NAME:DTYPE:DIMS for each (library: an "
+                "InputSpec in the signature)"
+            )
+        return _Call((), examples, shapes, None, signature, notes)
+    if var_args or len(params) >= len(names):
+        return _Call(
+            tuple(examples.values()), {}, tuple(shapes[n] for n in names), names, signature, notes
+        )
+    raise ExportError(
+        f"the inputs {names} do not fit {type(model).__name__}.forward({', '.join(params)}): "
+        "name each input after the forward parameter it feeds, or give as many inputs as "
+        "forward takes, in order"
+    )
+
+
+def _required_parameters(model: Any) -> list[str]:
+    """``forward``'s parameters that have no default."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in params if p.kind in kinds and p.default is p.empty]
+
+
+def _plain_call(
+    example_inputs: Any,
+    dynamic_batch: bool,
+    dynamic_shapes: Any,
+    max_batch: int,
+    input_names: Sequence[str] | None,
+) -> _Call:
+    """Positional examples with a dynamic batch on axis 0 of every tensor (the
+    tutorial case), or the caller's own ``dynamic_shapes``."""
+    import torch
+
+    args = _as_tuple(example_inputs)
+    notes = []
+    if dynamic_batch and dynamic_shapes is None:
+        args, widened = _widen_batch(args)
+        if widened:
+            notes.append("example batch of 1 repeated to 2 so the batch dim stays dynamic")
+        batch = torch.export.Dim("batch", min=1, max=max_batch)
+        dynamic_shapes = tuple(
+            {0: batch} if isinstance(a, torch.Tensor) and a.ndim >= 1 else None for a in args
+        )
+    names = list(input_names) if input_names else None
+    return _Call(args, {}, dynamic_shapes, names, None, notes)
+
+
+def _explain(exc: BaseException, log: str) -> ExportError:
+    """Turn an exporter exception into an ExportError naming the construct, the step
+    that failed, the exporter's own cause, and a fix."""
+    text = clean(f"{exc}\n{log}")
+    step_m = re.search(r"This is step (\d)/3", text)
+    step = int(step_m.group(1)) if step_m else None
+    at = f" [exporter step {step}/3: {EXPORT_STEPS[step]}]" if step in EXPORT_STEPS else ""
+    cause = exception_summary(text)
+    where = ""
+    m = re.search(
+        r'The following call raised this error:\s*\n\s*File "([^"]+)", line (\d+)[^\n]*\n\s*(.+)',
+        text,
+    )
+    if m:
+        where = f" at {Path(m.group(1)).name}:{m.group(2)} (`{m.group(3).strip()}`)"
+
+    def error(message: str, kind: str = "other") -> ExportError:
+        return ExportError(message, details=text, step=step, cause=cause, kind=kind)
+
+    op = re.search(
+        r"No ONNX function found for <OpOverload\(op='([\w.]+)', overload='(\w+)'\)>", text
+    )
+    if op:
+        name = op.group(1)
+        return error(
+            f"the operator {name} has no ONNX translation{where}{at}. Try: rewrite that step with "
+            f"supported ops; or pass custom_translation_table={{torch.ops.{name}.{op.group(2)}: "
+            "your_onnxscript_fn}; or a newer torch/onnxscript; or exporter='torchscript'.",
+            "unsupported_op",
+        )
+    if re.search(r"data-dependent|GuardOnDataDependentSymNode|DataDependentOutputException", text):
+        return error(
+            f"data-dependent control flow{where}{at}: Python `if`/`while` on a tensor's value "
+            "cannot be captured in a static graph. Try: torch.where(cond, a, b) to compute both "
+            "branches, torch.cond(pred, true_fn, false_fn, (x,)) for real branching, or move the "
+            "decision out of forward().",
+            "data_dependent",
+        )
+    clash = re.search(r"target ([\w.]+) references nonexistent attribute (\w+) of (\w+)", text)
+    if clash:
+        attr = clash.group(3)
+        return error(
+            f"a submodule or attribute named `{attr}` clashes with a name torch.fx uses for "
+            f"itself{at} (torch: {cause or clash.group(0)}). Try: rename it in the model "
+            f"(self.{attr} -> self.{attr}_net, and in forward); old checkpoints still load "
+            f"with their keys renamed ({{k.replace('{attr}.', '{attr}_net.', 1): v}}); or use "
+            "exporter='torchscript' (CLI: the TorchScript fallback).",
+            "name_clash",
+        )
+    bad_type = re.search(r"Unsupported input type <class '([^']+)'>", text)
+    if bad_type:
+        return error(
+            f"an input of type {bad_type.group(1).rsplit('.', 1)[-1]} cannot be exported{at}: "
+            "the exporter takes tensors (and lists, tuples and dicts of them) as inputs. Try: "
+            "pass the tensors the object holds as separate inputs, or register the type with "
+            "torch.export.register_dataclass / torch.utils._pytree.register_pytree_node.",
+            "input_type",
+        )
+    out_of_range = re.search(r"(\d+) not in VR\[(-?\d+), (-?\d+)\]", text)
+    if out_of_range:
+        size, lo, hi = out_of_range.groups()
+        allowed = lo if lo == hi else f"{lo}..{hi}"
+        return error(
+            f"the model cannot take a dim of size {size}: its code only allows {allowed} "
+            f"there{at} (a fixed-length table, a hard-coded shape). Try: example inputs the "
+            "model runs on (run it once on them in PyTorch), declare that dim fixed, or "
+            "change the code to read sizes from x.shape.",
+            "dynamic_dim",
+        )
+    if re.search(r"Constraints violated|ConstraintViolation|specializ", text):
+        fixes = re.findall(r"^\s*(\w+ = .+)$", text.split("Suggested fixes:", 1)[-1], re.M)
+        hint = (
+            f" torch suggests: {'; '.join(fixes[:4])}."
+            if "Suggested fixes:" in text and fixes
+            else ""
+        )
+        return error(
+            f"a dynamic dimension was forced to a constant{where}{at}: the model's code fixes "
+            "its size (e.g. x.view(1, -1), a hard-coded shape, a fixed-length table)."
+            + hint
+            + " Try: x.flatten(1) or x.reshape(x.shape[0], -1), narrow the dim's range (--dim "
+            "NAME=MIN:MAX), make that dim fixed, or export with a static batch "
+            "(dynamic_batch=False / --static).",
+            "dynamic_dim",
+        )
+    first = cause or next(
+        (ln for ln in clean(str(exc)).splitlines() if ln.strip()), type(exc).__name__
+    )
+    first = first if first.rstrip().endswith(".") else f"{first.rstrip()}."
+    return error(
+        f"export failed{where}{at}: {type(exc).__name__}: {first} Try exporter='torchscript' to "
+        "compare; ExportError.details (CLI: --report DIR) holds the exporter's full report."
+    )
+
+
+def _run_exporter(
+    torch: Any,
+    model: Any,
+    call: _Call,
+    tmp: Path,
+    exporter: Exporter,
+    opset: int,
+    want_dynamic: bool,
+    output_names: list[str] | None,
+    external_data: bool,
+    report_dir: str | os.PathLike[str] | None,
+) -> Any:
+    """One call of ``torch.onnx.export`` with the chosen exporter; the dynamo program."""
+    if exporter == "dynamo":
+        extra: dict[str, Any] = {}
+        if report_dir is not None:
+            Path(report_dir).mkdir(parents=True, exist_ok=True)
+            extra = {"report": True, "artifacts_dir": str(report_dir)}
+        return torch.onnx.export(
+            model,
+            call.args,
+            str(tmp),
+            kwargs=call.kwargs or None,
+            dynamo=True,
+            dynamic_shapes=call.dynamic_shapes if want_dynamic else None,
+            opset_version=opset,
+            input_names=call.input_names,
+            output_names=output_names,
+            external_data=external_data,
+            verbose=False,
+            **extra,
+        )
+    args = call.args
+    names = call.input_names
+    if call.kwargs:  # TorchScript takes positions: forward's order
+        params, _ = forward_parameters(model)
+        ordered = [p for p in params if p in call.kwargs]
+        if ordered != params[: len(ordered)]:
+            raise ExportError(
+                f"TorchScript passes inputs by position; forward({', '.join(params)}) has "
+                f"other parameters before {ordered}"
+            )
+        args, names = tuple(call.kwargs[p] for p in ordered), ordered
+    names = names or _default_names(args, "input")
+    axes = None
+    if want_dynamic:
+        if call.signature is not None:
+            axes = {
+                i.name: {a: d for a, d in enumerate(i.shape) if isinstance(d, str)}
+                for i in call.signature.inputs
+            }
+            output_names = output_names or _output_names(model(*args))
+            if len(call.signature.batch_dims) == 1:  # outputs share the inputs' batch dim
+                axes |= {n: {0: call.signature.batch_dims[0]} for n in output_names}
+        else:
+            output_names = output_names or ["output"]
+            axes = {n: {0: "batch"} for n in [*names, *output_names]}
+    torch.onnx.export(
+        model,
+        args,
+        str(tmp),
+        dynamo=False,
+        opset_version=opset,
+        input_names=names,
+        output_names=output_names,
+        dynamic_axes=axes,
+        verbose=False,
+    )
+    return None
+
+
+def _structured_names(model: Any, call: _Call) -> list[str] | None:
+    """Output names from the model's own output structure (``ModelOutput`` / dict keys,
+    namedtuple fields), found by running it once on the example; None for a plain tensor
+    or tuple (the exporter names those). The dynamo exporter would otherwise call a
+    transformer's ``logits`` after its last node (``linear_13``)."""
+    import torch
+
+    from onnx_deploy.build.runners.pytorch import output_names_of
+
+    try:
+        with torch.no_grad():
+            out = model(*call.args, **call.kwargs)
+        return output_names_of(out)
+    except Exception:
+        return None  # the exporter reports what fails, with its own context
+
+
+def _output_names(out: Any) -> list[str]:
+    """Names for a module's outputs: a dict's keys, else ``output`` / ``output_<i>``."""
+    from onnx_deploy.build.runners.pytorch import flatten_outputs
+
+    if isinstance(out, Mapping) and all(hasattr(v, "detach") for v in out.values()):
+        return [str(k) for k in out]
+    return _default_names(tuple(flatten_outputs(out)), "output")
+
+
+def _default_names(args: tuple[Any, ...], prefix: str) -> list[str]:
+    return [prefix] if len(args) == 1 else [f"{prefix}_{i}" for i in range(len(args))]
+
+
+def export_model(
+    model: torch.nn.Module,
+    example_inputs: Any,
+    output: str | os.PathLike[str],
+    *,
+    signature: Signature | None = None,
+    exporter: Exporter = "dynamo",
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    dynamic_shapes: Any = None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    external_data: bool | None = None,
+    fallback: bool = False,
+    report_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
+) -> ExportResult:
+    """Export ``model`` to ``output`` and check the result; see the module docstring.
+
+    ``example_inputs``: a tensor, a tuple of tensors (positional), or a dict of tensors by
+    ``forward`` parameter name (keyword arguments); None with a ``signature`` generates
+    valid examples. ``signature`` declares the inputs' dtypes and dynamic dims (any
+    axis, each with its range); without it, ``dynamic_batch`` makes axis 0 of every
+    tensor dynamic (``dynamic_shapes`` overrides it with the exporter's own format).
+    ``fallback=True`` retries with the TorchScript exporter when dynamo fails, and says
+    so in ``notes`` and ``fallback_reason``. ``report_dir`` keeps torch's export report.
+    ``external_data=None`` writes one file unless the weights are too large for
+    protobuf's 2 GiB limit.
+    """
+    import onnx
+
+    from onnx_deploy.core.extras import require
+
+    torch = require("torch", "exporting to ONNX")
+    require("onnxscript", "the dynamo exporter")
+    if exporter not in ("dynamo", "torchscript"):
+        raise ExportError(f"exporter must be 'dynamo' or 'torchscript', got {exporter!r}")
+    if opset < MIN_OPSET:
+        raise ExportError(
+            f"opset {opset} is too old; use {MIN_OPSET} or newer (default {DEFAULT_OPSET})"
+        )
+    if not isinstance(model, torch.nn.Module):
+        raise ExportError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+
+    notes: list[str] = []
+    was_training = model.training
+    if was_training:
+        warnings.warn(
+            "the model was in training mode; exporting in eval mode (dropout off, batch norm "
+            "uses running stats). Call model.eval() yourself to silence this.",
+            UserWarning,
+            stacklevel=2,
+        )
+        notes.append("model was in training mode; exported in eval mode")
+    if signature is None and isinstance(example_inputs, Mapping):
+        from onnx_deploy.core.feeds import to_numpy
+
+        arrays = {str(k): to_numpy(v, str(k)) for k, v in example_inputs.items()}
+        signature = Signature.from_examples(arrays, dynamic_batch=dynamic_batch)
+    if signature is not None:
+        call = _signature_call(model, example_inputs, signature)
+        want_dynamic = any(i.symbols for i in signature.inputs)
+    else:
+        call = _plain_call(example_inputs, dynamic_batch, dynamic_shapes, max_batch, input_names)
+        want_dynamic = dynamic_batch or dynamic_shapes is not None
+    notes += call.notes
+
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    if external_data is None:
+        external_data = param_bytes > PROTOBUF_LIMIT
+        if external_data:
+            notes.append("weights over 2 GiB: written to an external .data file")
+
+    start = time.perf_counter()
+    program = None
+    used = exporter
+    fallback_reason = ""
+    try:
+        model.eval()
+        out_names = list(output_names) if output_names else _structured_names(model, call)
+        with atomic_output(output, force=force) as tmp, torch.no_grad():
+            run = functools.partial(
+                _run_exporter, torch, model, call, tmp, opset=opset, want_dynamic=want_dynamic,
+                output_names=out_names, external_data=external_data, report_dir=report_dir,
+            )  # fmt: skip
+            caught: list[warnings.WarningMessage] = []
+            try:
+                program = _exporting(run, exporter, caught)
+            except ExportError as first_error:
+                if not (fallback and exporter == "dynamo" and first_error.kind in FALLBACK_KINDS):
+                    raise
+                fallback_reason = str(first_error)
+                try:
+                    program = _exporting(run, "torchscript", caught)
+                except ExportError as second:
+                    raise ExportError(
+                        f"{first_error} The TorchScript fallback failed too: {second}",
+                        details=first_error.details,
+                        step=first_error.step,
+                        cause=first_error.cause,
+                        kind=first_error.kind,
+                    ) from second
+                used = "torchscript"
+                step = f" at step {first_error.step}/3" if first_error.step else ""
+                notes.append(
+                    f"the dynamo exporter failed{step} ({first_error.cause or 'see fallback_reason'}); "
+                    "exported with the TorchScript fallback (deprecated upstream): validate it"
+                )
+            warn_text = tuple(
+                dict.fromkeys(
+                    f"{w.category.__name__}: {w.message}"
+                    for w in caught
+                    if not SHARED_DIM_NOTICE.search(str(w.message))
+                )
+            )
+            _check_exported(tmp, want_dynamic, call.signature)
+            wrote_external = any(p != tmp for p in tmp.parent.iterdir())
+    finally:
+        model.train(was_training)
+    seconds = time.perf_counter() - start
+
+    proto = onnx.load(str(output), load_external_data=False)
+    inputs, outputs = graph_io(proto)
+    return ExportResult(
+        path=str(output),
+        exporter=used,
+        opset=default_opset(proto),
+        ir_version=int(proto.ir_version),
+        inputs=inputs,
+        outputs=outputs,
+        seconds=seconds,
+        size_bytes=file_size(output),
+        num_nodes=len(proto.graph.node),
+        external_data=wrote_external,
+        notes=tuple(notes),
+        warnings=warn_text,
+        dims=call.signature.dims if call.signature is not None else (),
+        fallback_reason=fallback_reason,
+        program=program,
+    )
+
+
+def _exporting(
+    run: Callable[..., Any], exporter: Exporter, caught: list[warnings.WarningMessage]
+) -> Any:
+    """``run(exporter=...)`` with its output captured; exporter failures as ExportError."""
+    log = io.StringIO()
+    with quiet_exporter(log) as warned:
+        try:
+            return run(exporter=exporter)
+        except ExportError:
+            raise
+        except Exception as e:
+            raise _explain(e, log.getvalue()) from e
+        finally:
+            caught.extend(warned)
+
+
+def _check_exported(path: Path, want_dynamic: bool, signature: Signature | None) -> None:
+    """onnx.checker (full), and every dim asked to be dynamic came out symbolic."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as e:
+        raise ExportError(
+            f"the exported graph fails onnx.checker ({type(e).__name__}: {str(e)[:300]}). "
+            "Try another opset or exporter='torchscript', and report it upstream."
+        ) from e
+    if not want_dynamic:
+        return
+    inputs, _ = graph_io(onnx.load(str(path), load_external_data=False))
+    if signature is None:
+        static = [str(t) for t in inputs if t.shape and isinstance(t.shape[0], int)]
+        if static:
+            raise ExportError(
+                f"asked for a dynamic batch but the exporter fixed it: {static}. The model's "
+                "code likely pins the batch size (x.view(1, -1), a hard-coded shape); use "
+                "x.flatten(1), or export with dynamic_batch=False."
+            )
+        return
+    by_name = {t.name: t for t in inputs}
+    fixed = []
+    for pos, spec in enumerate(signature.inputs):
+        got = by_name.get(spec.name) or (inputs[pos] if pos < len(inputs) else None)
+        if got is None:
+            fixed.append(
+                f"input {spec.name} is not in the exported graph (inputs: {list(by_name)})"
+            )
+            continue
+        for axis, dim in enumerate(spec.shape):
+            if isinstance(dim, str) and axis < len(got.shape) and isinstance(got.shape[axis], int):
+                fixed.append(f"{spec.name} axis {axis} ({dim}) = {got.shape[axis]}")
+    if fixed:
+        raise ExportError(
+            f"asked for dynamic dims but the exporter fixed them: {'; '.join(fixed)}. The "
+            "model's code likely fixes those sizes (x.view(1, -1), a hard-coded shape, a "
+            "fixed-length table); use x.flatten(1) or sizes read from x.shape, or declare "
+            "those dims fixed.",
+            kind="dynamic_dim",
+        )

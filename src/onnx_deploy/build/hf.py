@@ -1,0 +1,500 @@
+"""Hugging Face transformers: a ``save_pretrained`` folder as a model spec, its signature
+read from the model, and decoders exported with their KV cache.
+
+``hf:PATH`` names a local folder (``config.json`` plus ``model.safetensors``); nothing is
+downloaded (``local_files_only=True``). The class comes from ``config.architectures``
+(``DistilBertForSequenceClassification``, ``GPT2LMHeadModel``), so the folder loads the
+model that was saved, head included. The signature comes from the model:
+
+- text models: ``input_ids`` int64 ``[batch, seq]`` with values below ``vocab_size``,
+  ``attention_mask`` as a padding mask (ones, then zeros: never a fully masked row), and
+  ``token_type_ids`` below ``type_vocab_size`` where the config has one (BERT);
+- vision models: ``pixel_values`` float32 ``[batch, C, H, W]`` at the config's size;
+- ``seq`` ranges over ``1:max_position_embeddings``, exported and timed at a quarter of
+  it (at most 128); ``batch`` over ``1:64``.
+
+Decoders (``*ForCausalLM``, ``GPT2LMHeadModel``) export with their cache
+(``export_decoder``): inputs ``input_ids``, ``attention_mask [batch, total]`` and
+``past_key_values.<i>.key/value [batch, kv_heads, past, head_dim]``; outputs ``logits``
+and ``present.<i>.key/value``. One graph serves the prefill (past length 0) and every
+decode step. The cache is rebuilt inside ``forward`` as transformers' ``DynamicCache``
+from the flat tensors, the form torch 2.14's exporter traces (a ``DynamicCache`` as an
+input would need pytree registration, which transformers 4.56+ dropped).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from onnx_deploy.core.errors import ModelSpecError
+from onnx_deploy.core.extras import require
+from onnx_deploy.core.signature import DimRange, InputSpec, Signature
+
+if TYPE_CHECKING:
+    import torch
+
+PREFIX = "hf:"
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+HF_MAX_BATCH = 64
+HF_OPT_SEQ = 128  # the sequence length exported and timed, at most
+DEFAULT_MAX_SEQ = 512  # for configs without max_position_embeddings (T5)
+
+
+def is_hf_spec(text: str) -> bool:
+    return text.startswith(PREFIX)
+
+
+def hf_folder(spec: str) -> Path:
+    """The folder an ``hf:PATH`` spec names, checked: it exists and has a config."""
+    path = Path(spec.removeprefix(PREFIX))
+    if not path.is_dir():
+        looks_like_hub = len(path.parts) <= 2 and not str(path).startswith((".", "/", "~"))
+        hint = (
+            " It looks like a hub id: nothing is downloaded here. On a machine with access, "
+            "run AutoModelFor...from_pretrained(id).save_pretrained('folder') (and the "
+            "tokenizer's), copy the folder over and pass hf:folder."
+            if looks_like_hub
+            else ""
+        )
+        raise ModelSpecError(f"{spec}: {path} is not a folder.{hint}")
+    if not (path / "config.json").is_file():
+        raise ModelSpecError(
+            f"{spec}: {path} has no config.json; pass a folder written by save_pretrained"
+        )
+    return path
+
+
+def has_weights(folder: str | os.PathLike[str]) -> bool:
+    return any((Path(folder) / f).is_file() for f in WEIGHT_FILES)
+
+
+def load_config(spec: str) -> Any:
+    transformers = require("transformers", f"loading {spec}")
+    folder = hf_folder(spec)
+    return transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+
+
+def model_class(config: Any) -> Any:
+    """The class ``config.architectures`` names (what was saved), else ``AutoModel``."""
+    import transformers
+
+    for name in getattr(config, "architectures", None) or []:
+        cls = getattr(transformers, name, None)
+        if cls is not None:
+            return cls
+    return transformers.AutoModel
+
+
+# The attention code exported. transformers' default ("sdpa") traces into a masked
+# softmax with NaN guards (IsNaN/Where per layer) that ONNX Runtime's load-time fusions do
+# not recognise; "eager" is the classic MatMul-Softmax-MatMul pattern they and onnxscript's
+# ort_fusions match. Measured on BERT-base at seq 128 (notebooks/MEASUREMENTS.md): dynamic
+# INT8 1.14-1.18x faster from "eager", FP32 1.01-1.07x; the same outputs within 1e-6.
+EXPORT_ATTENTION = "eager"
+
+
+def load_hf_model(
+    spec: str, *, use_cache: bool = False, attn_implementation: str | None = EXPORT_ATTENTION
+) -> torch.nn.Module:
+    """The model a ``save_pretrained`` folder holds, in eval mode, offline, with the
+    attention code to export (``EXPORT_ATTENTION``; None: transformers' default). Without
+    a weights file the model is built from the config (random weights)."""
+    require("torch", f"loading {spec}")
+    config = load_config(spec)
+    folder = hf_folder(spec)
+    cls = model_class(config)
+    _quiet_transformers()
+    attention = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    try:
+        if has_weights(folder):
+            model = cls.from_pretrained(folder, local_files_only=True, **attention)
+        elif cls.__name__ == "AutoModel":
+            model = cls.from_config(config, **attention)
+        else:
+            if attn_implementation:
+                config._attn_implementation = attn_implementation
+            model = cls(config)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ModelSpecError(f"{spec}: transformers could not load {cls.__name__}: {first}") from e
+    if hasattr(model.config, "use_cache"):
+        model.config.use_cache = use_cache
+    return model.eval()
+
+
+def _quiet_transformers() -> None:
+    """No progress bars or advice lines from transformers while loading."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def is_decoder(config: Any) -> bool:
+    """A causal LM: the kind that generates tokens with a KV cache."""
+    names = getattr(config, "architectures", None) or []
+    return any(n.endswith(("ForCausalLM", "LMHeadModel")) for n in names)
+
+
+def _text_config(config: Any) -> Any:
+    return config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+
+
+def max_sequence(config: Any) -> int:
+    cfg = _text_config(config)
+    for attr in ("max_position_embeddings", "n_positions", "max_seq_len"):
+        value = getattr(cfg, attr, None)
+        if isinstance(value, int) and value >= 2:
+            return value
+    return DEFAULT_MAX_SEQ
+
+
+def signature_for(model: Any, dims: Sequence[DimRange] = ()) -> Signature:
+    """The inputs ``model.forward`` takes, from its config (the module docstring), with
+    ``dims`` replacing the default ranges by name."""
+    from onnx_deploy.build.runners.pytorch import forward_parameters
+
+    config = model.config
+    params, _ = forward_parameters(model)
+    inputs: list[InputSpec] = []
+    default_dims: list[DimRange] = [DimRange("batch", 1, HF_MAX_BATCH)]
+    if "input_ids" in params:
+        cfg = _text_config(config)
+        vocab = int(getattr(cfg, "vocab_size", 0) or 0)
+        if vocab < 2:
+            raise ModelSpecError(f"{type(model).__name__}: the config has no vocab_size")
+        inputs.append(InputSpec("input_ids", "int64", ("batch", "seq"), 0, vocab))
+        if "attention_mask" in params:
+            inputs.append(InputSpec("attention_mask", "int64", ("batch", "seq"), kind="mask"))
+        types = getattr(cfg, "type_vocab_size", None)
+        if "token_type_ids" in params and isinstance(types, int) and types >= 2:
+            inputs.append(InputSpec("token_type_ids", "int64", ("batch", "seq"), 0, types))
+        top = max_sequence(config)
+        default_dims.append(DimRange("seq", 1, top, opt=min(HF_OPT_SEQ, max(2, top // 4))))
+    elif "pixel_values" in params:
+        vision = getattr(config, "vision_config", config)
+        size = getattr(vision, "image_size", 224)
+        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        channels = int(getattr(vision, "num_channels", 3))
+        inputs.append(InputSpec("pixel_values", "float32", ("batch", channels, h, w)))
+    else:
+        raise ModelSpecError(
+            f"{type(model).__name__}.forward({', '.join(params[:6])}, ...) takes neither "
+            "input_ids nor pixel_values; declare its inputs with --input"
+        )
+    given = {d.name: d for d in dims}
+    unknown = [n for n in given if n not in ("batch", "seq")]
+    if unknown:
+        raise ModelSpecError(f"--dim {unknown}: an hf: model's dims are batch and seq")
+    chosen = [given.get(d.name, d) for d in default_dims]
+    used = {s for i in inputs for s in i.symbols}
+    return Signature(tuple(inputs), tuple(d for d in chosen if d.name in used))
+
+
+# --- decoders with a KV cache ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """The shape of a decoder's cache: layers, key/value heads and head size."""
+
+    layers: int
+    kv_heads: int
+    head_dim: int
+    vocab_size: int
+    max_positions: int
+
+    @classmethod
+    def from_config(cls, config: Any) -> CacheLayout:
+        cfg = _text_config(config)
+        heads = int(cfg.num_attention_heads)
+        kv = int(getattr(cfg, "num_key_value_heads", None) or heads)
+        head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+        return cls(
+            int(cfg.num_hidden_layers), kv, head_dim, int(cfg.vocab_size), max_sequence(config)
+        )
+
+    def past_names(self) -> list[str]:
+        return [f"past_key_values.{i}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
+
+    def present_names(self) -> list[str]:
+        return [f"present.{i}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
+
+
+def _cache_module(model: Any, layout: CacheLayout) -> Any:
+    """``model`` as a module of flat tensors: (input_ids, attention_mask, *past) ->
+    (logits, *present); the cache is a ``DynamicCache`` inside."""
+    import inspect
+
+    import torch
+    from transformers import DynamicCache
+
+    # transformers 5.x names the argument ``cache`` (``past_key_values`` is deprecated);
+    # 4.x knows only ``past_key_values``.
+    params = inspect.signature(model.forward).parameters
+    cache_arg = "cache" if "cache" in params else "past_key_values"
+
+    class WithCache(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, *past: Any) -> tuple[Any, ...]:
+            pairs = [(past[2 * i], past[2 * i + 1]) for i in range(layout.layers)]
+            cache = DynamicCache(ddp_cache_data=pairs, config=self.model.config)
+            out = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=True,
+                **{cache_arg: cache},
+            )  # fmt: skip
+            new = getattr(out, "cache", None) or out.past_key_values
+            flat = [t for layer in new.layers for t in (layer.keys, layer.values)]
+            return (out.logits, *flat)
+
+    return WithCache().eval()
+
+
+@dataclass(frozen=True)
+class DecoderExport:
+    """A decoder exported with its cache, and how it was checked."""
+
+    path: str
+    layout: CacheLayout
+    seconds: float
+    size_bytes: int
+    max_abs_prefill: float
+    max_abs_decode: float
+    ok: bool  # every output within the fp32 preset (``validate.array_close``)
+    notes: tuple[str, ...] = field(default=())
+
+    def summary(self) -> str:
+        from onnx_deploy.core.files import human_size
+
+        lay = self.layout
+        lines = [
+            f"export    {self.path}  {human_size(self.size_bytes)}  {self.seconds:.1f} s  "
+            f"(decoder with KV cache: {lay.layers} layers, {lay.kv_heads} kv heads x "
+            f"{lay.head_dim})",
+            "  input   input_ids int64[batch, seq], attention_mask int64[batch, total], "
+            f"past_key_values.<0..{lay.layers - 1}>.key/value float32[batch, {lay.kv_heads}, "
+            f"past, {lay.head_dim}]",
+            f"  output  logits float32[batch, seq, {lay.vocab_size}], present.<i>.key/value",
+            f"  check   vs PyTorch: prefill max abs {self.max_abs_prefill:.2e}, decode step "
+            f"max abs {self.max_abs_decode:.2e}: {'PASS' if self.ok else 'FAIL'}",
+        ]
+        lines += [f"  note    {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self) | {"ok": self.ok}
+
+
+def export_decoder(
+    spec_or_model: str | Any,
+    output: str | os.PathLike[str],
+    *,
+    opset: int | None = None,
+    force: bool = False,
+) -> DecoderExport:
+    """Export a causal LM with ``past_key_values`` inputs and ``present`` outputs
+    (dynamic batch, sequence and past length), then check it against PyTorch on a
+    prefill with an empty cache and on a decode step. A check that fails leaves no file."""
+    import numpy as np
+    import onnx
+
+    from onnx_deploy.core.files import atomic_output, check_output_path, file_size
+    from onnx_deploy.core.defaults import DEFAULT_OPSET
+    from onnx_deploy.build.export import _exporting
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+    from onnx_deploy.infer.compare import PRESETS, array_close
+
+    tol = PRESETS["fp32"]
+    torch = require("torch", "exporting a decoder")
+    check_output_path(output, force=force)
+    model = load_hf_model(spec_or_model) if isinstance(spec_or_model, str) else spec_or_model
+    if not is_decoder(model.config):
+        raise ModelSpecError(
+            f"{type(model).__name__} is not a causal LM (config.architectures "
+            f"{getattr(model.config, 'architectures', None)}); export it without --with-cache"
+        )
+    layout = CacheLayout.from_config(model.config)
+    wrapper = _cache_module(model, layout)
+    top = layout.max_positions
+    gen = torch.Generator().manual_seed(0)
+    batch, seq, past = 2, 3, 4
+    ids = torch.randint(0, layout.vocab_size, (batch, seq), generator=gen)
+    mask = torch.ones(batch, past + seq, dtype=torch.int64)
+    cache = [
+        torch.randn(batch, layout.kv_heads, past, layout.head_dim, generator=gen)
+        for _ in range(2 * layout.layers)
+    ]
+    Dim = torch.export.Dim
+    b = Dim("batch", min=1, max=HF_MAX_BATCH)
+    s = Dim("seq", min=1, max=top)
+    p = Dim("past", min=1, max=top - 1)
+    shapes = (
+        {0: b, 1: s},
+        {0: b, 1: Dim("total", min=2, max=top)},
+        tuple({0: b, 2: p} for _ in cache),  # forward's *past: one tuple
+    )
+    start = time.perf_counter()
+    with atomic_output(output, force=force) as tmp, torch.no_grad():
+
+        def run(exporter: str) -> Any:
+            return torch.onnx.export(
+                wrapper, (ids, mask, *cache), str(tmp), dynamo=True,
+                dynamic_shapes=shapes, opset_version=opset or DEFAULT_OPSET,
+                input_names=["input_ids", "attention_mask", *layout.past_names()],
+                output_names=["logits", *layout.present_names()],
+                external_data=False, verbose=False,
+            )  # fmt: skip
+
+        _exporting(run, "dynamo", [])
+        onnx.checker.check_model(str(tmp), full_check=True)
+        seconds = time.perf_counter() - start
+        # the check, before the file is moved into place: a prefill with an empty cache
+        # (past length 0, which the graph takes though it was traced with 4), then one step
+        with OnnxRuntimeRunner(tmp, "cpu", name="onnx") as ort_runner:
+            prompt = torch.randint(0, layout.vocab_size, (1, 5), generator=gen)
+            empty = np.zeros((1, layout.kv_heads, 0, layout.head_dim), np.float32)
+            feeds = {"input_ids": prompt.numpy(), "attention_mask": np.ones((1, 5), np.int64)}
+            feeds |= {n: empty for n in layout.past_names()}
+            got = ort_runner.infer(feeds)
+            want = model(input_ids=prompt, use_cache=False).logits.numpy()
+            prefill, prefill_ok = array_close(want, got["logits"], tol.atol, tol.rtol)
+            step = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+            step |= {n: t.numpy() for n, t in zip(layout.past_names(), cache, strict=True)}
+            got_step = ort_runner.infer(step)
+            names = ["logits", *layout.present_names()]
+            checks = [
+                array_close(w.numpy(), got_step[n], tol.atol, tol.rtol)
+                for n, w in zip(names, wrapper(ids, mask, *cache), strict=True)
+            ]
+        decode = max(diff for diff, _ in checks)
+        ok = prefill_ok and all(close for _, close in checks)
+        result = DecoderExport(str(output), layout, seconds, file_size(tmp), prefill, decode, ok)
+        if not result.ok:
+            from onnx_deploy.core.errors import ExportError
+
+            raise ExportError(result.summary() + "\nthe exported decoder does not match PyTorch")
+    return result
+
+
+def hf_generate(
+    model: Any, prompt_ids: Sequence[int], max_new_tokens: int, *, use_cache: bool = True,
+    eos_token_id: int | None = None,
+) -> list[int]:  # fmt: skip
+    """Greedy tokens from transformers' own ``generate`` (the reference)."""
+    import torch
+
+    ids = torch.tensor([list(prompt_ids)], dtype=torch.int64)
+    with torch.no_grad():
+        out = model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+            min_new_tokens=0 if eos_token_id is not None else max_new_tokens,
+            do_sample=False, use_cache=use_cache, eos_token_id=eos_token_id,
+            pad_token_id=eos_token_id if eos_token_id is not None else 0,
+        )  # fmt: skip
+    return [int(t) for t in out[0, len(prompt_ids) :]]
+
+
+@dataclass(frozen=True)
+class GenerationSpeed:
+    """Tokens per second of one way to generate: the prefill (the prompt) and the decode
+    steps (one new token each), medians over repeats."""
+
+    name: str
+    prefill_tokens_per_s: float
+    decode_tokens_per_s: float
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class GenerationComparison:
+    """ONNX Runtime with its KV cache against transformers' ``generate`` with and without
+    a cache, on one prompt, timed in one run."""
+
+    prompt_length: int
+    new_tokens: int
+    rows: tuple[GenerationSpeed, ...]
+
+    @property
+    def same_tokens(self) -> bool:
+        return len({r.tokens for r in self.rows}) == 1
+
+    def summary(self) -> str:
+        head = f"{'':32} {'prefill tok/s':>14} {'decode tok/s':>13}"
+        lines = [
+            f"generate  prompt {self.prompt_length} tokens, {self.new_tokens} new tokens; "
+            f"same tokens everywhere: {self.same_tokens}",
+            "  " + head,
+        ]
+        lines += [
+            f"  {r.name:32} {r.prefill_tokens_per_s:14.0f} {r.decode_tokens_per_s:13.0f}"
+            for r in self.rows
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self) | {"same_tokens": self.same_tokens}
+
+
+def compare_generation(
+    spec: str,
+    onnx_path: str | os.PathLike[str],
+    prompt_ids: Sequence[int],
+    max_new_tokens: int = 32,
+    repeats: int = 3,
+    threads: int | None = None,
+) -> GenerationComparison:
+    """Greedy generation of ``max_new_tokens`` three ways, interleaved ``repeats`` times:
+    ONNX Runtime with the cache (``generate``), and transformers' ``generate`` with and
+    without its cache. PyTorch's prefill is timed as a one-token ``generate``; its decode
+    rate is the remaining tokens over the remaining time."""
+    import statistics
+
+    from onnx_deploy.infer.generate import Decoder, generate
+
+    model = load_hf_model(spec)
+    prompt = list(prompt_ids)
+    samples: dict[str, list[tuple[float, float]]] = {}
+    tokens: dict[str, tuple[int, ...]] = {}
+    with Decoder(onnx_path, "cpu", threads) as decoder:
+        generate(decoder, prompt, max_new_tokens=2)  # warm-up
+        hf_generate(model, prompt, 2)
+        for _ in range(repeats):
+            got = generate(decoder, prompt, max_new_tokens=max_new_tokens)
+            name = "onnxruntime, KV cache (IOBinding)"
+            samples.setdefault(name, []).append((got.prefill_tokens_per_s, got.decode_tokens_per_s))
+            tokens[name] = got.tokens
+            for use_cache in (True, False):
+                name = f"PyTorch generate, {'KV cache' if use_cache else 'no cache'}"
+                start = time.perf_counter()
+                hf_generate(model, prompt, 1, use_cache=use_cache)
+                first = time.perf_counter() - start
+                start = time.perf_counter()
+                out = hf_generate(model, prompt, max_new_tokens, use_cache=use_cache)
+                total = time.perf_counter() - start
+                rest = max(total - first, 1e-9)
+                samples.setdefault(name, []).append(
+                    (len(prompt) / first, (max_new_tokens - 1) / rest)
+                )
+                tokens[name] = tuple(out)
+    rows = tuple(
+        GenerationSpeed(
+            name,
+            statistics.median(p for p, _ in values),
+            statistics.median(d for _, d in values),
+            tokens[name],
+        )
+        for name, values in samples.items()
+    )
+    return GenerationComparison(len(prompt), max_new_tokens, rows)

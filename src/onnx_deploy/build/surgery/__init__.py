@@ -1,0 +1,66 @@
+"""Graph surgery: edit an exported ONNX graph, and prove every edit changed nothing else.
+
+The raw tools this builds on, from onnx itself::
+
+    onnx.compose.merge_models(pre, model, io_map=[("pixels_nchw", "input")])
+    onnx.utils.Extractor(model).extract_model(["stem"], ["features"])
+    onnx.version_converter.convert_version(model, 21)
+    onnx.save_model(model, "m.onnx", save_as_external_data=True, location="m.onnx.data")
+
+Each edit here (``rename``, ``set_dims``, ``expose``, ``extract``, ``convert_opset``,
+``add_preprocessing``, ``add_postprocessing``, ``merge``) takes and returns an
+``onnx.ModelProto`` (the input is never modified) and leaves an IR version that the
+installed onnxruntime loads: onnx 1.23's ``helper.make_model`` writes IR 14, which
+onnxruntime 1.31 refuses ("max supported IR version: 13"). ``edit_file`` runs one edit
+on a file: full ``onnx.checker`` check, a numeric check against the model before the edit
+(the same inputs through both, outputs compared), then an atomic write. Bad input gets a
+``SurgeryError`` that names the tensor or dim and lists what exists.
+"""
+
+from __future__ import annotations
+
+from onnx_deploy.build.surgery.checks import (
+    EditCheck,
+    check_extract,
+    check_merge,
+    check_postprocessing,
+    check_preprocessing,
+    check_same_outputs,
+)
+from onnx_deploy.build.surgery.files import EDITS, EditResult, edit_file
+from onnx_deploy.build.surgery.graph import (
+    SurgeryError,
+    convert_opset,
+    dim_symbols,
+    expose,
+    extract,
+    fix_ir_version,
+    io_pairs,
+    list_tensors,
+    loadable_ir_version,
+    merge,
+    ort_max_ir_version,
+    parse_dim_edit,
+    rename,
+    set_dims,
+    tensor_names,
+)
+from onnx_deploy.build.surgery.processing import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    add_postprocessing,
+    add_preprocessing,
+    postprocessing_graph,
+    preprocessing_graph,
+    reference_preprocess,
+)
+
+__all__ = [
+    "EDITS", "IMAGENET_MEAN", "IMAGENET_STD", "EditCheck", "EditResult", "SurgeryError",
+    "add_postprocessing", "add_preprocessing", "check_extract", "check_merge",
+    "check_postprocessing", "check_preprocessing", "check_same_outputs", "convert_opset",
+    "dim_symbols", "edit_file", "expose", "extract", "fix_ir_version", "io_pairs", "list_tensors",
+    "loadable_ir_version", "merge", "ort_max_ir_version", "parse_dim_edit",
+    "postprocessing_graph", "preprocessing_graph", "reference_preprocess", "rename",
+    "set_dims", "tensor_names",
+]  # fmt: skip

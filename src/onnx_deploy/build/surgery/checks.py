@@ -1,0 +1,222 @@
+"""Numeric checks of an edit: the same inputs through the model before and after."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from onnx_deploy.core.files import over_protobuf_limit, write_onnx
+from onnx_deploy.infer.modelinfo import graph_io
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.build.surgery.graph import SurgeryError, _io_names, expose
+from onnx_deploy.build.surgery.processing import _image_spec, reference_preprocess
+
+# an edit that only rewires the graph must give the same outputs to within float noise
+ATOL, RTOL = 1e-4, 1e-3
+
+# --- running and checking --------------------------------------------------------------
+
+
+def _session(model: onnx.ModelProto, folder: str) -> Any:
+    from onnx_deploy.infer.sessions import create_session
+
+    if over_protobuf_limit(model):
+        path = Path(folder) / f"m{len(os.listdir(folder))}.onnx"
+        write_onnx(model, path, external_data=True)
+        return create_session(path, "cpu")
+    return create_session(model.SerializeToString(), "cpu")
+
+
+def _run(session: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run a session; a failure raises without onnxruntime also logging it to stderr."""
+    import onnxruntime as ort
+
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, dict(feeds), quiet), strict=True))
+
+
+def _random_feeds(specs: Sequence[TensorSpec], sizes: Mapping[str, int], seed: int) -> Any:
+    from onnx_deploy.core.signature import Signature
+
+    sig = Signature.from_specs(specs)
+    names = {d.name for d in sig.dims}
+    known = {k: v for k, v in sizes.items() if k in names}
+    return sig.examples({**dict.fromkeys(names, 2), **known}, seed=seed)
+
+
+@dataclass(frozen=True)
+class EditCheck:
+    """How an edit was checked numerically: which outputs were compared, the largest
+    absolute difference, and whether it is within float noise (atol 1e-4, rtol 1e-3)."""
+
+    compared: tuple[str, ...]
+    max_abs: float
+    ok: bool
+    how: str
+
+    def line(self) -> str:
+        mark = "ok" if self.ok else "CHANGED"
+        return f"{self.how}: {', '.join(self.compared)} max abs {self.max_abs:.1e} {mark}"
+
+
+def _close(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], how: str) -> EditCheck:
+    from onnx_deploy.infer.compare import array_close
+
+    worst, ok = 0.0, True
+    for name, a, b in pairs:
+        if a.shape != b.shape:
+            raise SurgeryError(f"{name}: shape changed from {a.shape} to {b.shape}")
+        diff, close = array_close(a, b, ATOL, RTOL)
+        worst, ok = max(worst, diff), ok and close
+    return EditCheck(tuple(n for n, _, _ in pairs), worst, ok, how)
+
+
+def check_same_outputs(
+    before: onnx.ModelProto,
+    after: onnx.ModelProto,
+    *,
+    input_map: Mapping[str, str] | None = None,
+    output_map: Mapping[str, str] | None = None,
+    sizes: Mapping[str, int] | None = None,
+    seed: int = 0,
+) -> EditCheck:
+    """Run both models on the same random inputs (renamed by ``input_map``) and compare
+    the outputs they share (``output_map``: before's name -> after's)."""
+    input_map, output_map = dict(input_map or {}), dict(output_map or {})
+    b_ins, b_outs = graph_io(before)
+    _, a_outs = graph_io(after)
+    feeds = _random_feeds(b_ins, sizes or {}, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = _run(_session(before, tmp), feeds)
+        got = _run(_session(after, tmp), {input_map.get(k, k): v for k, v in feeds.items()})
+    after_names = {s.name for s in a_outs}
+    pairs = [
+        (output_map.get(s.name, s.name), ref[s.name], got[output_map.get(s.name, s.name)])
+        for s in b_outs
+        if output_map.get(s.name, s.name) in after_names
+    ]
+    if not pairs:
+        raise SurgeryError("the edited model shares no output with the original to compare")
+    shape = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
+    return _close(pairs, f"same random inputs ({shape})")
+
+
+def check_preprocessing(
+    before: onnx.ModelProto,
+    after: onnx.ModelProto,
+    *,
+    pixels_name: str = "pixels",
+    image_name: str | None = None,
+    layout: str = "NHWC",
+    resize: int | None = None,
+    crop: tuple[int, int] | None = None,
+    mean: Sequence[float] = (0.0,),
+    std: Sequence[float] = (1.0,),
+    scale: float = 1 / 255,
+    seed: int = 0,
+    **_: Any,
+) -> EditCheck:
+    """Raw pixels through the edited model vs the numpy preprocessing then the original
+    model. With ``resize`` the pixels are sized so that resizing is the identity (shorter
+    side already ``resize``): the resampling itself is onnxruntime's Resize (compared with
+    torchvision's in notebook 07)."""
+    image = _image_spec(before, image_name)
+    pix = next(s for s in graph_io(after)[0] if s.name == pixels_name)
+    channels = int(image.shape[1])  # type: ignore[arg-type]
+    if resize is not None:
+        hw = (resize, resize + 3) if crop is None or crop[1] < resize + 3 else (resize, crop[1])
+    else:
+        hw = tuple(  # type: ignore[assignment]
+            int(d) if isinstance(d, int) else (crop[i] + 2 if crop else 16)
+            for i, d in enumerate(pix.shape[1:3] if layout == "NHWC" else pix.shape[2:4])
+        )
+    shape = (2, *hw, channels) if layout == "NHWC" else (2, channels, *hw)
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    image_crop = crop
+    if resize is not None and crop is None:
+        image_crop = (int(image.shape[2]), int(image.shape[3]))  # type: ignore[arg-type]
+    x = reference_preprocess(
+        pixels, layout=layout, crop=image_crop, mean=mean, std=std, scale=scale
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = _run(_session(before, tmp), {image.name: x})
+        got = _run(_session(after, tmp), {pixels_name: pixels})
+    pairs = [(n, ref[n], got[n]) for n in ref if n in got]
+    return _close(pairs, f"uint8 pixels {list(shape)} vs numpy preprocessing + original")
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def check_postprocessing(
+    before: onnx.ModelProto,
+    after: onnx.ModelProto,
+    *,
+    output_name: str | None = None,
+    softmax: bool = True,
+    top_k: int | None = None,
+    seed: int = 0,
+    **_: Any,
+) -> EditCheck:
+    """The edited model's probabilities / top-k vs numpy on the original's scores."""
+    b_ins, b_outs = graph_io(before)
+    name = output_name or b_outs[0].name
+    feeds = _random_feeds(b_ins, {}, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        logits = _run(_session(before, tmp), feeds)[name]
+        got = _run(_session(after, tmp), feeds)
+    probs = _softmax(logits.astype(np.float64)).astype(np.float32) if softmax else logits
+    pairs = []
+    if softmax:
+        pairs.append(("probabilities", probs, got["probabilities"]))
+    if top_k is not None:
+        order = np.argsort(-probs, axis=-1, kind="stable")[:, :top_k]
+        pairs.append(("scores", np.take_along_axis(probs, order, -1), got["scores"]))
+        pairs.append(("labels", order.astype(np.int64), got["labels"]))
+    return _close(pairs, "vs numpy softmax/top-k of the original's scores")
+
+
+def check_extract(
+    before: onnx.ModelProto, after: onnx.ModelProto, *, seed: int = 0, **_: Any
+) -> EditCheck:
+    """The subgraph fed the original's own intermediate values, vs the original's."""
+    sub_ins, sub_outs = graph_io(after)
+    wanted = [s.name for s in (*sub_ins, *sub_outs)]
+    b_ins, b_outs = _io_names(before)
+    exposed = expose(before, [n for n in wanted if n not in b_outs and n not in b_ins])
+    feeds = _random_feeds(graph_io(before)[0], {}, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        full = {**feeds, **_run(_session(exposed, tmp), feeds)}
+        got = _run(_session(after, tmp), {s.name: full[s.name] for s in sub_ins})
+    return _close(
+        [(s.name, full[s.name], got[s.name]) for s in sub_outs],
+        "fed the original's intermediate values",
+    )
+
+
+def check_merge(
+    first: onnx.ModelProto,
+    second: onnx.ModelProto,
+    merged: onnx.ModelProto,
+    io_map: Sequence[tuple[str, str]],
+    seed: int = 0,
+) -> EditCheck:
+    """The merged model vs the two models run one after the other."""
+    feeds = _random_feeds(graph_io(first)[0], {}, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        mid = _run(_session(first, tmp), feeds)
+        ref = _run(_session(second, tmp), {b: mid[a] for a, b in io_map})
+        got = _run(_session(merged, tmp), feeds)
+    return _close([(n, ref[n], got[n]) for n in ref if n in got], "vs the two models in turn")

@@ -1,0 +1,131 @@
+"""Output-path safety: no silent overwrite, atomic writes, readable sizes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from onnx_deploy.core.errors import OutputExistsError
+
+# where the package's own files are: the installed package, its data, and (for an editable
+# install) the checkout it came from, which holds node_modules/ and .venv-serve/
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PACKAGE_DATA = PACKAGE_DIR / "data"
+CHECKOUT = PACKAGE_DIR.parents[1]
+
+
+def human_size(num_bytes: int | float) -> str:
+    """``46843392`` -> ``'44.7 MB'`` (binary units, one decimal)."""
+    size = float(num_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_output_path(path: str | os.PathLike[str], force: bool = False) -> Path:
+    """Return ``path`` as a Path, or raise if it exists and ``force`` is False."""
+    out = Path(path)
+    if out.exists() and not force:
+        raise OutputExistsError(
+            f"{out} already exists; choose another output path or pass force=True "
+            "(CLI: --force) to replace it."
+        )
+    if out.is_dir():
+        raise OutputExistsError(f"{out} is a directory; give a file path such as {out}/model.onnx")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
+    """Yield a temporary path with the same file name, then move it into place.
+
+    The temporary file lives in a hidden folder beside ``path`` so the final rename is
+    atomic and side files the writer creates next to it (ONNX external data such as
+    ``model.onnx.data``) keep the names that the model refers to. If the block raises,
+    nothing at ``path`` changes and the temporary folder is removed.
+    """
+    out = check_output_path(path, force)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        tmp_path = tmp_dir / out.name
+        yield tmp_path
+        if not tmp_path.exists():
+            raise FileNotFoundError(f"the writer did not create {tmp_path}")
+        # Re-check: another process may have created the file meanwhile.
+        check_output_path(out, force)
+        for produced in sorted(tmp_dir.iterdir(), key=lambda p: p == tmp_path):
+            # Side files first, the model last, so a reader never sees a model whose
+            # external data is not there yet.
+            os.replace(produced, out.parent / produced.name)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def file_size(path: str | os.PathLike[str]) -> int:
+    """Size of an ONNX model on disk including an external-data file beside it."""
+    p = Path(path)
+    total = p.stat().st_size
+    data = p.with_name(p.name + EXTERNAL_DATA_SUFFIX)
+    if data.exists():
+        total += data.stat().st_size
+    return total
+
+
+# protobuf cannot serialise a message of 2 GiB or more; keep a margin for the graph itself.
+PROTOBUF_LIMIT = 2 * 1024**3 - 64 * 1024**2
+EXTERNAL_DATA_SUFFIX = ".data"  # model.onnx -> model.onnx.data, as torch's exporter names it
+
+
+def over_protobuf_limit(model: Any) -> bool:
+    """Whether ``model`` (an ``onnx.ModelProto``) is too large to save as one file."""
+    try:
+        return int(model.ByteSize()) > PROTOBUF_LIMIT
+    except Exception:  # ByteSize itself can overflow past 2 GiB
+        return True
+
+
+def write_onnx(model: Any, path: str | os.PathLike[str], external_data: bool | None = None) -> bool:
+    """Save ``model`` to ``path`` (no existence checks: use inside ``atomic_output``).
+
+    The one external-data rule: weights go to ``NAME.onnx.data`` beside the file when
+    ``external_data`` is True, or when it is None and the model is over the protobuf
+    limit. Returns whether external data was written.
+    """
+    import onnx
+
+    p = Path(path)
+    if external_data is None:
+        external_data = over_protobuf_limit(model)
+    if external_data:
+        onnx.save_model(
+            model,
+            str(p),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=p.name + EXTERNAL_DATA_SUFFIX,
+            size_threshold=1024,
+        )
+    else:
+        onnx.save_model(model, str(p))
+    return bool(external_data)
+
+
+def save_onnx(
+    model: Any,
+    path: str | os.PathLike[str],
+    force: bool = False,
+    external_data: bool | None = None,
+) -> str:
+    """Save an ONNX model atomically, never overwriting without ``force``; see
+    ``write_onnx`` for when the weights go to an external ``.data`` file."""
+    with atomic_output(path, force=force) as tmp:
+        write_onnx(model, tmp, external_data)
+    return str(path)

@@ -1,0 +1,370 @@
+"""Latency and throughput, measured soundly, with the environment recorded.
+
+``benchmark`` times any runners (``onnx_deploy.infer.runners``), one after the other or
+interleaved. Each measurement: ``warmup`` untimed runs (the first one's latency is kept,
+since it includes lazy allocation and kernel selection), then ``iters`` timed runs; we
+report median, p90, p99, mean, std, min and throughput (batch / median). Device work is
+synchronised after every timed call. The ONNX Runtime half needs no torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from onnx_deploy.core.cpu import cpu_info
+from onnx_deploy.core.defaults import BENCH_ITERS, BENCH_WARMUP, INTERLEAVED_ROUNDS
+from onnx_deploy.core.feeds import batch_size_of
+from onnx_deploy.infer.runners.base import Runner
+from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+
+if TYPE_CHECKING:
+    pass
+
+
+# A benchmark whose p90 is more than BUSY_P90_RATIO times its median, or whose
+# coefficient of variation is above BUSY_CV, ran on a busy machine. Measured on a 2-core
+# VM with a small transformer (50 runs each): idle, p90/median 1.07-1.27 and CV 4-29%
+# (one outlier run makes the CV); with ONNX Runtime's threads spinning beside PyTorch,
+# PyTorch's p90/median 1.6-5.6 and CV 31-177% (each run flagged by one test or both).
+BUSY_P90_RATIO = 1.5
+BUSY_CV = 0.4
+MIN_ITERS_FOR_SPREAD = 5
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    name: str
+    backend: str
+    device: str
+    batch_size: int
+    warmup: int
+    iterations: int
+    first_ms: float
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    environment: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def throughput(self) -> float:
+        """Samples per second at the median latency."""
+        return 1000.0 * self.batch_size / self.median_ms if self.median_ms > 0 else float("inf")
+
+    @property
+    def contention(self) -> str:
+        """Why these timings look like a busy machine (empty when they do not): p90 far
+        above the median, or a large coefficient of variation."""
+        if self.iterations < MIN_ITERS_FOR_SPREAD or self.median_ms <= 0:
+            return ""
+        tail = self.p90_ms / self.median_ms
+        cv = self.std_ms / self.mean_ms if self.mean_ms > 0 else 0.0
+        if tail <= BUSY_P90_RATIO and cv <= BUSY_CV:
+            return ""
+        return (
+            f"timings spread widely (p90 {tail:.1f}x the median, CV {100 * cv:.0f}%): the "
+            "machine was probably busy. Stop other work and rerun; compare ONNX files "
+            "interleaved (--rounds 5; benchmark(..., rounds=5)); trust ratios over absolute numbers"
+        )
+
+    def summary(self) -> str:
+        line = (
+            f"bench     {self.name} [{self.backend}/{self.device}] batch {self.batch_size}: "
+            f"median {self.median_ms:.2f} ms  p90 {self.p90_ms:.2f}  p99 {self.p99_ms:.2f}  "
+            f"mean {self.mean_ms:.2f}±{self.std_ms:.2f}  first {self.first_ms:.1f} ms  "
+            f"{self.throughput:.0f} samples/s  ({self.warmup} warm-up, {self.iterations} timed"
+            f"{self._threads()})"
+        )
+        return f"{line}\n  warning {self.contention}" if self.contention else line
+
+    def _threads(self) -> str:
+        threads = self.environment.get("intra_op_threads", self.environment.get("torch_threads"))
+        return f", {threads} threads" if threads else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["throughput"] = self.throughput
+        d["contention"] = self.contention
+        return d
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def collect_environment() -> dict[str, Any]:
+    """What a benchmark number depends on; never imports torch."""
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_info(),
+        "versions": {
+            d: _version(d)
+            for d in ("onnxruntime-gpu", "onnxruntime", "onnx", "onnxslim", "torch", "numpy")
+            if _version(d)
+        },
+        "threads_env": {
+            k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
+        },
+    }
+    torch_mod = sys.modules.get("torch")
+    if torch_mod is not None:  # report torch's threads only where it is already loaded
+        env["torch_threads"] = torch_mod.get_num_threads()
+    return env
+
+
+def time_callable(
+    fn: Callable[[], Any],
+    warmup: int = 10,
+    iters: int = 50,
+    sync: Callable[[], None] | None = None,
+) -> tuple[float, list[float]]:
+    """Return (first-call ms, list of timed ms). ``sync`` runs after each call (CUDA)."""
+    if iters < 1:
+        raise ValueError("iters must be at least 1")
+    first = None
+    for _ in range(max(warmup, 1)):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        if first is None:
+            first = (time.perf_counter() - t0) * 1000
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append((time.perf_counter() - t0) * 1000)
+    return float(first or 0.0), times
+
+
+def summarize(
+    name: str,
+    backend: str,
+    device: str,
+    batch_size: int,
+    warmup: int,
+    first_ms: float,
+    times_ms: Sequence[float],
+    environment: dict[str, Any] | None = None,
+) -> BenchmarkResult:
+    arr = np.asarray(times_ms, dtype=np.float64)
+    return BenchmarkResult(
+        name=name,
+        backend=backend,
+        device=device,
+        batch_size=batch_size,
+        warmup=warmup,
+        iterations=len(arr),
+        first_ms=first_ms,
+        median_ms=float(np.median(arr)),
+        p90_ms=float(np.percentile(arr, 90)),
+        p99_ms=float(np.percentile(arr, 99)),
+        mean_ms=float(arr.mean()),
+        std_ms=float(statistics.pstdev(arr)) if len(arr) > 1 else 0.0,
+        min_ms=float(arr.min()),
+        environment=environment if environment is not None else collect_environment(),
+    )
+
+
+def _named(runners: Runner | Sequence[Runner] | Mapping[str, Runner]) -> dict[str, Runner]:
+    if isinstance(runners, Runner):
+        return {runners.name: runners}
+    if isinstance(runners, Mapping):
+        return dict(runners)
+    named: dict[str, Runner] = {}
+    for r in runners:
+        key = r.name if r.name not in named else f"{r.name} [{r.backend}/{r.device}]"
+        n = 2
+        while key in named:  # two files of one name from two folders: both are timed
+            key, n = f"{r.name} #{n}", n + 1
+        named[key] = r
+    return named
+
+
+def benchmark(
+    runners: Runner | Sequence[Runner] | Mapping[str, Runner],
+    batch_size: int = 1,
+    *,
+    inputs: Any = None,
+    warmup: int = BENCH_WARMUP,
+    iters: int = BENCH_ITERS,
+    rounds: int = 1,
+) -> list[BenchmarkResult]:
+    """Time any runners on the same-sized inputs; one result per runner.
+
+    ``inputs``: one batch every runner takes (an array, tuple or dict), or None for
+    random inputs of ``batch_size``. ``rounds=1`` times each runner in turn (``warmup``
+    untimed calls, then ``iters`` timed ones); ``rounds>1`` interleaves them: after the
+    warm-up, the runners take turns, ``iters`` calls each spread over the rounds, so a slow
+    spell of a shared machine is spread over all of them. A mapping names the results.
+    Each timed call is what the runner's ``timed_call`` prepared: inputs checked and
+    placed once, device work synchronised after each call.
+    """
+    named = _named(runners)
+    with contextlib.ExitStack() as stack:
+        for runner in named.values():
+            stack.enter_context(runner)
+        calls, sizes = {}, {}
+        for key, runner in named.items():
+            feeds = (
+                runner.feeds(inputs) if inputs is not None else runner.example_inputs(batch_size)
+            )
+            sizes[key] = batch_size_of(feeds) or batch_size
+            calls[key] = runner.timed_call(feeds)
+        first, times = {}, {}
+        if rounds <= 1:
+            for key, runner in named.items():
+                first[key], times[key] = time_callable(
+                    calls[key], warmup, iters, runner.synchronize
+                )
+        else:
+            for key, runner in named.items():
+                first[key] = time_callable(calls[key], warmup, 1, runner.synchronize)[0]
+                times[key] = []
+            per_round = [iters // rounds + (i < iters % rounds) for i in range(rounds)]
+            for n in filter(None, per_round):  # all ``iters`` calls, spread over the rounds
+                for key, runner in named.items():
+                    times[key] += time_callable(calls[key], 0, n, runner.synchronize)[1]
+        env = collect_environment()
+        args = (warmup, first, times, sizes, env)
+        return [_result(key, runner, *args) for key, runner in named.items()]
+
+
+def _result(
+    key: str,
+    runner: Runner,
+    warmup: int,
+    first: dict[str, float],
+    times: dict[str, list[float]],
+    sizes: dict[str, int],
+    env: dict[str, Any],
+) -> BenchmarkResult:
+    return summarize(
+        key, runner.backend, runner.device, sizes[key], warmup, first[key], times[key],
+        env | runner.environment(),
+    )  # fmt: skip
+
+
+def benchmark_onnx(
+    model: str | os.PathLike[str] | Runner,
+    batch_size: int = 1,
+    warmup: int = BENCH_WARMUP,
+    iters: int = BENCH_ITERS,
+    name: str | None = None,
+    device: str = "auto",
+    inputs: dict[str, np.ndarray] | None = None,
+    **session_kwargs: Any,
+) -> BenchmarkResult:
+    """Time ONNX Runtime on random inputs (or ``inputs``) at ``batch_size``."""
+    runner = (
+        model if isinstance(model, Runner) else OnnxRuntimeRunner(model, device, **session_kwargs)
+    )
+    key = name or (runner.name if isinstance(model, Runner) else os.path.basename(str(model)))
+    return benchmark({key: runner}, batch_size, inputs=inputs, warmup=warmup, iters=iters)[0]
+
+
+def benchmark_onnx_interleaved(
+    models: Mapping[str, str | os.PathLike[str] | Runner],
+    batch_size: int = 1,
+    warmup: int = 5,
+    iters: int = BENCH_ITERS,
+    rounds: int = INTERLEAVED_ROUNDS,
+    device: str = "cpu",
+) -> list[BenchmarkResult]:
+    """Time several ONNX models side by side, alternating between them in ``rounds``
+    (``benchmark`` with ``rounds > 1``)."""
+    runners = {
+        name: m if isinstance(m, Runner) else OnnxRuntimeRunner(m, device)
+        for name, m in models.items()
+    }
+    return benchmark(runners, batch_size, warmup=warmup, iters=iters, rounds=rounds)
+
+
+def sweep(
+    bench: Callable[[int], BenchmarkResult], batch_sizes: Iterable[int]
+) -> list[BenchmarkResult]:
+    """Run ``bench(batch_size)`` for each size, e.g. ``lambda b: benchmark_onnx(p, b)``."""
+    return [bench(b) for b in batch_sizes]
+
+
+def comparison_rows(
+    results: Iterable[BenchmarkResult], baseline: str = "torch"
+) -> list[dict[str, Any]]:
+    """Pair results by (name, device, batch): baseline vs every other backend, with ratio."""
+    by_key: dict[tuple[str, int], dict[str, BenchmarkResult]] = {}
+    for r in results:
+        by_key.setdefault((r.name, r.batch_size), {})[r.backend] = r
+    rows = []
+    for (name, batch), backends in by_key.items():
+        base = backends.get(baseline)
+        for backend, r in backends.items():
+            if backend == baseline:
+                continue
+            rows.append(
+                {
+                    "model": name,
+                    "batch": batch,
+                    "baseline": baseline,
+                    "backend": backend,
+                    "baseline_median_ms": base.median_ms if base else None,
+                    "median_ms": r.median_ms,
+                    "p90_ms": r.p90_ms,
+                    "speedup": base.median_ms / r.median_ms if base else None,
+                }
+            )
+    return rows
+
+
+def comparison_table(results: Iterable[BenchmarkResult], baseline: str = "torch") -> str:
+    """A plain-text table: model, batch, baseline median, other median and p90, speed-up."""
+    rows = comparison_rows(results, baseline)
+    head = f"{'model':<22}{'batch':>6}{baseline + ' ms':>12}{'backend':>14}{'ms':>9}{'p90':>9}{'speed-up':>10}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        base = f"{r['baseline_median_ms']:.2f}" if r["baseline_median_ms"] is not None else "-"
+        speed = f"{r['speedup']:.2f}x" if r["speedup"] is not None else "-"
+        lines.append(
+            f"{r['model']:<22}{r['batch']:>6}{base:>12}{r['backend']:>14}"
+            f"{r['median_ms']:>9.2f}{r['p90_ms']:>9.2f}{speed:>10}"
+        )
+    return "\n".join(lines)
+
+
+def relative_table(results: Iterable[BenchmarkResult]) -> str:
+    """Each runner's median latency relative to the first runner, per batch size
+    (>1 = faster than the first); empty when fewer than two runners were timed."""
+    results = list(results)
+    runners = {(r.name, r.backend, r.device) for r in results}
+    unique = len({name for name, _, _ in runners}) == len(runners)
+    timed = [(r.name if unique else f"{r.name} [{r.backend}/{r.device}]", r) for r in results]
+    names = list(dict.fromkeys(label for label, _ in timed))
+    if len(names) < 2:
+        return ""
+    first = names[0]
+    lines = [f"Relative to {first} (median latency ratio, >1 = faster):"]
+    for b in sorted({r.batch_size for _, r in timed}):
+        at_b = {label: r for label, r in timed if r.batch_size == b}
+        for name, r in at_b.items():
+            if name != first and first in at_b:
+                ratio = at_b[first].median_ms / r.median_ms
+                lines.append(f"  batch {b:<4} {name} vs {first}: {ratio:.2f}x")
+    return "\n".join(lines)

@@ -1,0 +1,487 @@
+"""Numerical validation: any runner against any runner, with per-output reports.
+
+Exporters have shipped wrong graphs (pytorch issues 169178, 166797) and graph optimizers
+have changed results (OnnxSlim issues 277, 321), so every conversion is checked by running
+both sides on the same inputs, over several batch sizes, and comparing each output:
+max absolute and relative error, cosine similarity per sample, and top-1 agreement for
+classifier-shaped outputs. Pass/fail uses a tolerance preset per precision.
+
+``compare(reference, candidate, inputs, tolerance)`` takes two runners
+(``onnx_deploy.infer.runners``) and does not care which backends they are; ``compare_torch_onnx``
+and ``compare_onnx`` build the runners for the common pairs. Finding *where* two graphs
+diverge is ``onnx_deploy.infer.intermediates``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES
+from onnx_deploy.core.errors import OnnxDeployError, ValidationError
+from onnx_deploy.core.feeds import Feeds, as_batches, batch_size_of
+from onnx_deploy.core.signature import Signature
+from onnx_deploy.infer.runners.base import Runner
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass criteria. ``None`` turns a check off.
+
+    Elementwise: ``|cand - ref| <= atol + rtol * |ref|`` (numpy.allclose's rule).
+    ``min_cosine``: the lowest per-sample cosine similarity allowed.
+    ``min_top1``: the lowest top-1 agreement allowed on classifier-shaped outputs.
+    """
+
+    name: str
+    atol: float | None
+    rtol: float | None
+    min_cosine: float | None
+    min_top1: float | None
+
+
+# fp32: export and graph rewrites only reorder float arithmetic; errors stay ~1e-6.
+# fp16: 10-bit mantissa, so ~1e-3 relative per op, compounding over depth.
+# int8: elementwise bounds are meaningless; judge by direction (cosine) and decisions.
+# Reference outputs smaller than this make absolute tolerances pass trivially
+# (an untrained mobilenet_v3_small's logits are ~1e-10).
+TRIVIAL_SCALE = 1e-4
+# Reference outputs that hardly change from one input to the next prove nothing either:
+# a model that answers the same for everything passes every comparison. An untrained
+# efficientnet_b0 gave PASS and 100% top-1 on outputs that varied by 3e-8 across inputs.
+# Warn when the largest standard deviation across samples is below this share of the
+# largest |value|, or when every sample (at least MIN_SAMPLES_FOR_TOP1) gets one top-1.
+MIN_VARIATION = 1e-3
+MIN_SAMPLES_FOR_TOP1 = 8
+# Outputs with at most this many values per sample (2-class logits, a score) get one
+# cosine over all samples, not the worst per-sample cosine: see _stats.
+SMALL_ROW = 2
+
+PRESETS: dict[str, Tolerance] = {
+    "fp32": Tolerance("fp32", atol=1e-4, rtol=1e-3, min_cosine=0.9999, min_top1=None),
+    "fp16": Tolerance("fp16", atol=1e-2, rtol=1e-2, min_cosine=0.999, min_top1=None),
+    "int8": Tolerance("int8", atol=None, rtol=None, min_cosine=0.98, min_top1=0.9),
+}
+
+
+def array_close(
+    reference: np.ndarray, candidate: np.ndarray, atol: float = 1e-4, rtol: float = 1e-3
+) -> tuple[float, bool]:
+    """(max |difference|, within tolerance) for two arrays of one output: integer and
+    boolean outputs (labels, masks) must be equal, float ones within ``atol + rtol * |ref|``.
+    The check of a graph edit or of another runtime running the same graph."""
+    a, b = np.asarray(reference), np.asarray(candidate)
+    if a.dtype.kind in "iub":
+        diff = float(np.abs(a.astype(np.int64) - b.astype(np.int64)).max(initial=0))
+        return diff, diff == 0
+    diff = float(np.abs(a.astype(np.float64) - b).max(initial=0.0))
+    return diff, bool(np.allclose(b, a, atol=atol, rtol=rtol))
+
+
+def get_tolerance(precision: str | Tolerance) -> Tolerance:
+    if isinstance(precision, Tolerance):
+        return precision
+    try:
+        return PRESETS[precision]
+    except KeyError:
+        raise ValueError(f"unknown precision {precision!r}; use one of {sorted(PRESETS)}") from None
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    name: str
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float
+    mean_abs: float
+    min_cosine: float
+    top1_agreement: float | None
+    ok: bool
+    reason: str = ""
+    ref_scale: float = float("nan")  # max |reference|: near 0, tolerances prove nothing
+    variation: float = float("nan")  # max std across samples / max |reference|
+    distinct_top1: int | None = None  # how many classes the reference's top-1 took
+    cosine_over: str = "sample"  # the worst per-sample cosine, or "all samples" (2 values)
+
+    @property
+    def warning(self) -> str:
+        """Why this comparison proves little (empty when it does not)."""
+        if self.ref_scale < TRIVIAL_SCALE:
+            return (
+                f"reference max |value| {self.ref_scale:.1e}: near zero, so this check proves "
+                "little; use trained weights or real inputs"
+            )
+        if self.variation < MIN_VARIATION:
+            return (
+                f"reference outputs hardly vary across inputs (spread {self.variation:.1e} of "
+                "their scale): a model that answers the same for everything passes every "
+                "comparison; use trained weights and real inputs"
+            )
+        if self.distinct_top1 == 1:
+            return (
+                "every input gets the same top-1 from the reference: agreement proves little; "
+                "use trained weights and real inputs"
+            )
+        return ""
+
+    def line(self) -> str:
+        top1 = "" if self.top1_agreement is None else f"  top-1 {100 * self.top1_agreement:.1f}%"
+        mark = "ok" if self.ok else f"FAIL ({self.reason})"
+        if self.warning:
+            mark += f"  [{self.warning}]"
+        scope = "" if self.cosine_over == "sample" else f" (over {self.cosine_over})"
+        return (
+            f"{self.name:<16} max abs {self.max_abs:.2e}  max rel {self.max_rel:.2e}  "
+            f"cosine{scope} {self.min_cosine:.6f}{top1}  {mark}"
+        )
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    reference: str
+    candidate: str
+    tolerance: Tolerance
+    outputs: tuple[OutputComparison, ...]
+    batch_sizes: tuple[int, ...]
+    num_samples: int
+    max_abs_by_batch: dict[int, float]
+    seconds: float
+    dim_sizes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # sizes each dim took
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outputs)
+
+    @property
+    def max_abs(self) -> float:
+        return max((o.max_abs for o in self.outputs), default=0.0)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Why a PASS may prove little (outputs near zero or the same for every input)."""
+        return [f"{o.name}: {o.warning}" for o in self.outputs if o.warning]
+
+    def summary(self) -> str:
+        head = (
+            f"validate  {self.candidate} vs {self.reference}: "
+            f"{'PASS' if self.ok else 'FAIL'} ({self.tolerance.name} tolerance, "
+            f"{self.num_samples} samples, batch sizes {list(self.batch_sizes)}{self._other_dims()}, "
+            f"{self.seconds:.1f} s)"
+        )
+        return "\n".join([head, *("  " + o.line() for o in self.outputs)])
+
+    def _other_dims(self) -> str:
+        """``, seq [1, 2, 16]``: the sizes dynamic dims other than the batch took."""
+        others = list(self.dim_sizes.items())[1:] if self.dim_sizes else []
+        return "".join(f", {name} {list(sizes)}" for name, sizes in others)
+
+    def raise_for_mismatch(self) -> ValidationReport:
+        """Raise ``ValidationError`` with the summary if any output failed; else return self."""
+        if not self.ok:
+            raise ValidationError(
+                self.summary() + "\nCompare intermediate tensors to find where the graphs "
+                "diverge (onnx_deploy.infer.intermediates), or loosen the "
+                "tolerance only if the precision change explains the gap."
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ok"] = self.ok
+        d["warnings"] = self.warnings
+        return d
+
+
+def _cosine_rows(ref: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    r = ref.reshape(ref.shape[0], -1).astype(np.float64) if ref.ndim else ref.reshape(1, 1)
+    c = cand.reshape(r.shape).astype(np.float64)
+    num = (r * c).sum(axis=1)
+    den = np.linalg.norm(r, axis=1) * np.linalg.norm(c, axis=1)
+    both_zero = (np.linalg.norm(r, axis=1) == 0) & (np.linalg.norm(c, axis=1) == 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+    return np.where(both_zero, 1.0, cos)
+
+
+def compare_outputs(
+    name: str, refs: Sequence[np.ndarray], cands: Sequence[np.ndarray], tolerance: Tolerance
+) -> OutputComparison:
+    """Compare one output over several batches: batches whose dims beyond axis 0 agree
+    are concatenated along axis 0, and the groups (one per image size or sequence
+    length) are combined: worst errors, weighted means, the largest variation."""
+    if not refs:
+        raise ValueError(f"no arrays to compare for output {name!r}")
+    for r, c in zip(refs, cands, strict=True):
+        if r.shape != c.shape:
+            return OutputComparison(
+                name,
+                tuple(r.shape),
+                np.inf,
+                np.inf,
+                np.inf,
+                0.0,
+                None,
+                False,
+                f"shape {tuple(c.shape)} != reference {tuple(r.shape)}",
+            )
+    groups: dict[tuple[int, ...], tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    for r, c in zip(refs, cands, strict=True):  # batches whose other dims match concatenate
+        r, c = np.atleast_1d(r), np.atleast_1d(c)
+        group = groups.setdefault(tuple(r.shape[1:]), ([], []))
+        group[0].append(r)
+        group[1].append(c)
+    stats = [
+        _stats(
+            np.concatenate(g[0]).astype(np.float64),
+            np.concatenate(g[1]).astype(np.float64),
+            tolerance,
+        )
+        for g in groups.values()
+    ]
+    if any(st["nonfinite"] for st in stats):
+        return OutputComparison(
+            name,
+            tuple(refs[0].shape),
+            np.inf,
+            np.inf,
+            np.inf,
+            0.0,
+            None,
+            False,
+            "candidate has NaN/inf where the reference is finite",
+        )
+    size = sum(st["size"] for st in stats)
+    rows = sum(st["rows"] for st in stats if st["top1"] is not None)
+    top1 = (
+        sum(st["top1"] * st["rows"] for st in stats if st["top1"] is not None) / rows
+        if rows
+        else None
+    )
+    min_cos = min(st["min_cos"] for st in stats)
+    variations = [st["variation"] for st in stats if not np.isnan(st["variation"])]
+    distincts = [st["distinct"] for st in stats if st["distinct"] is not None]
+    reasons = []
+    t = tolerance
+    bad = sum(st["bad"] for st in stats)
+    if bad:
+        reasons.append(f"{bad} of {size} values beyond atol {t.atol:g} + rtol {t.rtol:g}")
+    if t.min_cosine is not None and min_cos < t.min_cosine:
+        reasons.append(f"cosine {min_cos:.6f} < {t.min_cosine}")
+    if t.min_top1 is not None and top1 is not None and top1 < t.min_top1:
+        reasons.append(f"top-1 agreement {100 * top1:.1f}% < {100 * t.min_top1:.1f}%")
+    return OutputComparison(
+        name,
+        tuple(refs[0].shape),
+        max(st["max_abs"] for st in stats),
+        max(st["max_rel"] for st in stats),
+        sum(st["mean_abs"] * st["size"] for st in stats) / size if size else 0.0,
+        min_cos,
+        top1,
+        not reasons,
+        "; ".join(reasons),
+        max(st["scale"] for st in stats),
+        max(variations) if variations else float("nan"),
+        max(distincts) if distincts else None,
+        "all samples" if any(st["cosine_over"] != "sample" for st in stats) else "sample",
+    )
+
+
+def _stats(ref: np.ndarray, cand: np.ndarray, t: Tolerance) -> dict[str, Any]:
+    """Error statistics of one group of same-shaped batches, concatenated on axis 0."""
+    diff = np.abs(cand - ref)
+    empty = not diff.size
+    st: dict[str, Any] = {
+        "nonfinite": not np.isfinite(cand).all() and np.isfinite(ref).all(),
+        "size": diff.size,
+        "rows": ref.shape[0],
+        "max_abs": 0.0 if empty else float(diff.max()),
+        "max_rel": 0.0 if empty else float((diff / np.maximum(np.abs(ref), 1e-6)).max()),
+        "mean_abs": 0.0 if empty else float(diff.mean()),
+        "min_cos": 1.0 if empty else float(_cosine_rows(ref, cand).min()),
+        "scale": 0.0 if empty else float(np.abs(ref).max()),
+        "top1": None,
+        "distinct": None,
+        "variation": float("nan"),
+        "bad": 0,
+        "cosine_over": "sample",
+    }
+    if ref.ndim == 2 and ref.shape[1] <= SMALL_ROW and ref.shape[0] >= 2:
+        # A sample of one or two values (2-class logits) has no direction to compare: a
+        # borderline sample whose two logits swap order gives cosine -1 while the model
+        # is fine. Judge the direction of the whole output instead, and say so.
+        st["min_cos"] = float(_cosine_rows(ref.reshape(1, -1), cand.reshape(1, -1))[0])
+        st["cosine_over"] = "all samples"
+    if ref.ndim == 2 and ref.shape[1] > 1:
+        st["top1"] = float((ref.argmax(axis=1) == cand.argmax(axis=1)).mean())
+        if ref.shape[0] >= MIN_SAMPLES_FOR_TOP1 and ref.shape[1] > 2:
+            st["distinct"] = len(np.unique(ref.argmax(axis=1)))
+    if ref.shape[0] >= 2 and not empty:
+        st["variation"] = float(ref.std(axis=0).max() / st["scale"]) if st["scale"] > 0 else 0.0
+    if t.atol is not None and t.rtol is not None and not empty:
+        st["bad"] = int((diff > t.atol + t.rtol * np.abs(ref)).sum())
+    return st
+
+
+def _report(
+    reference: str,
+    candidate: str,
+    names: Sequence[str],
+    pairs: list[tuple[list[np.ndarray], list[np.ndarray]]],
+    batches: list[Feeds],
+    tolerance: Tolerance,
+    seconds: float,
+) -> ValidationReport:
+    outputs = [
+        compare_outputs(name, [p[0][i] for p in pairs], [p[1][i] for p in pairs], tolerance)
+        for i, name in enumerate(names)
+    ]
+    sizes = [batch_size_of(b) or 0 for b in batches]
+    by_batch: dict[int, float] = {}
+    for size, (refs, cands) in zip(sizes, pairs, strict=True):
+        worst = max(
+            float(np.abs(c.astype(np.float64) - r).max(initial=0.0))
+            if c.shape == r.shape
+            else np.inf
+            for r, c in zip(refs, cands, strict=True)
+        )
+        by_batch[size] = max(by_batch.get(size, 0.0), worst)
+    return ValidationReport(
+        reference=reference,
+        candidate=candidate,
+        tolerance=tolerance,
+        outputs=tuple(outputs),
+        batch_sizes=tuple(dict.fromkeys(sizes)),
+        num_samples=sum(sizes),
+        max_abs_by_batch=by_batch,
+        seconds=seconds,
+    )
+
+
+def _paired(
+    reference: Runner, candidate: Runner, ref: dict[str, np.ndarray], cand: dict[str, np.ndarray]
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """Outputs paired by name when both sides use the same names, else by position."""
+    if set(ref) == set(cand):
+        names = list(ref)
+        return names, [ref[n] for n in names], [cand[n] for n in names]
+    if len(ref) != len(cand):
+        raise ValidationError(
+            f"{reference.name} returned {len(ref)} outputs {list(ref)}, "
+            f"{candidate.name} returned {len(cand)} {list(cand)}"
+        )
+    return list(cand), list(ref.values()), list(cand.values())
+
+
+def compare(
+    reference: Runner,
+    candidate: Runner,
+    inputs: Iterable[Any] | Any | None = None,
+    tolerance: str | Tolerance = "fp32",
+    *,
+    batch_sizes: Sequence[int] = VALIDATE_BATCH_SIZES,
+    seed: int = 0,
+    signature: Signature | None = None,
+) -> ValidationReport:
+    """Run two runners on the same inputs and compare every output, per output and batch.
+
+    ``inputs``: the batches to use (a list of batches, each an array, a tuple in input
+    order or a dict by name; or one array/dict), for example real data. By default,
+    random inputs from ``signature`` (else the reference's own specs): one batch per
+    entry of ``batch_sizes``, and every other dynamic dim (sequence length, image size)
+    takes several sizes across the batches (``Signature.variations``). Outputs pair by
+    name, or by position when the two runners name them differently.
+    """
+    tol = get_tolerance(tolerance)
+    ref_names = [s.name for s in reference.inputs]
+    cand_names = [s.name for s in candidate.inputs]
+    if ref_names != cand_names:
+        raise ValidationError(
+            f"the models take different inputs: {[str(s) for s in reference.inputs]} vs "
+            f"{[str(s) for s in candidate.inputs]}"
+        )
+    with reference, candidate:
+        if inputs is None:
+            sig = signature or Signature.from_specs(reference.inputs)
+            batches = sig.variations(batch_sizes, seed)
+        else:
+            batches = as_batches(inputs, reference.inputs)
+        start = time.perf_counter()
+        pairs = []
+        names: list[str] = []
+        for feeds in batches:
+            names, refs, cands = _paired(
+                reference, candidate, _run(reference, feeds), _run(candidate, feeds)
+            )
+            pairs.append((refs, cands))
+    report = _report(
+        reference.name, candidate.name, names, pairs, batches, tol, time.perf_counter() - start
+    )
+    return dataclasses.replace(report, dim_sizes=_dim_sizes(reference.inputs, batches))
+
+
+def _dim_sizes(specs: Sequence[Any], batches: Sequence[Feeds]) -> dict[str, tuple[int, ...]]:
+    """The sizes each symbolic dim took across ``batches``, the batch dim first."""
+    seen: dict[str, list[int]] = {}
+    for spec in specs:
+        for axis, dim in enumerate(spec.shape):
+            if isinstance(dim, str):
+                for feeds in batches:
+                    value = feeds.get(spec.name)
+                    if value is not None and axis < value.ndim:
+                        seen.setdefault(dim, []).append(int(value.shape[axis]))
+    return {name: tuple(dict.fromkeys(sizes)) for name, sizes in seen.items()}
+
+
+def _run(runner: Runner, feeds: Feeds) -> dict[str, np.ndarray]:
+    """``runner.infer``, with a failure that names the runner and the input shapes."""
+    try:
+        return runner.infer(feeds)
+    except OnnxDeployError:
+        raise
+    except Exception as e:
+        shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ValidationError(
+            f"{runner.name} failed on inputs {shapes}: {type(e).__name__}: {first}. If a "
+            "dynamic dim cannot take that size, declare its range (CLI: --dim NAME=MIN:MAX; "
+            "library: signature=Signature(..., dims=...)) or pass real inputs."
+        ) from e
+
+
+def onnx_runner(model: Any, device: str) -> Runner:
+    if isinstance(model, Runner):
+        return model
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+
+    return OnnxRuntimeRunner(model, device=device, name=str(model))
+
+
+def compare_onnx(
+    reference: str | os.PathLike[str] | Runner,
+    candidate: str | os.PathLike[str] | Runner,
+    inputs: Iterable[Any] | None = None,
+    batch_sizes: Sequence[int] = VALIDATE_BATCH_SIZES,
+    precision: str | Tolerance = "fp32",
+    seed: int = 0,
+    device: str = "cpu",
+    signature: Signature | None = None,
+) -> ValidationReport:
+    """Two ONNX models (before and after slimming or quantization) on ONNX Runtime."""
+    return compare(
+        onnx_runner(reference, device),
+        onnx_runner(candidate, device),
+        inputs,
+        precision,
+        batch_sizes=batch_sizes,
+        seed=seed,
+        signature=signature,
+    )

@@ -1,0 +1,123 @@
+"""The ``Runner`` interface every backend implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from onnx_deploy.core.feeds import Feeds, as_feeds, check_inputs, random_inputs
+from onnx_deploy.core.specs import TensorSpec, describe_all
+
+
+class Runner(abc.ABC):
+    """Runs one model on one device.
+
+    Subclasses set ``backend`` and implement ``inputs``, ``outputs``, ``_activate``,
+    ``_deactivate`` and ``_infer``; they may override ``timed_call`` (what a benchmark
+    times: inputs prepared once, no checks, no copies) and ``synchronize``.
+
+    Resources are acquired on first use or on ``with runner:`` and released by
+    ``close()`` or at the end of the ``with`` block that acquired them, so nested
+    ``with`` blocks and a runner passed to several comparisons share one session.
+    """
+
+    backend: str = "?"
+
+    def __init__(self, name: str, device: str) -> None:
+        self.name = name
+        self.device = device
+        self._active = False
+        self._entered: list[bool] = []
+
+    # --- interface -----------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def inputs(self) -> tuple[TensorSpec, ...]: ...
+
+    @property
+    @abc.abstractmethod
+    def outputs(self) -> tuple[TensorSpec, ...]: ...
+
+    @abc.abstractmethod
+    def _activate(self) -> None: ...
+
+    @abc.abstractmethod
+    def _deactivate(self) -> None: ...
+
+    @abc.abstractmethod
+    def _infer(self, feeds: Feeds) -> dict[str, np.ndarray]: ...
+
+    # --- shared behaviour --------------------------------------------------------------
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def activate(self) -> Runner:
+        if not self._active:
+            self._activate()
+            self._active = True
+        return self
+
+    def close(self) -> None:
+        if self._active:
+            self._deactivate()
+            self._active = False
+
+    def __enter__(self) -> Runner:
+        self._entered.append(not self._active)
+        self.activate()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._entered.pop():
+            self.close()
+
+    def feeds(self, data: Any) -> Feeds:
+        """``data`` (an array, a tuple in input order, a dict by name) as checked feeds."""
+        feeds = as_feeds(data, self.inputs)
+        check_inputs(self.inputs, feeds)
+        return feeds
+
+    def infer(self, data: Any) -> dict[str, np.ndarray]:
+        """Run on ``data`` (checked against ``inputs``) and return ``{output_name: array}``."""
+        feeds = self.feeds(data)
+        self.activate()
+        return self._infer(feeds)
+
+    def timed_call(self, data: Any) -> Callable[[], Any]:
+        """A call with no arguments that runs the model on ``data``, for a benchmark to
+        time: checks and preparation happen here, once, not inside the call."""
+        feeds = self.feeds(data)
+        self.activate()
+        return lambda: self._infer(feeds)
+
+    def synchronize(self) -> None:  # noqa: B027 - a no-op is right for synchronous backends
+        """Wait for queued device work (CUDA); a benchmark calls it after each timed call."""
+
+    def environment(self) -> dict[str, Any]:
+        """What this runner's timings depend on, beyond the machine (providers, threads)."""
+        return {}
+
+    def example_inputs(
+        self, batch_size: int = 2, seed: int = 0, dim_values: Mapping[str, int] | None = None
+    ) -> Feeds:
+        """Random inputs that fit the model, symbolic dims chosen by name or batch size."""
+        return random_inputs(self.inputs, batch_size=batch_size, seed=seed, dim_values=dim_values)
+
+    def describe(self) -> str:
+        return (
+            f"{self.name} [{self.backend}/{self.device}]: {describe_all(self.inputs)} -> "
+            f"{describe_all(self.outputs) or '?'}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"

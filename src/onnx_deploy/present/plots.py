@@ -1,0 +1,176 @@
+"""Plots shared by the notebooks and the CLI (matplotlib, no pyplot state).
+
+Figures are built with ``matplotlib.figure.Figure`` directly, so they work headless and
+in Jupyter alike (a returned Figure displays inline) and never touch a global backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from onnx_deploy.core.files import atomic_output
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from onnx_deploy.infer.bench import BenchmarkResult
+    from onnx_deploy.workflows.optimize import ReportCard
+
+
+def _figure_class() -> type:
+    from onnx_deploy.core.extras import require
+
+    return require("matplotlib.figure", "plotting").Figure
+
+
+def plot_latency(
+    results: Iterable[BenchmarkResult], title: str = "Latency vs batch size"
+) -> Figure:
+    """Median latency (p90 as the upper whisker) and throughput per batch size, one line
+    per (model, backend, device)."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    Figure = _figure_class()
+
+    series: dict[str, list[BenchmarkResult]] = {}
+    for r in results:
+        series.setdefault(f"{r.name} [{r.backend}/{r.device}]", []).append(r)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_lat, ax_thr = fig.subplots(1, 2)
+    for label, rs in series.items():
+        rs = sorted(rs, key=lambda r: r.batch_size)
+        xs = [r.batch_size for r in rs]
+        med = [r.median_ms for r in rs]
+        upper = [r.p90_ms - r.median_ms for r in rs]
+        ax_lat.errorbar(xs, med, yerr=[[0] * len(rs), upper], marker="o", capsize=3, label=label)
+        ax_thr.plot(xs, [r.throughput for r in rs], marker="o", label=label)
+    sizes = sorted({r.batch_size for rs in series.values() for r in rs})
+    for ax, ylabel in (
+        (ax_lat, "median latency, ms (whisker: p90)"),
+        (ax_thr, "throughput, samples/s"),
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    ax_lat.set_yscale("log")
+    # ticks at 1-2-5 steps, so even a range inside one decade has several labelled ticks
+    ax_lat.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax_lat.yaxis.set_major_formatter(ScalarFormatter())
+    ax_lat.yaxis.set_minor_formatter(NullFormatter())
+    ax_thr.set_ylim(bottom=0)  # a linear axis from 0: the gap between lines is not magnified
+    for ax in (ax_lat, ax_thr):
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_op_histogram(
+    before: Mapping[str, int],
+    after: Mapping[str, int],
+    labels: tuple[str, str] = ("before", "after"),
+    top: int = 15,
+    title: str = "Nodes per op type",
+) -> Figure:
+    """Side-by-side horizontal bars of node counts per op type (the ``top`` most common)."""
+    Figure = _figure_class()
+
+    ops = sorted(set(before) | set(after), key=lambda k: -(before.get(k, 0) + after.get(k, 0)))[
+        :top
+    ]
+    fig = Figure(figsize=(7, 0.35 * len(ops) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    ys = range(len(ops))
+    h = 0.4
+    ax.barh(
+        [y - h / 2 for y in ys],
+        [before.get(o, 0) for o in ops],
+        height=h,
+        label=f"{labels[0]} ({sum(before.values())})",
+    )
+    ax.barh(
+        [y + h / 2 for y in ys],
+        [after.get(o, 0) for o in ops],
+        height=h,
+        label=f"{labels[1]} ({sum(after.values())})",
+    )
+    ax.set_yticks(list(ys), ops)
+    ax.invert_yaxis()
+    ax.set_xlabel("nodes")
+    ax.legend()
+    ax.set_title(title)
+    return fig
+
+
+def save_figure(
+    fig: Figure, path: str | os.PathLike[str], force: bool = False, dpi: int = 110
+) -> str:
+    """Write a figure atomically (PNG/SVG/PDF by extension); never overwrites unless forced."""
+    with atomic_output(path, force=force) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    return str(path)
+
+
+def plot_report_tradeoff(card: ReportCard) -> Figure:
+    """Latency (median, batch ``card.batch_sizes[0]``) against what the card judged the
+    variants on: accuracy with labels, else the minimum cosine similarity with FP32 (the
+    tolerance presets' measure; top-1 agreement of random-weight logits means little). One
+    point per variant that ran, the chosen one ringed, those that failed a check in grey."""
+    Figure = _figure_class()
+    b = card.batch_sizes[0]
+    with_acc = any(v.accuracy is not None for v in card.variants)
+    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    points = []
+    for v in card.variants:
+        t = v.timing(b)
+        y = v.accuracy if with_acc else v.min_cosine
+        if t is None or y is None:
+            continue
+        points.append((t.median_ms, 100 * y if with_acc else y, v))
+    failed = False
+    # labels alternate above and below, in order of latency, so close points do not overprint
+    for i, (x, y, v) in enumerate(sorted(points, key=lambda p: p[0])):
+        color = "tab:green" if v.chosen else "tab:blue" if v.passed else "tab:gray"
+        failed |= not v.passed
+        ax.scatter([x], [y], s=90 if v.chosen else 45, color=color, zorder=3)
+        if v.chosen:
+            ax.scatter([x], [y], s=260, facecolors="none", edgecolors=color)
+        ax.annotate(v.name, (x, y), textcoords="offset points", xytext=(6, 8 if i % 2 else -12),
+                    fontsize=8, color="dimgray" if not v.passed else "black")  # fmt: skip
+    ax.set_xlabel(f"median latency at batch {b}, ms (lower is better)")
+    ax.margins(x=0.25, y=0.3)
+    ax.set_ylabel("accuracy, %" if with_acc else "min cosine similarity with FP32")
+    ax.grid(True, alpha=0.3)
+    note = " (grey: failed a check)" if failed else ""
+    ax.set_title(f"{Path(card.model).name}: chosen {card.chosen}{note}")
+    return fig
+
+
+def plot_report_batches(card: ReportCard) -> Figure:
+    """Median latency per sample (ms) by batch size for every variant that ran."""
+    Figure = _figure_class()
+    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for v in card.variants:
+        if not v.timings:
+            continue
+        ts = sorted(v.timings, key=lambda t: t.batch_size)
+        ax.plot(
+            [t.batch_size for t in ts], [t.median_ms / t.batch_size for t in ts], marker="o",
+            linewidth=3 if v.chosen else 1.5, label=v.name + (" (chosen)" if v.chosen else ""),
+        )  # fmt: skip
+    sizes = list(card.batch_sizes)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("median ms per sample")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Latency per sample by batch size (lower is better)")
+    return fig

@@ -1,0 +1,370 @@
+"""Every number a reader sees is backed: prose against the outputs and measurements behind it.
+
+    python -m onnx_deploy.teach.claims            # check notebooks/, SKILL.md, skills/, README.md
+
+A *number claim* is a decimal (``1.48``, ``98.2%``, ``5.4e-07``), a version (``1.31.1``),
+or an integer with a unit (``4x``, ``90 s``, ``110 KB``, ``12 nodes``) in prose; code spans,
+code blocks, link targets and HTML comments are not prose. A claim is backed when a number
+in a source rounds to it at the precision written (``3.2x`` is backed by ``3.23``; ``98%``
+by ``0.981``):
+
+- in a notebook's markdown cell: the outputs of the code cells above it;
+- anywhere: a linked source in the same paragraph (the same markdown cell in a notebook):
+  ``[...](MEASUREMENTS.md#anchor)`` (that section of the measurements file, or all of it
+  without an anchor) or ``[...](notebooks/NN_name.ipynb)`` (every output of that notebook).
+
+``notebooks/MEASUREMENTS.md`` is the source itself: each of its ``##`` sections must name
+the machine, the command and the date. Bare integers ("batch 8", "opset 18", "2 cores")
+are settings, not results, and are not checked; words ("faster", "exact") need a reader.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MEASUREMENTS = "MEASUREMENTS.md"
+
+_UNIT = (
+    r"x|×|%|ms|µs|us|ns|s|MB|KB|kB|GB|MiB|KiB|GiB|dB|"
+    r"nodes?|ops?|operators?|initializers?|parameters?|params|tensors?|files?|times"
+)
+_NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)*(?:e[-+]?\d+)?"
+# a number not glued to a word before it (resnet18, int8, top-1, x86-64, v3, p99) ...
+_BEFORE = r"(?<![\w.])(?<![A-Za-z]-)(?<![A-Za-z]\d-)"
+CLAIM = re.compile(
+    rf"{_BEFORE}(?P<lo>{_NUM})(?:\s?[-–]\s?(?P<hi>{_NUM}))?"
+    rf"(?:\s?(?P<unit>{_UNIT}))?(?![\w.]?\w)"
+)
+SOURCE_NUMBER = re.compile(
+    r"(?<![\w.])-?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)*(?:e[-+]?\d+)?)"
+)
+RELEASE = re.compile(
+    r"\b(?:torch|torchvision|onnx|onnxscript|onnxslim|onnxruntime(?:-gpu|-web|-node|-genai)?|"
+    r"Python|TensorRT|Triton|PyTriton|numpy|transformers|modelopt|opset|IR version|CUDA|"
+    r"cuDNN|Node\.js|Chromium|optimum(?:-onnx)?|papermill|nbval|matplotlib|openvino)"
+    r"(?:'s)?\s+(?:v|version\s+)?\d+(?:\.\d+)*\+?(?:'s)?",
+    re.I,
+)
+LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+@dataclass(frozen=True)
+class Number:
+    text: str  # as written, without thousands separators
+    value: float
+    decimals: int  # digits after the point (mantissa digits for 1e-3 forms)
+    scientific: bool = False
+    version: bool = False
+
+
+@dataclass(frozen=True)
+class Claim:
+    where: str  # file and cell or line
+    number: Number
+    unit: str
+    context: str
+
+    def describe(self) -> str:
+        return f"{self.where}: {self.number.text}{self.unit} unbacked in: ...{self.context}..."
+
+
+@dataclass(frozen=True)
+class Report:
+    checked: int
+    unbacked: tuple[Claim, ...] = ()
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.unbacked and not self.problems
+
+    def summary(self) -> str:
+        lines = [f"claims    {self.checked} number(s) checked, {len(self.unbacked)} unbacked"]
+        lines += [f"  {c.describe()}" for c in self.unbacked]
+        lines += [f"  {p}" for p in self.problems]
+        if self.unbacked:
+            lines.append(
+                "  back each one: print it in a cell above, or link the measurements entry "
+                "([...](MEASUREMENTS.md#section)) or the notebook that prints it"
+            )
+        return "\n".join(lines)
+
+
+def parse_number(text: str) -> Number:
+    plain = text.replace(",", "")
+    if plain.count(".") > 1:
+        return Number(plain, math.nan, 0, version=True)
+    if "e" in plain:
+        mantissa = plain.split("e")[0]
+        decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+        return Number(plain, float(plain), decimals, scientific=True)
+    decimals = len(plain.split(".")[1]) if "." in plain else 0
+    return Number(plain, float(plain), decimals)
+
+
+def prose(markdown: str) -> str:
+    """The words a reader reads: no code, no link targets, no comments, no list numbering."""
+    text = re.sub(r"<!--.*?-->", " ", markdown, flags=re.S)
+    text = re.sub(r"^( {0,3})(```|~~~).*?^\1\2[^\n]*$", " ", text, flags=re.S | re.M)
+    text = re.sub(r"`[^`\n]*`", " ", text)
+    text = LINK.sub(lambda m: m.group(1), text)
+    text = re.sub(r"<[^>\n]+>", " ", text)  # HTML tags and autolinks
+    text = re.sub(r"^\s*(#+\s*)?\d+[.)]\s", " ", text, flags=re.M)  # "## 3. Title", "1. step"
+    text = re.sub(r"\b\d+(?:\.\d+){3}\b", " ", text)  # an address, 127.0.0.1
+    text = RELEASE.sub(" ", text)  # "torch 2.14", "onnxruntime-node 1.30.0": names, not results
+    text = re.sub(r"\b(\d+) x (?=\d)", r"\1 by ", text)  # 255 x 127: arithmetic
+    return text
+
+
+def claims_in(markdown: str, where: str) -> list[Claim]:
+    text = prose(markdown)
+    found = []
+    for m in CLAIM.finditer(text):
+        unit = m["unit"] or ""
+        context = " ".join(text[max(0, m.start() - 50) : m.end() + 20].split())
+        for part in (m["lo"], m["hi"]):
+            if part is None:
+                continue
+            number = parse_number(part)
+            is_claim = (
+                number.decimals > 0
+                or number.scientific
+                or number.version
+                or "," in part
+                or bool(unit)
+            )
+            if is_claim:
+                found.append(Claim(where, number, unit, context))
+    return found
+
+
+def source_numbers(text: str) -> list[Number]:
+    return [parse_number(m.group(1)) for m in SOURCE_NUMBER.finditer(text)]
+
+
+def _rounds_to(source: Number, claim: Number, unit: str) -> bool:
+    if claim.version or source.version:
+        return claim.text == source.text
+    candidates = [source.value]
+    if unit == "%":
+        candidates.append(source.value * 100)
+    for value in candidates:
+        if claim.scientific:
+            same = f"{value:.{claim.decimals}e}" == f"{claim.value:.{claim.decimals}e}"
+            if value and same:
+                return True
+            continue
+        # a source written with fewer decimals than the claim cannot back it (3.2 != 3.23)
+        precise_enough = source.decimals >= claim.decimals or value != source.value
+        close = abs(round(value, claim.decimals) - claim.value) < 10 ** -(claim.decimals + 3)
+        if precise_enough and close:
+            return True
+    return False
+
+
+def backed(claim: Claim, sources: list[Number]) -> bool:
+    return any(_rounds_to(s, claim.number, claim.unit) for s in sources)
+
+
+# -- sources ---------------------------------------------------------------------------
+
+
+def output_text(cell: dict) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(_joined(out.get("text", "")))
+        elif out.get("output_type") in ("execute_result", "display_data"):
+            data = out.get("data", {})
+            for kind in ("text/plain", "text/markdown", "text/html"):
+                if kind in data:
+                    parts.append(_joined(data[kind]))
+    return "\n".join(parts)
+
+
+def _joined(value: str | list[str]) -> str:
+    return "".join(value) if isinstance(value, list) else value
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def measurement_sections(path: Path) -> dict[str, str]:
+    """GitHub-style anchor -> section text (``""`` -> the whole file)."""
+    text = path.read_text(encoding="utf-8")
+    sections = {"": text}
+    for m in re.finditer(r"^(#{2,4}) (.+)$", text, flags=re.M):
+        end = re.compile(rf"^#{{2,{len(m.group(1))}}} ", re.M).search(text, m.end())
+        sections[anchor(m.group(2))] = text[m.start() : end.start() if end else len(text)]
+    return sections
+
+
+def anchor(heading: str) -> str:
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return slug.replace(" ", "-")
+
+
+class Sources:
+    """The numbers behind links: measurements sections and notebooks' outputs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._cache: dict[str, list[Number]] = {}
+        self.problems: list[str] = []
+
+    def for_link(self, target: str, base: Path) -> list[Number] | None:
+        path, _, frag = target.partition("#")
+        if "://" in path:
+            return None
+        file = (base / path).resolve() if path else None
+        if file is None or not file.is_file():
+            return None
+        key = f"{file}#{frag}"
+        if key in self._cache:
+            return self._cache[key]
+        if file.name == MEASUREMENTS:
+            sections = measurement_sections(file)
+            if frag not in sections:
+                self.problems.append(f"{target}: no section #{frag} in {file.name}")
+                return None
+            numbers = source_numbers(sections[frag])
+        elif file.suffix == ".ipynb":
+            numbers = source_numbers("\n".join(output_text(c) for c in _cells(file)))
+        else:
+            return None
+        self._cache[key] = numbers
+        return numbers
+
+    def linked(self, markdown: str, base: Path) -> list[Number]:
+        numbers: list[Number] = []
+        for _, target in LINK.findall(re.sub(r"`[^`\n]*`", " ", markdown)):
+            numbers += self.for_link(target, base) or []
+        return numbers
+
+
+def check_notebook(path: Path, sources: Sources) -> tuple[int, list[Claim]]:
+    above: list[Number] = []
+    checked, unbacked = 0, []
+    for i, cell in enumerate(_cells(path)):
+        source = _joined(cell.get("source", ""))
+        if cell.get("cell_type") == "code":
+            above += source_numbers(output_text(cell))
+            continue
+        if cell.get("cell_type") != "markdown":
+            continue
+        claims = claims_in(source, f"{path.name} c{i}")
+        if not claims:
+            continue
+        pool = above + sources.linked(source, path.parent)
+        for claim in claims:
+            checked += 1
+            if not backed(claim, pool):
+                unbacked.append(claim)
+    return checked, unbacked
+
+
+def paragraphs(text: str) -> list[tuple[int, str]]:
+    """(first line number, paragraph) for each run of non-blank lines outside code blocks; a
+    paragraph ending in ':' joins the one after it (a caption and its table or list)."""
+    text = re.sub(
+        r"^( {0,3})(```|~~~).*?^\1\2[^\n]*$",
+        lambda m: "\n" * m.group(0).count("\n"),
+        text,
+        flags=re.S | re.M,
+    )
+    out: list[tuple[int, str]] = []
+    start, lines = 0, []
+    for n, line in enumerate([*text.splitlines(), ""], 1):
+        if line.strip():
+            if not lines:
+                start = n
+            lines.append(line)
+            continue
+        if lines:
+            block = "\n".join(lines)
+            if out and out[-1][1].rstrip().endswith(":"):
+                out[-1] = (out[-1][0], out[-1][1] + "\n" + block)
+            else:
+                out.append((start, block))
+            lines = []
+    return out
+
+
+def check_markdown(path: Path, sources: Sources, root: Path) -> tuple[int, list[Claim]]:
+    checked, unbacked = 0, []
+    body = path.read_text(encoding="utf-8")
+    if body.startswith("---\n"):  # frontmatter: a description, checked like prose
+        end = body.find("\n---", 4)
+        body = "\n" * body[: end + 4].count("\n") + body[end + 4 :]
+    for line, block in paragraphs(body):
+        claims = claims_in(block, f"{path.relative_to(root)}:{line}")
+        if not claims:
+            continue
+        pool = sources.linked(block, path.parent)
+        for claim in claims:
+            checked += 1
+            if not backed(claim, pool):
+                unbacked.append(claim)
+    return checked, unbacked
+
+
+DATE = (
+    r"20\d\d-\d\d-\d\d|(?:January|February|March|April|May|June|July|August|September|"
+    r"October|November|December) 20\d\d"
+)
+
+
+def check_measurements(path: Path) -> list[str]:
+    problems = []
+    for heading, section in measurement_sections(path).items():
+        if not heading or not section.startswith("## "):
+            continue
+        title = section.splitlines()[0]
+        if not re.search(r"\*\*Command", section):
+            problems.append(f"{path.name}: '{title}' names no **Command**")
+        if not re.search(DATE, section):
+            problems.append(f"{path.name}: '{title}' gives no date")
+        if re.search(r"upstream|published", section, re.I) and "://" not in section:
+            problems.append(f"{path.name}: '{title}' quotes an upstream figure with no source")
+    return problems
+
+
+def documents(root: Path) -> tuple[list[Path], list[Path]]:
+    notebooks = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    markdown = [root / "SKILL.md", root / "README.md", *sorted((root / "skills").glob("*/*.md"))]
+    return notebooks, [p for p in markdown if p.is_file()]
+
+
+def check(root: str | Path = ".") -> Report:
+    root = Path(root).resolve()
+    sources = Sources(root)
+    notebooks, markdown = documents(root)
+    checked, unbacked = 0, []
+    for nb in notebooks:
+        n, bad = check_notebook(nb, sources)
+        checked, unbacked = checked + n, unbacked + bad
+    for md in markdown:
+        n, bad = check_markdown(md, sources, root)
+        checked, unbacked = checked + n, unbacked + bad
+    problems = list(sources.problems)
+    measurements = root / "notebooks" / MEASUREMENTS
+    if measurements.is_file():
+        problems += check_measurements(measurements)
+    return Report(checked, tuple(unbacked), tuple(dict.fromkeys(problems)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    report = check(args[0] if args else ".")
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

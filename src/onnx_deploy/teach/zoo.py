@@ -1,0 +1,242 @@
+"""Models for teaching and the CLI: specs, safe checkpoint loading, realistic activations.
+
+A model spec is ``torchvision:NAME`` (architecture from torchvision),
+``path/to/file.py:factory`` (a function in a file that returns an ``nn.Module``) or
+``hf:PATH`` (a Hugging Face ``save_pretrained`` folder, loaded offline: ``onnx_deploy.build.hf``).
+torchvision ships architectures, not weights, and nothing is downloaded at run time
+unless ``pretrained=True`` is asked for explicitly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pickle
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from onnx_deploy.core.errors import CheckpointError, ModelSpecError
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_MODEL = "torchvision:resnet18"
+DEFAULT_IMAGE_SHAPE = (3, 224, 224)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a state dict with ``torch.load(weights_only=True)``: tensors, no code.
+
+    A checkpoint that pickles arbitrary objects (a whole ``nn.Module``, custom classes)
+    is refused, because unpickling it could run any code it carries.
+    """
+    from onnx_deploy.core.extras import require
+
+    torch = require("torch", "loading a checkpoint")
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such checkpoint file")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{p} needs unsafe unpickling (it stores Python objects, not just tensors), so it "
+            "was not loaded. If you trust its source, re-save only the weights: "
+            "torch.save(model.state_dict(), 'weights.pt'), then pass that file. "
+            f"(torch said: {str(e).splitlines()[0]})"
+        ) from e
+    except Exception as e:
+        raise CheckpointError(
+            f"{p} is not a readable torch checkpoint ({type(e).__name__}: {e})"
+        ) from e
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
+        raise CheckpointError(
+            f"{p} holds a {type(obj).__name__}, not a state dict; save model.state_dict()"
+        )
+    return obj
+
+
+def apply_checkpoint(model: torch.nn.Module, path: str | os.PathLike[str]) -> torch.nn.Module:
+    """Load safe weights into ``model``; strips a ``module.`` (DataParallel) prefix."""
+    state = load_checkpoint(path)
+    if state and all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(
+            f"{path} does not fit the model: {str(e).splitlines()[0]} ... "
+            "Check that the checkpoint belongs to this architecture and number of classes."
+        ) from e
+    return model
+
+
+def _load_torchvision(name: str, pretrained: bool, **kwargs: Any) -> torch.nn.Module:
+    from onnx_deploy.core.extras import require
+
+    torchvision = require("torchvision", f"torchvision:{name}")
+    available = set(torchvision.models.list_models(module=torchvision.models))
+    if name not in available:
+        close = sorted(n for n in available if name.split("_")[0] in n)[:8]
+        raise ModelSpecError(
+            f"torchvision has no classification model {name!r}; similar: {close or 'none'} "
+            "(see torchvision.models.list_models())"
+        )
+    weights = "DEFAULT" if pretrained else None
+    return torchvision.models.get_model(name, weights=weights, **kwargs)
+
+
+def _load_from_file(path: str, factory: str, **kwargs: Any) -> torch.nn.Module:
+    import torch
+
+    file = Path(path)
+    if not file.is_file():
+        raise ModelSpecError(f"{file}: no such file (model spec 'path/to/file.py:factory')")
+    mod_name = f"_onnx_deploy_user_{file.stem}"
+    spec = importlib.util.spec_from_file_location(mod_name, file)
+    if spec is None or spec.loader is None:
+        raise ModelSpecError(f"cannot import {file} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    spec.loader.exec_module(module)
+    fn = getattr(module, factory, None)
+    if fn is None:
+        names = [n for n in vars(module) if not n.startswith("_") and callable(vars(module)[n])]
+        raise ModelSpecError(f"{file} has no {factory!r}; callables there: {names}")
+    model = fn(**kwargs)
+    if not isinstance(model, torch.nn.Module):
+        raise ModelSpecError(f"{file}:{factory} returned {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def load_model(
+    spec: str,
+    weights: str | os.PathLike[str] | None = None,
+    pretrained: bool = False,
+    **kwargs: Any,
+) -> torch.nn.Module:
+    """Build a model from a spec and, optionally, safe weights. Returned in eval mode.
+
+    ``pretrained=True`` asks torchvision for its published weights (needs internet the
+    first time; cached under ``~/.cache/torch`` afterwards).
+    """
+    from onnx_deploy.core.extras import require
+
+    require("torch", f"loading {spec}")
+    kind, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise ModelSpecError(
+            f"model spec {spec!r} not understood; use 'torchvision:resnet18', "
+            "'path/to/file.py:factory' or 'hf:path/to/saved_folder'"
+        )
+    if kind == "hf":
+        from onnx_deploy.build.hf import load_hf_model
+
+        model = load_hf_model(spec, **kwargs)
+    elif kind == "torchvision":
+        model = _load_torchvision(rest, pretrained, **kwargs)
+    elif spec.rsplit(":", 1)[0].endswith(".py"):
+        path, factory = spec.rsplit(":", 1)
+        model = _load_from_file(path, factory, **kwargs)
+    else:
+        raise ModelSpecError(
+            f"model spec {spec!r}: source {kind!r} unknown; use 'torchvision:NAME', "
+            "'file.py:factory' or 'hf:DIR'"
+        )
+    if weights is not None:
+        apply_checkpoint(model, weights)
+    return model.eval()
+
+
+def recalibrate_batchnorm(
+    model: torch.nn.Module,
+    input_shape: tuple[int, ...],
+    steps: int = 4,
+    batch_size: int = 8,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """Re-estimate batch-norm statistics with a few forward passes on random inputs.
+
+    A randomly initialised torchvision model has running stats (mean 0, var 1) that do
+    not match its activations, so outputs shrink layer by layer (an untrained
+    mobilenet_v3_small's logits are ~1e-10). Tolerances then "pass" while proving nothing
+    and tiny values can hit slow denormal paths. A few passes in training mode give
+    activation scales like a trained model's. Returns the model in eval mode.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.train()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the passes
+        for _ in range(steps):
+            model(torch.randn((batch_size, *input_shape), generator=gen))
+    model.train(was_training)
+    return model.eval()
+
+
+def teaching_model(name: str = "resnet18", seed: int = 0) -> torch.nn.Module:
+    """A torchvision architecture with random weights and realistic activation scales.
+
+    For speed and export studies only; accuracy questions need trained weights.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    model = load_model(f"torchvision:{name}")
+    return recalibrate_batchnorm(model, DEFAULT_IMAGE_SHAPE)
+
+
+def is_onnx_path(text: str) -> bool:
+    """True for an ONNX file (``*.onnx``, or an existing file that is not a model spec)."""
+    return text.endswith(".onnx") or (Path(text).is_file() and not is_spec(text))
+
+
+def is_spec(text: str) -> bool:
+    """``torchvision:NAME``, ``file.py:factory`` or ``hf:DIR`` (not an ONNX file path)."""
+    return text.startswith(("torchvision:", "hf:")) or text.rsplit(":", 1)[0].endswith(".py")
+
+
+def spec_name(spec: str) -> str:
+    """A short name for files and tables: ``torchvision:resnet18`` -> ``resnet18``,
+    ``hf:models/distilbert/`` -> ``distilbert``."""
+    if spec.startswith("hf:"):
+        return Path(spec.removeprefix("hf:").rstrip("/\\")).name or "model"
+    return spec.rsplit(":", 1)[-1].removesuffix(".py")
+
+
+def load_model_and_shape(
+    spec: str,
+    weights: str | os.PathLike[str] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    pretrained: bool = False,
+) -> tuple[torch.nn.Module, tuple[int, ...], str]:
+    """A model from a spec, the shape of one sample, and a note about its weights.
+
+    torchvision specs default to ``DEFAULT_IMAGE_SHAPE``; other specs need
+    ``input_shape``. torchvision models with random weights get realistic batch-norm
+    statistics (``recalibrate_batchnorm``), and the note says so.
+    """
+    if input_shape is None:
+        if not spec.startswith("torchvision:"):
+            raise ModelSpecError(
+                f"{spec} needs the shape of one input sample: input_shape=(3, 224, 224) "
+                "(CLI: --input-shape 3,224,224)"
+            )
+        input_shape = DEFAULT_IMAGE_SHAPE
+    model = load_model(spec, weights=weights, pretrained=pretrained)
+    note = ""
+    if weights is None and not pretrained and spec.startswith("torchvision:"):
+        recalibrate_batchnorm(model, input_shape)
+        note = "random weights (no --weights/--pretrained); batch-norm statistics re-estimated"
+    return model, tuple(input_shape), note

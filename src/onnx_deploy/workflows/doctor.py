@@ -1,0 +1,168 @@
+"""What this machine can really do: versions, working providers, GPU, TensorRT, INT8 CPU features."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from onnx_deploy.core.cpu import cpu_info, int8_profile
+from onnx_deploy.core.extras import install_hint
+from onnx_deploy.infer.bench import _version
+
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "onnx",
+    "onnxscript",
+    "onnx-ir",
+    "onnxslim",
+    "onnxruntime-gpu",
+    "onnxruntime",
+    "numpy",
+    "matplotlib",
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # "ok", "warn", "missing", "info"
+    detail: str
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != "error" for c in self.checks)
+
+    def summary(self) -> str:
+        width = max(len(c.name) for c in self.checks)
+        return "\n".join(f"{c.status:<8}{c.name:<{width + 2}}{c.detail}" for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {c.name: {"status": c.status, "detail": c.detail} for c in self.checks} | {
+            "ok": self.ok
+        }
+
+
+def _gpu() -> Check:
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return Check("gpu", "info", "no NVIDIA GPU (nvidia-smi not found): CPU only")
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except Exception as e:
+        return Check("gpu", "warn", f"nvidia-smi failed: {e}")
+    return Check("gpu", "ok", out.replace("\n", "; "))
+
+
+def _torch_cuda() -> Check:
+    try:
+        import torch
+    except Exception as e:
+        return Check(
+            "torch cuda", "missing", f"torch does not import ({e}); {install_hint('torch')}"
+        )
+    if torch.cuda.is_available():
+        return Check(
+            "torch cuda", "ok", f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+        )
+    return Check(
+        "torch cuda",
+        "info",
+        f"not available (torch {torch.__version__}, CUDA build {torch.version.cuda})",
+    )
+
+
+def _tensorrt() -> Check:
+    try:
+        trt = importlib.import_module("tensorrt")
+    except Exception as e:
+        return Check(
+            "tensorrt",
+            "missing",
+            f"does not import ({type(e).__name__}: {str(e)[:80]}). Optional: on an NVIDIA GPU "
+            "host with CUDA 13, pip install tensorrt-cu13 (its wheels fetch TensorRT's "
+            "libraries from NVIDIA's index); not needed for CPU work.",
+        )
+    version = str(trt.__version__)
+    how = (
+        "strongly typed: precision from the graph"
+        if int(version.split(".")[0]) >= 11
+        else ("10.x: builder flags FP16/INT8 still exist")
+    )
+    return Check("tensorrt", "ok", f"TensorRT {version} ({how})")
+
+
+def _cpu_checks() -> list[Check]:
+    """The CPU, and what INT8 will do on it (the same table ``quantize`` chooses from)."""
+    cpu = cpu_info()
+    profile = int8_profile()
+    features = ", ".join(profile.features) or "none of VNNI/AMX/dot-product"
+    status = "warn" if profile.u8s8_saturates else "ok"
+    return [
+        Check("cpu", "info", f"{cpu['model']} ({cpu['arch']}, {cpu['logical_cpus']} logical CPUs)"),
+        Check(
+            "cpu int8",
+            status,
+            f"{profile.isa} ({features}): quantize with {profile.types}; {profile.reason}",
+        ),
+        Check("int8 speed", "warn" if profile.u8s8_saturates else "info", profile.expectation),
+    ]
+
+
+def run_doctor(probe_torch: bool = True) -> DoctorReport:
+    """Collect every check. ``probe_torch=False`` skips importing torch (faster)."""
+    checks = []
+    for pkg in PACKAGES:
+        v = _version(pkg)
+        if v:
+            checks.append(Check(pkg, "ok", v))
+        elif pkg != "onnxruntime":
+            checks.append(Check(pkg, "missing", install_hint(pkg.replace("-", "_"))))
+    if _version("onnxruntime") and _version("onnxruntime-gpu"):
+        checks.append(
+            Check(
+                "onnxruntime",
+                "warn",
+                "both onnxruntime and onnxruntime-gpu are installed; they share one module and "
+                "overwrite each other: pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu",
+            )
+        )
+    try:
+        import onnxruntime as ort
+
+        from onnx_deploy.infer.sessions import working_providers
+
+        available = list(ort.get_available_providers())
+        working = list(working_providers())
+        checks.append(Check("providers listed", "info", ", ".join(available)))
+        not_running = [p for p in available if p not in working]
+        checks.append(
+            Check(
+                "providers working",
+                "ok",
+                ", ".join(working)
+                + (f"  (listed but not running: {', '.join(not_running)})" if not_running else ""),
+            )
+        )
+    except Exception as e:
+        checks.append(Check("providers working", "error", f"onnxruntime does not run: {e}"))
+    checks.append(_gpu())
+    if probe_torch:
+        checks.append(_torch_cuda())
+    checks.append(_tensorrt())
+    checks += _cpu_checks()
+    return DoctorReport(tuple(checks))

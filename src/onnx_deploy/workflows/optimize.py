@@ -1,0 +1,859 @@
+"""The deployment report card: build every variant a target supports, validate each
+against FP32, benchmark them side by side, and pick the one to ship.
+
+"Which file do I ship?" has no answer in a table: INT8 ran resnet18 2.7x faster than
+FP32 on a CPU with VNNI and no faster on one without, FP16 runs on onnxruntime's CPU
+provider at about FP32's speed, and efficientnet_b0 lost accuracy in INT8 (field notes).
+So ``optimize`` measures on the machine at hand:
+
+1. variants: FP32, FP16, INT8 static (the types ``choose_types`` gives this CPU), INT8
+   dynamic for MatMul-heavy models, and TensorRT engines of those graphs where TensorRT
+   and a GPU are there; each one that cannot be built says why;
+2. each is validated against FP32 with its precision's tolerance, and with labels its
+   accuracy must stay within ``max_accuracy_drop`` points of FP32's;
+3. all are benchmarked interleaved (``bench.benchmark(rounds=...)``) at each batch size;
+4. the fastest that passes is chosen, but a lower precision must beat FP32 by
+   ``min_speedup`` at every batch size: smaller gains are within this kind of machine's
+   run-to-run noise and do not pay for the precision.
+
+The result is a frozen ``ReportCard`` (``summary()`` is its markdown table, ``to_dict()``
+its JSON); ``write_report`` puts the markdown, the JSON, two plots and the chosen file in
+a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from onnx_deploy.core.errors import OptimizeError
+from onnx_deploy.core.files import atomic_output, check_output_path, file_size, human_size
+from onnx_deploy.infer.compare import Tolerance, get_tolerance
+
+Log = Callable[[str], None]
+TARGETS = ("cpu", "cuda")
+DEFAULT_MAX_ACCURACY_DROP = 0.5  # points of accuracy (percent)
+# A lower precision must be this much faster than FP32 at every batch size to be chosen.
+# Measured on the project's 2-vCPU VMs: medians of one model moved 10-20% between runs,
+# and FP16 on onnxruntime's CPU provider came out at 0.9-1.1x FP32 from run to run.
+DEFAULT_MIN_SPEEDUP = 1.2
+REFERENCE = "FP32"
+# what optimize writes in its folder (besides variants/model.fp32.onnx, which prepare writes)
+OUTPUTS = (
+    "report.md", "report.json", "model.onnx", "latency_vs_accuracy.png", "latency_by_batch.png",
+    "variants/model.fp16.onnx", "variants/model.int8.onnx", "variants/model.dynint8.onnx",
+    "variants/model.fused.onnx", "variants/model.fused.dynint8.onnx",
+)  # fmt: skip
+VARIANT_FILES = tuple(n for n in OUTPUTS if n.startswith("variants/"))
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One variant at one batch size, from the interleaved benchmark."""
+
+    batch_size: int
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    throughput: float
+    contention: str = ""  # the busy-machine warning of this benchmark, if it had one
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One candidate file: how it was made, how it compares with FP32, how fast it ran,
+    and the verdict (``chosen``, or why it lost)."""
+
+    name: str
+    precision: str  # the tolerance preset it is judged by: fp32, fp16, int8
+    backend: str  # onnxruntime, tensorrt
+    path: str | None = None
+    status: str = "ok"  # ok, skipped, failed
+    reason: str = ""  # why skipped or failed
+    size: int = 0
+    passed: bool | None = None  # the tolerance and the accuracy budget
+    max_abs: float | None = None
+    min_cosine: float | None = None
+    agreement: float | None = None  # top-1 agreement with FP32 on the validation inputs
+    accuracy: float | None = None  # with labels
+    fails: tuple[str, ...] = ()  # which criteria failed
+    timings: tuple[Timing, ...] = ()
+    verdict: str = ""
+    details: str = ""  # types, kept nodes, ...
+
+    def timing(self, batch_size: int) -> Timing | None:
+        return next((t for t in self.timings if t.batch_size == batch_size), None)
+
+    @property
+    def chosen(self) -> bool:
+        return self.verdict == "chosen"
+
+
+@dataclass(frozen=True)
+class ReportCard:
+    """What ``optimize`` measured and chose. ``summary()`` is the markdown report."""
+
+    model: str
+    target: str
+    variants: tuple[Variant, ...]
+    chosen: str
+    batch_sizes: tuple[int, ...]
+    max_accuracy_drop: float
+    min_speedup: float
+    data: str  # where calibration and validation inputs came from
+    environment: dict[str, Any] = field(default_factory=dict, compare=False)
+    notes: tuple[str, ...] = ()
+    files: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(f"no variant {name!r}; variants: {[v.name for v in self.variants]}")
+
+    @property
+    def chosen_variant(self) -> Variant:
+        return self.variant(self.chosen)
+
+    def speedup(self, name: str, batch_size: int | None = None) -> float | None:
+        """Median-latency ratio FP32 / ``name`` at ``batch_size`` (default: the first)."""
+        b = batch_size or self.batch_sizes[0]
+        ref, other = self.variant(REFERENCE).timing(b), self.variant(name).timing(b)
+        if ref is None or other is None:
+            return None
+        return ref.median_ms / other.median_ms
+
+    def table(self) -> str:
+        """The markdown table: one row per variant."""
+        b = self.batch_sizes
+        head = ["variant", "accuracy", "agreement", "max abs", "cosine", "size"]
+        head += [f"p50 / p90 ms (b{x})" for x in b]
+        head += [f"samples/s (b{b[-1]})", "vs FP32", "verdict"]
+        rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for v in self.variants:
+            cells = [
+                f"**{v.name}**" if v.chosen else v.name,
+                _pct(v.accuracy),
+                _pct(v.agreement),
+                "-" if v.max_abs is None else f"{v.max_abs:.2e}",
+                "-" if v.min_cosine is None else f"{v.min_cosine:.4f}",
+                human_size(v.size) if v.size else "-",
+            ]
+            for x in b:
+                t = v.timing(x)
+                cells.append("-" if t is None else f"{_ms(t.median_ms)} / {_ms(t.p90_ms)}")
+            last = v.timing(b[-1])
+            cells.append("-" if last is None else f"{last.throughput:.0f}")
+            ratio = self.speedup(v.name) if v.timings else None
+            cells.append("-" if ratio is None else f"{ratio:.2f}x")
+            cells.append("**chosen**" if v.chosen else (v.verdict or v.reason).replace("|", "/"))
+            rows.append("| " + " | ".join(cells) + " |")
+        return "\n".join(rows)
+
+    def summary(self) -> str:
+        v = self.chosen_variant
+        cpu = self.environment.get("cpu", {})
+        lines = [
+            f"# Report card: {self.model}",
+            "",
+            f"Target: {self.target}; CPU: {cpu.get('model', '?')} ({cpu.get('int8_isa', '?')}); "
+            f"data: {self.data}.",
+            f"Rule: the fastest variant that passes its tolerance"
+            f"{' and loses at most ' + str(self.max_accuracy_drop) + ' points of accuracy' if any(x.accuracy is not None for x in self.variants) else ''}"
+            f"; a lower precision must be at least {self.min_speedup:.2f}x faster than FP32 at "
+            f"every batch size ({', '.join(map(str, self.batch_sizes))}).",
+            "",
+            self.table(),
+            "",
+            f"**Ship {v.name}**: {self.files.get('model', v.path)}"
+            + (f" ({self.speedup(v.name):.2f}x FP32 at batch {self.batch_sizes[0]})" if v.name != REFERENCE and self.speedup(v.name) else ""),
+        ]  # fmt: skip
+        lines += [f"- note: {n}" for n in self.notes]
+        lines += [f"- warning: {w}" for w in self.contention]
+        return "\n".join(lines)
+
+    @property
+    def contention(self) -> list[str]:
+        """Busy-machine warnings of the timings (``bench.BenchmarkResult.contention``):
+        a choice made from such timings is to be re-run before it is trusted."""
+        hits = [
+            f"{v.name} batch {t.batch_size}"
+            for v in self.variants
+            for t in v.timings
+            if t.contention
+        ]
+        if not hits:
+            return []
+        return [
+            f"busy machine: the timings of {', '.join(hits)} spread widely (p90 over "
+            "1.5x the median, or a CV over 40%); rerun before trusting the choice"
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["contention"] = self.contention
+        d["speedups"] = {
+            v.name: {b: self.speedup(v.name, b) for b in self.batch_sizes}
+            for v in self.variants
+            if v.timings
+        }
+        return d
+
+
+def _ms(value: float) -> str:
+    """Three significant digits: 0.0352, 24.7, 151."""
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+# --- building the variants ---------------------------------------------------------------
+
+
+def matmul_heavy(model_path: str | os.PathLike[str]) -> tuple[bool, str]:
+    """Whether dynamic INT8 suits the model: more MatMul/Gemm nodes than convolutions."""
+    from onnx_deploy.infer.modelinfo import describe
+
+    ops = describe(model_path).op_histogram
+    mm = ops.get("MatMul", 0) + ops.get("Gemm", 0)
+    conv = ops.get("Conv", 0) + ops.get("ConvTranspose", 0)
+    return mm > conv, f"{mm} MatMul/Gemm vs {conv} Conv nodes"
+
+
+def _build(
+    name: str,
+    precision: str,
+    make: Callable[[], Any],
+    details: Callable[[Any], str] = lambda _: "",
+) -> Variant:
+    """Run one builder; a failure becomes a ``failed`` variant that says why."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = make()
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
+        return Variant(name, precision, "onnxruntime", status="failed", reason=first)
+    path = str(getattr(result, "output_path", result))
+    return Variant(
+        name, precision, "onnxruntime", path=path, size=file_size(path), details=details(result)
+    )
+
+
+def build_variants(
+    fp32: str | os.PathLike[str],
+    folder: str | os.PathLike[str],
+    calibration: Any,
+    *,
+    target: str = "cpu",
+    calibration_size: int | None = None,
+    batch_sizes: Sequence[int] = (1, 8),
+    log: Log = _quiet,
+) -> list[Variant]:
+    """Every candidate file for ``target``, written into ``folder`` (FP32 is ``fp32``)."""
+    from onnx_deploy.build.quantize import (
+        convert_fp16,
+        quantize_dynamic_model,
+        quantize_static_model,
+    )
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fp32 = str(fp32)
+    variants = [Variant(REFERENCE, "fp32", "onnxruntime", path=fp32, size=file_size(fp32))]
+    log(f"variant   FP32 {fp32}")
+    variants.append(
+        _build(
+            "FP16", "fp16",
+            lambda: convert_fp16(fp32, folder / "model.fp16.onnx", validate=False, force=True),
+            lambda r: "float16 weights and compute, float32 inputs and outputs",
+        )
+    )  # fmt: skip
+    if calibration is None:
+        variants.append(
+            Variant(
+                "INT8 static", "int8", "onnxruntime", status="skipped",
+                reason="no calibration data (static INT8 needs 100-500 real samples)",
+            )
+        )  # fmt: skip
+    else:
+        variants.append(
+            _build(
+                "INT8 static", "int8",
+                lambda: quantize_static_model(
+                    fp32, folder / "model.int8.onnx", calibration, validate=False, force=True,
+                    calibration_size=calibration_size,
+                ),
+                lambda r: f"QDQ {r.types.short} per-channel for {r.types.isa}",
+            )
+        )  # fmt: skip
+    heavy, why = matmul_heavy(fp32)
+    if heavy:
+        variants.append(
+            _build(
+                "INT8 dynamic", "int8",
+                lambda: quantize_dynamic_model(
+                    fp32, folder / "model.dynint8.onnx", validate=False, force=True
+                ),
+                lambda r: f"MatMul/Gemm weights {r.types.short}",
+            )
+        )  # fmt: skip
+        variants += fused_variants(fp32, folder)
+    else:
+        variants.append(
+            Variant(
+                "INT8 dynamic", "int8", "onnxruntime", status="skipped",
+                reason=f"not MatMul-heavy ({why}): dynamic INT8 suits transformers and MLPs",
+            )
+        )  # fmt: skip
+    for v in variants[1:]:
+        log(f"variant   {v.name}: {v.path or v.status + ' (' + v.reason + ')'}")
+    variants += tensorrt_variants(variants, folder, target, batch_sizes, log)
+    return variants
+
+
+NOTHING_FUSED = "the fusion pass found no transformer block"
+
+
+def fused_variants(fp32: str, folder: Path) -> list[Variant]:
+    """For transformer graphs: FP32 with ONNX Runtime's fused attention, SkipLayerNorm
+    and Gelu (``fusion.fuse_transformer``), and dynamic INT8 of that fused graph. Nothing
+    when the pass fuses nothing (a MatMul-heavy MLP is no transformer)."""
+    from onnx_deploy.build.fusion import fuse_transformer
+    from onnx_deploy.build.quantize import quantize_dynamic_model
+
+    fused = _build(
+        "FP32 fused", "fp32",
+        lambda: fuse_transformer(fp32, folder / "model.fused.onnx", validate=False, force=True),
+        lambda r: "fused: " + ", ".join(f"{v} {k}" for k, v in r.fused_ops.items())
+        if r.fused_ops else NOTHING_FUSED,
+    )  # fmt: skip
+    if fused.status == "ok" and fused.details == NOTHING_FUSED:
+        Path(fused.path).unlink()  # type: ignore[arg-type]
+        return []
+    if fused.status != "ok":
+        return [fused]
+    dyn = _build(
+        "INT8 dynamic fused", "int8",
+        lambda: quantize_dynamic_model(
+            fused.path, folder / "model.fused.dynint8.onnx", validate=False, force=True
+        ),  # type: ignore[arg-type]
+        lambda r: f"the fused graph, MatMul weights {r.types.short}",
+    )  # fmt: skip
+    return [fused, dyn]
+
+
+def tensorrt_variants(
+    built: Sequence[Variant],
+    folder: Path,
+    target: str,
+    batch_sizes: Sequence[int],
+    log: Log = _quiet,
+    trt: Any = None,
+    gpu: tuple[str, str] | None = None,
+) -> list[Variant]:
+    """TensorRT engines of the FP32, FP16 and INT8 (QDQ) graphs: TensorRT 11 builds the
+    precision the graph holds. Skipped, with the reason, off a GPU or without TensorRT.
+    ``trt`` and ``gpu`` are for tests (a recording module, a GPU identity)."""
+    names = [f"TensorRT {v.name}" for v in built if v.name in (REFERENCE, "FP16", "INT8 static")]
+    if target != "cuda":
+        return [_skip_trt(n, "TensorRT needs an NVIDIA GPU (--target cuda)") for n in names]
+    from onnx_deploy.build.tensorrt import INSTALL_HINT, build_engine, load_tensorrt
+
+    try:
+        trt = trt or load_tensorrt()
+    except Exception:
+        return [_skip_trt(n, f"TensorRT is not installed: {INSTALL_HINT}") for n in names]
+    from onnx_deploy.core.signature import DimRange, Signature
+    from onnx_deploy.infer.modelinfo import describe
+
+    out = []
+    for v in built:
+        name = f"TensorRT {v.name}"
+        if name not in names:
+            continue
+        if v.status != "ok" or v.path is None:
+            out.append(_skip_trt(name, f"no {v.name} graph to build from"))
+            continue
+        sig = Signature.from_specs(describe(v.path).inputs)
+        hi = max(max(batch_sizes), 2)
+        dims = [DimRange(d, 1, hi, opt=min(hi, 8)) for d in sig.batch_dims]
+        plan = folder / (Path(v.path).stem + ".plan")
+        try:
+            result = build_engine(v.path, plan, dims=dims, force=True, trt=trt, gpu=gpu, log=log)
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
+            out.append(Variant(name, v.precision, "tensorrt", status="failed", reason=first))
+            continue
+        out.append(
+            Variant(
+                name, v.precision, "tensorrt", path=str(result.plan_path),
+                size=file_size(result.plan_path), details=f"engine from {Path(v.path).name}",
+            )
+        )  # fmt: skip
+    return out
+
+
+def _skip_trt(name: str, reason: str) -> Variant:
+    return Variant(name, "fp16" if "FP16" in name else "int8" if "INT8" in name else "fp32",
+                   "tensorrt", status="skipped", reason=reason)  # fmt: skip
+
+
+# --- validating, timing, choosing --------------------------------------------------------
+
+
+def _runner(v: Variant, device: str, threads: int | None = None) -> Any:
+    if v.backend == "tensorrt":
+        from onnx_deploy.build.runners.tensorrt import TensorRTRunner
+
+        return TensorRTRunner(v.path, name=v.name)  # type: ignore[arg-type]
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+
+    return OnnxRuntimeRunner(v.path, device, threads=threads, name=v.name)  # type: ignore[arg-type]
+
+
+def validate_variants(
+    variants: Sequence[Variant],
+    inputs: Sequence[Any],
+    *,
+    labels: np.ndarray | None = None,
+    device: str = "cpu",
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
+    min_agreement: float | str | None = "preset",
+    log: Log = _quiet,
+) -> list[Variant]:
+    """Compare every built variant with FP32 on ``inputs`` (batches). ``min_agreement``:
+    the top-1 agreement required (``"preset"``: the precision's, 90% for INT8; ``None``:
+    not judged, for random-weight models whose near-tied scores make it a coin toss)."""
+    from onnx_deploy.core.feeds import concatenate
+    from onnx_deploy.infer.compare import compare
+
+    ref_v = next(v for v in variants if v.name == REFERENCE)
+    out = []
+    with _runner(ref_v, device) as ref:
+        ref_scores = None
+        if labels is not None:
+            ref_scores = ref.infer(concatenate(inputs))[ref.output_names[0]]
+            acc_ref = float((ref_scores.argmax(1) == labels).mean())
+        for v in variants:
+            if v.status != "ok":
+                out.append(v)
+                continue
+            if v is ref_v:  # the reference against itself: nothing to run
+                out.append(
+                    replace(v, passed=True, max_abs=0.0, min_cosine=1.0,
+                            agreement=1.0,
+                            accuracy=None if labels is None else acc_ref)
+                )  # fmt: skip
+                continue
+            tol = _tolerance(v.precision, min_agreement)
+            with _runner(v, device) as cand:
+                report = compare(ref, cand, list(inputs), tol)
+                first = report.outputs[0]
+                fails = [first.reason] if not report.ok and first.reason else []
+                fails += [f"{o.name}: {o.reason}" for o in report.outputs[1:] if not o.ok]
+                accuracy = None
+                if ref_scores is not None and labels is not None:
+                    scores = cand.infer(concatenate(inputs))[cand.output_names[0]]
+                    accuracy = float((scores.argmax(1) == labels).mean())
+                    drop = 100 * (acc_ref - accuracy)
+                    if drop > max_accuracy_drop:
+                        fails.append(
+                            f"accuracy {100 * accuracy:.1f}% is {drop:.1f} points below FP32 "
+                            f"(budget {max_accuracy_drop})"
+                        )
+            v = replace(
+                v, passed=not fails, max_abs=report.max_abs, min_cosine=first.min_cosine,
+                agreement=first.top1_agreement, accuracy=accuracy, fails=tuple(fails),
+            )  # fmt: skip
+            log(f"validate  {v.name}: {'PASS' if v.passed else 'FAIL ' + '; '.join(fails)}")
+            out.append(v)
+    return out
+
+
+def _tolerance(precision: str, min_agreement: float | str | None) -> Tolerance:
+    tol = get_tolerance(precision)
+    if min_agreement == "preset":
+        return tol
+    return replace(tol, min_top1=min_agreement)  # type: ignore[arg-type]
+
+
+def time_variants(
+    variants: Sequence[Variant],
+    batch_sizes: Sequence[int],
+    *,
+    device: str = "cpu",
+    warmup: int = 3,
+    iters: int = 20,
+    rounds: int = 5,
+    inputs: Mapping[int, Any] | None = None,
+    threads: int | None = None,
+    log: Log = _quiet,
+) -> list[Variant]:
+    """Benchmark every built variant interleaved, at each batch size (``inputs``: the
+    feeds for each batch size; default: the runners' random inputs)."""
+    from onnx_deploy.infer.bench import benchmark
+
+    ready = [v for v in variants if v.status == "ok"]
+    timings: dict[str, list[Timing]] = {v.name: [] for v in ready}
+    for b in batch_sizes:
+        runners = {v.name: _runner(v, device, threads) for v in ready}
+        batch = (inputs or {}).get(b)
+        for r in benchmark(runners, b, inputs=batch, warmup=warmup, iters=iters, rounds=rounds):
+            timings[r.name].append(
+                Timing(b, r.median_ms, r.p90_ms, r.p99_ms, r.throughput, r.contention)
+            )
+            log(f"bench     {r.name} batch {b}: median {_ms(r.median_ms)} ms, p90 {_ms(r.p90_ms)}")
+            if r.contention:
+                log(f"  warning {r.contention}")
+    return [
+        replace(v, timings=tuple(timings[v.name])) if v.name in timings else v for v in variants
+    ]
+
+
+def choose(
+    variants: Sequence[Variant], batch_sizes: Sequence[int], min_speedup: float
+) -> tuple[str, list[Variant]]:
+    """The fastest variant that passed, if it beats FP32 by ``min_speedup`` at every batch
+    size; else FP32. Every other variant gets the reason it lost."""
+    ref = next(v for v in variants if v.name == REFERENCE)
+    first = batch_sizes[0]
+
+    def ratios(v: Variant) -> dict[int, float]:
+        return {
+            b: ref.timing(b).median_ms / v.timing(b).median_ms  # type: ignore[union-attr]
+            for b in batch_sizes
+            if v.timing(b) is not None and ref.timing(b) is not None
+        }
+
+    eligible = [
+        v for v in variants
+        if v.name != REFERENCE and v.status == "ok" and v.passed
+        and (r := ratios(v)) and min(r.values()) >= min_speedup
+    ]  # fmt: skip
+    eligible.sort(key=lambda v: v.timing(first).median_ms)  # type: ignore[union-attr]
+    chosen = eligible[0] if eligible else ref
+    out = []
+    for v in variants:
+        if v.name == chosen.name:
+            verdict = "chosen"
+        elif v.status != "ok":
+            verdict = f"{v.status}: {v.reason}"
+        elif not v.passed:
+            verdict = "fails: " + "; ".join(v.fails)
+        elif v.name == REFERENCE:
+            verdict = f"slower than {chosen.name}"
+        else:
+            r = ratios(v)
+            worst_b = min(r, key=lambda b: r[b])
+            if r[worst_b] < 1.0:
+                verdict = f"slower than FP32 ({r[worst_b]:.2f}x at batch {worst_b})"
+            elif r[worst_b] < min_speedup:
+                verdict = (
+                    f"only {r[worst_b]:.2f}x FP32 at batch {worst_b}: under the "
+                    f"{min_speedup:.2f}x that pays for lower precision"
+                )
+            else:
+                verdict = f"passes, slower than {chosen.name}"
+        out.append(replace(v, verdict=verdict))
+    return chosen.name, out
+
+
+# --- the whole card ----------------------------------------------------------------------
+
+
+def optimize(
+    model: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    calibration: Any = None,
+    validation: Any = None,
+    labels: np.ndarray | None = None,
+    target: str = "cpu",
+    batch_sizes: Sequence[int] = (1, 8),
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
+    min_speedup: float = DEFAULT_MIN_SPEEDUP,
+    min_agreement: float | str | None = "preset",
+    calibration_size: int | None = 200,
+    validation_batch: int = 32,
+    warmup: int = 3,
+    iters: int = 20,
+    rounds: int = 5,
+    data_note: str = "",
+    notes: Sequence[str] = (),
+    dims: Sequence[Any] = (),
+    inputs: Sequence[Any] = (),
+    threads: int | None = None,
+    force: bool = False,
+    plots: bool = True,
+    name: str | None = None,
+    log: Log = _quiet,
+) -> ReportCard:
+    """The report card for an FP32 ONNX file (``onnx_deploy.workflows.optimize``'s module text).
+
+    ``calibration``: samples for static INT8 (array, dict by input name, or a file);
+    ``validation`` (+ ``labels``): samples to compare on and, with labels, accuracy.
+    Without them, random inputs from the model's signature (and a note: INT8 ranges from
+    random data are for speed studies only). ``dims`` (``DimRange``) and ``inputs``
+    (``InputSpec``) give the signature's ranges and kinds: timings run at each batch size
+    with the other dynamic dims at their OPT size (``seq=1:128:512`` times seq 128), or on
+    the first samples of real ``validation`` data. ``threads``: intra-op threads.
+    Writes ``out_dir/variants/``, the chosen
+    file as ``out_dir/model.onnx``, ``report.md``, ``report.json`` and the plots; an
+    existing ``report.md`` is not overwritten without ``force``.
+    """
+    from onnx_deploy.core.cpu import int8_profile
+    from onnx_deploy.core.feeds import as_feeds, concatenate, load_data, split
+    from onnx_deploy.core.signature import Signature
+    from onnx_deploy.infer.bench import collect_environment
+    from onnx_deploy.infer.modelinfo import describe, require_runtime_loads
+    from onnx_deploy.workflows.pipeline import batch_feeds
+
+    if target not in TARGETS:
+        raise OptimizeError(f"target must be one of {TARGETS}, got {target!r}")
+    device = _check_target(target)
+    require_runtime_loads(model, "no variants, no report")
+    start = time.perf_counter()
+    out = Path(out_dir)
+    for written in OUTPUTS:  # never replace a file of the user's without force
+        check_output_path(out / written, force=force)
+    for stale in VARIANT_FILES:  # an earlier run's variants: never timed or reported again
+        if (out / stale).resolve() != Path(model).resolve():
+            (out / stale).unlink(missing_ok=True)
+    info = describe(model)
+    notes = list(notes)
+    sig = Signature.from_specs(info.inputs, dims, inputs)
+    real_validation = validation is not None
+    if calibration is None and validation is None:
+        calibration = sig.examples({d: 64 for d in sig.batch_dims}, seed=1)
+        notes.append(
+            "random calibration and validation inputs: speed and conversion checks only; "
+            "pass real samples (and labels) for an accuracy decision"
+        )
+    elif calibration is None:
+        calibration = validation
+    if isinstance(calibration, (str, os.PathLike)):
+        calibration = load_data(calibration)
+    if validation is None:
+        validation = sig.examples({d: 32 for d in sig.batch_dims}, seed=2)
+    elif isinstance(validation, (str, os.PathLike)):
+        validation = load_data(validation)
+    val_batches = split(as_feeds(validation, info.inputs), validation_batch)
+    if labels is not None:
+        labels = np.asarray(load_data(labels) if isinstance(labels, (str, os.PathLike)) else labels)
+        n = sum(len(next(iter(b.values()))) for b in val_batches)
+        if len(labels) != n:
+            raise OptimizeError(f"{len(labels)} labels for {n} validation samples")
+    variants = build_variants(
+        model, out / "variants", calibration, target=target,
+        calibration_size=calibration_size, batch_sizes=batch_sizes, log=log,
+    )  # fmt: skip
+    variants = validate_variants(
+        variants, val_batches, labels=labels, device=device,
+        max_accuracy_drop=max_accuracy_drop, min_agreement=min_agreement, log=log,
+    )  # fmt: skip
+    # the first samples of real data (repeated when fewer), else valid random inputs with
+    # every dynamic dim other than the batch at its OPT (example) size
+    real = concatenate(val_batches) if real_validation else None
+    timing_inputs = {b: batch_feeds(real, sig, b, info.inputs) for b in batch_sizes}
+    variants = time_variants(
+        variants, batch_sizes, device=device, warmup=warmup, iters=iters, rounds=rounds,
+        inputs=timing_inputs, threads=threads, log=log,
+    )  # fmt: skip
+    chosen, variants = choose(variants, batch_sizes, min_speedup)
+    env = collect_environment()
+    env["cpu"] = {**env.get("cpu", {}), "int8_isa": int8_profile().isa}
+    env["target"] = target
+    env["threads"] = threads
+    card = ReportCard(
+        model=name or str(model), target=target, variants=tuple(variants), chosen=chosen,
+        batch_sizes=tuple(batch_sizes), max_accuracy_drop=max_accuracy_drop,
+        min_speedup=min_speedup, data=data_note or _data_note(labels, val_batches),
+        environment=env, notes=tuple(notes), seconds=time.perf_counter() - start,
+    )  # fmt: skip
+    return write_report(card, out, force=force, plots=plots)
+
+
+DIGITS = "digits"  # the default model: the trained digits CNN with its real data
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An FP32 ONNX file to optimize, with the data and notes that come with it."""
+
+    onnx_path: str
+    calibration: Any = None
+    validation: Any = None
+    labels: Any = None
+    data_note: str = ""
+    notes: tuple[str, ...] = ()
+    random_weights: bool = False
+    dims: tuple[Any, ...] = ()  # the exported signature's ranges (an hf: folder's seq=1:32:128)
+    inputs: tuple[Any, ...] = ()  # its inputs, with value ranges and kinds
+
+
+def prepare(
+    model: str,
+    folder: str | os.PathLike[str],
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    inputs: Sequence[Any] = (),
+    dims: Sequence[Any] = (),
+    force: bool = False,
+    log: Log = _quiet,
+) -> Prepared:
+    """``digits`` (the trained CNN: calibration from its training split, validation and
+    labels from its test split), an ONNX file as it is, or a model spec exported (and
+    validated against PyTorch) into ``folder/model.fp32.onnx``."""
+    from onnx_deploy.workflows.pipeline import export_spec, is_onnx_path
+
+    folder = Path(folder)
+    if model == DIGITS:
+        from onnx_deploy.build.export import export_model
+        from onnx_deploy.core.extras import require
+        from onnx_deploy.teach.digits import load_digits_model, load_digits_split
+
+        path = folder / "model.fp32.onnx"
+        check_output_path(path, force=force)
+        data = load_digits_split()
+        torch = require("torch", "exporting the digits CNN")
+        export_model(load_digits_model(), torch.from_numpy(data.x_test[:2]), path, force=True)
+        log(f"export    digits CNN (trained) -> {path}")
+        return Prepared(
+            str(path), data.x_train, data.x_test, data.y_test,
+            f"digits: {len(data.x_train)} training images to calibrate, "
+            f"{len(data.x_test)} labelled test images",
+        )  # fmt: skip
+    if is_onnx_path(model):
+        return Prepared(str(model))
+    path = folder / "model.fp32.onnx"
+    exported = export_spec(
+        model, path, weights=weights, input_shape=input_shape, inputs=inputs, dims=dims,
+        force=force, log=log,
+    )  # fmt: skip
+    if not exported.ok:
+        raise OptimizeError(f"{model} exported, but ONNX Runtime disagrees with PyTorch: "
+                            "see the validation above")  # fmt: skip
+    random = bool(exported.notes) and "random weights" in exported.notes[0]
+    notes = (
+        ("random weights: their near-tied scores make top-1 agreement a coin toss, so "
+         "variants are judged on the elementwise and cosine tolerances only; give --weights "
+         "and real --data/--labels for an accuracy decision",)
+        if random else ()
+    )  # fmt: skip
+    sig = exported.signature
+    return Prepared(
+        str(path), notes=notes, random_weights=random, dims=tuple(exported.export.dims),
+        inputs=tuple(sig.inputs) if sig is not None else (),
+    )  # fmt: skip
+
+
+def _data_note(labels: Any, batches: Sequence[Mapping[str, np.ndarray]]) -> str:
+    n = sum(len(next(iter(b.values()))) for b in batches)
+    return f"{n} validation samples" + (" with labels" if labels is not None else "")
+
+
+def _check_target(target: str) -> str:
+    if target == "cpu":
+        return "cpu"
+    from onnx_deploy.infer.sessions import working_providers
+
+    if "CUDAExecutionProvider" not in working_providers():
+        raise OptimizeError(
+            "--target cuda: onnxruntime's CUDA provider does not run here (no NVIDIA GPU, or "
+            "onnxruntime-gpu's CUDA libraries are missing; `onnx-deploy doctor` says which). "
+            "Use --target cpu on this machine."
+        )
+    return "cuda"
+
+
+def write_report(
+    card: ReportCard, out_dir: str | os.PathLike[str], *, force: bool = False, plots: bool = True
+) -> ReportCard:
+    """Write ``report.md``, ``report.json``, the plots and the chosen model into
+    ``out_dir``; returns the card with ``files`` filled in."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    chosen = card.chosen_variant
+    if chosen.path is not None:
+        suffix = Path(chosen.path).suffix
+        files["model"] = str(out / f"model{suffix}")
+        _copy_model(chosen.path, files["model"], force=True)
+    if plots:
+        from onnx_deploy.present.plots import plot_report_batches, plot_report_tradeoff, save_figure
+
+        files["tradeoff_plot"] = save_figure(
+            plot_report_tradeoff(card), out / "latency_vs_accuracy.png", force=True
+        )
+        files["batch_plot"] = save_figure(
+            plot_report_batches(card), out / "latency_by_batch.png", force=True
+        )
+    files["markdown"] = str(out / "report.md")
+    files["json"] = str(out / "report.json")
+    card = replace(card, files=files)
+    with atomic_output(files["json"], force=True) as tmp:
+        tmp.write_text(json.dumps(card.to_dict(), indent=2, default=str))
+    with atomic_output(files["markdown"], force=force) as tmp:
+        tmp.write_text(_markdown(card))
+    return card
+
+
+def _markdown(card: ReportCard) -> str:
+    env = card.environment
+    versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
+    cpu = env.get("cpu", {})
+    lines = [card.summary(), "", "## Variants", ""]
+    for v in card.variants:
+        what = v.details or v.reason
+        lines.append(f"- **{v.name}** ({v.backend}, {v.precision} tolerance): {what}")
+    lines += [
+        "",
+        "## Plots",
+        "",
+        "![latency vs accuracy](latency_vs_accuracy.png)",
+        "",
+        "![latency by batch size](latency_by_batch.png)",
+        "",
+        "## Environment",
+        "",
+        f"- CPU: {cpu.get('model', '?')}, {cpu.get('physical_cores') or '?'} cores "
+        f"({cpu.get('logical_cpus') or '?'} logical CPUs), INT8 row {cpu.get('int8_isa', '?')}"
+        f"; intra-op threads: {env.get('threads') or 'one per core (onnxruntime default)'}",
+        f"- Python {env.get('python', '?')} on {env.get('platform', '?')}",
+        f"- {versions}",
+        f"- made in {card.seconds:.0f} s",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _copy_model(src: str | os.PathLike[str], dst: str | os.PathLike[str], force: bool) -> None:
+    """Copy a model atomically; one with external data is re-saved so that its data file
+    takes the new name (a model refers to its data file by name)."""
+    from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, write_onnx
+
+    src = Path(src)
+    with atomic_output(dst, force=force) as tmp:
+        if src.with_name(src.name + EXTERNAL_DATA_SUFFIX).exists():
+            import onnx
+
+            write_onnx(onnx.load(str(src)), tmp, external_data=True)
+        else:
+            shutil.copyfile(src, tmp)

@@ -1,0 +1,494 @@
+"""Orchestration shared by the CLI, the notebooks and the skills.
+
+- ``benchmark_targets``: ONNX files on ONNX Runtime, and model specs
+  (``torchvision:resnet18``, ``file.py:factory``) exported and timed on PyTorch eager
+  and ONNX Runtime side by side;
+- ``run_pipeline``: export -> slim -> validate -> benchmark one model spec, with a
+  ``summary.json``.
+
+Both report each step through ``log`` (one line per step, as the CLI prints them) and
+return frozen results; nothing here parses arguments or prints on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from onnx_deploy.core.defaults import (
+    BENCH_BATCH_SIZES,
+    BENCH_ITERS,
+    BENCH_WARMUP,
+    PIPELINE_ITERS,
+    PIPELINE_WARMUP,
+    VALIDATE_BATCH_SIZES,
+)
+from onnx_deploy.core.extras import require
+from onnx_deploy.core.feeds import Feeds
+from onnx_deploy.core.files import atomic_output, check_output_path
+from onnx_deploy.core.signature import DimRange, InputSpec, Signature, SignatureError
+from onnx_deploy.infer.bench import BenchmarkResult, benchmark, comparison_table
+from onnx_deploy.teach.zoo import is_onnx_path, load_model, load_model_and_shape, spec_name
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def example_data(path: str | os.PathLike[str], declared: Sequence[InputSpec] = ()) -> Feeds:
+    """Example inputs from a ``.npz`` / ``.pt`` / ``.npy`` file, by input name. A dict
+    keeps its names; a single array or a tuple takes the declared ``--input`` names in
+    order (an unnamed array without them is an error that says what to do)."""
+    from onnx_deploy.core.feeds import load_data, to_numpy
+
+    data = load_data(path)
+    if isinstance(data, Mapping):
+        return {str(k): to_numpy(v, str(k)) for k, v in data.items()}
+    values = [data] if isinstance(data, np.ndarray) else list(data)
+    names = [d.name for d in declared]
+    if len(names) < len(values):
+        raise SignatureError(
+            f"{path} holds {len(values)} unnamed array(s); save a dict by input name "
+            "(np.savez(path, ids=..., mask=...)) or declare the inputs with --input"
+        )
+    return dict(zip(names, values, strict=False))
+
+
+def make_signature(
+    inputs: Sequence[InputSpec] = (),
+    dims: Sequence[DimRange] = (),
+    *,
+    example: Feeds | None = None,
+    batch: tuple[int, int] | None = None,
+    static: bool = False,
+    spec: str = "",
+) -> Signature | None:
+    """The signature the CLI's ``--input``/``--dim``/``--example``/``--batch`` describe,
+    or None when none of them was given (the one-float-input ``--input-shape`` case) or
+    when ``spec`` is an ``hf:`` folder without ``--input``: its signature comes from the
+    model (``_load_spec``), with ``dims`` as its ranges.
+    ``batch`` is the range of a dim named ``batch`` that ``--dim`` did not declare."""
+    if not inputs and example is None:
+        if spec.startswith("hf:"):
+            return None
+        if dims:
+            raise SignatureError("--dim needs --input (or --example) declaring the dims it names")
+        return None
+    dims = list(dims)
+    if batch is not None and not any(d.name == "batch" for d in dims):
+        uses_batch = any("batch" in i.symbols for i in inputs) or (
+            example is not None and not static and not inputs
+        )
+        if uses_batch:
+            dims.append(DimRange("batch", *batch))
+    if example is not None:
+        return Signature.from_examples(example, inputs, dims, dynamic_batch=not static)
+    return Signature(tuple(inputs), tuple(dims))
+
+
+def batch_feeds(
+    data: Any, signature: Signature | None, batch_size: int, specs: Sequence[Any]
+) -> Feeds | None:
+    """Inputs for one benchmark batch: the first ``batch_size`` samples of real ``data``
+    (repeated when it has fewer), or a signature's examples with its batch dims at
+    ``batch_size``; None leaves it to the runner (random inputs at ``batch_size``)."""
+    if data is not None:
+        from onnx_deploy.core.feeds import as_feeds
+
+        feeds = as_feeds(data, specs)
+        return {
+            k: np.resize(v, (batch_size, *v.shape[1:])) if v.ndim else v for k, v in feeds.items()
+        }
+    if signature is not None:
+        return signature.examples({d: batch_size for d in signature.batch_dims})
+    return None
+
+
+def benchmark_targets(
+    targets: Sequence[str],
+    workdir: str | os.PathLike[str],
+    *,
+    batch_sizes: Sequence[int] = BENCH_BATCH_SIZES,
+    warmup: int = BENCH_WARMUP,
+    iters: int = BENCH_ITERS,
+    device: str = "auto",
+    threads: int | None = None,
+    weights: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    inputs: Sequence[InputSpec] = (),
+    dims: Sequence[DimRange] = (),
+    data: str | os.PathLike[str] | None = None,
+    rounds: int = 1,
+    log: Log = _quiet,
+) -> list[BenchmarkResult]:
+    """Benchmark each target at each batch size: an ``.onnx`` file on ONNX Runtime; a
+    model spec exported into ``workdir`` and timed on PyTorch eager and ONNX Runtime.
+
+    Inputs: real samples from ``data`` (a ``.npz``/``.pt``/``.npy`` file; the first
+    ``batch_size`` samples, repeated when there are fewer), else random ones from the
+    signature that ``inputs``/``dims`` declare (or the model's own), every dynamic dim
+    other than the batch at its example size. ``rounds > 1`` interleaves consecutive
+    ONNX files with each other, so a busy spell of a shared machine slows all of them
+    alike. PyTorch and ONNX Runtime run in turn, never interleaved: each one's thread
+    pool keeps spinning for a while after a run, and on few cores that slows the other.
+    Measured on 2 cores (a small transformer, batch 8, four repetitions in one process):
+    PyTorch's median 5.6-9.1 ms in turn vs 8.7-10.7 ms interleaved, its p90/median
+    1.2-1.3 vs 1.5-1.8, ONNX Runtime unchanged: interleaving inflated the speed-up."""
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+
+    groups: list[tuple[list[Any], Signature | None]] = []
+    basenames = [Path(t).name for t in targets]
+    for target in targets:
+        sig = None
+        if is_onnx_path(target):
+            # named by file, or by the path given where two files share a name
+            label = Path(target).name if basenames.count(Path(target).name) == 1 else target
+            runners = [OnnxRuntimeRunner(target, device, threads=threads, name=label)]
+            if inputs or dims:
+                sig = Signature.from_specs(runners[0].inputs, dims, inputs)
+            if rounds > 1 and groups and groups[-1][0][0].backend == "onnxruntime":
+                groups[-1][0].extend(runners)  # ONNX files side by side: one interleaved run
+                continue
+        else:
+            runners, sig = _spec_runners(
+                target, Path(workdir), device, threads, weights, input_shape, inputs, dims,
+                data, log,
+            )  # fmt: skip
+        groups.append((runners, sig))
+    real = None
+    if data is not None:
+        from onnx_deploy.core.feeds import load_data
+
+        real = load_data(data)  # an array, a tuple or a dict: matched to each model's inputs
+    results: list[BenchmarkResult] = []
+    for runners, sig in groups:
+        if sig is None and any(
+            not isinstance(d, int) for s in runners[0].inputs for d in s.shape[1:]
+        ):
+            sig = Signature.from_specs(runners[0].inputs)  # dynamic dims beyond the batch
+        with contextlib.ExitStack() as open_runners:  # activate once: a CUDA TorchRunner copies
+            for runner in runners:
+                open_runners.enter_context(runner)
+            for b in batch_sizes:
+                feeds = batch_feeds(real, sig, b, runners[0].inputs)
+                if feeds is not None:
+                    shapes = ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in feeds.items())
+                    log(f"  inputs  {'real samples' if real is not None else 'random'}: {shapes}")
+                if rounds > 1 and len(runners) > 1 and runners[0].backend == "onnxruntime":
+                    timed = benchmark(
+                        runners, b, inputs=feeds, warmup=warmup, iters=iters, rounds=rounds
+                    )
+                else:  # one after the other
+                    timed = [
+                        benchmark(r, b, inputs=feeds, warmup=warmup, iters=iters)[0]
+                        for r in runners
+                    ]
+                for result in timed:  # one name per target: results pair by (name, batch)
+                    results.append(result)
+                    log(result.summary())
+    return results
+
+
+RANDOM_WEIGHTS = "random weights (no --weights): outputs prove little about accuracy"
+
+
+def _load_spec(
+    spec: str,
+    weights: str | None,
+    input_shape: tuple[int, ...] | None,
+    signature: Signature | None,
+    pretrained: bool = False,
+    dims: Sequence[DimRange] = (),
+) -> tuple[Any, tuple[int, ...], str, Signature | None]:
+    """The model, one sample's shape (the one-input case), a note on its weights, and
+    the signature (an ``hf:`` folder's from its config, with ``dims`` as its ranges)."""
+    if spec.startswith("hf:"):
+        from onnx_deploy.build.hf import has_weights, hf_folder, signature_for
+
+        model = load_model(spec, weights=weights)
+        trained = weights is not None or has_weights(hf_folder(spec))
+        note = "" if trained else RANDOM_WEIGHTS.replace("--weights", "weights file in the folder")
+        return model, (), note, signature or signature_for(model, dims)
+    if signature is None:
+        return (*load_model_and_shape(spec, weights, input_shape, pretrained), None)
+    note = RANDOM_WEIGHTS if weights is None and not pretrained else ""
+    return load_model(spec, weights=weights, pretrained=pretrained), (), note, signature
+
+
+def _export_spec_model(
+    model: Any,
+    shape: tuple[int, ...],
+    signature: Signature | None,
+    example: Feeds | None,
+    output: str | os.PathLike[str],
+    **kwargs: Any,
+) -> Any:
+    """``export_model`` for a spec: the signature (with its example data), or a random
+    float batch of 2 for the one-input ``--input-shape`` case."""
+    from onnx_deploy.build.export import export_model
+
+    if signature is not None:
+        return export_model(model, example, output, signature=signature, **kwargs)
+    torch = require("torch", "exporting a PyTorch model")
+    return export_model(model, torch.randn((2, *shape)), output, **kwargs)
+
+
+def _spec_runners(
+    spec: str,
+    workdir: Path,
+    device: str,
+    threads: int | None,
+    weights: str | None,
+    input_shape: tuple[int, ...] | None,
+    inputs: Sequence[InputSpec],
+    dims: Sequence[DimRange],
+    data: str | os.PathLike[str] | None,
+    log: Log,
+) -> tuple[list[Any], Signature | None]:
+    """PyTorch and ONNX Runtime runners for a model spec (exported into ``workdir``)."""
+    require("torch", f"benchmarking {spec}")
+
+    from onnx_deploy.build.runners.pytorch import TorchRunner
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+
+    example = None
+    if data is not None and not inputs:
+        from onnx_deploy.core.feeds import load_data
+
+        loaded = load_data(data)
+        if isinstance(loaded, np.ndarray) and input_shape is None:
+            input_shape = tuple(loaded.shape[1:])  # one unnamed input: its sample shape
+        elif not isinstance(loaded, np.ndarray):
+            example = {k: v[:2] for k, v in example_data(data).items()}  # two real samples
+    sig = make_signature(inputs, dims, example=example, spec=spec)
+    model, shape, note, sig = _load_spec(spec, weights, input_shape, sig, dims=dims)
+    if note:
+        log(f"  note    {note}")
+    name = spec_name(spec)
+    exported = _export_spec_model(
+        model, shape, sig, example, workdir / f"{name}.onnx", force=True, fallback=True
+    )
+    log(exported.summary().splitlines()[0])
+    ort_runner = OnnxRuntimeRunner(exported.path, device, threads=threads, name=name)
+    torch_runner = TorchRunner(
+        model, ort_runner.inputs, ort_runner.output_names, device=device, name=name
+    )
+    return [torch_runner, ort_runner], sig
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """Export, slim, validation and benchmark results for one model spec."""
+
+    model: str
+    export: Any  # ExportResult
+    slim: Any  # SlimResult
+    validation: Any  # ValidationReport
+    bench: tuple[BenchmarkResult, ...]
+    summary_path: str
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.validation.ok)
+
+    def summary(self) -> str:
+        e, s, v = self.export, self.slim, self.validation
+        lines = [
+            f"Summary ({self.model}; written to {self.summary_path})",
+            f"  export    {e.seconds:.1f} s, {e.num_nodes} nodes, opset {e.opset}, dims {e.inputs[0]}",
+            f"  slim      {s.nodes_before} -> {s.nodes_after} nodes",
+            f"  validate  {'PASS' if v.ok else 'FAIL'}, max abs error {v.max_abs:.2e}",
+            "  bench",
+            *("    " + ln for ln in comparison_table(self.bench).splitlines()),
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "export": self.export.to_dict(),
+            "slim": self.slim.to_dict(),
+            "validation": self.validation.to_dict(),
+            "bench": [r.to_dict() for r in self.bench],
+            "notes": list(self.notes),
+        }
+
+
+def run_pipeline(
+    spec: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    weights: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    inputs: Sequence[InputSpec] = (),
+    dims: Sequence[DimRange] = (),
+    batch_sizes: Sequence[int] = BENCH_BATCH_SIZES,
+    warmup: int = PIPELINE_WARMUP,
+    iters: int = PIPELINE_ITERS,
+    force: bool = False,
+    log: Log = _quiet,
+) -> PipelineResult:
+    """Export, slim, validate against PyTorch, and benchmark PyTorch vs ONNX Runtime.
+
+    The model takes one float input of ``input_shape`` (torchvision: 3x224x224), or the
+    inputs and dynamic dims that ``inputs``/``dims`` declare. Writes ``NAME.onnx``,
+    ``NAME.slim.onnx`` and ``summary.json`` into ``out_dir``; existing files are refused
+    before any work starts unless ``force``.
+    """
+    require("torch", "the pipeline (it exports a PyTorch model)")
+
+    from onnx_deploy.build.runners.pytorch import TorchRunner
+    from onnx_deploy.build.slim import slim_model
+    from onnx_deploy.infer.compare import compare
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+
+    out = Path(out_dir)
+    name = spec_name(spec)
+    paths = [out / f"{name}.onnx", out / f"{name}.slim.onnx", out / "summary.json"]
+    for p in paths:
+        check_output_path(p, force=force)  # fail before the slow part
+    sig = make_signature(inputs, dims, spec=spec)
+    model, shape, note, sig = _load_spec(spec, weights, input_shape, sig, dims=dims)
+    exported = _export_spec_model(model, shape, sig, None, paths[0], force=force)
+    log(exported.summary().splitlines()[0])
+    slimmed = slim_model(exported.path, paths[1], force=force)
+    log(slimmed.summary().splitlines()[0])
+    ort_runner = OnnxRuntimeRunner(slimmed.output_path, "cpu", name=name)
+    torch_runner = TorchRunner(model, ort_runner.inputs, ort_runner.output_names, name=name)
+    check_sig = Signature.from_specs(ort_runner.inputs, sig.dims if sig else (), inputs)
+    results: list[BenchmarkResult] = []
+    with torch_runner, ort_runner:  # activated once for the comparison and every batch
+        report = compare(
+            torch_runner, ort_runner, batch_sizes=VALIDATE_BATCH_SIZES, signature=check_sig
+        )
+        log(report.summary())
+        for b in batch_sizes:
+            feeds = batch_feeds(None, check_sig, b, ort_runner.inputs)
+            for runner in (torch_runner, ort_runner):
+                (result,) = benchmark(runner, b, inputs=feeds, warmup=warmup, iters=iters)
+                results.append(result)
+                log(result.summary())
+    result = PipelineResult(
+        spec, exported, slimmed, report, tuple(results), str(paths[2]), (note,) if note else ()
+    )
+    with atomic_output(paths[2], force=force) as tmp:
+        tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    return result
+
+
+class _Rejected(Exception):
+    """An export that does not match PyTorch: its staged file is not moved into place."""
+
+
+@dataclass(frozen=True)
+class SpecExport:
+    """A model spec exported to ONNX, and (unless skipped) validated against PyTorch."""
+
+    export: Any  # ExportResult
+    validation: Any | None  # ValidationReport
+    notes: tuple[str, ...] = ()
+    signature: Signature | None = field(default=None, compare=False)  # what was exported
+    written: bool = True  # False: it did not validate, and nothing was written
+
+    @property
+    def ok(self) -> bool:
+        return self.written and (self.validation is None or bool(self.validation.ok))
+
+    def summary(self) -> str:
+        lines = [f"  note    {n}" for n in self.notes] + [self.export.summary()]
+        if self.validation is not None:
+            lines.append(self.validation.summary())
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "export": self.export.to_dict(), "notes": list(self.notes), "written": self.written,
+        }  # fmt: skip
+        if self.validation is not None:
+            d["validation"] = self.validation.to_dict()
+        return d
+
+
+def export_spec(
+    spec: str,
+    output: str | os.PathLike[str],
+    *,
+    weights: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    inputs: Sequence[InputSpec] = (),
+    dims: Sequence[DimRange] = (),
+    example: str | os.PathLike[str] | None = None,
+    pretrained: bool = False,
+    batch: tuple[int, int] | None = None,
+    static: bool = False,
+    exporter: str = "dynamo",
+    opset: int | None = None,
+    fallback: bool = True,
+    report_dir: str | os.PathLike[str] | None = None,
+    validate: bool = True,
+    force: bool = False,
+    log: Log = _quiet,
+) -> SpecExport:
+    """Load a model spec, export it, and compare it with PyTorch.
+
+    One float input of ``input_shape`` with a dynamic batch ``batch = (min, max)`` (unless
+    ``static``); or any signature: ``inputs`` (names, dtypes, symbolic dims), ``dims``
+    (their ranges) and/or ``example`` (a ``.npz``/``.pt`` file of example inputs).
+    Validation runs several sizes of every dynamic dim. ``fallback``: when the dynamo
+    exporter fails, try TorchScript and say so; ``report_dir`` keeps torch's report.
+    """
+    torch = require("torch", "exporting a PyTorch model")
+
+    from onnx_deploy.build.export import export_model
+    from onnx_deploy.build.verify import compare_torch_onnx
+    from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET
+
+    check_output_path(output, force=force)  # fail before the slow part
+    lo, hi = batch or (1, DEFAULT_MAX_BATCH)
+    data = example_data(example, declared=inputs) if example is not None else None
+    sig = make_signature(inputs, dims, example=data, batch=(lo, hi), static=static, spec=spec)
+    model, shape, note, sig = _load_spec(spec, weights, input_shape, sig, pretrained, dims)
+    log(f"load      {spec}")
+    if note:
+        log(f"  note    {note}")
+    common: dict[str, Any] = {
+        "exporter": exporter, "opset": opset or DEFAULT_OPSET, "fallback": fallback,
+        "report_dir": report_dir, "force": True,
+    }  # fmt: skip
+    report = None
+    try:  # into a hidden folder beside the output, moved into place only if it validates
+        with atomic_output(output, force=force) as tmp:
+            if sig is not None:
+                result = export_model(model, data, tmp, signature=sig, **common)
+            else:
+                example_batch = torch.randn((lo if static else max(lo, 2), *shape))
+                result = export_model(
+                    model, example_batch, tmp, dynamic_batch=not static, max_batch=hi, **common
+                )
+            result = dataclasses.replace(result, path=str(output))
+            log(result.summary())
+            if validate:
+                sizes = (lo,) if static else tuple(sorted({lo, min(max(lo, 2), hi), min(8, hi)}))
+                check = (
+                    Signature.from_specs(result.inputs, result.dims, sig.inputs) if sig else None
+                )
+                report = compare_torch_onnx(model, tmp, batch_sizes=sizes, signature=check)
+                report = dataclasses.replace(report, candidate=str(output))
+                log(report.summary())
+                if not report.ok:
+                    raise _Rejected
+    except _Rejected:
+        log(f"  note    nothing written: {output} does not match PyTorch")
+        return SpecExport(result, report, (note,) if note else (), sig, written=False)
+    return SpecExport(result, report, (note,) if note else (), sig)
