@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from onnx_deploy.infer.compare import top1_accuracy as accuracy
 from onnx_deploy.teach.digits import (
     CHECKPOINT,
-    accuracy,
     load_digits_model,
     load_digits_split,
     main,

@@ -70,6 +70,7 @@ _PUBLIC: dict[str, str] = {
     "compare": "infer.compare",
     "compare_results": "infer.compare",
     "compare_onnx": "infer.compare",
+    "top1_accuracy": "infer.compare",
     "ValidationReport": "infer.compare",
     "onnx_intermediate_differences": "infer.intermediates",
     "benchmark": "infer.bench",

@@ -268,7 +268,7 @@ class DecoderExport:
     size_bytes: int
     max_abs_prefill: float
     max_abs_decode: float
-    ok: bool  # every output within the fp32 preset (``validate.array_close``)
+    ok: bool  # every output within the fp32 preset (``compare_results``)
     notes: tuple[str, ...] = field(default=())
 
     def summary(self) -> str:
@@ -312,9 +312,8 @@ def export_decoder(
     from onnx_deploy.core.defaults import DEFAULT_OPSET
     from onnx_deploy.build.export import _exporting
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
-    from onnx_deploy.infer.compare import PRESETS, array_close
+    from onnx_deploy.infer.compare import compare_results
 
-    tol = PRESETS["fp32"]
     torch = require("torch", "exporting a decoder")
     check_output_path(output, force=force)
     model = load_hf_model(spec_or_model) if isinstance(spec_or_model, str) else spec_or_model
@@ -367,18 +366,17 @@ def export_decoder(
             feeds |= {n: empty for n in layout.past_names()}
             got = ort_runner.infer(feeds)
             want = model(input_ids=prompt, use_cache=False).logits.numpy()
-            prefill, prefill_ok = array_close(want, got["logits"], tol.atol, tol.rtol)
+            first = compare_results({"logits": want}, {"logits": got["logits"]}, "fp32")
             step = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
             step |= {n: t.numpy() for n, t in zip(layout.past_names(), cache, strict=True)}
             got_step = ort_runner.infer(step)
             names = ["logits", *layout.present_names()]
-            checks = [
-                array_close(w.numpy(), got_step[n], tol.atol, tol.rtol)
-                for n, w in zip(names, wrapper(ids, mask, *cache), strict=True)
-            ]
-        decode = max(diff for diff, _ in checks)
-        ok = prefill_ok and all(close for _, close in checks)
-        result = DecoderExport(str(output), layout, seconds, file_size(tmp), prefill, decode, ok)
+            want_step = dict(zip(names, (w.numpy() for w in wrapper(ids, mask, *cache)), strict=True))
+            second = compare_results(want_step, {n: got_step[n] for n in names}, "fp32")
+        ok = first.ok and second.ok
+        result = DecoderExport(
+            str(output), layout, seconds, file_size(tmp), first.max_abs, second.max_abs, ok
+        )
         if not result.ok:
             from onnx_deploy.core.errors import ExportError
 

@@ -42,7 +42,7 @@ from onnx_deploy.core.feeds import as_batches, concatenate
 from onnx_deploy.infer.modelinfo import load_onnx
 from onnx_deploy.infer.runners.base import Runner
 from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
-from onnx_deploy.infer.compare import ValidationReport, compare
+from onnx_deploy.infer.compare import ValidationReport, compare, top1_accuracy
 
 if TYPE_CHECKING:
     import onnx
@@ -265,9 +265,9 @@ def task_metrics(
     if len(labels) != len(r):
         raise QuantizeError(f"{len(labels)} labels for {len(r)} validation samples")
     return {
-        "accuracy_fp32": float((r.argmax(1) == labels).mean()),
-        "accuracy_quantized": float((c.argmax(1) == labels).mean()),
-        "agreement": float((r.argmax(1) == c.argmax(1)).mean()),
+        "accuracy_fp32": top1_accuracy(r, labels),
+        "accuracy_quantized": top1_accuracy(c, labels),
+        "agreement": top1_accuracy(c, r.argmax(1)),
     }
 
 
@@ -834,20 +834,16 @@ def fp16_overflow_nodes(
     Both sides: a producer kept in FP32 still overflows in the Cast to FP16 before an FP16
     consumer. Runs the FP32 model with every intermediate tensor exposed."""
     from onnx_deploy.core.feeds import as_batches
-    from onnx_deploy.infer.intermediates import _expose_all
-    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+    from onnx_deploy.infer.intermediates import intermediate_outputs
+    from onnx_deploy.infer.modelinfo import graph_io
 
     proto = load_onnx(model)
-    exposed, _ = _expose_all(proto)
     limit = headroom * FP16_MAX
     peak: dict[str, float] = {}
-    with OnnxRuntimeRunner(
-        exposed.SerializeToString(), "cpu", graph_optimization="disabled"
-    ) as runner:
-        for feeds in as_batches(inputs, runner.inputs):
-            for name, value in runner.infer(feeds).items():
-                if np.issubdtype(np.asarray(value).dtype, np.floating) and np.size(value):
-                    peak[name] = max(peak.get(name, 0.0), float(np.abs(value).max()))
+    for values in intermediate_outputs(proto, as_batches(inputs, graph_io(proto)[0])):
+        for name, value in values.items():
+            if np.issubdtype(np.asarray(value).dtype, np.floating) and np.size(value):
+                peak[name] = max(peak.get(name, 0.0), float(np.abs(value).max()))
     hot = {name for name, v in peak.items() if v > limit}
     found = []
     for node in proto.graph.node:

@@ -97,21 +97,10 @@ def _quantized_products(model: Any) -> list[tuple[Any, str, np.ndarray]]:
 
 
 def _activations(model: Any, names: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list:
-    import onnx
-    import onnxruntime as ort
+    from onnx_deploy.infer.intermediates import intermediate_outputs
 
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    existing = {o.name for o in m.graph.output}
-    for name in names:
-        if name not in existing:
-            m.graph.output.append(onnx.ValueInfoProto(name=name))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(
-        m.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    return session.run(list(names), dict(feeds))
+    values = intermediate_outputs(model, feeds, names)
+    return [values[n] for n in names]
 
 
 def _as_u8(q: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,21 +70,16 @@ PRESETS: dict[str, Tolerance] = {
     "fp32": Tolerance("fp32", atol=1e-4, rtol=1e-3, min_cosine=0.9999, min_top1=None),
     "fp16": Tolerance("fp16", atol=1e-2, rtol=1e-2, min_cosine=0.999, min_top1=None),
     "int8": Tolerance("int8", atol=None, rtol=None, min_cosine=0.98, min_top1=0.9),
+    # the same graph after an edit that only rewires it, or on another build of onnxruntime
+    # (Node.js, the browser, the ORT format): every value within float noise, labels equal
+    "same-graph": Tolerance("same-graph", atol=1e-4, rtol=1e-3, min_cosine=None, min_top1=None),
 }
 
 
-def array_close(
-    reference: np.ndarray, candidate: np.ndarray, atol: float = 1e-4, rtol: float = 1e-3
-) -> tuple[float, bool]:
-    """(max |difference|, within tolerance) for two arrays of one output: integer and
-    boolean outputs (labels, masks) must be equal, float ones within ``atol + rtol * |ref|``.
-    The check of a graph edit or of another runtime running the same graph."""
-    a, b = np.asarray(reference), np.asarray(candidate)
-    if a.dtype.kind in "iub":
-        diff = float(np.abs(a.astype(np.int64) - b.astype(np.int64)).max(initial=0))
-        return diff, diff == 0
-    diff = float(np.abs(a.astype(np.float64) - b).max(initial=0.0))
-    return diff, bool(np.allclose(b, a, atol=atol, rtol=rtol))
+def top1_accuracy(scores: Any, labels: Any) -> float:
+    """The share of samples whose highest score (axis 1) is the label: a classifier's
+    accuracy on labelled data, and (with another model's answers as labels) agreement."""
+    return float((np.asarray(scores).argmax(axis=1) == np.asarray(labels)).mean())
 
 
 def get_tolerance(precision: str | Tolerance) -> Tolerance:
@@ -166,6 +161,12 @@ class ValidationReport:
         return max((o.max_abs for o in self.outputs), default=0.0)
 
     @property
+    def same_top1(self) -> bool | None:
+        """Whether the first output's top-1 answers all agree (None: not classifier-shaped)."""
+        first = self.outputs[0] if self.outputs else None
+        return None if first is None or first.top1_agreement is None else first.top1_agreement == 1
+
+    @property
     def warnings(self) -> list[str]:
         """Why a PASS may prove little (outputs near zero or the same for every input)."""
         return [f"{o.name}: {o.warning}" for o in self.outputs if o.warning]
@@ -239,11 +240,13 @@ def compare_outputs(
         group = groups.setdefault(tuple(r.shape[1:]), ([], []))
         group[0].append(r)
         group[1].append(c)
+    exact = np.asarray(refs[0]).dtype.kind in "iub"  # labels, indices, masks: equal or not
     stats = [
         _stats(
             np.concatenate(g[0]).astype(np.float64),
             np.concatenate(g[1]).astype(np.float64),
             tolerance,
+            exact,
         )
         for g in groups.values()
     ]
@@ -295,7 +298,7 @@ def compare_outputs(
     )
 
 
-def _stats(ref: np.ndarray, cand: np.ndarray, t: Tolerance) -> dict[str, Any]:
+def _stats(ref: np.ndarray, cand: np.ndarray, t: Tolerance, exact: bool = False) -> dict[str, Any]:
     """Error statistics of one group of same-shaped batches, concatenated on axis 0."""
     diff = np.abs(cand - ref)
     empty = not diff.size
@@ -327,58 +330,84 @@ def _stats(ref: np.ndarray, cand: np.ndarray, t: Tolerance) -> dict[str, Any]:
     if ref.shape[0] >= 2 and not empty:
         st["variation"] = float(ref.std(axis=0).max() / st["scale"]) if st["scale"] > 0 else 0.0
     if t.atol is not None and t.rtol is not None and not empty:
-        st["bad"] = int((diff > t.atol + t.rtol * np.abs(ref)).sum())
+        allowed = 0.0 if exact else t.atol + t.rtol * np.abs(ref)
+        st["bad"] = int((diff > allowed).sum())
     return st
 
 
-def _report(
-    reference: str,
-    candidate: str,
-    names: Sequence[str],
-    pairs: list[tuple[list[np.ndarray], list[np.ndarray]]],
-    batches: list[Feeds],
-    tolerance: Tolerance,
-    seconds: float,
+def _paired(
+    reference: str, candidate: str, ref: Mapping[str, np.ndarray], cand: Mapping[str, np.ndarray]
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """Outputs paired by name when both sides use the same names, else by position."""
+    if set(ref) == set(cand):
+        names = list(ref)
+        return names, [np.asarray(ref[n]) for n in names], [np.asarray(cand[n]) for n in names]
+    if len(ref) != len(cand):
+        raise ValidationError(
+            f"{reference} returned {len(ref)} outputs {list(ref)}, "
+            f"{candidate} returned {len(cand)} {list(cand)}"
+        )
+    return list(cand), [np.asarray(v) for v in ref.values()], [np.asarray(v) for v in cand.values()]
+
+
+def compare_results(
+    reference: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    candidate: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    tolerance: str | Tolerance = "fp32",
+    *,
+    names: tuple[str, str] = ("reference", "candidate"),
+    batch_sizes: Sequence[int] | None = None,
+    seconds: float = 0.0,
 ) -> ValidationReport:
+    """The comparator: outputs already computed, compared per output over every batch.
+
+    ``reference`` and ``candidate``: one batch's outputs (name -> array) or a list of
+    batches, in the same order on both sides. Outputs pair by name, or by position when the
+    two sides name them differently. ``tolerance``: a ``PRESETS`` name or a ``Tolerance``.
+    ``batch_sizes``: each batch's size (default: the first output's first axis).
+    ``compare`` runs two runners and calls this; so does every other check in the package.
+    """
+    tol = get_tolerance(tolerance)
+    refs = [reference] if isinstance(reference, Mapping) else list(reference)
+    cands = [candidate] if isinstance(candidate, Mapping) else list(candidate)
+    if len(refs) != len(cands):
+        raise ValidationError(f"{len(refs)} reference batches but {len(cands)} candidate batches")
+    pairs = []
+    out_names: list[str] = []
+    for r, c in zip(refs, cands, strict=True):
+        out_names, rs, cs = _paired(names[0], names[1], r, c)
+        pairs.append((rs, cs))
     outputs = [
-        compare_outputs(name, [p[0][i] for p in pairs], [p[1][i] for p in pairs], tolerance)
-        for i, name in enumerate(names)
+        compare_outputs(name, [p[0][i] for p in pairs], [p[1][i] for p in pairs], tol)
+        for i, name in enumerate(out_names)
     ]
-    sizes = [batch_size_of(b) or 0 for b in batches]
+    sizes = (
+        list(batch_sizes)
+        if batch_sizes is not None
+        else [int(np.shape(rs[0])[0]) if rs and np.ndim(rs[0]) else 1 for rs, _ in pairs]
+    )
     by_batch: dict[int, float] = {}
-    for size, (refs, cands) in zip(sizes, pairs, strict=True):
+    for size, (rs, cs) in zip(sizes, pairs, strict=True):
         worst = max(
-            float(np.abs(c.astype(np.float64) - r).max(initial=0.0))
-            if c.shape == r.shape
-            else np.inf
-            for r, c in zip(refs, cands, strict=True)
+            (
+                float(np.abs(c.astype(np.float64) - r).max(initial=0.0))
+                if c.shape == r.shape
+                else np.inf
+                for r, c in zip(rs, cs, strict=True)
+            ),
+            default=0.0,
         )
         by_batch[size] = max(by_batch.get(size, 0.0), worst)
     return ValidationReport(
-        reference=reference,
-        candidate=candidate,
-        tolerance=tolerance,
+        reference=names[0],
+        candidate=names[1],
+        tolerance=tol,
         outputs=tuple(outputs),
         batch_sizes=tuple(dict.fromkeys(sizes)),
         num_samples=sum(sizes),
         max_abs_by_batch=by_batch,
         seconds=seconds,
     )
-
-
-def _paired(
-    reference: Runner, candidate: Runner, ref: dict[str, np.ndarray], cand: dict[str, np.ndarray]
-) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
-    """Outputs paired by name when both sides use the same names, else by position."""
-    if set(ref) == set(cand):
-        names = list(ref)
-        return names, [ref[n] for n in names], [cand[n] for n in names]
-    if len(ref) != len(cand):
-        raise ValidationError(
-            f"{reference.name} returned {len(ref)} outputs {list(ref)}, "
-            f"{candidate.name} returned {len(cand)} {list(cand)}"
-        )
-    return list(cand), list(ref.values()), list(cand.values())
 
 
 def compare(
@@ -415,16 +444,15 @@ def compare(
         else:
             batches = as_batches(inputs, reference.inputs)
         start = time.perf_counter()
-        pairs = []
-        names: list[str] = []
+        refs, cands = [], []
         for feeds in batches:
-            names, refs, cands = _paired(
-                reference, candidate, _run(reference, feeds), _run(candidate, feeds)
-            )
-            pairs.append((refs, cands))
-    report = _report(
-        reference.name, candidate.name, names, pairs, batches, tol, time.perf_counter() - start
-    )
+            refs.append(_run(reference, feeds))
+            cands.append(_run(candidate, feeds))
+    report = compare_results(
+        refs, cands, tol, names=(reference.name, candidate.name),
+        batch_sizes=[batch_size_of(b) or 0 for b in batches],
+        seconds=time.perf_counter() - start,
+    )  # fmt: skip
     return dataclasses.replace(report, dim_sizes=_dim_sizes(reference.inputs, batches))
 
 

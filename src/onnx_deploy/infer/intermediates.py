@@ -1,9 +1,12 @@
 """Where two models diverge: intermediate tensors compared, for when outputs differ.
 
-- ``intermediate_differences``: PyTorch vs the exported graph, with torch.onnx's own
-  verifier (needs the dynamo exporter's ``ONNXProgram``);
+- ``expose_tensors`` / ``intermediate_outputs``: the one way the package exposes and reads
+  intermediate tensors (the surgery edit, FP16 overflow and INT8 saturation checks use it);
 - ``onnx_intermediate_differences``: two ONNX graphs (before and after slimming, say),
-  every node output exposed and compared in graph order.
+  every node output exposed and compared in graph order with ``compare_results``.
+
+PyTorch vs the exported graph is ``onnx_deploy.build.verify.intermediate_differences``
+(torch.onnx's own verifier; it needs torch).
 
 ``onnx_deploy.infer.compare`` compares outputs; this module finds the first tensor that
 explains a difference there.
@@ -11,11 +14,15 @@ explains a difference there.
 
 from __future__ import annotations
 
+import copy
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from onnx_deploy.core.feeds import Feeds
 
 
 @dataclass(frozen=True)
@@ -28,20 +35,44 @@ class IntermediateDiff:
     rel_to_scale: float  # max_abs / max |reference value|
 
 
-def _expose_all(model: Any) -> tuple[Any, dict[str, str]]:
+def expose_tensors(
+    model: Any, names: Sequence[str] | None = None, value_infos: Mapping[str, Any] | None = None
+) -> tuple[Any, dict[str, str]]:
+    """A copy of ``model`` with intermediate tensors as extra graph outputs, and the op type
+    that produces each node output. ``names``: the tensors (default: every node output);
+    ``value_infos``: typed ``ValueInfoProto`` by name (default: untyped, which onnxruntime
+    accepts). The one way the package exposes intermediates."""
     import onnx
 
     exposed = onnx.ModelProto()
     exposed.CopyFrom(model)
     have = {o.name for o in exposed.graph.output}
-    producers: dict[str, str] = {}
-    for node in exposed.graph.node:
-        for out in node.output:
-            if out and out not in have:
-                exposed.graph.output.append(onnx.ValueInfoProto(name=out))
-                have.add(out)
-            producers[out] = node.op_type
+    producers = {out: node.op_type for node in exposed.graph.node for out in node.output if out}
+    for name in producers if names is None else names:
+        if name not in have:
+            info = (value_infos or {}).get(name)
+            exposed.graph.output.append(
+                onnx.ValueInfoProto(name=name) if info is None else copy.deepcopy(info)
+            )
+            have.add(name)
     return exposed, producers
+
+
+def intermediate_outputs(
+    model: Any, feeds: Feeds | Sequence[Feeds], names: Sequence[str] | None = None
+) -> Any:
+    """Every graph output and the intermediate tensors ``names`` (default: all) on ONNX
+    Runtime's CPU provider, graph optimizations off so tensor names survive: a dict for one
+    batch of ``feeds``, a list of dicts for a list of batches (one session for all)."""
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+
+    exposed, _ = expose_tensors(model, names)
+    batches = [feeds] if isinstance(feeds, Mapping) else list(feeds)
+    with OnnxRuntimeRunner(
+        exposed.SerializeToString(), "cpu", graph_optimization="disabled"
+    ) as runner:
+        results = [runner.infer(dict(b)) for b in batches]
+    return results[0] if isinstance(feeds, Mapping) else results
 
 
 def onnx_intermediate_differences(
@@ -54,29 +85,26 @@ def onnx_intermediate_differences(
     Both run on ONNX Runtime's CPU provider with graph optimizations off (so tensor names
     survive). The first entry whose ``rel_to_scale`` jumps is where the graphs diverge.
     """
+    from onnx_deploy.infer.compare import compare_results
     from onnx_deploy.infer.modelinfo import load_onnx
-    from onnx_deploy.infer.sessions import create_session
 
-    results = []
-    for path in (reference, candidate):
-        exposed, producers = _expose_all(load_onnx(path))
-        sess = create_session(
-            exposed.SerializeToString(), device="cpu", graph_optimization="disabled"
+    ref_model = load_onnx(reference)
+    _, producers = expose_tensors(ref_model)
+    ref = intermediate_outputs(ref_model, inputs)
+    cand = intermediate_outputs(load_onnx(candidate), inputs)
+    shared = [  # graph (topological) order
+        n for n in producers
+        if n in ref and n in cand and np.shape(ref[n]) == np.shape(cand[n]) and np.size(ref[n])
+    ]  # fmt: skip
+    report = compare_results(
+        {n: ref[n] for n in shared}, {n: cand[n] for n in shared}, "same-graph"
+    )
+    return [
+        IntermediateDiff(
+            o.name,
+            producers[o.name],
+            o.max_abs,
+            o.max_abs / o.ref_scale if o.ref_scale else o.max_abs,
         )
-        names = [o.name for o in sess.get_outputs()]
-        results.append((dict(zip(names, sess.run(names, inputs), strict=True)), producers))
-    (ref, ref_ops), (cand, _) = results
-    diffs = []
-    for name, op_type in ref_ops.items():  # graph (topological) order
-        r, c = ref.get(name), cand.get(name)
-        if r is None or c is None or np.shape(c) != np.shape(r):
-            continue
-        r64, c64 = np.asarray(r, np.float64), np.asarray(c, np.float64)
-        if not r64.size:
-            continue
-        max_abs = float(np.abs(c64 - r64).max())
-        scale = float(np.abs(r64).max())
-        diffs.append(
-            IntermediateDiff(name, op_type, max_abs, max_abs / scale if scale else max_abs)
-        )
-    return diffs
+        for o in report.outputs
+    ]

@@ -32,6 +32,9 @@ import numpy as np
 
 from onnx_deploy.core.errors import EdgeError
 from onnx_deploy.core.files import check_output_path, file_size, human_size
+from onnx_deploy.infer.compare import compare_results
+from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+from onnx_deploy.infer.sessions import create_session
 
 STYLES = ("Runtime", "Fixed")
 
@@ -49,10 +52,11 @@ class OrtFormatResult:
     max_abs: float
     same_top1: bool | None
     operators: tuple[str, ...]
+    agrees: bool = True  # every output within the same-graph tolerance of the .onnx file's
 
     @property
     def ok(self) -> bool:
-        return self.max_abs <= 1e-4 and self.same_top1 is not False
+        return self.agrees and self.same_top1 is not False
 
     def summary(self) -> str:
         top1 = "" if self.same_top1 is None else f", same top-1 {self.same_top1}"
@@ -73,12 +77,10 @@ class OrtFormatResult:
 
 
 def _load_ms(path: Path, repeats: int) -> float:
-    import onnxruntime as ort
-
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        create_session(path, "cpu")
         times.append((time.perf_counter() - t0) * 1000)
     return float(statistics.median(times))
 
@@ -93,8 +95,6 @@ def to_ort_format(
     force: bool = False,
 ) -> OrtFormatResult:
     """Convert ``model`` to the ORT format in ``out_dir`` and check it (see the module)."""
-    import onnxruntime as ort
-
     from onnx_deploy.core.signature import Signature
     from onnx_deploy.infer.modelinfo import load_onnx
 
@@ -127,23 +127,19 @@ def to_ort_format(
         shutil.copyfile(configs[0], config)
     ort_path = out / ort_name
     ops = operators(config.read_text())
-    sessions = {
-        p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (src, ort_path)
-    }
-    if inputs is None:
-        sig = Signature.from_specs(_specs(sessions[src]))
-        inputs = sig.examples({d: 4 for d in sig.batch_dims})
-    ref, got = (s.run(None, inputs) for s in sessions.values())
-    max_abs = max(
-        float(np.abs(a.astype(np.float64) - b).max(initial=0))
-        for a, b in zip(ref, got, strict=True)
-    )
-    same = None
-    if ref[0].ndim == 2 and ref[0].dtype.kind == "f":
-        same = bool((ref[0].argmax(1) == got[0].argmax(1)).all())
+    with (
+        OnnxRuntimeRunner(src, "cpu", name=str(src)) as onnx_runner,
+        OnnxRuntimeRunner(ort_path, "cpu", name=str(ort_path)) as ort_runner,
+    ):
+        if inputs is None:
+            sig = Signature.from_specs(onnx_runner.inputs)
+            inputs = sig.examples({d: 4 for d in sig.batch_dims})
+        report = compare_results(onnx_runner.infer(inputs), ort_runner.infer(inputs), "same-graph")
+    max_abs, same, agrees = report.max_abs, report.same_top1, report.ok
     return OrtFormatResult(
         str(src), str(ort_path), str(config), style, file_size(src), ort_path.stat().st_size,
         _load_ms(src, load_repeats), _load_ms(ort_path, load_repeats), max_abs, same, ops,
+        agrees,
     )  # fmt: skip
 
 
@@ -169,12 +165,3 @@ def operators(config: str) -> tuple[str, ...]:
             elif depth == 0:
                 name += ch
     return tuple(out)
-
-
-def _specs(session: Any) -> Any:
-    from onnx_deploy.core.specs import TensorSpec, from_ort
-
-    return tuple(
-        TensorSpec(i.name, from_ort(i.type), tuple(d if isinstance(d, int) else str(d) if d else None for d in i.shape))
-        for i in session.get_inputs()
-    )  # fmt: skip

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from onnx_deploy.core.files import human_size
+from onnx_deploy.infer.compare import PRESETS, compare_results
 
-ATOL, RTOL = 1e-4, 1e-3  # fp32: the same graph on another build of onnxruntime
+TOLERANCE = PRESETS["same-graph"]  # the same graph on another build of onnxruntime
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,9 @@ class TargetsResult:
         return all(c.ok for c in self.checks)
 
     def summary(self) -> str:
-        lines = [f"targets   {self.model} vs Python onnxruntime (fp32: atol {ATOL}, rtol {RTOL})"]
+        lines = [
+            f"targets   {self.model} vs Python onnxruntime (fp32: atol {TOLERANCE.atol}, rtol {TOLERANCE.rtol})"
+        ]
         for c in self.checks:
             if c.status == "skipped":
                 lines.append(f"  {c.target:<8} skipped: {c.detail}")
@@ -65,18 +68,10 @@ class TargetsResult:
 def _compare(
     ref: dict[str, np.ndarray], got: dict[str, np.ndarray]
 ) -> tuple[float, bool | None, bool]:
-    from onnx_deploy.infer.compare import array_close
-
-    worst, ok = 0.0, True
-    for name, a in ref.items():
-        diff, close = array_close(a, got[name], ATOL, RTOL)
-        worst, ok = max(worst, diff), ok and close
-    first = next(iter(ref.values()))
-    same = None
-    if first.ndim == 2 and first.dtype.kind == "f" and first.shape[1] > 1:
-        same = bool((first.argmax(1) == np.asarray(got[next(iter(ref))]).argmax(1)).all())
-        ok = ok and same
-    return worst, same, ok
+    """(max |difference|, same top-1 on the first output, within tolerance and same top-1)."""
+    report = compare_results(ref, {name: got[name] for name in ref}, TOLERANCE)
+    same = report.same_top1
+    return report.max_abs, same, report.ok and same is not False
 
 
 def check_targets(

@@ -21,6 +21,7 @@ import numpy as np
 
 from onnx_deploy.core.extras import require
 from onnx_deploy.core.files import PACKAGE_DATA
+from onnx_deploy.infer.compare import top1_accuracy
 
 torch = require("torch", "onnx_deploy.teach.digits (the digits CNN)")
 nn = torch.nn
@@ -82,10 +83,6 @@ def load_digits_model(checkpoint: str | Path = CHECKPOINT) -> DigitsCNN:
     return apply_checkpoint(DigitsCNN(), checkpoint).eval()
 
 
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((np.asarray(logits).argmax(axis=1) == labels).mean())
-
-
 def train(
     data: DigitsData | None = None, epochs: int = 30, seed: int = 0, lr: float = 3e-3
 ) -> DigitsCNN:
@@ -127,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load_digits_split()
     model = train(data, epochs=args.epochs, seed=args.seed)
     with torch.no_grad():
-        acc = accuracy(model(torch.from_numpy(data.x_test)).numpy(), data.y_test)
+        acc = top1_accuracy(model(torch.from_numpy(data.x_test)).numpy(), data.y_test)
     with atomic_output(args.output, force=args.force) as tmp:
         torch.save(model.state_dict(), tmp)
     print(

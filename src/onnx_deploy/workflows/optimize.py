@@ -442,7 +442,7 @@ def validate_variants(
     the top-1 agreement required (``"preset"``: the precision's, 90% for INT8; ``None``:
     not judged, for random-weight models whose near-tied scores make it a coin toss)."""
     from onnx_deploy.core.feeds import concatenate
-    from onnx_deploy.infer.compare import compare
+    from onnx_deploy.infer.compare import compare, top1_accuracy
 
     ref_v = next(v for v in variants if v.name == REFERENCE)
     out = []
@@ -450,7 +450,7 @@ def validate_variants(
         ref_scores = None
         if labels is not None:
             ref_scores = ref.infer(concatenate(inputs))[ref.output_names[0]]
-            acc_ref = float((ref_scores.argmax(1) == labels).mean())
+            acc_ref = top1_accuracy(ref_scores, labels)
         for v in variants:
             if v.status != "ok":
                 out.append(v)
@@ -471,7 +471,7 @@ def validate_variants(
                 accuracy = None
                 if ref_scores is not None and labels is not None:
                     scores = cand.infer(concatenate(inputs))[cand.output_names[0]]
-                    accuracy = float((scores.argmax(1) == labels).mean())
+                    accuracy = top1_accuracy(scores, labels)
                     drop = 100 * (acc_ref - accuracy)
                     if drop > max_accuracy_drop:
                         fails.append(

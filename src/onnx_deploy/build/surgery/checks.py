@@ -13,13 +13,11 @@ import numpy as np
 import onnx
 
 from onnx_deploy.core.files import over_protobuf_limit, write_onnx
+from onnx_deploy.infer.compare import compare_results
 from onnx_deploy.infer.modelinfo import graph_io
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.build.surgery.graph import SurgeryError, _io_names, expose
 from onnx_deploy.build.surgery.processing import _image_spec, reference_preprocess
-
-# an edit that only rewires the graph must give the same outputs to within float noise
-ATOL, RTOL = 1e-4, 1e-3
 
 # --- running and checking --------------------------------------------------------------
 
@@ -56,7 +54,7 @@ def _random_feeds(specs: Sequence[TensorSpec], sizes: Mapping[str, int], seed: i
 @dataclass(frozen=True)
 class EditCheck:
     """How an edit was checked numerically: which outputs were compared, the largest
-    absolute difference, and whether it is within float noise (atol 1e-4, rtol 1e-3)."""
+    absolute difference, and whether it is within float noise (the ``same-graph`` tolerance)."""
 
     compared: tuple[str, ...]
     max_abs: float
@@ -69,15 +67,15 @@ class EditCheck:
 
 
 def _close(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], how: str) -> EditCheck:
-    from onnx_deploy.infer.compare import array_close
-
-    worst, ok = 0.0, True
+    """An edit that only rewires the graph must give the same outputs to within float
+    noise: the ``same-graph`` tolerance (``onnx_deploy.infer.compare.PRESETS``)."""
     for name, a, b in pairs:
         if a.shape != b.shape:
             raise SurgeryError(f"{name}: shape changed from {a.shape} to {b.shape}")
-        diff, close = array_close(a, b, ATOL, RTOL)
-        worst, ok = max(worst, diff), ok and close
-    return EditCheck(tuple(n for n, _, _ in pairs), worst, ok, how)
+    report = compare_results(
+        {n: a for n, a, _ in pairs}, {n: b for n, _, b in pairs}, "same-graph"
+    )
+    return EditCheck(tuple(n for n, _, _ in pairs), report.max_abs, report.ok, how)
 
 
 def check_same_outputs(

@@ -261,20 +261,20 @@ def _inferred(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
 
 def expose(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelProto:
     """Add intermediate tensors as extra graph outputs (to inspect or reuse them)."""
+    from onnx_deploy.infer.intermediates import expose_tensors
+
     infos = _inferred(model)
     _, outs = _io_names(model)
-    out = copy.deepcopy(model)
     for name in tensors:
         _require_tensor(model, name)
         if name in outs:
             raise SurgeryError(f"{name!r} is already a graph output")
-        if name in infos:
-            out.graph.output.append(copy.deepcopy(infos[name]))
-        else:
+        if name not in infos:
             raise SurgeryError(
                 f"the type of {name!r} cannot be inferred (an initializer or a custom op's "
                 "output); expose a tensor that a standard node produces"
             )
+    out, _ = expose_tensors(model, tensors, infos)  # typed, as inferred
     return fix_ir_version(out)
 
 
