@@ -15,11 +15,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from onnx_deploy.teach.notebooks import (
     LineProgress,
     find_notebooks,
-    format_table,
     kernel_manager_class,
     key_figures,
     main,
     run_all,
+    summary_table,
 )
 
 NOTEBOOKS = find_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
@@ -105,7 +105,7 @@ def test_runner_summarises_and_names_the_failing_cell(tmp_path: Path, capsys) ->
     summary = json.loads((out / "summary.json").read_text())
     assert [s["notebook"] for s in summary] == ["01_ok.ipynb", "02_bad.ipynb"]
     assert (out / "01_ok.ipynb").exists() and not list(src.glob("*.out*"))
-    table = format_table(runs)
+    table = summary_table(runs)
     assert "01_ok.ipynb" in table and "answer=21" in table
     assert key_figures(nbformat.read(out / "01_ok.ipynb", 4)) == {"answer": 21, "device": "cpu"}
     capsys.readouterr()

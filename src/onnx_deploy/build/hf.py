@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from onnx_deploy.core.tables import format_table
 from onnx_deploy.core.errors import ModelSpecError
 from onnx_deploy.core.extras import require
 from onnx_deploy.core.signature import DimRange, InputSpec, Signature
@@ -427,17 +428,16 @@ class GenerationComparison:
         return len({r.tokens for r in self.rows}) == 1
 
     def summary(self) -> str:
-        head = f"{'':32} {'prefill tok/s':>14} {'decode tok/s':>13}"
-        lines = [
+        table = format_table(
+            ("", "prefill tok/s", "decode tok/s"),
+            [(r.name, f"{r.prefill_tokens_per_s:.0f}", f"{r.decode_tokens_per_s:.0f}")
+             for r in self.rows],
+            widths=(32, 14, 13), align="<>>", indent="  ",
+        )  # fmt: skip
+        return (
             f"generate  prompt {self.prompt_length} tokens, {self.new_tokens} new tokens; "
-            f"same tokens everywhere: {self.same_tokens}",
-            "  " + head,
-        ]
-        lines += [
-            f"  {r.name:32} {r.prefill_tokens_per_s:14.0f} {r.decode_tokens_per_s:13.0f}"
-            for r in self.rows
-        ]
-        return "\n".join(lines)
+            f"same tokens everywhere: {self.same_tokens}\n{table}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

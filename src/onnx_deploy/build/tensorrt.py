@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from onnx_deploy.core.files import atomic_output, human_size
+from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, atomic_output, human_size, write_json
 from onnx_deploy.core.defaults import TRT_PRECISIONS, TRT_WORKSPACE
 from onnx_deploy.core.errors import MissingExtraError, OnnxDeployError, OutputExistsError, TensorRTError
 from onnx_deploy.core.signature import DimRange
@@ -217,7 +217,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     """The hash of an ONNX file and its external data files (the weights are the model)."""
     h = hashlib.sha256()
     p = Path(path)
-    for f in [p, *sorted(p.parent.glob(p.name + ".data"))]:
+    for f in [p, *sorted(p.parent.glob(p.name + EXTERNAL_DATA_SUFFIX))]:
         with open(f, "rb") as fh:
             for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
                 h.update(chunk)
@@ -461,8 +461,7 @@ def build_engine(
     seconds = time.perf_counter() - start
     with atomic_output(plan_path, force=True) as tmp:  # a cache entry: replaced when stale
         tmp.write_bytes(plan)
-    with atomic_output(meta_path(plan_path), force=True) as tmp:
-        tmp.write_text(json.dumps(wanted.to_dict(), indent=2))
+    write_json(meta_path(plan_path), wanted.to_dict(), force=True)
     return EngineResult(
         str(plan_path), wanted, False, reason, seconds, len(plan), built, tuple(notes),
         command, poly,

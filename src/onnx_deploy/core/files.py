@@ -1,8 +1,10 @@
-"""Output-path safety: no silent overwrite, atomic writes, readable sizes."""
+"""Output-path safety: no silent overwrite, atomic writes of files, JSON and folders,
+readable sizes, and saving ONNX with the external-data rule and the 2 GB limit."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -67,6 +69,47 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
             os.replace(produced, out.parent / produced.name)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def write_json(path: str | os.PathLike[str], payload: Any, force: bool = False) -> Path:
+    """Write ``payload`` as indented JSON atomically (values JSON lacks go through ``str``);
+    a reader never sees half a file. Refuses an existing file unless ``force``."""
+    with atomic_output(path, force=force) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=str))
+    return Path(path)
+
+
+@contextlib.contextmanager
+def staged_folder(
+    path: str | os.PathLike[str], force: bool = False, *, merge: bool = False,
+    last: tuple[str, ...] = (),
+) -> Iterator[Path]:  # fmt: skip
+    """Yield an empty folder with ``path``'s name, in a hidden folder beside it, to build
+    into; when the block succeeds, it takes ``path``'s place. ``merge``: its entries replace the entries of the same name in
+    ``path`` (others stay), the ``last`` ones last (a web page after its files). If the
+    block raises, nothing at ``path`` changes and the staging folder is removed."""
+    out = Path(path)
+    if out.exists() and not force and not merge:
+        raise OutputExistsError(f"{out} already exists; choose another path or pass force=True")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    hidden = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    staging = hidden / out.name
+    staging.mkdir()
+    try:
+        yield staging
+        if not merge:
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(staging, out)
+            return
+        out.mkdir(exist_ok=True)
+        for item in sorted(staging.iterdir(), key=lambda p: p.name in last):
+            target = out / item.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(hidden, ignore_errors=True)
 
 
 def file_size(path: str | os.PathLike[str]) -> int:

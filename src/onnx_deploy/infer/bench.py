@@ -13,7 +13,6 @@ import contextlib
 import importlib.metadata
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,6 +24,8 @@ import numpy as np
 from onnx_deploy.core.cpu import cpu_info
 from onnx_deploy.core.defaults import BENCH_ITERS, BENCH_WARMUP, INTERLEAVED_ROUNDS
 from onnx_deploy.core.feeds import batch_size_of
+from onnx_deploy.core.tables import format_table
+from onnx_deploy.core.timing import latency_stats
 from onnx_deploy.infer.runners.base import Runner
 from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
@@ -166,21 +167,21 @@ def summarize(
     times_ms: Sequence[float],
     environment: dict[str, Any] | None = None,
 ) -> BenchmarkResult:
-    arr = np.asarray(times_ms, dtype=np.float64)
+    st = latency_stats(times_ms)
     return BenchmarkResult(
         name=name,
         backend=backend,
         device=device,
         batch_size=batch_size,
         warmup=warmup,
-        iterations=len(arr),
+        iterations=st.count,
         first_ms=first_ms,
-        median_ms=float(np.median(arr)),
-        p90_ms=float(np.percentile(arr, 90)),
-        p99_ms=float(np.percentile(arr, 99)),
-        mean_ms=float(arr.mean()),
-        std_ms=float(statistics.pstdev(arr)) if len(arr) > 1 else 0.0,
-        min_ms=float(arr.min()),
+        median_ms=st.median_ms,
+        p90_ms=st.p90_ms,
+        p99_ms=st.p99_ms,
+        mean_ms=st.mean_ms,
+        std_ms=st.std_ms,
+        min_ms=st.min_ms,
         environment=environment if environment is not None else collect_environment(),
     )
 
@@ -336,17 +337,22 @@ def comparison_rows(
 
 def comparison_table(results: Iterable[BenchmarkResult], baseline: str = "torch") -> str:
     """A plain-text table: model, batch, baseline median, other median and p90, speed-up."""
-    rows = comparison_rows(results, baseline)
-    head = f"{'model':<22}{'batch':>6}{baseline + ' ms':>12}{'backend':>14}{'ms':>9}{'p90':>9}{'speed-up':>10}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        base = f"{r['baseline_median_ms']:.2f}" if r["baseline_median_ms"] is not None else "-"
-        speed = f"{r['speedup']:.2f}x" if r["speedup"] is not None else "-"
-        lines.append(
-            f"{r['model']:<22}{r['batch']:>6}{base:>12}{r['backend']:>14}"
-            f"{r['median_ms']:>9.2f}{r['p90_ms']:>9.2f}{speed:>10}"
+    rows = [
+        (
+            r["model"],
+            r["batch"],
+            "-" if r["baseline_median_ms"] is None else f"{r['baseline_median_ms']:.2f}",
+            r["backend"],
+            f"{r['median_ms']:.2f}",
+            f"{r['p90_ms']:.2f}",
+            "-" if r["speedup"] is None else f"{r['speedup']:.2f}x",
         )
-    return "\n".join(lines)
+        for r in comparison_rows(results, baseline)
+    ]
+    return format_table(
+        ("model", "batch", f"{baseline} ms", "backend", "ms", "p90", "speed-up"), rows,
+        widths=(22, 6, 12, 14, 9, 9, 10), align="<>>>>>>", sep="", rule="-",
+    )  # fmt: skip
 
 
 def relative_table(results: Iterable[BenchmarkResult]) -> str:

@@ -25,6 +25,8 @@ import numpy as np
 
 from onnx_deploy.core.defaults import DEFAULT_DIM_SIZE
 from onnx_deploy.core.errors import LoadTestError, MissingExtraError
+from onnx_deploy.core.tables import format_table
+from onnx_deploy.core.timing import latency_stats
 
 CONCURRENCY = (1, 4, 16, 32)
 NUMPY_TYPES = {
@@ -152,12 +154,13 @@ class Level:
     mean_batch: float | None  # inferences per execution, from Triton's metrics
     error_messages: tuple[str, ...] = ()
 
-    def line(self) -> str:
+    def cells(self) -> tuple[str, ...]:
+        """This level's row of ``LoadTestResult.summary``'s table."""
         batch = "-" if self.mean_batch is None else f"{self.mean_batch:.1f}"
         return (
-            f"{self.concurrency:>11} {self.requests:>9} {self.errors:>7} {self.throughput:>11.1f} "
-            f"{self.p50_ms:>8.2f} {self.p90_ms:>8.2f} {self.p99_ms:>8.2f} {batch:>10}"
-        )
+            str(self.concurrency), str(self.requests), str(self.errors), f"{self.throughput:.1f}",
+            f"{self.p50_ms:.2f}", f"{self.p90_ms:.2f}", f"{self.p99_ms:.2f}", batch,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -192,13 +195,16 @@ class LoadTestResult:
         return next(lv for lv in self.levels if lv.concurrency == concurrency)
 
     def summary(self) -> str:
-        head = (
+        table = format_table(
+            ("concurrency", "requests", "errors", "samples/s", "p50 ms", "p90 ms", "p99 ms",
+             "mean batch"),
+            [lv.cells() for lv in self.levels], widths=(11, 9, 7, 11, 8, 8, 8, 10), align=">" * 8,
+        )  # fmt: skip
+        lines = [
             f"loadtest  {self.model} at {self.url} ({self.protocol}, batch {self.batch_size} "
-            "per request)\n"
-            f"{'concurrency':>11} {'requests':>9} {'errors':>7} {'samples/s':>11} {'p50 ms':>8} "
-            f"{'p90 ms':>8} {'p99 ms':>8} {'mean batch':>10}"
-        )
-        lines = [head, *(lv.line() for lv in self.levels)]
+            "per request)",
+            table,
+        ]
         for lv in self.levels:
             lines += [f"  error   c={lv.concurrency}: {m}" for m in lv.error_messages]
         for b in self.bad:
@@ -280,12 +286,11 @@ def run_level(
         execs = after["executions"] - before["executions"]
         if execs > 0:
             mean_batch = (after["inferences"] - before["inferences"]) / execs
-    arr = np.asarray(latencies or [float("nan")])
+    st = latency_stats(latencies)
     return Level(
         concurrency, len(latencies) + len(errors), len(errors), seconds,
         batch_size * len(latencies) / seconds if seconds > 0 else 0.0,
-        float(np.percentile(arr, 50)), float(np.percentile(arr, 90)),
-        float(np.percentile(arr, 99)), mean_batch, tuple(dict.fromkeys(errors))[:3],
+        st.median_ms, st.p90_ms, st.p99_ms, mean_batch, tuple(dict.fromkeys(errors))[:3],
     )  # fmt: skip
 
 

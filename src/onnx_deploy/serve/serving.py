@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from onnx_deploy.core.errors import MissingExtraError, OnnxDeployError, ServeError
-from onnx_deploy.core.files import CHECKOUT
+from onnx_deploy.core.files import CHECKOUT, write_json
 
 SERVE_ENV = ".venv-serve"
 SERVE_HINT = (
@@ -229,7 +229,7 @@ def run_server(
             f"grpc {endpoints.grpc}, metrics {endpoints.metrics}; Ctrl-C stops it"
         )
         if ready_file:
-            Path(ready_file).write_text(json.dumps(endpoints.to_dict()))
+            write_json(ready_file, endpoints.to_dict(), force=True)  # whole, or not there
         # Ctrl-C and SIGTERM stop it, even when started in the background (where a shell
         # leaves SIGINT ignored and Python would never raise KeyboardInterrupt)
         signal.signal(signal.SIGTERM, _stop)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from onnx_deploy.core.errors import (
     OutputExistsError,
     TritonError,
 )
-from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX
+from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, staged_folder
 from onnx_deploy.core.specs import TensorSpec
 
 TRITON_TYPES = {
@@ -298,9 +297,7 @@ def export_repository(
         raise OutputExistsError(
             f"{final} already exists; choose another --name or pass --force to replace it"
         )
-    Path(repo).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=repo)) / name
-    try:
+    with staged_folder(final, force=True) as tmp:  # refused above unless force
         vdir = tmp / str(version)
         vdir.mkdir(parents=True)
         (tmp / "config.pbtxt").write_text(text)
@@ -314,11 +311,6 @@ def export_repository(
             shutil.copyfile(src, vdir / target)
         if problems := check_layout(tmp):
             raise TritonError("; ".join(problems))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
     files = tuple(str(p.relative_to(Path(repo))) for p in sorted(final.rglob("*")) if p.is_file())
     return RepositoryResult(
         str(repo), name, platform, str(final / "config.pbtxt"), str(final / str(version) / target),

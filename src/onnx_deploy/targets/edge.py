@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from onnx_deploy.core.errors import EdgeError
-from onnx_deploy.core.files import check_output_path, file_size, human_size
+from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, check_output_path, file_size, human_size
+from onnx_deploy.core.timing import latency_stats
 from onnx_deploy.infer.compare import compare_results
 from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 from onnx_deploy.infer.sessions import create_session
@@ -82,7 +82,7 @@ def _load_ms(path: Path, repeats: int) -> float:
         t0 = time.perf_counter()
         create_session(path, "cpu")
         times.append((time.perf_counter() - t0) * 1000)
-    return float(statistics.median(times))
+    return latency_stats(times).median_ms
 
 
 def to_ort_format(
@@ -110,7 +110,7 @@ def to_ort_format(
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / src.name
         shutil.copyfile(src, work)
-        data = src.with_name(src.name + ".data")
+        data = src.with_name(src.name + EXTERNAL_DATA_SUFFIX)
         if data.exists():
             shutil.copyfile(data, work.with_name(data.name))
         cmd = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(work),

@@ -32,7 +32,13 @@ from typing import Any
 import numpy as np
 
 from onnx_deploy.core.errors import MissingExtraError, WebError
-from onnx_deploy.core.files import check_output_path, file_size, human_size
+from onnx_deploy.core.files import (
+    EXTERNAL_DATA_SUFFIX,
+    check_output_path,
+    file_size,
+    human_size,
+    staged_folder,
+)
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.infer.runners.node import (
     ASSETS,
@@ -163,15 +169,15 @@ def write_web_app(
     missing = [f for f in ORT_WEB_FILES if not (dist / f).exists()]
     if missing:
         raise WebError(f"onnxruntime-web in {modules} lacks {missing}: {NPM_HINT}")
-    if Path(str(model) + ".data").exists():
+    if Path(str(model) + EXTERNAL_DATA_SUFFIX).exists():
         raise WebError(
             f"{model} keeps its weights in an external data file; the page loads one file: "
             "bring them inline first (onnx-deploy edit external MODEL --to inline)"
         )
     version = npm_version("onnxruntime-web")
     image = image_input(info.inputs)
-    staging = Path(tempfile.mkdtemp(prefix=".web.", dir=out.parent))
-    try:
+    # everything else first, the page last; other files in the folder stay
+    with staged_folder(out, force=True, merge=True, last=("index.html",)) as staging:
         (staging / "ort").mkdir()
         for f in ORT_WEB_FILES:
             shutil.copyfile(dist / f, staging / "ort" / f)
@@ -204,17 +210,6 @@ def write_web_app(
         (staging / "versions.json").write_text(
             json.dumps({"onnxruntime-web": version, "files": list(ORT_WEB_FILES)}, indent=2)
         )
-        out.mkdir(parents=True, exist_ok=True)
-        for item in staging.iterdir():  # everything else first, the page last
-            target = out / item.name
-            if item.name == "index.html":
-                continue
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(item, target)
-        os.replace(staging / "index.html", out / "index.html")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     files = tuple(sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()))
     size = sum(
         file_size(out / f) if f.endswith(".onnx") else (out / f).stat().st_size for f in files

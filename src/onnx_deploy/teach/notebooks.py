@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from onnx_deploy.core.tables import format_table
+
 KEY_FIGURES_TAG = "key-figures"
 KERNEL = "python3"
 
@@ -155,19 +157,23 @@ def run_one(
     return NotebookRun(path.name, "ok", seconds, device, key_figures(nbformat.read(out_path, 4)))
 
 
-def format_table(runs: list[NotebookRun]) -> str:
-    head = f"{'notebook':<24}{'status':<8}{'seconds':>8}  {'device':<7}key figures"
-    lines = [head, "-" * 100]
-    for r in runs:
-        figs = r.error or ", ".join(f"{k}={v}" for k, v in r.key_figures.items())
-        lines.append(f"{r.notebook:<24}{r.status:<8}{r.seconds:>8.1f}  {r.device:<7}{figs}")
-    return "\n".join(lines)
+def summary_table(runs: list[NotebookRun]) -> str:
+    """One row per notebook: status, seconds, device and its key figures (or its error)."""
+    rows = [
+        (r.notebook, r.status, f"{r.seconds:.1f}", r.device,
+         r.error or ", ".join(f"{k}={v}" for k, v in r.key_figures.items()))
+        for r in runs
+    ]  # fmt: skip
+    return format_table(
+        ("notebook", "status", "seconds", "device", "key figures"), rows,
+        widths=(23, 7, 7, 7, None), align="<<><<", rule="-",
+    )  # fmt: skip
 
 
 def run_all(
     folder: Path, out_dir: Path, device: str = "auto", parameters: dict[str, Any] | None = None
 ) -> list[NotebookRun]:
-    from onnx_deploy.core.files import atomic_output
+    from onnx_deploy.core.files import write_json
 
     if device == "auto":
         device = detect_device()
@@ -176,8 +182,7 @@ def run_all(
     for nb in find_notebooks(folder):
         print(f"running {nb.name} (device={device}) ...", flush=True)
         runs.append(run_one(nb, out_dir, device, parameters or {}))
-    with atomic_output(out_dir / "summary.json", force=True) as tmp:
-        tmp.write_text(json.dumps([asdict(r) for r in runs], indent=2))
+    write_json(out_dir / "summary.json", [asdict(r) for r in runs], force=True)
     return runs
 
 
@@ -232,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no notebooks found in {args.notebooks}", file=sys.stderr)
         return 1
     print()
-    print(format_table(runs))
+    print(summary_table(runs))
     print(f"\nexecuted notebooks and summary.json are in {args.out_dir}/")
     failed = [r for r in runs if r.status != "ok"]
     for r in failed:

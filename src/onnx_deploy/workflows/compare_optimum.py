@@ -18,7 +18,6 @@ fused-op counts and agreement with our FP32 file are reported beside the timings
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from onnx_deploy.core.files import write_json
 
 SEQ = 128
 
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     result = measure(files | theirs, args.iters, args.rounds)
     result["problems"] = problems
     result["seconds"] = time.perf_counter() - start
-    (out / "optimum.json").write_text(json.dumps(result, indent=1, default=str))
+    write_json(out / "optimum.json", result, force=True)
     text = table(result) + "".join(f"\n- {p}" for p in problems)
     (out / "optimum.md").write_text(text + "\n")
     print(text)

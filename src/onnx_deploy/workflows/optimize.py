@@ -23,7 +23,6 @@ a folder.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -36,7 +35,13 @@ from typing import Any
 import numpy as np
 
 from onnx_deploy.core.errors import OptimizeError
-from onnx_deploy.core.files import atomic_output, check_output_path, file_size, human_size
+from onnx_deploy.core.files import (
+    atomic_output,
+    check_output_path,
+    file_size,
+    human_size,
+    write_json,
+)
 from onnx_deploy.infer.compare import Tolerance, get_tolerance
 
 Log = Callable[[str], None]
@@ -809,8 +814,7 @@ def write_report(
     files["markdown"] = str(out / "report.md")
     files["json"] = str(out / "report.json")
     card = replace(card, files=files)
-    with atomic_output(files["json"], force=True) as tmp:
-        tmp.write_text(json.dumps(card.to_dict(), indent=2, default=str))
+    write_json(files["json"], card.to_dict(), force=True)
     with atomic_output(files["markdown"], force=force) as tmp:
         tmp.write_text(_markdown(card))
     return card

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from onnx_deploy.core.defaults import (
 )
 from onnx_deploy.core.extras import require
 from onnx_deploy.core.feeds import Feeds
-from onnx_deploy.core.files import atomic_output, check_output_path
+from onnx_deploy.core.files import atomic_output, check_output_path, write_json
 from onnx_deploy.core.signature import DimRange, InputSpec, Signature, SignatureError
 from onnx_deploy.infer.bench import BenchmarkResult, benchmark, comparison_table
 from onnx_deploy.teach.zoo import is_onnx_path, load_model, load_model_and_shape, spec_name
@@ -382,8 +381,7 @@ def run_pipeline(
     result = PipelineResult(
         spec, exported, slimmed, report, tuple(results), str(paths[2]), (note,) if note else ()
     )
-    with atomic_output(paths[2], force=force) as tmp:
-        tmp.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    write_json(paths[2], result.to_dict(), force=force)
     return result
 
 
