@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from onnx_deploy.core.errors import InputMismatchError
-from onnx_deploy.core.signature import generate
+from onnx_deploy.core.signature import Signature
 from onnx_deploy.core.specs import TensorSpec, describe_all
 
 Feeds = dict[str, np.ndarray]
@@ -223,31 +223,30 @@ def random_inputs(
     """Random arrays for ``specs``.
 
     Symbolic dims take ``dim_values[name]`` if given, else ``batch_size`` on axis 0 and an
-    error elsewhere (a size the caller must decide). Values as ``signature.generate``
-    makes them: floats standard normal, integers 0-9, booleans padding masks.
+    error elsewhere (a size the caller must decide). The values are the signature's
+    (``Signature.examples``): floats standard normal, integers 0-9, padding masks.
     """
-    rng = np.random.default_rng(seed)
     dim_values = dict(dim_values or {})
-    feeds = {}
+    named = []  # every dim a name, so that the signature generates the data
     for spec in specs:
-        shape = []
+        shape: list[int | str] = []
         for axis, d in enumerate(spec.shape):
-            if isinstance(d, int):
+            if isinstance(d, int) or (isinstance(d, str) and d in dim_values):
                 shape.append(d)
-            elif isinstance(d, str) and d in dim_values:
-                shape.append(dim_values[d])
             elif axis == 0:
-                shape.append(batch_size)
+                name = d if isinstance(d, str) else f"{spec.name}_batch"
+                dim_values.setdefault(name, batch_size)
+                shape.append(name)
             else:
                 raise InputMismatchError(
                     f"input {spec.name!r} axis {axis} is dynamic ({d!r}); pass "
                     f"dim_values={{{d!r}: N}} to choose its size"
                 )
-        dtype = spec.numpy_dtype
-        if dtype is None:
+        if spec.numpy_dtype is None:
             raise InputMismatchError(
                 f"input {spec.name!r} is {spec.dtype}, which numpy cannot hold; feed it "
                 "through a backend that takes tensors (PyTorch) or cast it in the model"
             )
-        feeds[spec.name] = generate(spec.dtype, tuple(shape), rng)
-    return feeds
+        named.append(TensorSpec(spec.name, spec.dtype, tuple(shape)))
+    sig = Signature.from_specs(named)
+    return sig.examples({d.name: dim_values[d.name] for d in sig.dims}, seed)

@@ -25,14 +25,12 @@ import numpy as np
 
 from onnx_deploy.core.defaults import DEFAULT_DIM_SIZE
 from onnx_deploy.core.errors import LoadTestError, MissingExtraError
+from onnx_deploy.core.signature import Signature
+from onnx_deploy.core.specs import TensorSpec, from_numpy, from_triton, to_triton
 from onnx_deploy.core.tables import format_table
 from onnx_deploy.core.timing import latency_stats
 
 CONCURRENCY = (1, 4, 16, 32)
-NUMPY_TYPES = {
-    "FP32": np.float32, "FP16": np.float16, "FP64": np.float64, "INT64": np.int64,
-    "INT32": np.int32, "INT16": np.int16, "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_,
-}  # fmt: skip
 
 
 def _clients() -> tuple[Any, Any]:
@@ -47,7 +45,7 @@ def _clients() -> tuple[Any, Any]:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class ServedModel:
     """What the endpoint says about the model: inputs (name, Triton type, dims without the
     batch) and outputs, and ``max_batch_size``."""
 
@@ -57,24 +55,27 @@ class ModelInfo:
     max_batch_size: int
 
     def batch(self, size: int, seed: int = 0) -> dict[str, np.ndarray]:
-        """Random valid inputs for ``size`` samples (-1 dims take 16, integers 0..9)."""
-        rng = np.random.default_rng(seed)
-        out = {}
-        for name, dtype, dims in self.inputs:
-            shape = [d if d > 0 else DEFAULT_DIM_SIZE for d in dims]
-            if self.max_batch_size > 0:
-                shape = [size, *shape]
-            np_type = NUMPY_TYPES[dtype]
-            if np.issubdtype(np_type, np.floating):
-                out[name] = rng.random(shape).astype(np_type)
-            elif np_type is np.bool_:
-                out[name] = np.ones(shape, np.bool_)
-            else:
-                out[name] = rng.integers(0, 10, shape).astype(np_type)
-        return out
+        """Random valid inputs for ``size`` samples from the signature the endpoint
+        describes (``Signature.examples``): -1 dims take 16."""
+        specs = [
+            TensorSpec(
+                name,
+                from_triton(datatype),
+                (
+                    *(("batch",) if self.max_batch_size > 0 else ()),
+                    *(d if d > 0 else f"{name}_dim{a}" for a, d in enumerate(dims)),
+                ),
+            )
+            for name, datatype, dims in self.inputs
+        ]
+        sig = Signature.from_specs(specs)
+        sizes = {d.name: DEFAULT_DIM_SIZE for d in sig.dims}
+        if self.max_batch_size > 0:
+            sizes["batch"] = size
+        return sig.examples(sizes, seed)
 
 
-def model_info(url: str, model: str | None = None) -> ModelInfo:
+def model_info(url: str, model: str | None = None) -> ServedModel:
     """Ask a KServe v2 HTTP endpoint about ``model`` (default: its only model)."""
     _, http = _clients()
     client = http.InferenceServerClient(_hostport(url))
@@ -105,7 +106,7 @@ def model_info(url: str, model: str | None = None) -> ModelInfo:
         (i["name"], i["datatype"], tuple(int(d) for d in (i["shape"][1:] if mbs > 0 else i["shape"])))
         for i in meta["inputs"]
     )  # fmt: skip
-    return ModelInfo(model, inputs, tuple(o["name"] for o in meta["outputs"]), mbs)
+    return ServedModel(model, inputs, tuple(o["name"] for o in meta["outputs"]), mbs)
 
 
 def _hostport(url: str) -> str:
@@ -225,7 +226,7 @@ def _grpc_url(url: str, grpc_url: str | None) -> str:
 
 
 def run_level(
-    info: ModelInfo,
+    info: ServedModel,
     url: str,
     concurrency: int,
     *,
@@ -294,7 +295,7 @@ def run_level(
     )  # fmt: skip
 
 
-def bad_requests(info: ModelInfo, http_url: str) -> list[BadRequest]:
+def bad_requests(info: ServedModel, http_url: str) -> list[BadRequest]:
     """Requests that must fail, each followed by a good one that must succeed."""
     _, http = _clients()
     client = http.InferenceServerClient(_hostport(http_url))
@@ -345,10 +346,10 @@ def bad_requests(info: ModelInfo, http_url: str) -> list[BadRequest]:
 
 
 def _ttype(dtype: np.dtype) -> str:
-    for name, t in NUMPY_TYPES.items():
-        if np.dtype(t) == dtype:
-            return name
-    raise LoadTestError(f"no Triton type for {dtype}")
+    name = to_triton(from_numpy(dtype))
+    if name is None:
+        raise LoadTestError(f"no Triton type for {dtype}")
+    return "BYTES" if name == "STRING" else name
 
 
 def _post(http_url: str, model: str, body: bytes) -> None:

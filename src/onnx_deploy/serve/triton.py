@@ -32,24 +32,19 @@ from onnx_deploy.core.errors import (
     TritonError,
 )
 from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, staged_folder
-from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.specs import TensorSpec, to_triton
 
-TRITON_TYPES = {
-    "float32": "TYPE_FP32", "float16": "TYPE_FP16", "float64": "TYPE_FP64",
-    "bfloat16": "TYPE_BF16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
-    "int16": "TYPE_INT16", "int8": "TYPE_INT8", "uint8": "TYPE_UINT8", "uint16": "TYPE_UINT16",
-    "uint32": "TYPE_UINT32", "uint64": "TYPE_UINT64", "bool": "TYPE_BOOL", "string": "TYPE_STRING",
-}  # fmt: skip
 DEFAULT_MAX_BATCH = 64
 DEFAULT_QUEUE_DELAY_US = 100
 KINDS = ("cpu", "gpu")
 
 
 def triton_type(dtype: str) -> str:
-    try:
-        return TRITON_TYPES[dtype]
-    except KeyError:
-        raise TritonError(f"Triton has no data type for {dtype!r}") from None
+    """The config's data type for a dtype name: ``"float32"`` -> ``"TYPE_FP32"``."""
+    name = to_triton(dtype)
+    if name is None:
+        raise TritonError(f"Triton has no data type for {dtype!r}")
+    return f"TYPE_{name}"
 
 
 def model_config_pb2() -> Any:
