@@ -23,8 +23,8 @@ import numpy as np
 
 from onnx_deploy.core.errors import InputMismatchError, QuantizeError
 from onnx_deploy.core.feeds import Feeds, as_batches, check_inputs, load_data, split
-from onnx_deploy.infer.modelinfo import graph_io, load_onnx
 from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.infer.modelinfo import graph_io, load_onnx
 
 if TYPE_CHECKING:
     import onnx

@@ -147,7 +147,9 @@ def write_kernelspec(folder: str | os.PathLike[str], isa: str = "x86-no-vnni") -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m onnx_deploy.build.emulate", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m onnx_deploy.build.emulate", description=__doc__
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     k = sub.add_parser("kernelspec", help="write a Jupyter kernel that runs under the emulator")
     k.add_argument("folder")

@@ -18,7 +18,6 @@ without ``force``,
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import io
 import logging
@@ -27,17 +26,18 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from onnx_deploy.core.files import PROTOBUF_LIMIT, atomic_output, file_size, human_size
+from onnx_deploy.build.runners.pytorch import forward_parameters
 from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET, MIN_OPSET
 from onnx_deploy.core.errors import ExportError
-from onnx_deploy.infer.modelinfo import default_opset, graph_io
-from onnx_deploy.build.runners.pytorch import forward_parameters
+from onnx_deploy.core.files import PROTOBUF_LIMIT, atomic_output, file_size, human_size
+from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import DimRange, Signature
 from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.infer.modelinfo import default_opset, graph_io
 
 if TYPE_CHECKING:
     import torch
@@ -55,8 +55,11 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class ExportResult:
+class ExportResult(Result):
     """What an export produced. ``program`` is the dynamo ``ONNXProgram`` (or None)."""
+
+    COMPUTED = ("symbolic_dims",)
+    HIDDEN = ("program",)
 
     path: str
     exporter: str
@@ -93,11 +96,6 @@ class ExportResult:
         if self.warnings:
             lines.append(f"  {len(self.warnings)} exporter warning(s); see .warnings")
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(dataclasses.replace(self, program=None))
-        d.pop("program")
-        return d
 
 
 def torch_dynamic_shapes(signature: Signature) -> dict[str, dict[int, Any]]:

@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from onnx_deploy.core.files import atomic_output, file_size, human_size, write_onnx
-from onnx_deploy.core.errors import FusionError, OnnxDeployError
+from onnx_deploy.core.errors import FusionError
 from onnx_deploy.core.extras import require
+from onnx_deploy.core.files import atomic_output, file_size, human_size, write_onnx
+from onnx_deploy.core.results import Result
 
 # what the fused graph holds: the op types that count as a fusion
 FUSED_OPS = (
@@ -36,8 +37,10 @@ FUSED_OPS = (
 
 
 @dataclass(frozen=True)
-class FusionResult:
+class FusionResult(Result):
     """A fused graph: what was fused, how the graph shrank, and its validation."""
+
+    COMPUTED = ("ok",)
 
     input_path: str
     output_path: str
@@ -65,12 +68,6 @@ class FusionResult:
         lines += [f"  note    {n}" for n in self.notes]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["validation"] = None if self.validation is None else self.validation.to_dict()
-        d["ok"] = self.ok
-        return d
-
 
 def fused_op_counts(model: Any) -> dict[str, int]:
     """How many nodes of each fused op type a graph (``onnx.ModelProto``) holds."""
@@ -94,8 +91,8 @@ def fuse_transformer(
     require("onnxscript", "transformer fusions")
     from onnxscript.rewriter.ort_fusions import optimize_for_ort
 
-    from onnx_deploy.infer.modelinfo import load_onnx
     from onnx_deploy.infer.compare import compare_onnx
+    from onnx_deploy.infer.modelinfo import load_onnx
 
     parent = load_onnx(input_path)
     start = time.perf_counter()

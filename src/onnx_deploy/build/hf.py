@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from onnx_deploy.core.tables import format_table
 from onnx_deploy.core.errors import ModelSpecError
 from onnx_deploy.core.extras import require
+from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import DimRange, InputSpec, Signature
+from onnx_deploy.core.tables import format_table
 
 if TYPE_CHECKING:
     import torch
@@ -260,8 +261,10 @@ def _cache_module(model: Any, layout: CacheLayout) -> Any:
 
 
 @dataclass(frozen=True)
-class DecoderExport:
+class DecoderExport(Result):
     """A decoder exported with its cache, and how it was checked."""
+
+    COMPUTED = ("ok",)
 
     path: str
     layout: CacheLayout
@@ -290,11 +293,6 @@ class DecoderExport:
         lines += [f"  note    {n}" for n in self.notes]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self) | {"ok": self.ok}
-
 
 def export_decoder(
     spec_or_model: str | Any,
@@ -309,11 +307,11 @@ def export_decoder(
     import numpy as np
     import onnx
 
-    from onnx_deploy.core.files import atomic_output, check_output_path, file_size
-    from onnx_deploy.core.defaults import DEFAULT_OPSET
     from onnx_deploy.build.export import _exporting
-    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+    from onnx_deploy.core.defaults import DEFAULT_OPSET
+    from onnx_deploy.core.files import atomic_output, check_output_path, file_size
     from onnx_deploy.infer.compare import compare_results
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     torch = require("torch", "exporting a decoder")
     check_output_path(output, force=force)
@@ -372,7 +370,9 @@ def export_decoder(
             step |= {n: t.numpy() for n, t in zip(layout.past_names(), cache, strict=True)}
             got_step = ort_runner.infer(step)
             names = ["logits", *layout.present_names()]
-            want_step = dict(zip(names, (w.numpy() for w in wrapper(ids, mask, *cache)), strict=True))
+            want_step = dict(
+                zip(names, (w.numpy() for w in wrapper(ids, mask, *cache)), strict=True)
+            )
             second = compare_results(want_step, {n: got_step[n] for n in names}, "fp32")
         ok = first.ok and second.ok
         result = DecoderExport(
@@ -415,9 +415,11 @@ class GenerationSpeed:
 
 
 @dataclass(frozen=True)
-class GenerationComparison:
+class GenerationComparison(Result):
     """ONNX Runtime with its KV cache against transformers' ``generate`` with and without
     a cache, on one prompt, timed in one run."""
+
+    COMPUTED = ("same_tokens",)
 
     prompt_length: int
     new_tokens: int
@@ -438,11 +440,6 @@ class GenerationComparison:
             f"generate  prompt {self.prompt_length} tokens, {self.new_tokens} new tokens; "
             f"same tokens everywhere: {self.same_tokens}\n{table}"
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self) | {"same_tokens": self.same_tokens}
 
 
 def compare_generation(

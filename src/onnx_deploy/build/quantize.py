@@ -27,22 +27,23 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from onnx_deploy.core import defaults
-from onnx_deploy.core.files import atomic_output, file_size, human_size, write_onnx
 from onnx_deploy.build.calibration import calibration_reader
+from onnx_deploy.core import defaults
 from onnx_deploy.core.cpu import ISAS, int8_profile, types_label
 from onnx_deploy.core.errors import QuantizationWarning, QuantizeError
 from onnx_deploy.core.feeds import as_batches, concatenate
+from onnx_deploy.core.files import atomic_output, file_size, human_size, write_onnx
+from onnx_deploy.core.results import Result
+from onnx_deploy.infer.compare import ValidationReport, compare, top1_accuracy
 from onnx_deploy.infer.modelinfo import load_onnx
 from onnx_deploy.infer.runners.base import Runner
 from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
-from onnx_deploy.infer.compare import ValidationReport, compare, top1_accuracy
 
 if TYPE_CHECKING:
     import onnx
@@ -59,7 +60,7 @@ TYPES = defaults.QUANT_TYPES
 
 
 @dataclass(frozen=True)
-class TypeChoice:
+class TypeChoice(Result):
     """The INT8 types a model was quantized with, for which CPU, and why.
 
     ``isa``: the ``onnx_deploy.core.cpu.ISAS`` row the choice was made for; ``target``:
@@ -67,6 +68,8 @@ class TypeChoice:
     came from the profile (``auto``) and which from the caller. ``saturates``: this
     combination can saturate on that ISA (int8 weights without reduce_range, no VNNI).
     """
+
+    COMPUTED = ("short",)
 
     activation_type: str
     weight_type: str
@@ -83,9 +86,6 @@ class TypeChoice:
 
     def summary(self) -> str:
         return f"{self.short} for {self.isa} ({self.target}, {self.chosen_by}): {self.reason}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"short": self.short}
 
 
 def choose_types(
@@ -173,7 +173,9 @@ def is_quantized(model: onnx.ModelProto) -> bool:
 
 
 @dataclass(frozen=True)
-class QuantizeResult:
+class QuantizeResult(Result):
+    COMPUTED = ("compression",)
+
     input_path: str
     output_path: str
     method: str  # "static", "dynamic", "fp16"
@@ -214,13 +216,6 @@ class QuantizeResult:
             lines.append("  metrics " + ", ".join(f"{k} {v:.4f}" for k, v in self.metrics.items()))
         lines += [f"  note    {n}" for n in self.notes]
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["compression"] = self.compression
-        d["validation"] = None if self.validation is None else self.validation.to_dict()
-        d["types"] = None if self.types is None else self.types.to_dict()
-        return d
 
 
 def _qtype(name: str) -> Any:

@@ -17,18 +17,21 @@ import dataclasses
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from onnx_deploy.core.files import atomic_output, file_size, human_size, write_onnx
 from onnx_deploy.core.defaults import SLIM_CHECK_BATCH_SIZES
 from onnx_deploy.core.errors import InputMismatchError, SlimError
-from onnx_deploy.infer.modelinfo import graph_io, load_onnx, op_histogram
+from onnx_deploy.core.files import atomic_output, file_size, human_size, write_onnx
+from onnx_deploy.core.results import Result
 from onnx_deploy.infer.compare import ValidationReport, compare_onnx
+from onnx_deploy.infer.modelinfo import graph_io, load_onnx, op_histogram
 
 
 @dataclass(frozen=True)
-class SlimResult:
+class SlimResult(Result):
+    COMPUTED = ("nodes_before", "nodes_after")
+
     input_path: str
     output_path: str
     ops_before: dict[str, int]
@@ -67,11 +70,6 @@ class SlimResult:
             )
         lines += [f"  note    {n}" for n in self.notes]
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["nodes_before"], d["nodes_after"] = self.nodes_before, self.nodes_after
-        return d
 
 
 def slim_model(

@@ -32,9 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, atomic_output, human_size, write_json
 from onnx_deploy.core.defaults import TRT_PRECISIONS, TRT_WORKSPACE
-from onnx_deploy.core.errors import MissingExtraError, OnnxDeployError, OutputExistsError, TensorRTError
+from onnx_deploy.core.errors import (
+    MissingExtraError,
+    OutputExistsError,
+    TensorRTError,
+)
+from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, atomic_output, human_size, write_json
+from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import DimRange
 from onnx_deploy.core.specs import TensorSpec
 
@@ -225,7 +230,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 @dataclass(frozen=True)
-class EngineMeta:
+class EngineMeta(Result):
     """What an engine is tied to. An engine is reused only when all of it matches."""
 
     tensorrt: str
@@ -251,12 +256,6 @@ class EngineMeta:
             if getattr(self, key) != getattr(wanted, key)
         ]
         return "; ".join(changed)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["inputs"] = [dataclasses.asdict(s) for s in self.inputs]
-        d["outputs"] = [dataclasses.asdict(s) for s in self.outputs]
-        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EngineMeta:
@@ -352,7 +351,7 @@ def polygraphy_commands(
 
 
 @dataclass(frozen=True)
-class EngineResult:
+class EngineResult(Result):
     """A built (or reused) engine and how to reproduce it."""
 
     plan_path: str
@@ -377,11 +376,6 @@ class EngineResult:
             *(f"  note    {n}" for n in self.notes),
         ]
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["meta"] = self.meta.to_dict()
-        return d
 
 
 def gpu_identity() -> tuple[str, str]:

@@ -24,8 +24,10 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
+
+from onnx_deploy.core.results import Result
 
 X86_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
 ARM64_MACHINES = frozenset({"aarch64", "arm64", "armv8l"})
@@ -60,12 +62,14 @@ def types_label(activation_type: str, weight_type: str, reduce_range: bool) -> s
 
 
 @dataclass(frozen=True)
-class Int8Profile:
+class Int8Profile(Result):
     """What INT8 means on one kind of CPU: the types to quantize with, and why.
 
     ``u8s8_saturates``: int8 weights without ``reduce_range`` can saturate here.
     ``features``: the flags that decided it (filled in for the CPU that was detected).
     """
+
+    COMPUTED = ("types",)
 
     isa: str
     title: str
@@ -89,9 +93,6 @@ class Int8Profile:
             f"  why     {self.reason}\n"
             f"  expect  {self.expectation}"
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"types": self.types}
 
 
 _TYPES = (  # isa, title, activations, weights, reduce_range, u8s8_saturates

@@ -16,7 +16,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +24,7 @@ import numpy as np
 from onnx_deploy.core.cpu import cpu_info
 from onnx_deploy.core.defaults import BENCH_ITERS, BENCH_WARMUP, INTERLEAVED_ROUNDS
 from onnx_deploy.core.feeds import batch_size_of
+from onnx_deploy.core.results import Result
 from onnx_deploy.core.tables import format_table
 from onnx_deploy.core.timing import latency_stats
 from onnx_deploy.infer.runners.base import Runner
@@ -44,7 +45,9 @@ MIN_ITERS_FOR_SPREAD = 5
 
 
 @dataclass(frozen=True)
-class BenchmarkResult:
+class BenchmarkResult(Result):
+    COMPUTED = ("throughput", "contention")
+
     name: str
     backend: str
     device: str
@@ -94,12 +97,6 @@ class BenchmarkResult:
     def _threads(self) -> str:
         threads = self.environment.get("intra_op_threads", self.environment.get("torch_threads"))
         return f", {threads} threads" if threads else ""
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["throughput"] = self.throughput
-        d["contention"] = self.contention
-        return d
 
 
 def _version(dist: str) -> str | None:

@@ -18,7 +18,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +26,7 @@ import numpy as np
 from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES
 from onnx_deploy.core.errors import OnnxDeployError, ValidationError
 from onnx_deploy.core.feeds import Feeds, as_batches, batch_size_of
+from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import Signature
 from onnx_deploy.infer.runners.base import Runner
 
@@ -92,7 +93,9 @@ def get_tolerance(precision: str | Tolerance) -> Tolerance:
 
 
 @dataclass(frozen=True)
-class OutputComparison:
+class OutputComparison(Result):
+    COMPUTED = ("warning",)
+
     name: str
     shape: tuple[int, ...]
     max_abs: float
@@ -141,7 +144,9 @@ class OutputComparison:
 
 
 @dataclass(frozen=True)
-class ValidationReport:
+class ValidationReport(Result):
+    COMPUTED = ("ok", "warnings", "max_abs", "same_top1")
+
     reference: str
     candidate: str
     tolerance: Tolerance
@@ -194,12 +199,6 @@ class ValidationReport:
                 "tolerance only if the precision change explains the gap."
             )
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ok"] = self.ok
-        d["warnings"] = self.warnings
-        return d
 
 
 def _cosine_rows(ref: np.ndarray, cand: np.ndarray) -> np.ndarray:

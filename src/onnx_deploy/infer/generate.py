@@ -17,21 +17,25 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from onnx_deploy.core.errors import GenerationError, InputMismatchError
+from onnx_deploy.core.results import Result
 
 PAST_PREFIX = "past_key_values."
 PRESENT_PREFIX = "present."
 
 
 @dataclass(frozen=True)
-class GenerationResult:
+class GenerationResult(Result):
     """New tokens and how long they took: the prefill (the prompt, one run) and the
     decode steps (one token each)."""
+
+    COMPUTED = ("prefill_tokens_per_s", "decode_tokens_per_s")
+    HIDDEN = ("step_logits",)
 
     prompt: tuple[int, ...]
     tokens: tuple[int, ...]
@@ -62,14 +66,6 @@ class GenerationResult:
         if self.text:
             lines.append(f"  text    {self.text}")
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("step_logits")
-        d["prompt"], d["tokens"] = list(self.prompt), list(self.tokens)
-        d["prefill_tokens_per_s"] = self.prefill_tokens_per_s
-        d["decode_tokens_per_s"] = self.decode_tokens_per_s
-        return d
 
 
 class Decoder:

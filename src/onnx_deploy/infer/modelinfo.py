@@ -5,12 +5,13 @@ from __future__ import annotations
 import collections
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from onnx_deploy.core.errors import ModelFileError
 from onnx_deploy.core.files import file_size, human_size
+from onnx_deploy.core.results import Result
 from onnx_deploy.core.specs import Dim, TensorSpec, from_onnx
 
 __all__ = ["ModelInfo", "TensorSpec", "default_opset", "describe", "graph_io", "load_onnx"]
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class ModelInfo(Result):
+    COMPUTED = ("num_nodes",)
+
     path: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
@@ -46,9 +49,6 @@ class ModelInfo:
         lines.append(f"nodes     {self.num_nodes}: {ops}")
         lines += [f"warning   {w}" for w in self.warnings]
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _spec(value_info: onnx.ValueInfoProto) -> TensorSpec:

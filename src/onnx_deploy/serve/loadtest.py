@@ -18,13 +18,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from onnx_deploy.core.defaults import DEFAULT_DIM_SIZE
 from onnx_deploy.core.errors import LoadTestError, MissingExtraError
+from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import Signature
 from onnx_deploy.core.specs import TensorSpec, from_numpy, from_triton, to_triton
 from onnx_deploy.core.tables import format_table
@@ -141,7 +142,7 @@ def scrape(metrics_url: str, model: str) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class Level:
+class Level(Result):
     """One concurrency level: ``requests`` sent, ``errors`` among them."""
 
     concurrency: int
@@ -165,7 +166,7 @@ class Level:
 
 
 @dataclass(frozen=True)
-class BadRequest:
+class BadRequest(Result):
     """One request that must fail: how it failed, and whether a good one worked after."""
 
     case: str
@@ -175,7 +176,9 @@ class BadRequest:
 
 
 @dataclass(frozen=True)
-class LoadTestResult:
+class LoadTestResult(Result):
+    COMPUTED = ("ok", "good_errors")
+
     url: str
     model: str
     batch_size: int
@@ -214,11 +217,6 @@ class LoadTestResult:
             lines.append(f"  bad     {b.case:<22} {mark}, {up}: {b.message[:110]}")
         lines += [f"  note    {n}" for n in self.notes]
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ok"] = self.ok
-        return d
 
 
 def _grpc_url(url: str, grpc_url: str | None) -> str:

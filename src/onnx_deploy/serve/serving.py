@@ -36,6 +36,7 @@ from typing import Any
 
 from onnx_deploy.core.errors import MissingExtraError, OnnxDeployError, ServeError
 from onnx_deploy.core.files import CHECKOUT, write_json
+from onnx_deploy.core.results import Result
 
 SERVE_ENV = ".venv-serve"
 SERVE_HINT = (
@@ -106,16 +107,13 @@ def check_port(port: int, host: str = LOOPBACK) -> None:
 
 
 @dataclass(frozen=True)
-class Endpoints:
+class Endpoints(Result):
     model: str
     http: str
     grpc: str
     metrics: str
     max_batch_size: int
     queue_delay_us: int | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _pytriton_tensor(spec: Any, batched: bool) -> Any:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from onnx_deploy.core.errors import (
     TritonError,
 )
 from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, staged_folder
+from onnx_deploy.core.results import Result
 from onnx_deploy.core.specs import TensorSpec, to_triton
 
 DEFAULT_MAX_BATCH = 64
@@ -176,7 +177,7 @@ def config_text(
 
 
 @dataclass(frozen=True)
-class RepositoryResult:
+class RepositoryResult(Result):
     repo: str
     name: str
     platform: str
@@ -195,9 +196,6 @@ class RepositoryResult:
         ]
         lines += [f"  note    {n}" for n in self.notes]
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def check_layout(model_dir: str | os.PathLike[str]) -> list[str]:

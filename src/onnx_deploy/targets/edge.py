@@ -23,14 +23,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from onnx_deploy.core.errors import EdgeError
 from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, check_output_path, file_size, human_size
+from onnx_deploy.core.results import Result
 from onnx_deploy.core.timing import latency_stats
 from onnx_deploy.infer.compare import compare_results
 from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
@@ -40,7 +40,9 @@ STYLES = ("Runtime", "Fixed")
 
 
 @dataclass(frozen=True)
-class OrtFormatResult:
+class OrtFormatResult(Result):
+    COMPUTED = ("ok",)
+
     onnx_path: str
     ort_path: str
     config_path: str
@@ -69,11 +71,6 @@ class OrtFormatResult:
             f"  ops     {len(self.operators)} operators in {self.config_path} (for "
             "build.sh --minimal_build --include_ops_by_config)"
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ok"] = self.ok
-        return d
 
 
 def _load_ms(path: Path, repeats: int) -> float:

@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from onnx_deploy.core.files import human_size
+from onnx_deploy.core.results import Result
 from onnx_deploy.infer.compare import PRESETS, compare_results
 
 TOLERANCE = PRESETS["same-graph"]  # the same graph on another build of onnxruntime
 
 
 @dataclass(frozen=True)
-class TargetCheck:
+class TargetCheck(Result):
+    COMPUTED = ("ok",)
+
     target: str
     status: str  # ok, failed, skipped
     runtime: str = ""
@@ -35,7 +38,9 @@ class TargetCheck:
 
 
 @dataclass(frozen=True)
-class TargetsResult:
+class TargetsResult(Result):
+    COMPUTED = ("ok",)
+
     model: str
     checks: tuple[TargetCheck, ...]
 
@@ -58,11 +63,6 @@ class TargetsResult:
                 f"{c.max_abs:.1e}{top1}{size}{'; ' + c.detail if c.detail else ''}"
             )
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ok"] = self.ok
-        return d
 
 
 def _compare(

@@ -39,6 +39,7 @@ from onnx_deploy.core.files import (
     human_size,
     staged_folder,
 )
+from onnx_deploy.core.results import Result
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.infer.runners.node import (
     ASSETS,
@@ -100,7 +101,7 @@ def image_input(inputs: tuple[TensorSpec, ...]) -> dict[str, Any] | None:
 
 
 @dataclass(frozen=True)
-class WebApp:
+class WebApp(Result):
     folder: str
     model: str
     files: tuple[str, ...]
@@ -121,9 +122,6 @@ class WebApp:
             f"  serve   onnx-deploy web {self.model} --out {self.folder} --serve  (or any static "
             "server; the files need http://, not file://)"
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def page_answer(outputs: Sequence[TensorSpec]) -> dict[str, str] | None:

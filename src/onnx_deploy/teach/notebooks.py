@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from onnx_deploy.core.results import Result
 from onnx_deploy.core.tables import format_table
 
 KEY_FIGURES_TAG = "key-figures"
@@ -29,7 +30,7 @@ KERNEL = "python3"
 
 
 @dataclass(frozen=True)
-class NotebookRun:
+class NotebookRun(Result):
     notebook: str
     status: str  # "ok" or "failed"
     seconds: float

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from onnx_deploy.core.errors import OnnxDeployError
 from onnx_deploy.core.files import CHECKOUT, PACKAGE_DIR, atomic_output
+from onnx_deploy.core.results import Result
 
 OVERVIEW_NAME = "onnx-deploy"
 
@@ -47,7 +48,7 @@ def skill_files(root: Path | None = None) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class InstallResult:
+class InstallResult(Result):
     target: str
     written: tuple[str, ...] = ()
     skipped: tuple[str, ...] = field(default=())
@@ -57,9 +58,6 @@ class InstallResult:
         lines += [f"  wrote   {p}" for p in self.written]
         lines += [f"  kept    {p} (exists; not overwritten)" for p in self.skipped]
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, object]:
-        return {"target": self.target, "written": list(self.written), "skipped": list(self.skipped)}
 
 
 def install_skills(target: str | os.PathLike[str], dry_run: bool = False) -> InstallResult:

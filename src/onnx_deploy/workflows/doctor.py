@@ -10,6 +10,7 @@ from typing import Any
 
 from onnx_deploy.core.cpu import cpu_info, int8_profile
 from onnx_deploy.core.extras import install_hint
+from onnx_deploy.core.results import Result
 from onnx_deploy.infer.bench import _version
 
 PACKAGES = (
@@ -34,7 +35,9 @@ class Check:
 
 
 @dataclass(frozen=True)
-class DoctorReport:
+class DoctorReport(Result):
+    COMPUTED = ("ok",)
+
     checks: tuple[Check, ...]
 
     @property

@@ -28,7 +28,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from onnx_deploy.core.files import (
     human_size,
     write_json,
 )
+from onnx_deploy.core.results import Result
 from onnx_deploy.infer.compare import Tolerance, get_tolerance
 
 Log = Callable[[str], None]
@@ -108,8 +109,10 @@ class Variant:
 
 
 @dataclass(frozen=True)
-class ReportCard:
+class ReportCard(Result):
     """What ``optimize`` measured and chose. ``summary()`` is the markdown report."""
+
+    COMPUTED = ("contention", "speedups", "chosen_variant")
 
     model: str
     target: str
@@ -133,6 +136,15 @@ class ReportCard:
     @property
     def chosen_variant(self) -> Variant:
         return self.variant(self.chosen)
+
+    @property
+    def speedups(self) -> dict[str, dict[int, float | None]]:
+        """FP32 / variant median-latency ratios, by variant and batch size."""
+        return {
+            v.name: {b: self.speedup(v.name, b) for b in self.batch_sizes}
+            for v in self.variants
+            if v.timings
+        }
 
     def speedup(self, name: str, batch_size: int | None = None) -> float | None:
         """Median-latency ratio FP32 / ``name`` at ``batch_size`` (default: the first)."""
@@ -207,16 +219,6 @@ class ReportCard:
             f"busy machine: the timings of {', '.join(hits)} spread widely (p90 over "
             "1.5x the median, or a CV over 40%); rerun before trusting the choice"
         ]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["contention"] = self.contention
-        d["speedups"] = {
-            v.name: {b: self.speedup(v.name, b) for b in self.batch_sizes}
-            for v in self.variants
-            if v.timings
-        }
-        return d
 
 
 def _ms(value: float) -> str:

@@ -33,6 +33,7 @@ from onnx_deploy.core.defaults import (
 from onnx_deploy.core.extras import require
 from onnx_deploy.core.feeds import Feeds
 from onnx_deploy.core.files import atomic_output, check_output_path, write_json
+from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import DimRange, InputSpec, Signature, SignatureError
 from onnx_deploy.infer.bench import BenchmarkResult, benchmark, comparison_table
 from onnx_deploy.teach.zoo import is_onnx_path, load_model, load_model_and_shape, spec_name
@@ -286,8 +287,10 @@ def _spec_runners(
 
 
 @dataclass(frozen=True)
-class PipelineResult:
+class PipelineResult(Result):
     """Export, slim, validation and benchmark results for one model spec."""
+
+    COMPUTED = ("ok",)
 
     model: str
     export: Any  # ExportResult
@@ -312,16 +315,6 @@ class PipelineResult:
             *("    " + ln for ln in comparison_table(self.bench).splitlines()),
         ]
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "export": self.export.to_dict(),
-            "slim": self.slim.to_dict(),
-            "validation": self.validation.to_dict(),
-            "bench": [r.to_dict() for r in self.bench],
-            "notes": list(self.notes),
-        }
 
 
 def run_pipeline(
@@ -390,8 +383,11 @@ class _Rejected(Exception):
 
 
 @dataclass(frozen=True)
-class SpecExport:
+class SpecExport(Result):
     """A model spec exported to ONNX, and (unless skipped) validated against PyTorch."""
+
+    COMPUTED = ("ok",)
+    HIDDEN = ("signature",)
 
     export: Any  # ExportResult
     validation: Any | None  # ValidationReport
@@ -408,14 +404,6 @@ class SpecExport:
         if self.validation is not None:
             lines.append(self.validation.summary())
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "export": self.export.to_dict(), "notes": list(self.notes), "written": self.written,
-        }  # fmt: skip
-        if self.validation is not None:
-            d["validation"] = self.validation.to_dict()
-        return d
 
 
 def export_spec(

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from onnx_deploy.infer.providers import check_device
 from onnx_deploy.core.errors import ValidationError
 from onnx_deploy.core.extras import require
 from onnx_deploy.core.feeds import Feeds, to_numpy
-from onnx_deploy.infer.runners.base import Runner
 from onnx_deploy.core.specs import TensorSpec, from_torch
+from onnx_deploy.infer.providers import check_device
+from onnx_deploy.infer.runners.base import Runner
 
 if TYPE_CHECKING:
     import torch
@@ -89,7 +89,6 @@ def _module_device(module: torch.nn.Module) -> str:
     return "cpu"
 
 
-
 def torch_cuda_available() -> bool:
     """True where torch is installed and sees a GPU (imports torch)."""
     from onnx_deploy.core.extras import available
@@ -108,6 +107,7 @@ def torch_device(device: str = "auto") -> str:
     if name != "auto":
         return name
     return "cuda" if torch_cuda_available() else "cpu"
+
 
 class TorchRunner(Runner):
     """Run ``module`` eagerly under ``torch.inference_mode``.

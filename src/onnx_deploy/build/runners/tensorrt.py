@@ -24,9 +24,9 @@ import numpy as np
 
 from onnx_deploy.core.errors import InputMismatchError
 from onnx_deploy.core.feeds import Feeds
-from onnx_deploy.infer.runners.base import Runner
 from onnx_deploy.core.signature import DimRange, Signature
 from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.infer.runners.base import Runner
 
 Shape = tuple[int, ...]
 
@@ -231,8 +231,8 @@ def ort_tensorrt_runner(
     ``OnnxRuntimeRunner`` whose first provider is TensorRT with
     ``onnx_deploy.build.tensorrt.ort_tensorrt_options(**options)``, then CUDA and CPU. It
     raises ``ProviderError`` where TensorRT's provider does not really run."""
-    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
     from onnx_deploy.build.tensorrt import ort_tensorrt_options
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     return OnnxRuntimeRunner(
         model,

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import onnx
 
-from onnx_deploy.core.files import over_protobuf_limit, write_onnx
-from onnx_deploy.infer.compare import compare_results
-from onnx_deploy.infer.modelinfo import graph_io
-from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.build.surgery.graph import SurgeryError, _io_names, expose
 from onnx_deploy.build.surgery.processing import _image_spec, reference_preprocess
+from onnx_deploy.core.files import over_protobuf_limit, write_onnx
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.infer.compare import compare_results
+from onnx_deploy.infer.modelinfo import graph_io
 
 # --- running and checking --------------------------------------------------------------
 
@@ -72,9 +72,7 @@ def _close(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], how: str) -> Edi
     for name, a, b in pairs:
         if a.shape != b.shape:
             raise SurgeryError(f"{name}: shape changed from {a.shape} to {b.shape}")
-    report = compare_results(
-        {n: a for n, a, _ in pairs}, {n: b for n, _, b in pairs}, "same-graph"
-    )
+    report = compare_results({n: a for n, a, _ in pairs}, {n: b for n, _, b in pairs}, "same-graph")
     return EditCheck(tuple(n for n, _, _ in pairs), report.max_abs, report.ok, how)
 
 

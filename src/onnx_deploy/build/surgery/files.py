@@ -9,16 +9,12 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import onnx
 from onnx import TensorProto
 
-from onnx_deploy.core.files import atomic_output, file_size, human_size, over_protobuf_limit, write_onnx
-from onnx_deploy.core.errors import OnnxDeployError
-from onnx_deploy.infer.modelinfo import default_opset, graph_io, load_onnx
-from onnx_deploy.core.specs import TensorSpec, describe_all
 from onnx_deploy.build.surgery.checks import (
     EditCheck,
     _random_feeds,
@@ -45,6 +41,17 @@ from onnx_deploy.build.surgery.graph import (
     set_dims,
 )
 from onnx_deploy.build.surgery.processing import add_postprocessing, add_preprocessing
+from onnx_deploy.core.errors import OnnxDeployError
+from onnx_deploy.core.files import (
+    atomic_output,
+    file_size,
+    human_size,
+    over_protobuf_limit,
+    write_onnx,
+)
+from onnx_deploy.core.results import Result
+from onnx_deploy.core.specs import TensorSpec, describe_all
+from onnx_deploy.infer.modelinfo import default_opset, graph_io, load_onnx
 
 EDITS = (
     "rename", "dim", "expose", "extract", "opset", "preprocess", "postprocess", "merge",
@@ -55,8 +62,10 @@ EDITS = (
 
 
 @dataclass(frozen=True)
-class EditResult:
+class EditResult(Result):
     """One edit of one file: the signature before and after, and the numeric check."""
+
+    COMPUTED = ("ok",)
 
     edit: str
     input_path: str
@@ -90,11 +99,6 @@ class EditResult:
             lines.append(f"  check   {self.check.line()}")
         lines += [f"  note    {n}" for n in self.notes]
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ok"] = self.ok
-        return d
 
 
 def _full_check(model: onnx.ModelProto, what: str) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 import onnx
 from onnx import TensorProto, helper
 
-from onnx_deploy.core.errors import OnnxDeployError, SurgeryError
-from onnx_deploy.infer.modelinfo import default_opset, graph_io
+from onnx_deploy.core.errors import SurgeryError
 from onnx_deploy.core.specs import TensorSpec, describe_all
+from onnx_deploy.infer.modelinfo import default_opset, graph_io
 
 EDITS = (
     "rename", "dim", "expose", "extract", "opset", "preprocess", "postprocess", "merge",

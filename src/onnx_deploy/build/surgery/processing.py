@@ -10,8 +10,6 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from onnx_deploy.infer.modelinfo import default_opset, graph_io
-from onnx_deploy.core.specs import TensorSpec, describe_all
 from onnx_deploy.build.surgery.graph import (
     SurgeryError,
     _inferred,
@@ -20,6 +18,8 @@ from onnx_deploy.build.surgery.graph import (
     merge,
     tensor_names,
 )
+from onnx_deploy.core.specs import TensorSpec, describe_all
+from onnx_deploy.infer.modelinfo import default_opset, graph_io
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
