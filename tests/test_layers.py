@@ -248,13 +248,14 @@ def test_unknown_optimization_level_is_refused_not_mapped(
 def test_pipeline_refuses_an_existing_summary_before_any_work(
     tmp_path: Path, tiny_source: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from onnx_deploy import ModelSource
     from onnx_deploy.workflows import pipeline
 
     (tmp_path / "summary.json").write_text('{"mine": true}')
     called = []
-    monkeypatch.setattr(pipeline, "load_model_and_shape", lambda *a: called.append(a))
+    monkeypatch.setattr(ModelSource, "load", lambda *a, **k: called.append(a))
     with pytest.raises(OutputExistsError, match=r"summary.json already exists"):
-        pipeline.run_pipeline(f"{tiny_source}:tiny", tmp_path, input_shape=(3, 16, 16))
+        pipeline.run_pipeline(ModelSource(f"{tiny_source}:tiny", input_shape=(3, 16, 16)), tmp_path)
     assert not called and json.loads((tmp_path / "summary.json").read_text()) == {"mine": True}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
 

@@ -99,6 +99,24 @@ def add_signature(parser: argparse.ArgumentParser, data_flag: str | None = None)
         )
 
 
+def model_source(args: argparse.Namespace, target: str | None = None) -> Any:
+    """The ``ModelSource`` the common flags describe (``--weights``, ``--input-shape``,
+    ``--input``, ``--dim``, ``--example``/``--inputs``, ``--pretrained``) for ``target``
+    (default: the command's ``model``)."""
+    from onnx_deploy.teach.zoo import ModelSource
+
+    data = getattr(args, "example", None) or getattr(args, "data", None)
+    return ModelSource(
+        target if target is not None else args.model,
+        weights=getattr(args, "weights", None),
+        input_shape=getattr(args, "input_shape", None),
+        inputs=tuple(getattr(args, "inputs", ())),
+        dims=tuple(getattr(args, "dims", ())),
+        data=None if data is None else str(data),
+        pretrained=bool(getattr(args, "pretrained", False)),
+    )
+
+
 def joined(values: tuple[int, ...]) -> str:
     return ",".join(str(v) for v in values)
 

@@ -6,7 +6,15 @@ import argparse
 import json
 import tempfile
 
-from onnx_deploy.cli._common import EXIT_OK, add_force, add_signature, add_timing, ints, step
+from onnx_deploy.cli._common import (
+    EXIT_OK,
+    add_force,
+    add_signature,
+    add_timing,
+    ints,
+    model_source,
+    step,
+)
 from onnx_deploy.core.defaults import BENCH_ITERS, BENCH_WARMUP
 
 HELP = "benchmark .onnx files on ONNX Runtime, or model specs on PyTorch vs ONNX Runtime"
@@ -52,10 +60,9 @@ def run(args: argparse.Namespace) -> int:
             check_output_path(path, force=args.force)  # before the slow part
     with tempfile.TemporaryDirectory(prefix="onnx-deploy-bench-") as tmp:
         results = benchmark_targets(
-            args.models, tmp, batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
-            device=args.device, threads=args.threads, weights=args.weights,
-            input_shape=args.input_shape, inputs=args.inputs, dims=args.dims, data=args.data, rounds=args.rounds,
-            log=step(args),
+            [model_source(args, m) for m in args.models], tmp, batch_sizes=args.batch_sizes,
+            warmup=args.warmup, iters=args.iters, device=args.device, threads=args.threads,
+            rounds=args.rounds, log=step(args),
         )  # fmt: skip
     env = collect_environment()
     payload = {

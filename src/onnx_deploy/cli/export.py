@@ -13,6 +13,7 @@ from onnx_deploy.cli._common import (
     emit,
     fail,
     ints,
+    model_source,
     step,
 )
 from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET
@@ -85,9 +86,7 @@ def run(args: argparse.Namespace) -> int:
         emit(args, decoder)
         return EXIT_OK
     result = export_spec(
-        args.model, output, weights=args.weights, input_shape=args.input_shape,
-        inputs=args.inputs, dims=args.dims, example=args.example,
-        pretrained=args.pretrained, batch=args.batch, static=args.static,
+        model_source(args), output, batch=args.batch, static=args.static,
         exporter=args.exporter, opset=args.opset, fallback=not args.no_fallback,
         report_dir=args.report, validate=not args.no_validate, force=args.force,
         log=step(args),

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import EXIT_OK, add_force, add_signature, emit, ints, step
+from onnx_deploy.cli._common import (
+    EXIT_OK,
+    add_force,
+    add_signature,
+    emit,
+    ints,
+    model_source,
+    step,
+)
 
 HELP = "build FP32/FP16/INT8 (and TensorRT) variants, validate, benchmark, pick one to ship"
 
@@ -75,10 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     log = step(args)
     out = Path(args.out_dir)
-    prepared = prepare(
-        args.model, out / "variants", weights=args.weights, input_shape=args.input_shape,
-        inputs=args.inputs, dims=args.dims, force=args.force, log=log,
-    )  # fmt: skip
+    prepared = prepare(model_source(args), out / "variants", force=args.force, log=log)
     min_agreement = args.min_agreement
     if min_agreement is None:
         min_agreement = None if prepared.random_weights else "preset"

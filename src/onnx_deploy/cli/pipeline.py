@@ -12,6 +12,7 @@ from onnx_deploy.cli._common import (
     add_timing,
     emit,
     ints,
+    model_source,
     step,
 )
 from onnx_deploy.core.defaults import PIPELINE_ITERS, PIPELINE_WARMUP
@@ -33,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from onnx_deploy.workflows.pipeline import run_pipeline
 
     result = run_pipeline(
-        args.model, args.out_dir, weights=args.weights, input_shape=args.input_shape,
-        inputs=args.inputs, dims=args.dims,
+        model_source(args), args.out_dir,
         batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
         force=args.force, log=step(args),
     )  # fmt: skip

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
-from onnx_deploy.cli._common import EXIT_OK, add_signature, emit, fail, ints, joined
+from onnx_deploy.cli._common import EXIT_OK, add_signature, emit, fail, ints, joined, model_source
 from onnx_deploy.core.defaults import PRECISIONS, VALIDATE_BATCH_SIZES
 
 HELP = "compare an ONNX model with a PyTorch model or another ONNX model"
@@ -30,10 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from onnx_deploy.workflows.validate import validate_model
 
+    source = model_source(args)
     report = validate_model(
-        args.model, args.reference, weights=args.weights, data=args.data,
-        inputs=args.inputs, dims=args.dims, batch_sizes=args.batch_sizes,
-        precision=args.precision,
+        replace(source, weights=None),
+        model_source(args, args.reference),  # the weights are the reference's
+        batch_sizes=args.batch_sizes, precision=args.precision,
     )  # fmt: skip
     emit(args, report)
     if not report.ok:

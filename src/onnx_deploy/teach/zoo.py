@@ -9,14 +9,17 @@ unless ``pretrained=True`` is asked for explicitly.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import pickle
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onnx_deploy.core.errors import CheckpointError, ModelSpecError
+from onnx_deploy.core.signature import DimRange, InputSpec, Signature
 
 if TYPE_CHECKING:
     import torch
@@ -240,3 +243,74 @@ def load_model_and_shape(
         recalibrate_batchnorm(model, input_shape)
         note = "random weights (no --weights/--pretrained); batch-norm statistics re-estimated"
     return model, tuple(input_shape), note
+
+
+RANDOM_WEIGHTS = "random weights (no --weights): outputs prove little about accuracy"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A source's PyTorch model, one sample's shape (the one-float-input case, else ``()``),
+    a note on its weights, and its signature (None: one float input of ``sample_shape``)."""
+
+    model: Any
+    sample_shape: tuple[int, ...]
+    note: str
+    signature: Signature | None
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What a command is pointed at and what comes with it: a model spec
+    (``torchvision:NAME``, ``path.py:factory``, ``hf:DIR``) or an ``.onnx`` file; its
+    ``weights``; the declared signature (``inputs``, ``dims``) or, for one float input,
+    ``input_shape``; ``data``, a ``.npz``/``.pt``/``.npy`` file of samples (example inputs
+    to export with, real ones to validate and time on); ``pretrained`` torchvision weights.
+    A plain string is a source with nothing else (``ModelSource.of``)."""
+
+    target: str
+    weights: str | None = None
+    input_shape: tuple[int, ...] | None = None
+    inputs: tuple[InputSpec, ...] = ()
+    dims: tuple[DimRange, ...] = ()
+    data: str | None = None
+    pretrained: bool = False
+
+    @classmethod
+    def of(cls, source: str | os.PathLike[str] | ModelSource) -> ModelSource:
+        return source if isinstance(source, ModelSource) else cls(str(source))
+
+    @property
+    def is_onnx(self) -> bool:
+        return is_onnx_path(self.target)
+
+    @property
+    def name(self) -> str:
+        """A short name for files and tables (``resnet18``, ``model.onnx``)."""
+        return Path(self.target).name if self.is_onnx else spec_name(self.target)
+
+    def with_target(self, target: str) -> ModelSource:
+        return dataclasses.replace(self, target=target)
+
+    def load(self, signature: Signature | None = None) -> LoadedModel:
+        """The PyTorch model. ``signature``: the one the caller built from ``inputs``,
+        ``dims`` and example data (an ``hf:`` folder's comes from its config, with ``dims``
+        as its ranges, when not given)."""
+        spec, weights = self.target, self.weights
+        if spec.startswith("hf:"):
+            from onnx_deploy.build.hf import has_weights, hf_folder, signature_for
+
+            model = load_model(spec, weights=weights)
+            trained = weights is not None or has_weights(hf_folder(spec))
+            note = (
+                "" if trained else RANDOM_WEIGHTS.replace("--weights", "weights file in the folder")
+            )
+            return LoadedModel(model, (), note, signature or signature_for(model, self.dims))
+        if signature is None:
+            model, shape, note = load_model_and_shape(
+                spec, weights, self.input_shape, self.pretrained
+            )
+            return LoadedModel(model, shape, note, None)
+        note = RANDOM_WEIGHTS if weights is None and not self.pretrained else ""
+        model = load_model(spec, weights=weights, pretrained=self.pretrained)
+        return LoadedModel(model, (), note, signature)

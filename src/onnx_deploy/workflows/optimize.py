@@ -44,6 +44,7 @@ from onnx_deploy.core.files import (
 )
 from onnx_deploy.core.results import Result
 from onnx_deploy.infer.compare import Tolerance, get_tolerance
+from onnx_deploy.teach.zoo import ModelSource
 
 Log = Callable[[str], None]
 TARGETS = ("cpu", "cuda")
@@ -716,21 +717,19 @@ class Prepared:
 
 
 def prepare(
-    model: str,
+    source: str | ModelSource,
     folder: str | os.PathLike[str],
     *,
-    weights: str | os.PathLike[str] | None = None,
-    input_shape: tuple[int, ...] | None = None,
-    inputs: Sequence[Any] = (),
-    dims: Sequence[Any] = (),
     force: bool = False,
     log: Log = _quiet,
 ) -> Prepared:
     """``digits`` (the trained CNN: calibration from its training split, validation and
-    labels from its test split), an ONNX file as it is, or a model spec exported (and
+    labels from its test split), an ONNX file as it is, or a model source exported (and
     validated against PyTorch) into ``folder/model.fp32.onnx``."""
-    from onnx_deploy.workflows.pipeline import export_spec, is_onnx_path
+    from onnx_deploy.workflows.pipeline import export_spec
 
+    source = ModelSource.of(source)
+    model = source.target
     folder = Path(folder)
     if model == DIGITS:
         from onnx_deploy.build.export import export_model
@@ -748,13 +747,11 @@ def prepare(
             f"digits: {len(data.x_train)} training images to calibrate, "
             f"{len(data.x_test)} labelled test images",
         )  # fmt: skip
-    if is_onnx_path(model):
+    if source.is_onnx:
         return Prepared(str(model))
     path = folder / "model.fp32.onnx"
-    exported = export_spec(
-        model, path, weights=weights, input_shape=input_shape, inputs=inputs, dims=dims,
-        force=force, log=log,
-    )  # fmt: skip
+    # the data is for validation and timing, not example inputs to export with
+    exported = export_spec(replace(source, data=None), path, force=force, log=log)
     if not exported.ok:
         raise OptimizeError(f"{model} exported, but ONNX Runtime disagrees with PyTorch: "
                             "see the validation above")  # fmt: skip

@@ -36,7 +36,7 @@ from onnx_deploy.core.files import atomic_output, check_output_path, write_json
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import DimRange, InputSpec, Signature, SignatureError
 from onnx_deploy.infer.bench import BenchmarkResult, benchmark, comparison_table
-from onnx_deploy.teach.zoo import is_onnx_path, load_model, load_model_and_shape, spec_name
+from onnx_deploy.teach.zoo import LoadedModel, ModelSource
 
 Log = Callable[[str], None]
 
@@ -115,7 +115,7 @@ def batch_feeds(
 
 
 def benchmark_targets(
-    targets: Sequence[str],
+    sources: Sequence[str | ModelSource],
     workdir: str | os.PathLike[str],
     *,
     batch_sizes: Sequence[int] = BENCH_BATCH_SIZES,
@@ -123,20 +123,15 @@ def benchmark_targets(
     iters: int = BENCH_ITERS,
     device: str = "auto",
     threads: int | None = None,
-    weights: str | None = None,
-    input_shape: tuple[int, ...] | None = None,
-    inputs: Sequence[InputSpec] = (),
-    dims: Sequence[DimRange] = (),
-    data: str | os.PathLike[str] | None = None,
     rounds: int = 1,
     log: Log = _quiet,
 ) -> list[BenchmarkResult]:
-    """Benchmark each target at each batch size: an ``.onnx`` file on ONNX Runtime; a
+    """Benchmark each source at each batch size: an ``.onnx`` file on ONNX Runtime; a
     model spec exported into ``workdir`` and timed on PyTorch eager and ONNX Runtime.
 
-    Inputs: real samples from ``data`` (a ``.npz``/``.pt``/``.npy`` file; the first
-    ``batch_size`` samples, repeated when there are fewer), else random ones from the
-    signature that ``inputs``/``dims`` declare (or the model's own), every dynamic dim
+    Inputs: real samples from the source's ``data`` (a ``.npz``/``.pt``/``.npy`` file; the
+    first ``batch_size`` samples, repeated when there are fewer), else random ones from the
+    signature that its ``inputs``/``dims`` declare (or the model's own), every dynamic dim
     other than the batch at its example size. ``rounds > 1`` interleaves consecutive
     ONNX files with each other, so a busy spell of a shared machine slows all of them
     alike. PyTorch and ONNX Runtime run in turn, never interleaved: each one's thread
@@ -146,32 +141,31 @@ def benchmark_targets(
     1.2-1.3 vs 1.5-1.8, ONNX Runtime unchanged: interleaving inflated the speed-up."""
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
-    groups: list[tuple[list[Any], Signature | None]] = []
-    basenames = [Path(t).name for t in targets]
-    for target in targets:
+    groups: list[tuple[list[Any], Signature | None, ModelSource]] = []
+    srcs = [ModelSource.of(t) for t in sources]
+    basenames = [Path(t.target).name for t in srcs]
+    for source in srcs:
         sig = None
-        if is_onnx_path(target):
+        if source.is_onnx:
+            target = source.target
             # named by file, or by the path given where two files share a name
             label = Path(target).name if basenames.count(Path(target).name) == 1 else target
             runners = [OnnxRuntimeRunner(target, device, threads=threads, name=label)]
-            if inputs or dims:
-                sig = Signature.from_specs(runners[0].inputs, dims, inputs)
+            if source.inputs or source.dims:
+                sig = Signature.from_specs(runners[0].inputs, source.dims, source.inputs)
             if rounds > 1 and groups and groups[-1][0][0].backend == "onnxruntime":
                 groups[-1][0].extend(runners)  # ONNX files side by side: one interleaved run
                 continue
         else:
-            runners, sig = _spec_runners(
-                target, Path(workdir), device, threads, weights, input_shape, inputs, dims,
-                data, log,
-            )  # fmt: skip
-        groups.append((runners, sig))
-    real = None
-    if data is not None:
-        from onnx_deploy.core.feeds import load_data
-
-        real = load_data(data)  # an array, a tuple or a dict: matched to each model's inputs
+            runners, sig = _spec_runners(source, Path(workdir), device, threads, log)
+        groups.append((runners, sig, source))
     results: list[BenchmarkResult] = []
-    for runners, sig in groups:
+    for runners, sig, source in groups:
+        real = None
+        if source.data is not None:
+            from onnx_deploy.core.feeds import load_data
+
+            real = load_data(source.data)  # an array, a tuple or a dict: matched to the inputs
         if sig is None and any(
             not isinstance(d, int) for s in runners[0].inputs for d in s.shape[1:]
         ):
@@ -199,91 +193,55 @@ def benchmark_targets(
     return results
 
 
-RANDOM_WEIGHTS = "random weights (no --weights): outputs prove little about accuracy"
-
-
-def _load_spec(
-    spec: str,
-    weights: str | None,
-    input_shape: tuple[int, ...] | None,
-    signature: Signature | None,
-    pretrained: bool = False,
-    dims: Sequence[DimRange] = (),
-) -> tuple[Any, tuple[int, ...], str, Signature | None]:
-    """The model, one sample's shape (the one-input case), a note on its weights, and
-    the signature (an ``hf:`` folder's from its config, with ``dims`` as its ranges)."""
-    if spec.startswith("hf:"):
-        from onnx_deploy.build.hf import has_weights, hf_folder, signature_for
-
-        model = load_model(spec, weights=weights)
-        trained = weights is not None or has_weights(hf_folder(spec))
-        note = "" if trained else RANDOM_WEIGHTS.replace("--weights", "weights file in the folder")
-        return model, (), note, signature or signature_for(model, dims)
-    if signature is None:
-        return (*load_model_and_shape(spec, weights, input_shape, pretrained), None)
-    note = RANDOM_WEIGHTS if weights is None and not pretrained else ""
-    return load_model(spec, weights=weights, pretrained=pretrained), (), note, signature
-
-
 def _export_spec_model(
-    model: Any,
-    shape: tuple[int, ...],
-    signature: Signature | None,
+    loaded: LoadedModel,
     example: Feeds | None,
     output: str | os.PathLike[str],
     **kwargs: Any,
 ) -> Any:
-    """``export_model`` for a spec: the signature (with its example data), or a random
-    float batch of 2 for the one-input ``--input-shape`` case."""
+    """``export_model`` for a loaded source: its signature (with the example data), or a
+    random float batch of 2 for the one-input ``input_shape`` case."""
     from onnx_deploy.build.export import export_model
 
-    if signature is not None:
-        return export_model(model, example, output, signature=signature, **kwargs)
+    if loaded.signature is not None:
+        return export_model(loaded.model, example, output, signature=loaded.signature, **kwargs)
     torch = require("torch", "exporting a PyTorch model")
-    return export_model(model, torch.randn((2, *shape)), output, **kwargs)
+    return export_model(loaded.model, torch.randn((2, *loaded.sample_shape)), output, **kwargs)
 
 
 def _spec_runners(
-    spec: str,
-    workdir: Path,
-    device: str,
-    threads: int | None,
-    weights: str | None,
-    input_shape: tuple[int, ...] | None,
-    inputs: Sequence[InputSpec],
-    dims: Sequence[DimRange],
-    data: str | os.PathLike[str] | None,
-    log: Log,
+    source: ModelSource, workdir: Path, device: str, threads: int | None, log: Log
 ) -> tuple[list[Any], Signature | None]:
     """PyTorch and ONNX Runtime runners for a model spec (exported into ``workdir``)."""
-    require("torch", f"benchmarking {spec}")
+    require("torch", f"benchmarking {source.target}")
 
     from onnx_deploy.build.runners.pytorch import TorchRunner
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     example = None
-    if data is not None and not inputs:
+    if source.data is not None and not source.inputs:
         from onnx_deploy.core.feeds import load_data
 
-        loaded = load_data(data)
-        if isinstance(loaded, np.ndarray) and input_shape is None:
-            input_shape = tuple(loaded.shape[1:])  # one unnamed input: its sample shape
+        loaded = load_data(source.data)
+        if isinstance(loaded, np.ndarray) and source.input_shape is None:
+            # one unnamed input: its sample shape
+            source = dataclasses.replace(source, input_shape=tuple(loaded.shape[1:]))
         elif not isinstance(loaded, np.ndarray):
-            example = {k: v[:2] for k, v in example_data(data).items()}  # two real samples
-    sig = make_signature(inputs, dims, example=example, spec=spec)
-    model, shape, note, sig = _load_spec(spec, weights, input_shape, sig, dims=dims)
-    if note:
-        log(f"  note    {note}")
-    name = spec_name(spec)
+            example = {k: v[:2] for k, v in example_data(source.data).items()}  # two samples
+    sig = make_signature(source.inputs, source.dims, example=example, spec=source.target)
+    model = source.load(sig)
+    if model.note:
+        log(f"  note    {model.note}")
+    name = source.name
     exported = _export_spec_model(
-        model, shape, sig, example, workdir / f"{name}.onnx", force=True, fallback=True
+        model, example, workdir / f"{name}.onnx", force=True, fallback=True
     )
     log(exported.summary().splitlines()[0])
     ort_runner = OnnxRuntimeRunner(exported.path, device, threads=threads, name=name)
     torch_runner = TorchRunner(
-        model, ort_runner.inputs, ort_runner.output_names, device=device, name=name
+        model.model, ort_runner.inputs, ort_runner.output_names, device=device, name=name
     )
-    return [torch_runner, ort_runner], sig
+    return [torch_runner, ort_runner], model.signature
 
 
 @dataclass(frozen=True)
@@ -318,13 +276,9 @@ class PipelineResult(Result):
 
 
 def run_pipeline(
-    spec: str,
+    source: str | ModelSource,
     out_dir: str | os.PathLike[str],
     *,
-    weights: str | None = None,
-    input_shape: tuple[int, ...] | None = None,
-    inputs: Sequence[InputSpec] = (),
-    dims: Sequence[DimRange] = (),
     batch_sizes: Sequence[int] = BENCH_BATCH_SIZES,
     warmup: int = PIPELINE_WARMUP,
     iters: int = PIPELINE_ITERS,
@@ -333,10 +287,10 @@ def run_pipeline(
 ) -> PipelineResult:
     """Export, slim, validate against PyTorch, and benchmark PyTorch vs ONNX Runtime.
 
-    The model takes one float input of ``input_shape`` (torchvision: 3x224x224), or the
-    inputs and dynamic dims that ``inputs``/``dims`` declare. Writes ``NAME.onnx``,
-    ``NAME.slim.onnx`` and ``summary.json`` into ``out_dir``; existing files are refused
-    before any work starts unless ``force``.
+    The model takes one float input of the source's ``input_shape`` (torchvision:
+    3x224x224), or the inputs and dynamic dims that its ``inputs``/``dims`` declare. Writes
+    ``NAME.onnx``, ``NAME.slim.onnx`` and ``summary.json`` into ``out_dir``; existing files
+    are refused before any work starts unless ``force``.
     """
     require("torch", "the pipeline (it exports a PyTorch model)")
 
@@ -345,20 +299,21 @@ def run_pipeline(
     from onnx_deploy.infer.compare import compare
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
+    source = ModelSource.of(source)
     out = Path(out_dir)
-    name = spec_name(spec)
+    name = source.name
     paths = [out / f"{name}.onnx", out / f"{name}.slim.onnx", out / "summary.json"]
     for p in paths:
         check_output_path(p, force=force)  # fail before the slow part
-    sig = make_signature(inputs, dims, spec=spec)
-    model, shape, note, sig = _load_spec(spec, weights, input_shape, sig, dims=dims)
-    exported = _export_spec_model(model, shape, sig, None, paths[0], force=force)
+    loaded = source.load(make_signature(source.inputs, source.dims, spec=source.target))
+    model, note, sig = loaded.model, loaded.note, loaded.signature
+    exported = _export_spec_model(loaded, None, paths[0], force=force)
     log(exported.summary().splitlines()[0])
     slimmed = slim_model(exported.path, paths[1], force=force)
     log(slimmed.summary().splitlines()[0])
     ort_runner = OnnxRuntimeRunner(slimmed.output_path, "cpu", name=name)
     torch_runner = TorchRunner(model, ort_runner.inputs, ort_runner.output_names, name=name)
-    check_sig = Signature.from_specs(ort_runner.inputs, sig.dims if sig else (), inputs)
+    check_sig = Signature.from_specs(ort_runner.inputs, sig.dims if sig else (), source.inputs)
     results: list[BenchmarkResult] = []
     with torch_runner, ort_runner:  # activated once for the comparison and every batch
         report = compare(
@@ -372,8 +327,9 @@ def run_pipeline(
                 results.append(result)
                 log(result.summary())
     result = PipelineResult(
-        spec, exported, slimmed, report, tuple(results), str(paths[2]), (note,) if note else ()
-    )
+        source.target, exported, slimmed, report, tuple(results), str(paths[2]),
+        (note,) if note else (),
+    )  # fmt: skip
     write_json(paths[2], result.to_dict(), force=force)
     return result
 
@@ -407,15 +363,9 @@ class SpecExport(Result):
 
 
 def export_spec(
-    spec: str,
+    source: str | ModelSource,
     output: str | os.PathLike[str],
     *,
-    weights: str | None = None,
-    input_shape: tuple[int, ...] | None = None,
-    inputs: Sequence[InputSpec] = (),
-    dims: Sequence[DimRange] = (),
-    example: str | os.PathLike[str] | None = None,
-    pretrained: bool = False,
     batch: tuple[int, int] | None = None,
     static: bool = False,
     exporter: str = "dynamo",
@@ -426,13 +376,13 @@ def export_spec(
     force: bool = False,
     log: Log = _quiet,
 ) -> SpecExport:
-    """Load a model spec, export it, and compare it with PyTorch.
+    """Load a model source, export it, and compare it with PyTorch.
 
-    One float input of ``input_shape`` with a dynamic batch ``batch = (min, max)`` (unless
-    ``static``); or any signature: ``inputs`` (names, dtypes, symbolic dims), ``dims``
-    (their ranges) and/or ``example`` (a ``.npz``/``.pt`` file of example inputs).
-    Validation runs several sizes of every dynamic dim. ``fallback``: when the dynamo
-    exporter fails, try TorchScript and say so; ``report_dir`` keeps torch's report.
+    One float input of the source's ``input_shape`` with a dynamic batch ``batch = (min,
+    max)`` (unless ``static``); or any signature: its ``inputs`` (names, dtypes, symbolic
+    dims), ``dims`` (their ranges) and/or ``data`` (a ``.npz``/``.pt`` file of example
+    inputs). Validation runs several sizes of every dynamic dim. ``fallback``: when the
+    dynamo exporter fails, try TorchScript and say so; ``report_dir`` keeps torch's report.
     """
     torch = require("torch", "exporting a PyTorch model")
 
@@ -440,12 +390,17 @@ def export_spec(
     from onnx_deploy.build.verify import compare_torch_onnx
     from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET
 
+    source = ModelSource.of(source)
     check_output_path(output, force=force)  # fail before the slow part
     lo, hi = batch or (1, DEFAULT_MAX_BATCH)
-    data = example_data(example, declared=inputs) if example is not None else None
-    sig = make_signature(inputs, dims, example=data, batch=(lo, hi), static=static, spec=spec)
-    model, shape, note, sig = _load_spec(spec, weights, input_shape, sig, pretrained, dims)
-    log(f"load      {spec}")
+    data = example_data(source.data, declared=source.inputs) if source.data else None
+    sig = make_signature(
+        source.inputs, source.dims, example=data, batch=(lo, hi), static=static,
+        spec=source.target,
+    )  # fmt: skip
+    loaded = source.load(sig)
+    model, shape, note, sig = loaded.model, loaded.sample_shape, loaded.note, loaded.signature
+    log(f"load      {source.target}")
     if note:
         log(f"  note    {note}")
     common: dict[str, Any] = {
