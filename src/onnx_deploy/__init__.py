@@ -125,6 +125,7 @@ _PUBLIC: dict[str, str] = {
     "run_pipeline": "workflows.pipeline",
     "validate_model": "workflows.validate",
     "optimize": "workflows.optimize",
+    "report_card": "workflows.optimize",
     "run_doctor": "workflows.doctor",
 }
 

@@ -333,9 +333,90 @@ def _plain_call(
     return _Call(args, {}, dynamic_shapes, names, None, notes)
 
 
+@dataclass(frozen=True)
+class KnownFailure:
+    """One known exporter failure: the text that identifies it and what to tell the user.
+
+    ``message`` is a ``str.format`` template over ``where`` (the user's line), ``at`` (the
+    exporter step), ``cause`` (torch's own summary), the match's groups ``g`` and what
+    ``fields`` derives from the match and the text."""
+
+    kind: str
+    pattern: str
+    message: str
+    fields: Callable[[re.Match[str], str], dict[str, str]] | None = None
+
+
+def _allowed_range(m: re.Match[str], text: str) -> dict[str, str]:
+    lo, hi = m.group(2), m.group(3)
+    return {"allowed": lo if lo == hi else f"{lo}..{hi}"}
+
+
+def _suggested_fixes(m: re.Match[str], text: str) -> dict[str, str]:
+    fixes = re.findall(r"^\s*(\w+ = .+)$", text.split("Suggested fixes:", 1)[-1], re.M)
+    has = "Suggested fixes:" in text and fixes
+    return {"hint": f" torch suggests: {'; '.join(fixes[:4])}." if has else ""}
+
+
+# the first that matches explains the failure; anything else gets the generic message
+KNOWN_FAILURES: tuple[KnownFailure, ...] = (
+    KnownFailure(
+        "unsupported_op",
+        r"No ONNX function found for <OpOverload\(op='([\w.]+)', overload='(\w+)'\)>",
+        "the operator {g[1]} has no ONNX translation{where}{at}. Try: rewrite that step with "
+        "supported ops; or pass custom_translation_table={{torch.ops.{g[1]}.{g[2]}: "
+        "your_onnxscript_fn}}; or a newer torch/onnxscript; or exporter='torchscript'.",
+    ),
+    KnownFailure(
+        "data_dependent",
+        r"data-dependent|GuardOnDataDependentSymNode|DataDependentOutputException",
+        "data-dependent control flow{where}{at}: Python `if`/`while` on a tensor's value "
+        "cannot be captured in a static graph. Try: torch.where(cond, a, b) to compute both "
+        "branches, torch.cond(pred, true_fn, false_fn, (x,)) for real branching, or move the "
+        "decision out of forward().",
+    ),
+    KnownFailure(
+        "name_clash",
+        r"target ([\w.]+) references nonexistent attribute (\w+) of (\w+)",
+        "a submodule or attribute named `{g[3]}` clashes with a name torch.fx uses for "
+        "itself{at} (torch: {cause_or_match}). Try: rename it in the model "
+        "(self.{g[3]} -> self.{g[3]}_net, and in forward); old checkpoints still load "
+        "with their keys renamed ({{k.replace('{g[3]}.', '{g[3]}_net.', 1): v}}); or use "
+        "exporter='torchscript' (CLI: the TorchScript fallback).",
+    ),
+    KnownFailure(
+        "input_type",
+        r"Unsupported input type <class '(?:[^']+\.)?([^'.]+)'>",
+        "an input of type {g[1]} cannot be exported{at}: "
+        "the exporter takes tensors (and lists, tuples and dicts of them) as inputs. Try: "
+        "pass the tensors the object holds as separate inputs, or register the type with "
+        "torch.export.register_dataclass / torch.utils._pytree.register_pytree_node.",
+    ),
+    KnownFailure(
+        "dynamic_dim",
+        r"(\d+) not in VR\[(-?\d+), (-?\d+)\]",
+        "the model cannot take a dim of size {g[1]}: its code only allows {allowed} "
+        "there{at} (a fixed-length table, a hard-coded shape). Try: example inputs the "
+        "model runs on (run it once on them in PyTorch), declare that dim fixed, or "
+        "change the code to read sizes from x.shape.",
+        _allowed_range,
+    ),
+    KnownFailure(
+        "dynamic_dim",
+        r"Constraints violated|ConstraintViolation|specializ",
+        "a dynamic dimension was forced to a constant{where}{at}: the model's code fixes "
+        "its size (e.g. x.view(1, -1), a hard-coded shape, a fixed-length table).{hint}"
+        " Try: x.flatten(1) or x.reshape(x.shape[0], -1), narrow the dim's range (--dim "
+        "NAME=MIN:MAX), make that dim fixed, or export with a static batch "
+        "(dynamic_batch=False / --static).",
+        _suggested_fixes,
+    ),
+)
+
+
 def _explain(exc: BaseException, log: str) -> ExportError:
     """Turn an exporter exception into an ExportError naming the construct, the step
-    that failed, the exporter's own cause, and a fix."""
+    that failed, the exporter's own cause, and a fix (``KNOWN_FAILURES``)."""
     text = clean(f"{exc}\n{log}")
     step_m = re.search(r"This is step (\d)/3", text)
     step = int(step_m.group(1)) if step_m else None
@@ -348,84 +429,25 @@ def _explain(exc: BaseException, log: str) -> ExportError:
     )
     if m:
         where = f" at {Path(m.group(1)).name}:{m.group(2)} (`{m.group(3).strip()}`)"
-
-    def error(message: str, kind: str = "other") -> ExportError:
-        return ExportError(message, details=text, step=step, cause=cause, kind=kind)
-
-    op = re.search(
-        r"No ONNX function found for <OpOverload\(op='([\w.]+)', overload='(\w+)'\)>", text
-    )
-    if op:
-        name = op.group(1)
-        return error(
-            f"the operator {name} has no ONNX translation{where}{at}. Try: rewrite that step with "
-            f"supported ops; or pass custom_translation_table={{torch.ops.{name}.{op.group(2)}: "
-            "your_onnxscript_fn}; or a newer torch/onnxscript; or exporter='torchscript'.",
-            "unsupported_op",
-        )
-    if re.search(r"data-dependent|GuardOnDataDependentSymNode|DataDependentOutputException", text):
-        return error(
-            f"data-dependent control flow{where}{at}: Python `if`/`while` on a tensor's value "
-            "cannot be captured in a static graph. Try: torch.where(cond, a, b) to compute both "
-            "branches, torch.cond(pred, true_fn, false_fn, (x,)) for real branching, or move the "
-            "decision out of forward().",
-            "data_dependent",
-        )
-    clash = re.search(r"target ([\w.]+) references nonexistent attribute (\w+) of (\w+)", text)
-    if clash:
-        attr = clash.group(3)
-        return error(
-            f"a submodule or attribute named `{attr}` clashes with a name torch.fx uses for "
-            f"itself{at} (torch: {cause or clash.group(0)}). Try: rename it in the model "
-            f"(self.{attr} -> self.{attr}_net, and in forward); old checkpoints still load "
-            f"with their keys renamed ({{k.replace('{attr}.', '{attr}_net.', 1): v}}); or use "
-            "exporter='torchscript' (CLI: the TorchScript fallback).",
-            "name_clash",
-        )
-    bad_type = re.search(r"Unsupported input type <class '([^']+)'>", text)
-    if bad_type:
-        return error(
-            f"an input of type {bad_type.group(1).rsplit('.', 1)[-1]} cannot be exported{at}: "
-            "the exporter takes tensors (and lists, tuples and dicts of them) as inputs. Try: "
-            "pass the tensors the object holds as separate inputs, or register the type with "
-            "torch.export.register_dataclass / torch.utils._pytree.register_pytree_node.",
-            "input_type",
-        )
-    out_of_range = re.search(r"(\d+) not in VR\[(-?\d+), (-?\d+)\]", text)
-    if out_of_range:
-        size, lo, hi = out_of_range.groups()
-        allowed = lo if lo == hi else f"{lo}..{hi}"
-        return error(
-            f"the model cannot take a dim of size {size}: its code only allows {allowed} "
-            f"there{at} (a fixed-length table, a hard-coded shape). Try: example inputs the "
-            "model runs on (run it once on them in PyTorch), declare that dim fixed, or "
-            "change the code to read sizes from x.shape.",
-            "dynamic_dim",
-        )
-    if re.search(r"Constraints violated|ConstraintViolation|specializ", text):
-        fixes = re.findall(r"^\s*(\w+ = .+)$", text.split("Suggested fixes:", 1)[-1], re.M)
-        hint = (
-            f" torch suggests: {'; '.join(fixes[:4])}."
-            if "Suggested fixes:" in text and fixes
-            else ""
-        )
-        return error(
-            f"a dynamic dimension was forced to a constant{where}{at}: the model's code fixes "
-            "its size (e.g. x.view(1, -1), a hard-coded shape, a fixed-length table)."
-            + hint
-            + " Try: x.flatten(1) or x.reshape(x.shape[0], -1), narrow the dim's range (--dim "
-            "NAME=MIN:MAX), make that dim fixed, or export with a static batch "
-            "(dynamic_batch=False / --static).",
-            "dynamic_dim",
-        )
+    for known in KNOWN_FAILURES:
+        match = re.search(known.pattern, text)
+        if match:
+            fields = known.fields(match, text) if known.fields else {}
+            groups = {i: g for i, g in enumerate((match.group(0), *match.groups()))}
+            message = known.message.format(
+                g=groups, where=where, at=at, cause=cause,
+                cause_or_match=cause or match.group(0), **fields,
+            )  # fmt: skip
+            return ExportError(message, details=text, step=step, cause=cause, kind=known.kind)
     first = cause or next(
         (ln for ln in clean(str(exc)).splitlines() if ln.strip()), type(exc).__name__
     )
     first = first if first.rstrip().endswith(".") else f"{first.rstrip()}."
-    return error(
+    return ExportError(
         f"export failed{where}{at}: {type(exc).__name__}: {first} Try exporter='torchscript' to "
-        "compare; ExportError.details (CLI: --report DIR) holds the exporter's full report."
-    )
+        "compare; ExportError.details (CLI: --report DIR) holds the exporter's full report.",
+        details=text, step=step, cause=cause,
+    )  # fmt: skip
 
 
 def _run_exporter(
@@ -559,8 +581,54 @@ def export_model(
     ``external_data=None`` writes one file unless the weights are too large for
     protobuf's 2 GiB limit.
     """
-    import onnx
+    torch = _check_arguments(model, exporter, opset)
+    notes: list[str] = []
+    was_training = model.training
+    if was_training:
+        warnings.warn(
+            "the model was in training mode; exporting in eval mode (dropout off, batch norm "
+            "uses running stats). Call model.eval() yourself to silence this.",
+            UserWarning,
+            stacklevel=2,
+        )
+        notes.append("model was in training mode; exported in eval mode")
+    call, want_dynamic = _make_call(
+        model, example_inputs, signature, dynamic_batch, dynamic_shapes, max_batch, input_names
+    )
+    notes += call.notes
+    external_data = _external_data(model, external_data, notes)
+    start = time.perf_counter()
+    try:
+        model.eval()
+        out_names = list(output_names) if output_names else _structured_names(model, call)
+        with atomic_output(output, force=force) as tmp, torch.no_grad():
+            run = functools.partial(
+                _run_exporter, torch, model, call, tmp, opset=opset, want_dynamic=want_dynamic,
+                output_names=out_names, external_data=external_data, report_dir=report_dir,
+            )  # fmt: skip
+            caught: list[warnings.WarningMessage] = []
+            program, used, fallback_reason = _export_with_fallback(
+                run, exporter, fallback, caught, notes
+            )
+            _check_exported(tmp, want_dynamic, call.signature)
+            wrote_external = any(p != tmp for p in tmp.parent.iterdir())
+    finally:
+        model.train(was_training)
+    warn_text = tuple(
+        dict.fromkeys(
+            f"{w.category.__name__}: {w.message}"
+            for w in caught
+            if not SHARED_DIM_NOTICE.search(str(w.message))
+        )
+    )
+    return _describe_export(
+        output, used, time.perf_counter() - start, wrote_external, notes, warn_text,
+        call.signature, fallback_reason, program,
+    )  # fmt: skip
 
+
+def _check_arguments(model: Any, exporter: str, opset: int) -> Any:
+    """Step 1: torch and onnxscript are there, and the arguments make sense; torch."""
     from onnx_deploy.core.extras import require
 
     torch = require("torch", "exporting to ONNX")
@@ -573,17 +641,20 @@ def export_model(
         )
     if not isinstance(model, torch.nn.Module):
         raise ExportError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return torch
 
-    notes: list[str] = []
-    was_training = model.training
-    if was_training:
-        warnings.warn(
-            "the model was in training mode; exporting in eval mode (dropout off, batch norm "
-            "uses running stats). Call model.eval() yourself to silence this.",
-            UserWarning,
-            stacklevel=2,
-        )
-        notes.append("model was in training mode; exported in eval mode")
+
+def _make_call(
+    model: Any,
+    example_inputs: Any,
+    signature: Signature | None,
+    dynamic_batch: bool,
+    dynamic_shapes: Any,
+    max_batch: int,
+    input_names: Sequence[str] | None,
+) -> tuple[_Call, bool]:
+    """Step 2: the call to trace (arguments, dynamic shapes, names) from a signature, a
+    dict of examples or plain tensors, and whether any dim should come out dynamic."""
     if signature is None and isinstance(example_inputs, Mapping):
         from onnx_deploy.core.feeds import to_numpy
 
@@ -591,65 +662,67 @@ def export_model(
         signature = Signature.from_examples(arrays, dynamic_batch=dynamic_batch)
     if signature is not None:
         call = _signature_call(model, example_inputs, signature)
-        want_dynamic = any(i.symbols for i in signature.inputs)
-    else:
-        call = _plain_call(example_inputs, dynamic_batch, dynamic_shapes, max_batch, input_names)
-        want_dynamic = dynamic_batch or dynamic_shapes is not None
-    notes += call.notes
+        return call, any(i.symbols for i in signature.inputs)
+    call = _plain_call(example_inputs, dynamic_batch, dynamic_shapes, max_batch, input_names)
+    return call, dynamic_batch or dynamic_shapes is not None
 
+
+def _external_data(model: Any, external_data: bool | None, notes: list[str]) -> bool:
+    """Step 3: one file, or weights in a .data file beside it (``None``: over 2 GiB)."""
+    if external_data is not None:
+        return external_data
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    if external_data is None:
-        external_data = param_bytes > PROTOBUF_LIMIT
-        if external_data:
-            notes.append("weights over 2 GiB: written to an external .data file")
+    if param_bytes > PROTOBUF_LIMIT:
+        notes.append("weights over 2 GiB: written to an external .data file")
+        return True
+    return False
 
-    start = time.perf_counter()
-    program = None
-    used = exporter
-    fallback_reason = ""
+
+def _export_with_fallback(
+    run: Callable[..., Any],
+    exporter: Exporter,
+    fallback: bool,
+    caught: list[warnings.WarningMessage],
+    notes: list[str],
+) -> tuple[Any, str, str]:
+    """Step 4: run the exporter; when dynamo fails in a way TorchScript may not, and
+    ``fallback``, try TorchScript and say so. (program, exporter used, why it fell back)."""
     try:
-        model.eval()
-        out_names = list(output_names) if output_names else _structured_names(model, call)
-        with atomic_output(output, force=force) as tmp, torch.no_grad():
-            run = functools.partial(
-                _run_exporter, torch, model, call, tmp, opset=opset, want_dynamic=want_dynamic,
-                output_names=out_names, external_data=external_data, report_dir=report_dir,
-            )  # fmt: skip
-            caught: list[warnings.WarningMessage] = []
-            try:
-                program = _exporting(run, exporter, caught)
-            except ExportError as first_error:
-                if not (fallback and exporter == "dynamo" and first_error.kind in FALLBACK_KINDS):
-                    raise
-                fallback_reason = str(first_error)
-                try:
-                    program = _exporting(run, "torchscript", caught)
-                except ExportError as second:
-                    raise ExportError(
-                        f"{first_error} The TorchScript fallback failed too: {second}",
-                        details=first_error.details,
-                        step=first_error.step,
-                        cause=first_error.cause,
-                        kind=first_error.kind,
-                    ) from second
-                used = "torchscript"
-                step = f" at step {first_error.step}/3" if first_error.step else ""
-                notes.append(
-                    f"the dynamo exporter failed{step} ({first_error.cause or 'see fallback_reason'}); "
-                    "exported with the TorchScript fallback (deprecated upstream): validate it"
-                )
-            warn_text = tuple(
-                dict.fromkeys(
-                    f"{w.category.__name__}: {w.message}"
-                    for w in caught
-                    if not SHARED_DIM_NOTICE.search(str(w.message))
-                )
-            )
-            _check_exported(tmp, want_dynamic, call.signature)
-            wrote_external = any(p != tmp for p in tmp.parent.iterdir())
-    finally:
-        model.train(was_training)
-    seconds = time.perf_counter() - start
+        return _exporting(run, exporter, caught), exporter, ""
+    except ExportError as first_error:
+        if not (fallback and exporter == "dynamo" and first_error.kind in FALLBACK_KINDS):
+            raise
+        try:
+            program = _exporting(run, "torchscript", caught)
+        except ExportError as second:
+            raise ExportError(
+                f"{first_error} The TorchScript fallback failed too: {second}",
+                details=first_error.details,
+                step=first_error.step,
+                cause=first_error.cause,
+                kind=first_error.kind,
+            ) from second
+        step = f" at step {first_error.step}/3" if first_error.step else ""
+        notes.append(
+            f"the dynamo exporter failed{step} ({first_error.cause or 'see fallback_reason'}); "
+            "exported with the TorchScript fallback (deprecated upstream): validate it"
+        )
+        return program, "torchscript", str(first_error)
+
+
+def _describe_export(
+    output: str | os.PathLike[str],
+    used: str,
+    seconds: float,
+    wrote_external: bool,
+    notes: list[str],
+    warn_text: tuple[str, ...],
+    signature: Signature | None,
+    fallback_reason: str,
+    program: Any,
+) -> ExportResult:
+    """Step 5: what was written, read back from the file."""
+    import onnx
 
     proto = onnx.load(str(output), load_external_data=False)
     inputs, outputs = graph_io(proto)
@@ -666,7 +739,7 @@ def export_model(
         external_data=wrote_external,
         notes=tuple(notes),
         warnings=warn_text,
-        dims=call.signature.dims if call.signature is not None else (),
+        dims=signature.dims if signature is not None else (),
         fallback_reason=fallback_reason,
         program=program,
     )

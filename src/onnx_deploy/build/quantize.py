@@ -327,12 +327,9 @@ def quantize_static_model(
     int8 weights otherwise saturate. ``validation_inputs`` (batches) and ``labels`` add a
     task metric; without them the model is compared on calibration data.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
-
     if calibration_method not in CALIBRATION_METHODS:
         raise QuantizeError(f"calibration_method must be one of {CALIBRATION_METHODS}")
     choice = choose_types(activation_type, weight_type, reduce_range, target_isa)
-    act, wt = choice.activation_type, choice.weight_type
     if not _for_tensorrt:  # a TensorRT graph never runs on the CPU's integer kernels
         _warn_if_saturating(choice)
     parent = load_onnx(input_path)
@@ -343,35 +340,12 @@ def quantize_static_model(
     reader = calibration_reader(parent, calibration, limit=calibration_size)
     start = time.perf_counter()
     with atomic_output(output_path, force=force) as tmp:
-        pre_notes: tuple[str, ...] = ()
-        source: Path | str = input_path
-        if preprocess:
-            source = tmp.with_name("preprocessed.onnx")
-            pre_notes = preprocess_model(input_path, source)
-        else:
-            source = _without_value_info(input_path, tmp.with_name("preprocessed.onnx"))
-        _check_exclusions(load_onnx(source, load_external_data=False), nodes_to_exclude)
-        method = {
-            "minmax": CalibrationMethod.MinMax,
-            "entropy": CalibrationMethod.Entropy,
-            "percentile": CalibrationMethod.Percentile,
-        }[calibration_method]
-        fmt = QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator
-        src_abs, tmp_abs = str(Path(source).resolve()), str(tmp.resolve())
-        with (
-            warnings.catch_warnings(),
-            contextlib.redirect_stdout(io.StringIO()),
-            _scratch_dir(),
-        ):
-            warnings.simplefilter("ignore")  # ORT's own advice printed as warnings
-            quantize_static(
-                src_abs, tmp_abs, reader, quant_format=fmt, per_channel=per_channel,
-                activation_type=_qtype(act), weight_type=_qtype(wt), calibrate_method=method,
-                reduce_range=choice.reduce_range,
-                nodes_to_exclude=list(nodes_to_exclude) or None, op_types_to_quantize=op_types,
-                calibration_providers=["CPUExecutionProvider"],
-                extra_options=TENSORRT_OPTIONS if _for_tensorrt else None,
-            )  # fmt: skip
+        source, pre_notes = _prepared_source(input_path, tmp, preprocess, nodes_to_exclude)
+        _run_quantize_static(
+            source, tmp, reader, choice, quant_format=quant_format, per_channel=per_channel,
+            calibration_method=calibration_method, nodes_to_exclude=nodes_to_exclude,
+            op_types=op_types, for_tensorrt=_for_tensorrt,
+        )  # fmt: skip
         if Path(source) != Path(input_path):
             Path(source).unlink()
         seconds = time.perf_counter() - start
@@ -382,25 +356,91 @@ def quantize_static_model(
             input_path, tmp, output_path, "int8", validate, val_inputs, labels,
             TENSORRT_CHECK_OPTIMIZATION if _for_tensorrt else "all",
         )  # fmt: skip
-    notes = [*pre_notes, *([] if _for_tensorrt else _saturation_notes(choice))]
-    if _for_tensorrt:
+    details = {
+        "target": "tensorrt" if _for_tensorrt else None,
+        "format": quant_format, "activations": choice.activation_type,
+        "weights": choice.weight_type, "reduce_range": choice.reduce_range,
+        "per_channel": per_channel, "calibration": f"{calibration_method} x {len(reader)}",
+        "excluded": tuple(nodes_to_exclude),
+    }  # fmt: skip
+    return QuantizeResult(
+        str(input_path), str(output_path), "static", details, file_size(input_path),
+        file_size(output_path), seconds, report, metrics,
+        _static_notes(pre_notes, choice, quant_format, _for_tensorrt), choice,
+    )  # fmt: skip
+
+
+def _prepared_source(
+    input_path: str | os.PathLike[str],
+    tmp: Path,
+    preprocess: bool,
+    nodes_to_exclude: Sequence[str],
+) -> tuple[Path | str, tuple[str, ...]]:
+    """Step 1: the graph to quantize (``quant_pre_process``'s, or the file without stale
+    value_info) beside the output, and the nodes to exclude checked against it."""
+    pre_notes: tuple[str, ...] = ()
+    source: Path | str = tmp.with_name("preprocessed.onnx")
+    if preprocess:
+        pre_notes = preprocess_model(input_path, source)
+    else:
+        source = _without_value_info(input_path, source)
+    _check_exclusions(load_onnx(source, load_external_data=False), nodes_to_exclude)
+    return source, pre_notes
+
+
+def _run_quantize_static(
+    source: Path | str,
+    tmp: Path,
+    reader: Any,
+    choice: TypeChoice,
+    *,
+    quant_format: str,
+    per_channel: bool,
+    calibration_method: str,
+    nodes_to_exclude: Sequence[str],
+    op_types: Sequence[str] | None,
+    for_tensorrt: bool,
+) -> None:
+    """Step 2: onnxruntime's ``quantize_static``, its chatter silenced."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[calibration_method]
+    fmt = QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator
+    src_abs, tmp_abs = str(Path(source).resolve()), str(tmp.resolve())
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        _scratch_dir(),
+    ):
+        warnings.simplefilter("ignore")  # ORT's own advice printed as warnings
+        quantize_static(
+            src_abs, tmp_abs, reader, quant_format=fmt, per_channel=per_channel,
+            activation_type=_qtype(choice.activation_type),
+            weight_type=_qtype(choice.weight_type), calibrate_method=method,
+            reduce_range=choice.reduce_range,
+            nodes_to_exclude=list(nodes_to_exclude) or None, op_types_to_quantize=op_types,
+            calibration_providers=["CPUExecutionProvider"],
+            extra_options=TENSORRT_OPTIONS if for_tensorrt else None,
+        )  # fmt: skip
+
+
+def _static_notes(
+    pre_notes: tuple[str, ...], choice: TypeChoice, quant_format: str, for_tensorrt: bool
+) -> tuple[str, ...]:
+    """Step 3: what the user should know about the file written."""
+    notes = [*pre_notes, *([] if for_tensorrt else _saturation_notes(choice))]
+    if for_tensorrt:
         notes.append(
             "for TensorRT: symmetric int8 activations and weights (zero point 0), float bias; "
             "build it with `onnx-deploy trt build` (strongly typed), not for x86 CPUs"
         )
     if quant_format == "qoperator":
         notes.append("QOperator format has no CUDA kernels; use QDQ for GPUs and TensorRT")
-    details = {
-        "target": "tensorrt" if _for_tensorrt else None,
-        "format": quant_format, "activations": act, "weights": wt,
-        "reduce_range": choice.reduce_range, "per_channel": per_channel,
-        "calibration": f"{calibration_method} x {len(reader)}",
-        "excluded": tuple(nodes_to_exclude),
-    }  # fmt: skip
-    return QuantizeResult(
-        str(input_path), str(output_path), "static", details, file_size(input_path),
-        file_size(output_path), seconds, report, metrics, tuple(notes), choice,
-    )  # fmt: skip
+    return tuple(notes)
 
 
 # TensorRT reads explicit Q/DQ only as *symmetric* int8 (zero point 0), with per-tensor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from onnx_deploy.cli._common import (
     EXIT_OK,
@@ -77,28 +78,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from onnx_deploy.workflows.optimize import report_card
 
-    from onnx_deploy.workflows.optimize import optimize, prepare
-
-    log = step(args)
-    out = Path(args.out_dir)
-    prepared = prepare(model_source(args), out / "variants", force=args.force, log=log)
-    min_agreement = args.min_agreement
-    if min_agreement is None:
-        min_agreement = None if prepared.random_weights else "preset"
-    card = optimize(
-        prepared.onnx_path, out,
-        calibration=args.calibration or prepared.calibration,
-        validation=args.data or prepared.validation,
-        labels=args.labels or prepared.labels,
+    card = report_card(
+        replace(model_source(args), data=None), args.out_dir,
+        calibration=args.calibration, validation=args.data, labels=args.labels,
+        min_agreement="auto" if args.min_agreement is None else args.min_agreement,
         target=args.target, batch_sizes=args.batch_sizes,
         max_accuracy_drop=args.max_accuracy_drop, min_speedup=args.min_speedup,
-        min_agreement=min_agreement, warmup=args.warmup, iters=args.iters, rounds=args.rounds,
-        data_note=prepared.data_note if not (args.data or args.calibration) else "",
-        notes=prepared.notes, dims=prepared.dims or args.dims,
-        inputs=prepared.inputs or args.inputs, threads=args.threads,
-        force=args.force, plots=not args.no_plots, name=args.model, log=log,
+        warmup=args.warmup, iters=args.iters, rounds=args.rounds, threads=args.threads,
+        plots=not args.no_plots, force=args.force, log=step(args),
     )  # fmt: skip
     if not args.json:
         print()

@@ -626,28 +626,87 @@ def optimize(
     file as ``out_dir/model.onnx``, ``report.md``, ``report.json`` and the plots; an
     existing ``report.md`` is not overwritten without ``force``.
     """
-    from onnx_deploy.core.cpu import int8_profile
-    from onnx_deploy.core.feeds import as_feeds, concatenate, load_data, split
+    from onnx_deploy.core.feeds import concatenate
     from onnx_deploy.core.signature import Signature
-    from onnx_deploy.infer.bench import collect_environment
-    from onnx_deploy.infer.modelinfo import describe, require_runtime_loads
+    from onnx_deploy.infer.modelinfo import describe
     from onnx_deploy.workflows.pipeline import batch_feeds
+
+    start = time.perf_counter()
+    out = Path(out_dir)
+    device = _start(model, out, target, force)
+    info = describe(model)
+    notes = list(notes)
+    sig = Signature.from_specs(info.inputs, dims, inputs)
+    data = _task_data(info.inputs, sig, calibration, validation, labels, validation_batch, notes)
+    variants = build_variants(
+        model, out / "variants", data.calibration, target=target,
+        calibration_size=calibration_size, batch_sizes=batch_sizes, log=log,
+    )  # fmt: skip
+    variants = validate_variants(
+        variants, data.validation, labels=data.labels, device=device,
+        max_accuracy_drop=max_accuracy_drop, min_agreement=min_agreement, log=log,
+    )  # fmt: skip
+    # the first samples of real data (repeated when fewer), else valid random inputs with
+    # every dynamic dim other than the batch at its OPT (example) size
+    real = concatenate(data.validation) if data.real else None
+    timing_inputs = {b: batch_feeds(real, sig, b, info.inputs) for b in batch_sizes}
+    variants = time_variants(
+        variants, batch_sizes, device=device, warmup=warmup, iters=iters, rounds=rounds,
+        inputs=timing_inputs, threads=threads, log=log,
+    )  # fmt: skip
+    chosen, variants = choose(variants, batch_sizes, min_speedup)
+    card = ReportCard(
+        model=name or str(model), target=target, variants=tuple(variants), chosen=chosen,
+        batch_sizes=tuple(batch_sizes), max_accuracy_drop=max_accuracy_drop,
+        min_speedup=min_speedup, data=data_note or _data_note(data.labels, data.validation),
+        environment=_environment(target, threads), notes=tuple(notes),
+        seconds=time.perf_counter() - start,
+    )  # fmt: skip
+    return write_report(card, out, force=force, plots=plots)
+
+
+def _start(model: str | os.PathLike[str], out: Path, target: str, force: bool) -> str:
+    """Step 1: the target runs here, the model loads, no file of the user's would be
+    replaced without ``force``, and an earlier run's variants are gone; the device."""
+    from onnx_deploy.infer.modelinfo import require_runtime_loads
 
     if target not in TARGETS:
         raise OptimizeError(f"target must be one of {TARGETS}, got {target!r}")
     device = _check_target(target)
     require_runtime_loads(model, "no variants, no report")
-    start = time.perf_counter()
-    out = Path(out_dir)
     for written in OUTPUTS:  # never replace a file of the user's without force
         check_output_path(out / written, force=force)
     for stale in VARIANT_FILES:  # an earlier run's variants: never timed or reported again
         if (out / stale).resolve() != Path(model).resolve():
             (out / stale).unlink(missing_ok=True)
-    info = describe(model)
-    notes = list(notes)
-    sig = Signature.from_specs(info.inputs, dims, inputs)
-    real_validation = validation is not None
+    return device
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Step 2's answer: calibration samples, validation batches, labels, and whether the
+    validation data is real (else random from the signature)."""
+
+    calibration: Any
+    validation: list[dict[str, np.ndarray]]
+    labels: np.ndarray | None
+    real: bool
+
+
+def _task_data(
+    specs: Sequence[Any],
+    sig: Any,
+    calibration: Any,
+    validation: Any,
+    labels: Any,
+    validation_batch: int,
+    notes: list[str],
+) -> TaskData:
+    """Step 2: the data each step uses: given (arrays or files), or random from the
+    signature with a note that says what that proves."""
+    from onnx_deploy.core.feeds import as_feeds, load_data, split
+
+    real = validation is not None
     if calibration is None and validation is None:
         calibration = sig.examples({d: 64 for d in sig.batch_dims}, seed=1)
         notes.append(
@@ -662,40 +721,25 @@ def optimize(
         validation = sig.examples({d: 32 for d in sig.batch_dims}, seed=2)
     elif isinstance(validation, (str, os.PathLike)):
         validation = load_data(validation)
-    val_batches = split(as_feeds(validation, info.inputs), validation_batch)
+    batches = split(as_feeds(validation, specs), validation_batch)
     if labels is not None:
         labels = np.asarray(load_data(labels) if isinstance(labels, (str, os.PathLike)) else labels)
-        n = sum(len(next(iter(b.values()))) for b in val_batches)
+        n = sum(len(next(iter(b.values()))) for b in batches)
         if len(labels) != n:
             raise OptimizeError(f"{len(labels)} labels for {n} validation samples")
-    variants = build_variants(
-        model, out / "variants", calibration, target=target,
-        calibration_size=calibration_size, batch_sizes=batch_sizes, log=log,
-    )  # fmt: skip
-    variants = validate_variants(
-        variants, val_batches, labels=labels, device=device,
-        max_accuracy_drop=max_accuracy_drop, min_agreement=min_agreement, log=log,
-    )  # fmt: skip
-    # the first samples of real data (repeated when fewer), else valid random inputs with
-    # every dynamic dim other than the batch at its OPT (example) size
-    real = concatenate(val_batches) if real_validation else None
-    timing_inputs = {b: batch_feeds(real, sig, b, info.inputs) for b in batch_sizes}
-    variants = time_variants(
-        variants, batch_sizes, device=device, warmup=warmup, iters=iters, rounds=rounds,
-        inputs=timing_inputs, threads=threads, log=log,
-    )  # fmt: skip
-    chosen, variants = choose(variants, batch_sizes, min_speedup)
+    return TaskData(calibration, batches, labels, real)
+
+
+def _environment(target: str, threads: int | None) -> dict[str, Any]:
+    """What the timings depend on, with the CPU's INT8 kind and the target."""
+    from onnx_deploy.core.cpu import int8_profile
+    from onnx_deploy.infer.bench import collect_environment
+
     env = collect_environment()
     env["cpu"] = {**env.get("cpu", {}), "int8_isa": int8_profile().isa}
     env["target"] = target
     env["threads"] = threads
-    card = ReportCard(
-        model=name or str(model), target=target, variants=tuple(variants), chosen=chosen,
-        batch_sizes=tuple(batch_sizes), max_accuracy_drop=max_accuracy_drop,
-        min_speedup=min_speedup, data=data_note or _data_note(labels, val_batches),
-        environment=env, notes=tuple(notes), seconds=time.perf_counter() - start,
-    )  # fmt: skip
-    return write_report(card, out, force=force, plots=plots)
+    return env
 
 
 DIGITS = "digits"  # the default model: the trained digits CNN with its real data
@@ -766,6 +810,40 @@ def prepare(
     return Prepared(
         str(path), notes=notes, random_weights=random, dims=tuple(exported.export.dims),
         inputs=tuple(sig.inputs) if sig is not None else (),
+    )  # fmt: skip
+
+
+def report_card(
+    source: str | ModelSource,
+    out_dir: str | os.PathLike[str],
+    *,
+    calibration: Any = None,
+    validation: Any = None,
+    labels: Any = None,
+    min_agreement: float | str | None = "auto",
+    force: bool = False,
+    log: Log = _quiet,
+    **options: Any,
+) -> ReportCard:
+    """``onnx-deploy optimize``: ``prepare`` the source into ``out_dir/variants`` and
+    ``optimize`` it. Data given here wins over the data the source comes with (the digits
+    CNN's splits); ``min_agreement="auto"`` judges top-1 agreement by the precision's preset,
+    except for random-weight specs, where it is a coin toss. ``options``: ``optimize``'s."""
+    source = ModelSource.of(source)
+    out = Path(out_dir)
+    prepared = prepare(source, out / "variants", force=force, log=log)
+    if min_agreement == "auto":
+        min_agreement = None if prepared.random_weights else "preset"
+    given = validation is not None or calibration is not None
+    return optimize(
+        prepared.onnx_path, out,
+        calibration=calibration if calibration is not None else prepared.calibration,
+        validation=validation if validation is not None else prepared.validation,
+        labels=labels if labels is not None else prepared.labels,
+        min_agreement=min_agreement, data_note="" if given else prepared.data_note,
+        notes=prepared.notes, dims=prepared.dims or source.dims,
+        inputs=prepared.inputs or source.inputs, force=force, name=source.target, log=log,
+        **options,
     )  # fmt: skip
 
 
