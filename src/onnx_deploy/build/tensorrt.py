@@ -400,6 +400,7 @@ def build_engine(
     timing_cache: str | os.PathLike[str] | None = None,
     force: bool = False,
     log: Callable[[str], None] = lambda _: None,
+    explain: bool = False,
     trt: Any = None,
     gpu: tuple[str, str] | None = None,
 ) -> EngineResult:
@@ -409,7 +410,9 @@ def build_engine(
     explicit ones. ``precision``: ``auto`` builds what the graph holds (the only way on
     TensorRT 11); ``fp16``/``int8`` on an FP32 graph use the builder flags on 10.x and
     are refused on 11, where they would silently build FP32. ``timing_cache``: a file
-    read before and written after the build, so rebuilds skip kernel timing. ``trt`` and
+    read before and written after the build, so rebuilds skip kernel timing. ``explain``:
+    log the profile's notes and the same build as trtexec and Polygraphy commands first
+    (before TensorRT is imported, so a machine without it still gets them). ``trt`` and
     ``gpu`` are for tests (a recording module, a GPU identity).
     """
     from onnx_deploy.infer.modelinfo import graph_io, load_onnx
@@ -423,6 +426,15 @@ def build_engine(
         profiles = [profile] if profile.shapes else []
     else:
         notes = ()
+    first = profiles[0] if profiles else None
+    command = trtexec_command(onnx_path, plan_path, first, workspace, timing_cache)
+    poly = tuple(polygraphy_commands(onnx_path, plan_path, first, workspace))
+    if explain:
+        for note in notes:
+            log(f"  note    {note}")
+        log(f"the same build outside Python:\n  {command}")
+        for cmd in poly:
+            log(f"  {cmd}")
     in_graph = graph_precision(proto)
     trt = trt or load_tensorrt()
     legacy = precision not in ("auto", in_graph) and in_graph == "fp32"
@@ -438,10 +450,6 @@ def build_engine(
         str(trt.__version__), gpu_name, capability, file_sha256(onnx_path),
         tuple(p.text() for p in profiles), built, int(workspace), inputs, outputs,
     )  # fmt: skip
-    command = trtexec_command(onnx_path, plan_path, profiles[0] if profiles else None,
-                              workspace, timing_cache)  # fmt: skip
-    poly = tuple(polygraphy_commands(onnx_path, plan_path, profiles[0] if profiles else None,
-                                     workspace))  # fmt: skip
     reason = cache_decision(plan_path, wanted, force)
     if not reason:
         log(f"engine    {plan_path}: reused (TensorRT, GPU, ONNX hash, profiles match)")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 
 from onnx_deploy.cli._common import (
     EXIT_OK,
     add_force,
     add_signature,
     add_timing,
+    emit,
     ints,
     model_source,
     step,
@@ -46,47 +45,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.core.files import atomic_output, check_output_path
-    from onnx_deploy.infer.bench import (
-        collect_environment,
-        comparison_rows,
-        comparison_table,
-        relative_table,
-    )
-    from onnx_deploy.workflows.pipeline import benchmark_targets
+    from onnx_deploy.workflows.pipeline import benchmark_report
 
-    for path in (args.output, args.plot):
-        if path:
-            check_output_path(path, force=args.force)  # before the slow part
-    with tempfile.TemporaryDirectory(prefix="onnx-deploy-bench-") as tmp:
-        results = benchmark_targets(
-            [model_source(args, m) for m in args.models], tmp, batch_sizes=args.batch_sizes,
-            warmup=args.warmup, iters=args.iters, device=args.device, threads=args.threads,
-            rounds=args.rounds, log=step(args),
-        )  # fmt: skip
-    env = collect_environment()
-    payload = {
-        "results": [r.to_dict() for r in results],
-        "comparison": comparison_rows(results),
-        "environment": env,
-    }
-    if args.output:
-        with atomic_output(args.output, force=args.force) as tmp_out:
-            tmp_out.write_text(json.dumps(payload, indent=2, default=str))
-    if args.plot:
-        from onnx_deploy.present.plots import plot_latency, save_figure
-
-        save_figure(plot_latency(results), args.plot, force=args.force)
+    report = benchmark_report(
+        [model_source(args, m) for m in args.models], output=args.output, plot=args.plot,
+        force=args.force, batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
+        device=args.device, threads=args.threads, rounds=args.rounds, log=step(args),
+    )  # fmt: skip
     if args.json:
-        print(json.dumps(payload, indent=2, default=str))
-        return EXIT_OK
-    relative = relative_table(r for r in results if r.name.endswith(".onnx"))  # files only
-    if relative:
-        print("\n" + relative)
-    if any(row["speedup"] for row in payload["comparison"]):
-        print(
-            f"\nPyTorch eager vs ONNX Runtime (median latency; speed-up = torch / ORT) on "
-            f"{env['cpu']['model']}, {env['cpu']['logical_cpus']} CPUs"
-        )
-        print(comparison_table(results))
+        emit(args, report)
+    elif text := report.summary(with_results=False):  # each result was logged as it came
+        print("\n" + text)
     return EXIT_OK

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import EXIT_FAIL, EXIT_OK, emit, fail, ints
+from onnx_deploy.cli._common import EXIT_FAIL, EXIT_OK, emit, ints
 
 HELP = "load-test a Triton/KServe v2 endpoint at several concurrencies and send bad requests"
 
@@ -29,21 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.serve.loadtest import _hostport, is_loopback, load_test
+    from onnx_deploy.serve.loadtest import load_test
 
-    if not is_loopback(args.url) and not args.allow_remote:
-        return fail(
-            f"{args.url} is not this machine; load tests stay on loopback unless --allow-remote"
-        )
-    grpc_url = args.grpc_url
-    if grpc_url is None and args.protocol == "grpc":
-        host, _, port = _hostport(args.url).rpartition(":")
-        grpc_url = f"{host}:{int(port) + 1}"
     result = load_test(
-        args.url, model=args.model, grpc_url=grpc_url, metrics_url=args.metrics_url,
+        args.url, model=args.model, grpc_url=args.grpc_url, metrics_url=args.metrics_url,
         concurrency=args.concurrency, requests=args.requests, max_seconds=args.max_seconds,
         batch_size=args.batch_size, protocol=args.protocol,
-        check_bad_requests=not args.no_bad_requests,
+        check_bad_requests=not args.no_bad_requests, allow_remote=args.allow_remote,
     )  # fmt: skip
     emit(args, result)
     return EXIT_OK if result.ok else EXIT_FAIL

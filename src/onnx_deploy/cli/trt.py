@@ -7,7 +7,6 @@ even where TensorRT is not (a machine without it exits 1 with what to install).
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from onnx_deploy.cli._common import (
     EXIT_OK,
@@ -102,92 +101,41 @@ def run(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from onnx_deploy.build.tensorrt import (
-        build_engine,
-        derive_profile,
-        polygraphy_commands,
-        trtexec_command,
-    )
-    from onnx_deploy.infer.modelinfo import describe
+    from onnx_deploy.build.tensorrt import build_engine
 
-    output = args.output or str(Path(args.model).with_suffix(".plan"))
-    profile, notes = derive_profile(describe(args.model).inputs, args.shapes)
-    log = step(args)
-    for note in notes:
-        log(f"  note    {note}")
-    log(
-        f"the same build outside Python:\n  {trtexec_command(args.model, output, profile, args.workspace, args.timing_cache)}"
-    )
-    for cmd in polygraphy_commands(args.model, output, profile, args.workspace):
-        log(f"  {cmd}")
     result = build_engine(
-        args.model, output, dims=args.shapes, precision=args.precision,
-        workspace=args.workspace, timing_cache=args.timing_cache, force=args.force, log=log,
+        args.model, args.output or str(Path(args.model).with_suffix(".plan")), dims=args.shapes,
+        precision=args.precision, workspace=args.workspace, timing_cache=args.timing_cache,
+        force=args.force, log=step(args), explain=True,
     )  # fmt: skip
     emit(args, result)
     return EXIT_OK
 
 
-def _feeds(runner: Any, data: str | None, batch_size: int) -> Any:
-    """One batch for the engine: the first ``batch_size`` real samples from ``data``
-    (repeated when there are fewer), else random inputs at the profile's OPT sizes."""
-    if data is None:
-        return runner.example_inputs(batch_size)
-    from onnx_deploy.core.feeds import load_data
-    from onnx_deploy.workflows.pipeline import batch_feeds
-
-    return batch_feeds(load_data(data), None, batch_size, runner.inputs)
-
-
 def _run(args: argparse.Namespace) -> int:
-    import json
+    from onnx_deploy.workflows.engine import run_engine
 
-    from onnx_deploy.build.runners.tensorrt import TensorRTRunner
-
-    with TensorRTRunner(args.plan) as runner:
-        feeds = _feeds(runner, args.data, args.batch_size)
-        outputs = runner.infer(feeds)
-    summary = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in outputs.items()}
-    print(json.dumps(summary, indent=2) if args.json else "\n".join(
-        f"output    {k}: {v['dtype']}{v['shape']}" for k, v in summary.items()
-    ))  # fmt: skip
+    emit(args, run_engine(args.plan, args.data, args.batch_size))
     return EXIT_OK
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from onnx_deploy.build.runners.tensorrt import TensorRTRunner
-    from onnx_deploy.infer.bench import benchmark, relative_table
-    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+    from onnx_deploy.workflows.engine import bench_engine
 
-    runners = [TensorRTRunner(args.plan)]
-    if args.reference:
-        runners.append(OnnxRuntimeRunner(args.reference, "cuda"))
-    results = []
-    for b in args.batch_sizes:
-        results += benchmark(runners, b, inputs=_feeds(runners[0], args.data, b),
-                             warmup=args.warmup, iters=args.iters, rounds=5)  # fmt: skip
-    for r in results:
-        print(r.summary())
-    if len(runners) > 1:
-        print(relative_table(results))
+    report = bench_engine(
+        args.plan, reference=args.reference, batch_sizes=args.batch_sizes, data=args.data,
+        warmup=args.warmup, iters=args.iters,
+    )  # fmt: skip
+    emit(args, report)
     return EXIT_OK
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from onnx_deploy.build.runners.tensorrt import TensorRTRunner
-    from onnx_deploy.infer.compare import compare
-    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+    from onnx_deploy.workflows.engine import compare_engine
 
-    engine = TensorRTRunner(args.plan)
-    reference = OnnxRuntimeRunner(args.reference, "auto", on_fallback="warn")
-    inputs = None
-    if args.data is not None:
-        from onnx_deploy.core.feeds import load_data
-
-        inputs = load_data(args.data)  # all the samples, in one batch
-    report = compare(
-        reference, engine, inputs, args.precision, batch_sizes=args.batch_sizes,
-        signature=engine.signature(),  # sizes inside the engine's profile
+    report = compare_engine(
+        args.plan, args.reference, data=args.data, precision=args.precision,
+        batch_sizes=args.batch_sizes,
     )  # fmt: skip
     emit(args, report)
     return EXIT_OK if report.ok else fail("the engine's outputs differ beyond the tolerance")

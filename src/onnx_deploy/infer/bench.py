@@ -371,3 +371,40 @@ def relative_table(results: Iterable[BenchmarkResult]) -> str:
                 ratio = at_b[first].median_ms / r.median_ms
                 lines.append(f"  batch {b:<4} {name} vs {first}: {ratio:.2f}x")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class BenchmarkReport(Result):
+    """Several benchmark results with the environment they ran in: what ``onnx-deploy
+    bench`` and ``trt bench`` print (``--json``: results, comparison rows, environment)."""
+
+    COMPUTED = ("comparison",)
+
+    results: tuple[BenchmarkResult, ...]
+    environment: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # what was written: json, plot
+
+    @property
+    def comparison(self) -> list[dict[str, Any]]:
+        """PyTorch vs ONNX Runtime rows (``comparison_rows``)."""
+        return comparison_rows(self.results)
+
+    def summary(self, with_results: bool = True) -> str:
+        """Each result's line (unless ``with_results`` is off: a CLI logged them as they
+        came), the runners relative to the first (ONNX files only, where specs were timed
+        too), and the PyTorch vs ONNX Runtime table where both ran."""
+        results = self.results
+        parts = ["\n".join(r.summary() for r in results)] if with_results else []
+        torch_too = any(row["speedup"] for row in self.comparison)
+        if relative := relative_table(
+            [r for r in results if r.name.endswith(".onnx")] if torch_too else results
+        ):
+            parts.append(relative)
+        if torch_too:
+            cpu = self.environment.get("cpu", {})
+            parts.append(
+                "PyTorch eager vs ONNX Runtime (median latency; speed-up = torch / ORT) on "
+                f"{cpu.get('model', '?')}, {cpu.get('logical_cpus', '?')} CPUs\n"
+                + comparison_table(results)
+            )
+        return "\n\n".join(parts)

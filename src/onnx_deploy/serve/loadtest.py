@@ -220,7 +220,11 @@ class LoadTestResult(Result):
 
 
 def _grpc_url(url: str, grpc_url: str | None) -> str:
-    return grpc_url or _hostport(url)
+    """The gRPC endpoint: given, else the HTTP one's host with its port + 1."""
+    if grpc_url:
+        return grpc_url
+    host, _, port = _hostport(url).rpartition(":")
+    return f"{host}:{int(port) + 1}"
 
 
 def run_level(
@@ -371,12 +375,19 @@ def load_test(
     batch_size: int = 1,
     protocol: str = "grpc",
     check_bad_requests: bool = True,
+    allow_remote: bool = False,
 ) -> LoadTestResult:
     """Every concurrency level in turn against a running server, then the bad requests.
     ``url`` is the HTTP endpoint (model metadata, bad requests); ``grpc_url`` the gRPC one
-    (default: the same host and port)."""
+    (default: the same host, the HTTP port + 1, as Triton's 8000/8001). Load stays on this
+    machine unless ``allow_remote``."""
     if protocol not in ("grpc", "http"):
         raise LoadTestError(f"protocol must be grpc or http, got {protocol!r}")
+    if not is_loopback(url) and not allow_remote:
+        raise LoadTestError(
+            f"{url} is not this machine; load tests stay on loopback unless allow_remote "
+            "(CLI: --allow-remote)"
+        )
     info = model_info(url, model)
     if info.max_batch_size and batch_size > info.max_batch_size:
         raise LoadTestError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from onnx_deploy.core.feeds import Feeds
 from onnx_deploy.core.files import atomic_output, check_output_path, write_json
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import DimRange, InputSpec, Signature, SignatureError
-from onnx_deploy.infer.bench import BenchmarkResult, benchmark, comparison_table
+from onnx_deploy.infer.bench import BenchmarkReport, BenchmarkResult, benchmark, comparison_table
 from onnx_deploy.teach.zoo import LoadedModel, ModelSource
 
 Log = Callable[[str], None]
@@ -242,6 +243,36 @@ def _spec_runners(
         model.model, ort_runner.inputs, ort_runner.output_names, device=device, name=name
     )
     return [torch_runner, ort_runner], model.signature
+
+
+def benchmark_report(
+    sources: Sequence[str | ModelSource],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    plot: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    **options: Any,
+) -> BenchmarkReport:
+    """``onnx-deploy bench``: ``benchmark_targets`` (its ``options``) with specs exported
+    into a temporary folder, the environment recorded, the report written as JSON to
+    ``output`` and a latency plot to ``plot`` (both refused before any work if they exist,
+    unless ``force``)."""
+    from onnx_deploy.infer.bench import collect_environment
+
+    for path in (output, plot):
+        if path:
+            check_output_path(path, force=force)  # before the slow part
+    with tempfile.TemporaryDirectory(prefix="onnx-deploy-bench-") as tmp:
+        results = benchmark_targets(sources, tmp, **options)
+    report = BenchmarkReport(tuple(results), collect_environment())
+    files: dict[str, str] = {}
+    if output:
+        files["json"] = str(write_json(output, report.to_dict(), force=force))
+    if plot:
+        from onnx_deploy.present.plots import plot_latency, save_figure
+
+        files["plot"] = str(save_figure(plot_latency(results), plot, force=force))
+    return dataclasses.replace(report, files=files)
 
 
 @dataclass(frozen=True)
