@@ -89,6 +89,7 @@ _PUBLIC: dict[str, str] = {
     "quantize_dynamic_model": "build.quantize",
     "quantize_for_tensorrt": "build.quantize",
     "convert_fp16": "build.quantize",
+    "quantize_model": "build.quantize",
     "fuse_transformer": "build.fusion",
     "build_engine": "build.tensorrt",
     "trtexec_command": "build.tensorrt",

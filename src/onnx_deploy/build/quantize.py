@@ -984,3 +984,46 @@ def worst_nodes(errors: Sequence[LayerError], count: int = 1) -> list[str]:
     """Nodes of the ``count`` layers that add the most error, for ``nodes_to_exclude``."""
     ranked = sorted(errors, key=lambda e: -np.nan_to_num(e.sqnr_drop, nan=-np.inf))
     return list(dict.fromkeys(n for e in ranked[:count] for n in e.nodes))
+
+
+QUANTIZE_METHODS = ("static", "dynamic", "tensorrt", "fp16")
+
+
+def quantize_model(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    method: str = "static",
+    *,
+    calibration: Any = None,
+    validation_inputs: Any = None,
+    labels: Any = None,
+    force: bool = False,
+    **options: Any,
+) -> QuantizeResult:
+    """``onnx-deploy quantize``: one entry to the four methods. ``static`` and ``tensorrt``
+    need ``calibration``; ``validation_inputs`` and ``labels`` may be files. ``options`` go
+    to the method's function (``quantize_static_model``, ``quantize_dynamic_model``,
+    ``quantize_for_tensorrt``, ``convert_fp16``), which refuses what it does not take."""
+    from onnx_deploy.core.feeds import load_data
+
+    if method not in QUANTIZE_METHODS:
+        raise QuantizeError(f"method must be one of {QUANTIZE_METHODS}, got {method!r}")
+    if method in ("static", "tensorrt") and calibration is None:
+        raise QuantizeError(
+            f"{method} quantization needs calibration data (CLI: --calibration, a "
+            ".npy/.npz/.pt file or an image folder)"
+        )
+    common = {
+        "validation_inputs": load_data(validation_inputs)
+        if isinstance(validation_inputs, (str, os.PathLike))
+        else validation_inputs,
+        "labels": load_data(labels) if isinstance(labels, (str, os.PathLike)) else labels,
+        "force": force,
+    }
+    if method == "tensorrt":
+        return quantize_for_tensorrt(input_path, output_path, calibration, **common, **options)
+    if method == "static":
+        return quantize_static_model(input_path, output_path, calibration, **common, **options)
+    if method == "dynamic":
+        return quantize_dynamic_model(input_path, output_path, **common, **options)
+    return convert_fp16(input_path, output_path, **common, **options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from onnx_deploy.cli._common import EXIT_OK, add_force, auto, emit, fail
 from onnx_deploy.core.cpu import ISAS
@@ -89,51 +90,44 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     add_force(q)
 
 
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags each method takes, by method."""
+    exclude = [n for n in (args.exclude or "").split(",") if n]
+    calibration = {
+        "calibration_method": args.calibration_method,
+        "calibration_size": args.calibration_size,
+        "nodes_to_exclude": exclude,
+    }
+    types = {
+        "weight_type": auto(args.weight_type), "reduce_range": args.reduce_range,
+        "target_isa": auto(args.target_isa),
+    }  # fmt: skip
+    return {
+        "tensorrt": calibration,
+        "static": {
+            **calibration,
+            **types,
+            "activation_type": auto(args.activation_type),
+            "per_channel": not args.per_tensor,
+            "quant_format": args.format,
+        },
+        "dynamic": {
+            **types,
+            "op_types": None if args.op_types == "all" else tuple(args.op_types.split(",")),
+        },
+        "fp16": {},
+    }[args.method]
+
+
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.build.quantize import (
-        convert_fp16,
-        quantize_dynamic_model,
-        quantize_for_tensorrt,
-        quantize_static_model,
-    )
-    from onnx_deploy.core.errors import QuantizeError
-    from onnx_deploy.core.feeds import load_data
+    from onnx_deploy.build.quantize import quantize_model
 
     src = Path(args.model)
-    output = args.output or src.with_name(src.stem + SUFFIXES[args.method])
-    if args.method in ("static", "tensorrt") and not args.calibration:
-        raise QuantizeError(
-            f"{args.method} quantization needs --calibration (a .npy/.npz/.pt file or an "
-            "image folder)"
-        )
-    common = {
-        "validation_inputs": load_data(args.validation_data) if args.validation_data else None,
-        "labels": load_data(args.labels) if args.labels else None,
-        "force": args.force,
-    }
-    if args.method == "tensorrt":
-        result = quantize_for_tensorrt(
-            src, output, args.calibration, calibration_method=args.calibration_method,
-            calibration_size=args.calibration_size,
-            nodes_to_exclude=[n for n in (args.exclude or "").split(",") if n], **common,
-        )  # fmt: skip
-    elif args.method == "static":
-        result = quantize_static_model(
-            src, output, args.calibration, activation_type=auto(args.activation_type),
-            weight_type=auto(args.weight_type), reduce_range=args.reduce_range,
-            target_isa=auto(args.target_isa), per_channel=not args.per_tensor,
-            quant_format=args.format, calibration_method=args.calibration_method,
-            calibration_size=args.calibration_size,
-            nodes_to_exclude=[n for n in (args.exclude or "").split(",") if n], **common,
-        )  # fmt: skip
-    elif args.method == "dynamic":
-        op_types = None if args.op_types == "all" else tuple(args.op_types.split(","))
-        result = quantize_dynamic_model(
-            src, output, op_types=op_types, weight_type=auto(args.weight_type),
-            reduce_range=args.reduce_range, target_isa=auto(args.target_isa), **common,
-        )  # fmt: skip
-    else:
-        result = convert_fp16(src, output, **common)
+    result = quantize_model(
+        src, args.output or src.with_name(src.stem + SUFFIXES[args.method]), args.method,
+        calibration=args.calibration, validation_inputs=args.validation_data,
+        labels=args.labels, force=args.force, **_options(args),
+    )  # fmt: skip
     emit(args, result)
     if result.validation is not None and not result.validation.ok:
         return fail(
