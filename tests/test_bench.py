@@ -9,17 +9,15 @@ import numpy as np
 import pytest
 
 from onnx_deploy.build.verify import benchmark_torch
-from onnx_deploy.infer.bench import (
-    benchmark_onnx,
-    benchmark_onnx_interleaved,
-    collect_environment,
-    comparison_rows,
-    comparison_table,
-    cpu_info,
-    summarize,
-    sweep,
-    time_callable,
-)
+from onnx_deploy.infer.bench import benchmark_onnx
+from onnx_deploy.infer.bench import benchmark_onnx_interleaved
+from onnx_deploy.infer.bench import collect_environment
+from onnx_deploy.infer.bench import comparison_rows
+from onnx_deploy.infer.bench import comparison_table
+from onnx_deploy.infer.bench import cpu_info
+from onnx_deploy.infer.bench import summarize
+from onnx_deploy.infer.bench import sweep
+from onnx_deploy.infer.bench import time_callable
 
 
 def test_time_callable_counts_calls() -> None:
@@ -117,7 +115,8 @@ def test_a_busy_machine_is_flagged_and_a_quiet_one_is_not() -> None:
 
 
 def test_threads_are_recorded_and_ratios_name_both_models(tiny_onnx: Path) -> None:
-    from onnx_deploy.infer.bench import benchmark, relative_table
+    from onnx_deploy.infer.bench import benchmark
+    from onnx_deploy.infer.bench import relative_table
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     one = OnnxRuntimeRunner(tiny_onnx, "cpu", threads=1, name="one")

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from onnx_deploy.cli import build_parser
-from onnx_deploy.teach.claims import check, claims_in, main
+from onnx_deploy.teach.claims import check
+from onnx_deploy.teach.claims import claims_in
+from onnx_deploy.teach.claims import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

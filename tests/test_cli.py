@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from onnx_deploy.cli import build_parser, main
+from onnx_deploy.cli import build_parser
+from onnx_deploy.cli import main
 
 COMMANDS = ["doctor", "inspect", "export", "slim", "validate", "quantize", "bench", "pipeline"]
 

@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from onnx_deploy.core.cpu import (
-    ISAS,
-    PROFILES,
-    classify_isa,
-    cpu_flags,
-    cpu_info,
-    int8_profile,
-    merge_flags,
-)
+from onnx_deploy.core.cpu import ISAS
+from onnx_deploy.core.cpu import PROFILES
+from onnx_deploy.core.cpu import classify_isa
+from onnx_deploy.core.cpu import cpu_flags
+from onnx_deploy.core.cpu import cpu_info
+from onnx_deploy.core.cpu import int8_profile
+from onnx_deploy.core.cpu import merge_flags
 
 # /proc/cpuinfo flags of the machines this project has run on (abridged)
 SAPPHIRE_RAPIDS = "avx2 fma avx512f avx512bw avx512_vnni avx_vnni avx512_bf16 amx_bf16 amx_int8"

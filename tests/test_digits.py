@@ -6,13 +6,11 @@ import numpy as np
 import torch
 
 from onnx_deploy.infer.compare import top1_accuracy as accuracy
-from onnx_deploy.teach.digits import (
-    CHECKPOINT,
-    load_digits_model,
-    load_digits_split,
-    main,
-    train,
-)
+from onnx_deploy.teach.digits import CHECKPOINT
+from onnx_deploy.teach.digits import load_digits_model
+from onnx_deploy.teach.digits import load_digits_split
+from onnx_deploy.teach.digits import main
+from onnx_deploy.teach.digits import train
 
 
 def test_split_is_fixed_and_real() -> None:

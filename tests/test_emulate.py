@@ -17,16 +17,16 @@ import pytest
 import torch
 
 from onnx_deploy.build import emulate
-from onnx_deploy.build.emulate import (
-    EmulationError,
-    emulator_available,
-    emulator_command,
-    run_emulated,
-    write_kernelspec,
-)
+from onnx_deploy.build.emulate import EmulationError
+from onnx_deploy.build.emulate import emulator_available
+from onnx_deploy.build.emulate import emulator_command
+from onnx_deploy.build.emulate import run_emulated
+from onnx_deploy.build.emulate import write_kernelspec
 from onnx_deploy.build.export import export_model
-from onnx_deploy.build.quantize import QuantizationWarning, quantize_static_model
-from onnx_deploy.teach.digits import load_digits_model, load_digits_split
+from onnx_deploy.build.quantize import QuantizationWarning
+from onnx_deploy.build.quantize import quantize_static_model
+from onnx_deploy.teach.digits import load_digits_model
+from onnx_deploy.teach.digits import load_digits_split
 
 needs_qemu = pytest.mark.skipif(
     not emulator_available(),

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from onnx_deploy.build.export import export_model
-from onnx_deploy.core.errors import ExportError, OutputExistsError
+from onnx_deploy.core.errors import ExportError
+from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.infer.modelinfo import describe
 from onnx_deploy.infer.predictor import Predictor
 
@@ -140,7 +141,8 @@ def test_external_data_moves_with_the_model(tiny_module, tmp_path: Path) -> None
 
 def test_numpy_strides_do_not_change_the_graph(tmp_path: Path) -> None:
     """images[:, None] from numpy has odd strides; the raw exporter emits extra nodes."""
-    from onnx_deploy.teach.digits import load_digits_model, load_digits_split
+    from onnx_deploy.teach.digits import load_digits_model
+    from onnx_deploy.teach.digits import load_digits_split
 
     model = load_digits_model()
     odd = torch.from_numpy(load_digits_split().x_test[:2])
@@ -166,7 +168,9 @@ def test_exporter_warnings_are_collected(tmp_path: Path) -> None:
 
 
 def test_exporter_messages_are_cleaned_and_their_cause_surfaced() -> None:
-    from onnx_deploy.build.export import _explain, clean, exception_summary
+    from onnx_deploy.build.export import clean
+    from onnx_deploy.build.export import exception_summary
+    from onnx_deploy.build.export import explain_failure
 
     raw = (
         "Failed to export the model with torch.export. \x1b[96mThis is step 1/3\x1b[0m of "
@@ -176,7 +180,7 @@ def test_exporter_messages_are_cleaned_and_their_cause_surfaced() -> None:
     )
     assert "\x1b" not in clean(raw)
     assert exception_summary(clean(raw)) == "Unsupported: something odd happened in forward"
-    err = _explain(RuntimeError(raw), "")
+    err = explain_failure(RuntimeError(raw), "")
     assert err.step == 1 and err.kind == "other" and "\x1b" not in str(err)
     assert "step 1/3: torch.export could not capture the model" in str(err)
     assert "Unsupported: something odd happened in forward" in str(err)

@@ -5,7 +5,10 @@ from pathlib import Path
 import pytest
 
 from onnx_deploy.core.errors import OutputExistsError
-from onnx_deploy.core.files import atomic_output, check_output_path, file_size, human_size
+from onnx_deploy.core.files import atomic_output
+from onnx_deploy.core.files import check_output_path
+from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import human_size
 
 
 def test_human_size() -> None:

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from onnx_deploy.cli import main
-from onnx_deploy.core.signature import InputSpec, Signature, padding_mask, parse_input
+from onnx_deploy.core.signature import InputSpec
+from onnx_deploy.core.signature import Signature
+from onnx_deploy.core.signature import padding_mask
+from onnx_deploy.core.signature import parse_input
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -69,7 +72,8 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_signature_comes_from_the_model(hf_models):
-    from onnx_deploy.build.hf import load_hf_model, signature_for
+    from onnx_deploy.build.hf import load_hf_model
+    from onnx_deploy.build.hf import signature_for
 
     sig = signature_for(load_hf_model(hf_models["distil"]))
     assert sig.names == ["input_ids", "attention_mask"]  # DistilBERT has no token types
@@ -226,7 +230,8 @@ def test_optimize_a_saved_folder_with_real_npz_data(hf_models, tmp_path, capsys)
 
 
 def test_two_class_cosine_survives_one_borderline_flip():
-    from onnx_deploy.infer.compare import compare_outputs, get_tolerance
+    from onnx_deploy.infer.compare import compare_outputs
+    from onnx_deploy.infer.compare import get_tolerance
 
     rng = np.random.default_rng(0)
     ref = rng.normal(0, 2, (64, 2)).astype(np.float32)
@@ -242,7 +247,8 @@ def test_bench_keeps_two_files_of_one_name(tmp_path, capsys):
     import shutil
 
     import onnx
-    from onnx import TensorProto, helper
+    from onnx import TensorProto
+    from onnx import helper
 
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"])], "g",
@@ -270,7 +276,9 @@ def test_bench_keeps_two_files_of_one_name(tmp_path, capsys):
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 def test_decoder_with_cache_generates_transformers_tokens(hf_models, tmp_path, capsys, kind):
-    from onnx_deploy.build.hf import export_decoder, hf_generate, load_hf_model
+    from onnx_deploy.build.hf import export_decoder
+    from onnx_deploy.build.hf import hf_generate
+    from onnx_deploy.build.hf import load_hf_model
     from onnx_deploy.infer.generate import generate
 
     path = tmp_path / f"{kind}.onnx"
@@ -332,7 +340,8 @@ def test_no_hf_import_in_the_generation_loop():
 def test_trained_text_classifier_keeps_its_accuracy_through_the_card(tmp_path, capsys):
     """A DistilBERT trained on a labelled task: FP32, fused and INT8 accuracy on held-out
     padded samples of several lengths, through the CLI alone."""
-    from onnx_deploy.teach.textdata import make_text_task, train_text_classifier
+    from onnx_deploy.teach.textdata import make_text_task
+    from onnx_deploy.teach.textdata import train_text_classifier
 
     folder = tmp_path / "classifier"
     accuracy = train_text_classifier(folder)

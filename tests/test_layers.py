@@ -12,12 +12,19 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto
+from onnx import helper
 
-from onnx_deploy.core import defaults, feeds, specs
+from onnx_deploy.core import defaults
+from onnx_deploy.core import feeds
 from onnx_deploy.core import files as _files
-from onnx_deploy.core.errors import InputMismatchError, MissingExtraError, OutputExistsError
-from onnx_deploy.core.extras import available, install_hint, require
+from onnx_deploy.core import specs
+from onnx_deploy.core.errors import InputMismatchError
+from onnx_deploy.core.errors import MissingExtraError
+from onnx_deploy.core.errors import OutputExistsError
+from onnx_deploy.core.extras import available
+from onnx_deploy.core.extras import install_hint
+from onnx_deploy.core.extras import require
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.infer.providers import resolve_device
 
@@ -273,10 +280,12 @@ def _default(func: object, param: str) -> object:
 
 def test_cli_defaults_are_the_library_defaults() -> None:
     from onnx_deploy.build.export import export_model
-    from onnx_deploy.build.quantize import quantize_dynamic_model, quantize_static_model
+    from onnx_deploy.build.quantize import quantize_dynamic_model
+    from onnx_deploy.build.quantize import quantize_static_model
     from onnx_deploy.build.verify import compare_torch_onnx
     from onnx_deploy.infer.compare import compare_onnx
-    from onnx_deploy.workflows.pipeline import benchmark_targets, run_pipeline
+    from onnx_deploy.workflows.pipeline import benchmark_targets
+    from onnx_deploy.workflows.pipeline import run_pipeline
     from onnx_deploy.workflows.validate import validate_model
 
     export = _parser_defaults("export")

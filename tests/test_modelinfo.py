@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from onnx_deploy.core.errors import ModelFileError
-from onnx_deploy.infer.modelinfo import describe, load_onnx
+from onnx_deploy.infer.modelinfo import describe
+from onnx_deploy.infer.modelinfo import load_onnx
 
 
 def test_describe_tiny(tiny_onnx: Path) -> None:

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell
+from nbformat.v4 import new_markdown_cell
+from nbformat.v4 import new_notebook
 
-from onnx_deploy.teach.notebooks import (
-    LineProgress,
-    find_notebooks,
-    kernel_manager_class,
-    key_figures,
-    main,
-    run_all,
-    summary_table,
-)
+from onnx_deploy.teach.notebooks import LineProgress
+from onnx_deploy.teach.notebooks import find_notebooks
+from onnx_deploy.teach.notebooks import kernel_manager_class
+from onnx_deploy.teach.notebooks import key_figures
+from onnx_deploy.teach.notebooks import main
+from onnx_deploy.teach.notebooks import run_all
+from onnx_deploy.teach.notebooks import summary_table
 
 NOTEBOOKS = find_notebooks(Path(__file__).resolve().parents[1] / "notebooks")
 IGNORE = re.compile(r"^\s*#\s*NBVAL_(IGNORE_OUTPUT|SKIP)\s*$", re.M)

@@ -9,15 +9,13 @@ from pathlib import Path
 import pytest
 
 from onnx_deploy.cli import main
-from onnx_deploy.workflows.optimize import (
-    OptimizeError,
-    Timing,
-    Variant,
-    choose,
-    matmul_heavy,
-    optimize,
-    tensorrt_variants,
-)
+from onnx_deploy.workflows.optimize import OptimizeError
+from onnx_deploy.workflows.optimize import Timing
+from onnx_deploy.workflows.optimize import Variant
+from onnx_deploy.workflows.optimize import choose
+from onnx_deploy.workflows.optimize import matmul_heavy
+from onnx_deploy.workflows.optimize import optimize
+from onnx_deploy.workflows.optimize import tensorrt_variants
 
 
 def _v(name: str, precision: str, ms: dict[int, float], passed: bool = True, **kw) -> Variant:

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _onnx_model(path: Path) -> None:
     """A two-input model (float image, int64 ids) with a dynamic batch, built with onnx."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto
+    from onnx import helper
+    from onnx import numpy_helper
 
     w = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
     graph = helper.make_graph(

@@ -6,7 +6,9 @@ import pytest
 
 from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.infer.bench import summarize
-from onnx_deploy.present.plots import plot_latency, plot_op_histogram, save_figure
+from onnx_deploy.present.plots import plot_latency
+from onnx_deploy.present.plots import plot_op_histogram
+from onnx_deploy.present.plots import save_figure
 
 
 def test_latency_plot(tmp_path: Path) -> None:

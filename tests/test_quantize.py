@@ -9,26 +9,25 @@ import pytest
 import torch
 
 from onnx_deploy.build.export import export_model
-from onnx_deploy.build.quantize import (
-    QuantizationWarning,
-    QuantizeError,
-    calibration_reader,
-    choose_types,
-    convert_fp16,
-    default_types,
-    is_quantized,
-    layer_errors,
-    node_names,
-    preprocessed_copy,
-    quantize_dynamic_model,
-    quantize_static_model,
-    worst_nodes,
-)
+from onnx_deploy.build.quantize import QuantizationWarning
+from onnx_deploy.build.quantize import QuantizeError
+from onnx_deploy.build.quantize import calibration_reader
+from onnx_deploy.build.quantize import choose_types
+from onnx_deploy.build.quantize import convert_fp16
+from onnx_deploy.build.quantize import default_types
+from onnx_deploy.build.quantize import is_quantized
+from onnx_deploy.build.quantize import layer_errors
+from onnx_deploy.build.quantize import node_names
+from onnx_deploy.build.quantize import preprocessed_copy
+from onnx_deploy.build.quantize import quantize_dynamic_model
+from onnx_deploy.build.quantize import quantize_static_model
+from onnx_deploy.build.quantize import worst_nodes
 from onnx_deploy.build.saturation import pair_sums
 from onnx_deploy.cli import main
 from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.infer.modelinfo import describe
-from onnx_deploy.teach.digits import load_digits_model, load_digits_split
+from onnx_deploy.teach.digits import load_digits_model
+from onnx_deploy.teach.digits import load_digits_split
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import onnx_deploy
-from onnx_deploy.core.results import Result, as_plain
+from onnx_deploy.core.results import Result
+from onnx_deploy.core.results import as_plain
 
 
 def _all_results() -> list[type]:

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
+from onnx import helper
+from onnx import numpy_helper
 
 from onnx_deploy.cli import main
 
@@ -110,7 +112,8 @@ def _digits_onnx(folder: Path) -> tuple[Path, np.ndarray]:
     import torch
 
     from onnx_deploy.build.export import export_model
-    from onnx_deploy.teach.digits import load_digits_model, load_digits_split
+    from onnx_deploy.teach.digits import load_digits_model
+    from onnx_deploy.teach.digits import load_digits_split
 
     data = load_digits_split()
     path = export_model(load_digits_model(), torch.zeros(2, 1, 8, 8), folder / "d.onnx").path
@@ -118,11 +121,9 @@ def _digits_onnx(folder: Path) -> tuple[Path, np.ndarray]:
 
 
 def test_tensorrt_qdq_graph_follows_tensorrts_rules(tmp_path: Path) -> None:
-    from onnx_deploy.build.quantize import (
-        quantize_for_tensorrt,
-        quantize_static_model,
-        tensorrt_qdq_problems,
-    )
+    from onnx_deploy.build.quantize import quantize_for_tensorrt
+    from onnx_deploy.build.quantize import quantize_static_model
+    from onnx_deploy.build.quantize import tensorrt_qdq_problems
 
     fp32, calib = _digits_onnx(tmp_path)
     result = quantize_for_tensorrt(fp32, tmp_path / "trt.onnx", calib, calibration_size=64)

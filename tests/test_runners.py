@@ -12,8 +12,10 @@ import torch
 from onnx_deploy.build.runners import pytorch as pytorch_runner
 from onnx_deploy.build.runners.pytorch import TorchRunner
 from onnx_deploy.build.verify import benchmark_torch
-from onnx_deploy.core.errors import InputMismatchError, ValidationError
-from onnx_deploy.infer.bench import benchmark, relative_table
+from onnx_deploy.core.errors import InputMismatchError
+from onnx_deploy.core.errors import ValidationError
+from onnx_deploy.infer.bench import benchmark
+from onnx_deploy.infer.bench import relative_table
 from onnx_deploy.infer.compare import compare
 from onnx_deploy.infer.runners.base import Runner
 from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner

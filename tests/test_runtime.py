@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onnx_deploy.core.errors import InputMismatchError, ModelFileError, ProviderError
+from onnx_deploy.core.errors import InputMismatchError
+from onnx_deploy.core.errors import ModelFileError
+from onnx_deploy.core.errors import ProviderError
 from onnx_deploy.infer.predictor import Predictor
-from onnx_deploy.infer.providers import (
-    PROBE_MODEL,
-    default_providers,
-    resolve_provider,
-    working_providers,
-)
+from onnx_deploy.infer.providers import PROBE_MODEL
+from onnx_deploy.infer.providers import default_providers
+from onnx_deploy.infer.providers import resolve_provider
+from onnx_deploy.infer.providers import working_providers
 from onnx_deploy.infer.sessions import create_session
 
 HAS_GPU = shutil.which("nvidia-smi") is not None
@@ -24,7 +24,8 @@ HAS_GPU = shutil.which("nvidia-smi") is not None
 
 def test_probe_model_is_a_relu() -> None:
     import onnx
-    from onnx import TensorProto, helper
+    from onnx import TensorProto
+    from onnx import helper
 
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"])],

@@ -14,8 +14,11 @@ import pytest
 
 from onnx_deploy.cli import main
 from onnx_deploy.core.errors import MissingExtraError
-from onnx_deploy.serve.loadtest import load_test, model_info
-from onnx_deploy.serve.serving import ServeError, serve_python, start_server
+from onnx_deploy.serve.loadtest import load_test
+from onnx_deploy.serve.loadtest import model_info
+from onnx_deploy.serve.serving import ServeError
+from onnx_deploy.serve.serving import serve_python
+from onnx_deploy.serve.serving import start_server
 
 
 def _serve_python() -> str:

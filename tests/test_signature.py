@@ -5,15 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnx_deploy.core.signature import (
-    DimRange,
-    InputSpec,
-    Signature,
-    SignatureError,
-    generate,
-    parse_dim,
-    parse_input,
-)
+from onnx_deploy.core.signature import DimRange
+from onnx_deploy.core.signature import InputSpec
+from onnx_deploy.core.signature import Signature
+from onnx_deploy.core.signature import SignatureError
+from onnx_deploy.core.signature import generate
+from onnx_deploy.core.signature import parse_dim
+from onnx_deploy.core.signature import parse_input
 from onnx_deploy.core.specs import TensorSpec
 
 

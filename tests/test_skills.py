@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from onnx_deploy.cli import build_parser
-from onnx_deploy.teach.skills import install_skills, skill_files
+from onnx_deploy.teach.skills import install_skills
+from onnx_deploy.teach.skills import skill_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SKILLS = [ROOT / "SKILL.md", *sorted((ROOT / "skills").glob("*/SKILL.md"))]

@@ -10,7 +10,8 @@ from onnx import numpy_helper
 
 from onnx_deploy.build.export import export_model
 from onnx_deploy.build.slim import slim_model
-from onnx_deploy.core.errors import OutputExistsError, SlimError
+from onnx_deploy.core.errors import OutputExistsError
+from onnx_deploy.core.errors import SlimError
 
 
 @pytest.fixture

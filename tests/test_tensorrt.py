@@ -16,7 +16,9 @@ from torch import nn
 from onnx_deploy.build import tensorrt as trt_mod
 from onnx_deploy.build.export import export_model
 from onnx_deploy.cli import main
-from onnx_deploy.core.errors import InputMismatchError, MissingExtraError, ProviderError
+from onnx_deploy.core.errors import InputMismatchError
+from onnx_deploy.core.errors import MissingExtraError
+from onnx_deploy.core.errors import ProviderError
 from onnx_deploy.core.signature import DimRange
 from onnx_deploy.core.specs import TensorSpec
 
@@ -92,7 +94,8 @@ def test_engine_cache_key_and_reasons(tmp_path: Path) -> None:
 
 
 def test_graph_precision(tmp_path: Path) -> None:
-    from onnx_deploy.build.quantize import convert_fp16, quantize_static_model
+    from onnx_deploy.build.quantize import convert_fp16
+    from onnx_deploy.build.quantize import quantize_static_model
 
     model = nn.Sequential(
         nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)
@@ -132,7 +135,8 @@ class Energy(nn.Module):
 
 
 def test_fp16_overflow_is_found_and_kept_in_fp32(tmp_path: Path) -> None:
-    from onnx_deploy.build.quantize import convert_fp16, fp16_overflow_nodes
+    from onnx_deploy.build.quantize import convert_fp16
+    from onnx_deploy.build.quantize import fp16_overflow_nodes
 
     path = export_model(Energy().eval(), torch.randn(2, 16), tmp_path / "e.onnx").path
     x = np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32)
@@ -177,7 +181,8 @@ def test_without_tensorrt_every_entry_point_says_what_to_install(
     assert "trtexec --onnx=" in out and "polygraphy run" in out, "the commands come first"
     assert not (tmp_path / "e.plan").exists()
     # a runner for an engine: its specs come from the metadata, TensorRT only when it runs
-    from onnx_deploy.build.runners.tensorrt import TensorRTRunner, ort_tensorrt_runner
+    from onnx_deploy.build.runners.tensorrt import TensorRTRunner
+    from onnx_deploy.build.runners.tensorrt import ort_tensorrt_runner
 
     plan = tmp_path / "e.plan"
     plan.write_bytes(b"PLAN")

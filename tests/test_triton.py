@@ -14,14 +14,12 @@ from onnx_deploy.cli import main
 from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.core.signature import Signature
 from onnx_deploy.core.specs import TensorSpec
-from onnx_deploy.serve.triton import (
-    TritonError,
-    check_layout,
-    config_text,
-    export_repository,
-    model_config_pb2,
-    parse_config,
-)
+from onnx_deploy.serve.triton import TritonError
+from onnx_deploy.serve.triton import check_layout
+from onnx_deploy.serve.triton import config_text
+from onnx_deploy.serve.triton import export_repository
+from onnx_deploy.serve.triton import model_config_pb2
+from onnx_deploy.serve.triton import parse_config
 
 PB2 = model_config_pb2()  # Triton's own protobuf schema, from tritonclient
 
@@ -90,7 +88,8 @@ def test_gpu_tensorrt_accelerator_and_external_data(tmp_path: Path) -> None:
 
 
 def test_tensorrt_plan_uses_its_metadata(tmp_path: Path) -> None:
-    from onnx_deploy.build.tensorrt import EngineMeta, meta_path
+    from onnx_deploy.build.tensorrt import EngineMeta
+    from onnx_deploy.build.tensorrt import meta_path
 
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"engine bytes")

@@ -8,15 +8,14 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from onnx_deploy.build.verify import compare_torch_onnx, intermediate_differences
+from onnx_deploy.build.verify import compare_torch_onnx
+from onnx_deploy.build.verify import intermediate_differences
 from onnx_deploy.core.errors import ValidationError
-from onnx_deploy.infer.compare import (
-    PRESETS,
-    Tolerance,
-    compare_onnx,
-    compare_outputs,
-    get_tolerance,
-)
+from onnx_deploy.infer.compare import PRESETS
+from onnx_deploy.infer.compare import Tolerance
+from onnx_deploy.infer.compare import compare_onnx
+from onnx_deploy.infer.compare import compare_outputs
+from onnx_deploy.infer.compare import get_tolerance
 
 RNG = np.random.default_rng(0)
 

@@ -18,7 +18,8 @@ import torch
 from onnx_deploy.build.export import export_model
 from onnx_deploy.cli import main
 from onnx_deploy.core.errors import OutputExistsError
-from onnx_deploy.teach.digits import load_digits_model, load_digits_split
+from onnx_deploy.teach.digits import load_digits_model
+from onnx_deploy.teach.digits import load_digits_split
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -82,7 +83,8 @@ def test_node_runner_with_int64_and_bool_inputs(tmp_path: Path) -> None:
 
 def test_the_page_in_chromium_matches_python(digits, tmp_path: Path) -> None:
     _need("node", "chromium")
-    from onnx_deploy.targets.web import run_in_browser, write_web_app
+    from onnx_deploy.targets.web import run_in_browser
+    from onnx_deploy.targets.web import write_web_app
 
     model, data = digits
     app = write_web_app(model, tmp_path / "web")
@@ -121,7 +123,8 @@ def test_the_page_shows_one_answer_for_a_top_k_model(digits, tmp_path: Path) -> 
     top label with its score, not a second answer made from the scores output."""
     _need("node", "chromium")
     from onnx_deploy.build.surgery import edit_file
-    from onnx_deploy.targets.web import run_in_browser, write_web_app
+    from onnx_deploy.targets.web import run_in_browser
+    from onnx_deploy.targets.web import write_web_app
 
     model, data = digits
     with_pre = edit_file(model, tmp_path / "pixels.onnx", "preprocess").output_path
@@ -203,7 +206,8 @@ def test_ort_format(digits, tmp_path: Path) -> None:
 def test_external_data_is_refused_by_the_page(tmp_path: Path) -> None:
     _need("onnxruntime-web")
     from onnx_deploy.build.surgery import edit_file
-    from onnx_deploy.targets.web import WebError, write_web_app
+    from onnx_deploy.targets.web import WebError
+    from onnx_deploy.targets.web import write_web_app
 
     src = tmp_path / "mlp.onnx"
     export_model(torch.nn.Linear(32, 32).eval(), torch.randn(2, 32), src)

@@ -5,8 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from onnx_deploy.core.errors import CheckpointError, ModelSpecError
-from onnx_deploy.teach.zoo import load_checkpoint, load_model, recalibrate_batchnorm
+from onnx_deploy.core.errors import CheckpointError
+from onnx_deploy.core.errors import ModelSpecError
+from onnx_deploy.teach.zoo import load_checkpoint
+from onnx_deploy.teach.zoo import load_model
+from onnx_deploy.teach.zoo import recalibrate_batchnorm
 
 
 class Payload:

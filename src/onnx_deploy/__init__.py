@@ -16,33 +16,31 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from onnx_deploy.core.errors import (
-    CheckpointError,
-    EdgeError,
-    EmulationError,
-    ExportError,
-    FusionError,
-    GenerationError,
-    InputMismatchError,
-    LoadTestError,
-    MissingExtraError,
-    ModelFileError,
-    ModelSpecError,
-    OnnxDeployError,
-    OptimizeError,
-    OutputExistsError,
-    ProviderError,
-    QuantizationWarning,
-    QuantizeError,
-    ServeError,
-    SignatureError,
-    SlimError,
-    SurgeryError,
-    TensorRTError,
-    TritonError,
-    ValidationError,
-    WebError,
-)
+from onnx_deploy.core.errors import CheckpointError
+from onnx_deploy.core.errors import EdgeError
+from onnx_deploy.core.errors import EmulationError
+from onnx_deploy.core.errors import ExportError
+from onnx_deploy.core.errors import FusionError
+from onnx_deploy.core.errors import GenerationError
+from onnx_deploy.core.errors import InputMismatchError
+from onnx_deploy.core.errors import LoadTestError
+from onnx_deploy.core.errors import MissingExtraError
+from onnx_deploy.core.errors import ModelFileError
+from onnx_deploy.core.errors import ModelSpecError
+from onnx_deploy.core.errors import OnnxDeployError
+from onnx_deploy.core.errors import OptimizeError
+from onnx_deploy.core.errors import OutputExistsError
+from onnx_deploy.core.errors import ProviderError
+from onnx_deploy.core.errors import QuantizationWarning
+from onnx_deploy.core.errors import QuantizeError
+from onnx_deploy.core.errors import ServeError
+from onnx_deploy.core.errors import SignatureError
+from onnx_deploy.core.errors import SlimError
+from onnx_deploy.core.errors import SurgeryError
+from onnx_deploy.core.errors import TensorRTError
+from onnx_deploy.core.errors import TritonError
+from onnx_deploy.core.errors import ValidationError
+from onnx_deploy.core.errors import WebError
 
 __version__ = "0.1.0"
 

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from onnx_deploy.build import tensorrt as trt_mod
-from onnx_deploy.cli import build_parser, main
+from onnx_deploy.cli import build_parser
+from onnx_deploy.cli import main
 
 from .fake_trt import FakeTensorRT
 

@@ -21,10 +21,12 @@ import pytest
 import torch
 
 from onnx_deploy.build import tensorrt as trt_mod
-from onnx_deploy.core.errors import InputMismatchError, OutputExistsError
+from onnx_deploy.core.errors import InputMismatchError
+from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.core.signature import DimRange
 
-from .fake_trt import FakeTensorRT, fits
+from .fake_trt import FakeTensorRT
+from .fake_trt import fits
 
 SRC = Path(trt_mod.__file__).resolve().parent
 # Variables (or self._ attributes) holding TensorRT objects in the code, by class.
@@ -343,8 +345,10 @@ def test_report_card_builds_an_engine_from_each_graph(
     """optimize's TensorRT variants: one engine per FP32/FP16/QDQ graph, the precision
     coming from the graph (TensorRT 11), each parsed from its own file."""
     from onnx_deploy.build.export import export_model
-    from onnx_deploy.build.quantize import convert_fp16, quantize_static_model
-    from onnx_deploy.workflows.optimize import Variant, tensorrt_variants
+    from onnx_deploy.build.quantize import convert_fp16
+    from onnx_deploy.build.quantize import quantize_static_model
+    from onnx_deploy.workflows.optimize import Variant
+    from onnx_deploy.workflows.optimize import tensorrt_variants
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
     fp32 = str(export_model(model, torch.randn(2, 3, 8, 8), tmp_path / "m.onnx").path)

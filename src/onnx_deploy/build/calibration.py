@@ -15,16 +15,24 @@ given). Every sample is checked against the model before calibration starts.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-from onnx_deploy.core.errors import InputMismatchError, QuantizeError
-from onnx_deploy.core.feeds import Feeds, as_batches, check_inputs, load_data, split
+from onnx_deploy.core.errors import InputMismatchError
+from onnx_deploy.core.errors import QuantizeError
+from onnx_deploy.core.feeds import Feeds
+from onnx_deploy.core.feeds import as_batches
+from onnx_deploy.core.feeds import check_inputs
+from onnx_deploy.core.feeds import load_data
+from onnx_deploy.core.feeds import split
 from onnx_deploy.core.specs import TensorSpec
-from onnx_deploy.infer.modelinfo import graph_io, load_onnx
+from onnx_deploy.infer.modelinfo import graph_io
+from onnx_deploy.infer.modelinfo import load_onnx
 
 if TYPE_CHECKING:
     import onnx

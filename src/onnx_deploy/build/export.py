@@ -25,19 +25,32 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Literal
 
 from onnx_deploy.build.runners.pytorch import forward_parameters
-from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET, MIN_OPSET
+from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH
+from onnx_deploy.core.defaults import DEFAULT_OPSET
+from onnx_deploy.core.defaults import MIN_OPSET
 from onnx_deploy.core.errors import ExportError
-from onnx_deploy.core.files import PROTOBUF_LIMIT, atomic_output, file_size, human_size
+from onnx_deploy.core.files import PROTOBUF_LIMIT
+from onnx_deploy.core.files import atomic_output
+from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import human_size
 from onnx_deploy.core.results import Result
-from onnx_deploy.core.signature import DimRange, Signature
+from onnx_deploy.core.signature import DimRange
+from onnx_deploy.core.signature import Signature
 from onnx_deploy.core.specs import TensorSpec
-from onnx_deploy.infer.modelinfo import default_opset, graph_io
+from onnx_deploy.infer.modelinfo import default_opset
+from onnx_deploy.infer.modelinfo import graph_io
 
 if TYPE_CHECKING:
     import torch
@@ -414,7 +427,7 @@ KNOWN_FAILURES: tuple[KnownFailure, ...] = (
 )
 
 
-def _explain(exc: BaseException, log: str) -> ExportError:
+def explain_failure(exc: BaseException, log: str) -> ExportError:
     """Turn an exporter exception into an ExportError naming the construct, the step
     that failed, the exporter's own cause, and a fix (``KNOWN_FAILURES``)."""
     text = clean(f"{exc}\n{log}")
@@ -688,12 +701,12 @@ def _export_with_fallback(
     """Step 4: run the exporter; when dynamo fails in a way TorchScript may not, and
     ``fallback``, try TorchScript and say so. (program, exporter used, why it fell back)."""
     try:
-        return _exporting(run, exporter, caught), exporter, ""
+        return run_captured(run, exporter, caught), exporter, ""
     except ExportError as first_error:
         if not (fallback and exporter == "dynamo" and first_error.kind in FALLBACK_KINDS):
             raise
         try:
-            program = _exporting(run, "torchscript", caught)
+            program = run_captured(run, "torchscript", caught)
         except ExportError as second:
             raise ExportError(
                 f"{first_error} The TorchScript fallback failed too: {second}",
@@ -745,7 +758,7 @@ def _describe_export(
     )
 
 
-def _exporting(
+def run_captured(
     run: Callable[..., Any], exporter: Exporter, caught: list[warnings.WarningMessage]
 ) -> Any:
     """``run(exporter=...)`` with its output captured; exporter failures as ExportError."""
@@ -756,7 +769,7 @@ def _exporting(
         except ExportError:
             raise
         except Exception as e:
-            raise _explain(e, log.getvalue()) from e
+            raise explain_failure(e, log.getvalue()) from e
         finally:
             caught.extend(warned)
 

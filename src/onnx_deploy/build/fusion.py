@@ -20,12 +20,16 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from onnx_deploy.core.errors import FusionError
 from onnx_deploy.core.extras import require
-from onnx_deploy.core.files import atomic_output, file_size, human_size, write_onnx
+from onnx_deploy.core.files import atomic_output
+from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import human_size
+from onnx_deploy.core.files import write_onnx
 from onnx_deploy.core.results import Result
 
 # what the fused graph holds: the op types that count as a fusion

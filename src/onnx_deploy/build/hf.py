@@ -27,14 +27,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from onnx_deploy.core.errors import ModelSpecError
 from onnx_deploy.core.extras import require
 from onnx_deploy.core.results import Result
-from onnx_deploy.core.signature import DimRange, InputSpec, Signature
+from onnx_deploy.core.signature import DimRange
+from onnx_deploy.core.signature import InputSpec
+from onnx_deploy.core.signature import Signature
 from onnx_deploy.core.tables import format_table
 
 if TYPE_CHECKING:
@@ -307,9 +311,11 @@ def export_decoder(
     import numpy as np
     import onnx
 
-    from onnx_deploy.build.export import _exporting
+    from onnx_deploy.build.export import run_captured
     from onnx_deploy.core.defaults import DEFAULT_OPSET
-    from onnx_deploy.core.files import atomic_output, check_output_path, file_size
+    from onnx_deploy.core.files import atomic_output
+    from onnx_deploy.core.files import check_output_path
+    from onnx_deploy.core.files import file_size
     from onnx_deploy.infer.compare import compare_results
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
@@ -353,7 +359,7 @@ def export_decoder(
                 external_data=False, verbose=False,
             )  # fmt: skip
 
-        _exporting(run, "dynamo", [])
+        run_captured(run, "dynamo", [])
         onnx.checker.check_model(str(tmp), full_check=True)
         seconds = time.perf_counter() - start
         # the check, before the file is moved into place: a prefill with an empty cache
@@ -456,7 +462,8 @@ def compare_generation(
     rate is the remaining tokens over the remaining time."""
     import statistics
 
-    from onnx_deploy.infer.generate import Decoder, generate
+    from onnx_deploy.infer.generate import Decoder
+    from onnx_deploy.infer.generate import generate
 
     model = load_hf_model(spec)
     prompt = list(prompt_ids)

@@ -29,18 +29,29 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Literal
 
 import numpy as np
 
 from onnx_deploy.build.calibration import calibration_reader
 from onnx_deploy.core import defaults
-from onnx_deploy.core.cpu import ISAS, int8_profile, types_label
-from onnx_deploy.core.errors import QuantizationWarning, QuantizeError
-from onnx_deploy.core.feeds import as_batches, concatenate
-from onnx_deploy.core.files import atomic_output, file_size, human_size, write_onnx
+from onnx_deploy.core.cpu import ISAS
+from onnx_deploy.core.cpu import int8_profile
+from onnx_deploy.core.cpu import types_label
+from onnx_deploy.core.errors import QuantizationWarning
+from onnx_deploy.core.errors import QuantizeError
+from onnx_deploy.core.feeds import as_batches
+from onnx_deploy.core.feeds import concatenate
+from onnx_deploy.core.files import atomic_output
+from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import human_size
+from onnx_deploy.core.files import write_onnx
 from onnx_deploy.core.results import Result
-from onnx_deploy.infer.compare import ValidationReport, compare, top1_accuracy
+from onnx_deploy.infer.compare import ValidationReport
+from onnx_deploy.infer.compare import compare
+from onnx_deploy.infer.compare import top1_accuracy
 from onnx_deploy.infer.modelinfo import load_onnx
 from onnx_deploy.infer.runners.base import Runner
 from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
@@ -402,7 +413,9 @@ def _run_quantize_static(
     for_tensorrt: bool,
 ) -> None:
     """Step 2: onnxruntime's ``quantize_static``, its chatter silenced."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization import QuantFormat
+    from onnxruntime.quantization import quantize_static
 
     method = {
         "minmax": CalibrationMethod.MinMax,
@@ -927,12 +940,10 @@ def layer_errors(
     import io
     import tempfile
 
-    from onnxruntime.quantization.qdq_loss_debug import (
-        collect_activations,
-        compute_activation_error,
-        create_activation_matching,
-        modify_model_output_intermediate_tensors,
-    )
+    from onnxruntime.quantization.qdq_loss_debug import collect_activations
+    from onnxruntime.quantization.qdq_loss_debug import compute_activation_error
+    from onnxruntime.quantization.qdq_loss_debug import create_activation_matching
+    from onnxruntime.quantization.qdq_loss_debug import modify_model_output_intermediate_tensors
 
     reader = calibration_reader(float_model, data, limit=limit)
     float_proto = load_onnx(float_model)

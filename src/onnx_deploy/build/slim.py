@@ -21,11 +21,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from onnx_deploy.core.defaults import SLIM_CHECK_BATCH_SIZES
-from onnx_deploy.core.errors import InputMismatchError, SlimError
-from onnx_deploy.core.files import atomic_output, file_size, human_size, write_onnx
+from onnx_deploy.core.errors import InputMismatchError
+from onnx_deploy.core.errors import SlimError
+from onnx_deploy.core.files import atomic_output
+from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import human_size
+from onnx_deploy.core.files import write_onnx
 from onnx_deploy.core.results import Result
-from onnx_deploy.infer.compare import ValidationReport, compare_onnx
-from onnx_deploy.infer.modelinfo import graph_io, load_onnx, op_histogram
+from onnx_deploy.infer.compare import ValidationReport
+from onnx_deploy.infer.compare import compare_onnx
+from onnx_deploy.infer.modelinfo import graph_io
+from onnx_deploy.infer.modelinfo import load_onnx
+from onnx_deploy.infer.modelinfo import op_histogram
 
 
 @dataclass(frozen=True)

@@ -27,18 +27,23 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from onnx_deploy.core.defaults import TRT_PRECISIONS, TRT_WORKSPACE
-from onnx_deploy.core.errors import (
-    MissingExtraError,
-    OutputExistsError,
-    TensorRTError,
-)
-from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, atomic_output, human_size, write_json
+from onnx_deploy.core.defaults import TRT_PRECISIONS
+from onnx_deploy.core.defaults import TRT_WORKSPACE
+from onnx_deploy.core.errors import MissingExtraError
+from onnx_deploy.core.errors import OutputExistsError
+from onnx_deploy.core.errors import TensorRTError
+from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX
+from onnx_deploy.core.files import atomic_output
+from onnx_deploy.core.files import human_size
+from onnx_deploy.core.files import write_json
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import DimRange
 from onnx_deploy.core.specs import TensorSpec
@@ -415,7 +420,8 @@ def build_engine(
     (before TensorRT is imported, so a machine without it still gets them). ``trt`` and
     ``gpu`` are for tests (a recording module, a GPU identity).
     """
-    from onnx_deploy.infer.modelinfo import graph_io, load_onnx
+    from onnx_deploy.infer.modelinfo import graph_io
+    from onnx_deploy.infer.modelinfo import load_onnx
 
     if precision not in PRECISIONS:
         raise TensorRTError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -576,7 +582,9 @@ def fp16_graph(
     AutoCast for the same job (``python -m modelopt.onnx.autocast``); its ``[onnx]`` extra
     pins older onnx and onnxruntime than this project (see the onnx-tensorrt skill).
     Returns the ``QuantizeResult``; ``details["kept_fp32"]`` names the nodes kept."""
-    from onnx_deploy.build.quantize import FP16_HEADROOM, convert_fp16, fp16_overflow_nodes
+    from onnx_deploy.build.quantize import FP16_HEADROOM
+    from onnx_deploy.build.quantize import convert_fp16
+    from onnx_deploy.build.quantize import fp16_overflow_nodes
 
     hot = fp16_overflow_nodes(onnx_path, inputs, FP16_HEADROOM if headroom is None else headroom)
     return convert_fp16(

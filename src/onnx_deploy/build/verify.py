@@ -8,16 +8,22 @@ torch.onnx's own verifier where inside the graph the two diverge.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
 
 from onnx_deploy.build.runners.pytorch import TorchRunner
-from onnx_deploy.core.defaults import BENCH_ITERS, BENCH_WARMUP, VALIDATE_BATCH_SIZES
+from onnx_deploy.core.defaults import BENCH_ITERS
+from onnx_deploy.core.defaults import BENCH_WARMUP
 from onnx_deploy.core.errors import ValidationError
-from onnx_deploy.core.signature import Signature
 from onnx_deploy.core.specs import TensorSpec
-from onnx_deploy.infer.bench import BenchmarkResult, benchmark
-from onnx_deploy.infer.compare import Tolerance, ValidationReport, compare, onnx_runner
+from onnx_deploy.infer.bench import BenchmarkResult
+from onnx_deploy.infer.bench import benchmark
+from onnx_deploy.infer.compare import Tolerance
+from onnx_deploy.infer.compare import ValidationReport
+from onnx_deploy.infer.compare import compare
+from onnx_deploy.infer.compare import onnx_runner
 from onnx_deploy.infer.runners.base import Runner
 
 if TYPE_CHECKING:
@@ -28,21 +34,17 @@ def compare_torch_onnx(
     module: torch.nn.Module,
     onnx_model: str | os.PathLike[str] | Runner,
     inputs: Iterable[Any] | None = None,
-    batch_sizes: Sequence[int] = VALIDATE_BATCH_SIZES,
     precision: str | Tolerance = "fp32",
-    seed: int = 0,
+    *,
     device: str = "cpu",
-    signature: Signature | None = None,
+    **options: Any,
 ) -> ValidationReport:
-    """PyTorch (eager) vs ONNX Runtime on the same inputs: ``compare`` with a
-    ``TorchRunner`` fed the ONNX model's input names (by keyword when they are
-    ``forward``'s parameters), outputs matched in order."""
+    """PyTorch (eager) vs ONNX Runtime on the same inputs: ``compare`` (its ``options``:
+    ``batch_sizes``, ``seed``, ``signature``) with a ``TorchRunner`` fed the ONNX model's
+    input names (by keyword when they are ``forward``'s parameters), outputs in order."""
     candidate = onnx_runner(onnx_model, device)
     reference = TorchRunner(module, candidate.inputs, candidate.output_names, device=device)
-    return compare(
-        reference, candidate, inputs, precision, batch_sizes=batch_sizes, seed=seed,
-        signature=signature,
-    )  # fmt: skip
+    return compare(reference, candidate, inputs, precision, **options)
 
 
 def benchmark_torch(

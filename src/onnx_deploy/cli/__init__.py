@@ -15,7 +15,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from onnx_deploy.cli._common import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from onnx_deploy.cli._common import EXIT_FAIL
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import EXIT_USAGE
 
 COMMANDS = (
     "doctor",

@@ -44,7 +44,7 @@ def batch_range(text: str) -> tuple[int, int]:
     return lo_i, hi_i
 
 
-def _signature_part(parser_name: str) -> Any:
+def signature_part(parser_name: str) -> Any:
     """An argparse type that parses with ``onnx_deploy.core.signature.<parser_name>`` (imported
     only when an argument is parsed: ``--help`` stays free of numpy)."""
 
@@ -60,29 +60,29 @@ def _signature_part(parser_name: str) -> Any:
     return parse
 
 
+def add_repeatable(
+    parser: argparse.ArgumentParser, flag: str, dest: str, parser_name: str, metavar: str, help: str
+) -> None:
+    """A repeatable flag parsed by ``onnx_deploy.core.signature.<parser_name>``."""
+    parser.add_argument(
+        flag, dest=dest, action="append", type=signature_part(parser_name), default=[],
+        metavar=metavar, help=help,
+    )  # fmt: skip
+
+
 def add_signature(parser: argparse.ArgumentParser, data_flag: str | None = None) -> None:
     """--input and --dim (any model signature) and, with ``data_flag``, a data file."""
-    parser.add_argument(
-        "--input",
-        dest="inputs",
-        action="append",
-        type=_signature_part("parse_input"),
-        default=[],
-        metavar="NAME:DTYPE:DIMS[:LOW..HIGH]",
-        help="one model input, repeatable: a forward() parameter, its dtype (float32, "
+    add_repeatable(
+        parser, "--input", "inputs", "parse_input", "NAME:DTYPE:DIMS[:LOW..HIGH]",
+        "one model input, repeatable: a forward() parameter, its dtype (float32, "
         "float16, int64, int32, bool, ...) and dims (ints fixed, names dynamic), e.g. "
         "ids:int64:batch,seq:0..30522 (token ids below 30522) or image:float32:batch,3,224,224",
-    )
-    parser.add_argument(
-        "--dim",
-        dest="dims",
-        action="append",
-        type=_signature_part("parse_dim"),
-        default=[],
-        metavar="NAME=MIN:MAX",
-        help="range of a dynamic dim, repeatable: seq=1:512, or MIN:OPT:MAX (OPT: the size "
+    )  # fmt: skip
+    add_repeatable(
+        parser, "--dim", "dims", "parse_dim", "NAME=MIN:MAX",
+        "range of a dynamic dim, repeatable: seq=1:512, or MIN:OPT:MAX (OPT: the size "
         "to export with; default the smallest size >= 2)",
-    )
+    )  # fmt: skip
     if data_flag == "example":
         parser.add_argument(
             "--example",

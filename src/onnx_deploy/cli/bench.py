@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import (
-    EXIT_OK,
-    add_force,
-    add_signature,
-    add_timing,
-    emit,
-    ints,
-    model_source,
-    step,
-)
-from onnx_deploy.core.defaults import BENCH_ITERS, BENCH_WARMUP
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import add_signature
+from onnx_deploy.cli._common import add_timing
+from onnx_deploy.cli._common import emit
+from onnx_deploy.cli._common import ints
+from onnx_deploy.cli._common import model_source
+from onnx_deploy.cli._common import step
+from onnx_deploy.core.defaults import BENCH_ITERS
+from onnx_deploy.core.defaults import BENCH_WARMUP
 
 HELP = "benchmark .onnx files on ONNX Runtime, or model specs on PyTorch vs ONNX Runtime"
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import EXIT_FAIL, EXIT_OK, emit
+from onnx_deploy.cli._common import EXIT_FAIL
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import emit
 
 HELP = "show versions, working providers, GPU, TensorRT, and what INT8 does on this CPU"
 

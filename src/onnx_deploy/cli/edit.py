@@ -6,7 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from onnx_deploy.cli._common import EXIT_FAIL, EXIT_OK, add_force, emit
+from onnx_deploy.cli._common import EXIT_FAIL
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import emit
 
 HELP = "edit an ONNX graph (rename, dims, pre/postprocessing, extract, opset, merge, weights)"
 
@@ -136,7 +139,8 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
     if e == "opset":
         return {"opset": args.opset}
     if e == "preprocess":
-        from onnx_deploy.build.surgery import IMAGENET_MEAN, IMAGENET_STD
+        from onnx_deploy.build.surgery import IMAGENET_MEAN
+        from onnx_deploy.build.surgery import IMAGENET_STD
 
         return {
             "input_name": args.input_name, "layout": args.layout, "resize": args.resize,

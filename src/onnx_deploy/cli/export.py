@@ -5,18 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from onnx_deploy.cli._common import (
-    EXIT_OK,
-    add_force,
-    add_signature,
-    batch_range,
-    emit,
-    fail,
-    ints,
-    model_source,
-    step,
-)
-from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import add_signature
+from onnx_deploy.cli._common import batch_range
+from onnx_deploy.cli._common import emit
+from onnx_deploy.cli._common import fail
+from onnx_deploy.cli._common import ints
+from onnx_deploy.cli._common import model_source
+from onnx_deploy.cli._common import step
+from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH
+from onnx_deploy.core.defaults import DEFAULT_OPSET
 
 HELP = "export a PyTorch model to ONNX (dynamo exporter) and validate it"
 
@@ -78,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
     output = args.output or f"{Path(spec_name(args.model)).stem}.onnx"
     if args.with_cache:
-        from onnx_deploy.build.hf import export_decoder, is_hf_spec
+        from onnx_deploy.build.hf import export_decoder
+        from onnx_deploy.build.hf import is_hf_spec
 
         if not is_hf_spec(args.model):
             return fail("--with-cache takes an hf:DIR causal LM (a save_pretrained folder)")

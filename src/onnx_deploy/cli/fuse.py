@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from onnx_deploy.cli._common import EXIT_OK, add_force, emit
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import emit
 
 HELP = "fuse attention, SkipLayerNorm and Gelu in a transformer graph (onnxscript ort_fusions)"
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import EXIT_OK, emit, fail, token_ids
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import emit
+from onnx_deploy.cli._common import fail
+from onnx_deploy.cli._common import token_ids
 
 HELP = "generate tokens with a decoder exported with --with-cache (ONNX Runtime, KV cache)"
 
@@ -27,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.infer.generate import generate, load_tokenizer
+    from onnx_deploy.infer.generate import generate
+    from onnx_deploy.infer.generate import load_tokenizer
 
     if (args.prompt_ids is None) == (args.prompt is None):
         return fail("give the prompt once: --prompt-ids 5,17,99 or --prompt TEXT --tokenizer DIR")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import EXIT_OK, emit
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import emit
 
 HELP = "print an ONNX model's inputs, outputs, opset, IR version, ops and size"
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import EXIT_FAIL, EXIT_OK, emit, ints
+from onnx_deploy.cli._common import EXIT_FAIL
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import emit
+from onnx_deploy.cli._common import ints
 
 HELP = "load-test a Triton/KServe v2 endpoint at several concurrencies and send bad requests"
 

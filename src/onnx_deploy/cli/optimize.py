@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from onnx_deploy.cli._common import (
-    EXIT_OK,
-    add_force,
-    add_signature,
-    emit,
-    ints,
-    model_source,
-    step,
-)
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import add_signature
+from onnx_deploy.cli._common import emit
+from onnx_deploy.cli._common import ints
+from onnx_deploy.cli._common import model_source
+from onnx_deploy.cli._common import step
 
 HELP = "build FP32/FP16/INT8 (and TensorRT) variants, validate, benchmark, pick one to ship"
 

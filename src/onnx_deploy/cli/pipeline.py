@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import (
-    EXIT_FAIL,
-    EXIT_OK,
-    add_force,
-    add_signature,
-    add_timing,
-    emit,
-    ints,
-    model_source,
-    step,
-)
-from onnx_deploy.core.defaults import PIPELINE_ITERS, PIPELINE_WARMUP
+from onnx_deploy.cli._common import EXIT_FAIL
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import add_signature
+from onnx_deploy.cli._common import add_timing
+from onnx_deploy.cli._common import emit
+from onnx_deploy.cli._common import ints
+from onnx_deploy.cli._common import model_source
+from onnx_deploy.cli._common import step
+from onnx_deploy.core.defaults import PIPELINE_ITERS
+from onnx_deploy.core.defaults import PIPELINE_WARMUP
 
 HELP = "export, slim, validate and benchmark one model, with a summary"
 

@@ -6,14 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from onnx_deploy.cli._common import EXIT_OK, add_force, auto, emit, fail
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import auto
+from onnx_deploy.cli._common import emit
+from onnx_deploy.cli._common import fail
 from onnx_deploy.core.cpu import ISAS
-from onnx_deploy.core.defaults import (
-    CALIBRATION_METHODS,
-    CALIBRATION_SIZE,
-    DYNAMIC_OP_TYPES,
-    QUANT_TYPES,
-)
+from onnx_deploy.core.defaults import CALIBRATION_METHODS
+from onnx_deploy.core.defaults import CALIBRATION_SIZE
+from onnx_deploy.core.defaults import DYNAMIC_OP_TYPES
+from onnx_deploy.core.defaults import QUANT_TYPES
 
 HELP = "quantize an ONNX model (static INT8 QDQ, dynamic INT8, FP16, TensorRT INT8) and validate it"
 SUFFIXES = {

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from onnx_deploy.cli._common import EXIT_OK, EXIT_USAGE, emit
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import EXIT_USAGE
+from onnx_deploy.cli._common import emit
 
 HELP = "list or install the agent skills (never overwrites existing files)"
 
@@ -17,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.teach.skills import install_skills, skill_files
+    from onnx_deploy.teach.skills import install_skills
+    from onnx_deploy.teach.skills import skill_files
 
     if args.action == "list":
         files = list(skill_files())

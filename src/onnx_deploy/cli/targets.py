@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import EXIT_FAIL, EXIT_OK, emit
+from onnx_deploy.cli._common import EXIT_FAIL
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import emit
 
 HELP = (
     "check the model beyond Python: onnxruntime-node, a browser (onnxruntime-web), the ORT format"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import EXIT_OK, add_force, emit, ints
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import emit
+from onnx_deploy.cli._common import ints
 
 HELP = "write a Triton Inference Server model repository (config.pbtxt checked against Triton's schema)"
 

@@ -8,23 +8,19 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import (
-    EXIT_OK,
-    add_force,
-    add_timing,
-    emit,
-    fail,
-    ints,
-    step,
-)
-from onnx_deploy.core.defaults import (
-    BENCH_ITERS,
-    BENCH_WARMUP,
-    PRECISIONS,
-    TRT_PRECISIONS,
-    TRT_WORKSPACE,
-    VALIDATE_BATCH_SIZES,
-)
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import add_timing
+from onnx_deploy.cli._common import emit
+from onnx_deploy.cli._common import fail
+from onnx_deploy.cli._common import ints
+from onnx_deploy.cli._common import step
+from onnx_deploy.core.defaults import BENCH_ITERS
+from onnx_deploy.core.defaults import BENCH_WARMUP
+from onnx_deploy.core.defaults import PRECISIONS
+from onnx_deploy.core.defaults import TRT_PRECISIONS
+from onnx_deploy.core.defaults import TRT_WORKSPACE
+from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES
 
 HELP = "TensorRT engines: build (with profiles and caches), run, bench and compare"
 
@@ -43,21 +39,17 @@ def _size(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from onnx_deploy.cli._common import _signature_part
+    from onnx_deploy.cli._common import add_repeatable
 
     sub = p.add_subparsers(dest="trt_command", metavar="ACTION", required=True)
     b = sub.add_parser("build", help="build (or reuse) an engine from an ONNX file")
     b.add_argument("model", help=".onnx file (FP32, an FP16 graph, or a QDQ INT8 graph)")
     b.add_argument("-o", "--output", help="engine path (default: MODEL.plan)")
-    b.add_argument(
-        "--shapes",
-        action="append",
-        type=_signature_part("parse_dim"),
-        default=[],
-        metavar="DIM=MIN:OPT:MAX",
-        help="profile range of a dynamic dim, repeatable (batch=1:8:64, seq=1:128:512); "
+    add_repeatable(
+        b, "--shapes", "shapes", "parse_dim", "DIM=MIN:OPT:MAX",
+        "profile range of a dynamic dim, repeatable (batch=1:8:64, seq=1:128:512); "
         "every dynamic dim needs one except a batch on axis 0 (default 1:8:64)",
-    )
+    )  # fmt: skip
     b.add_argument(
         "--precision",
         choices=TRT_PRECISIONS,

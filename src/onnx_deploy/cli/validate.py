@@ -6,8 +6,15 @@ import argparse
 import sys
 from dataclasses import replace
 
-from onnx_deploy.cli._common import EXIT_OK, add_signature, emit, fail, ints, joined, model_source
-from onnx_deploy.core.defaults import PRECISIONS, VALIDATE_BATCH_SIZES
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import add_signature
+from onnx_deploy.cli._common import emit
+from onnx_deploy.cli._common import fail
+from onnx_deploy.cli._common import ints
+from onnx_deploy.cli._common import joined
+from onnx_deploy.cli._common import model_source
+from onnx_deploy.core.defaults import PRECISIONS
+from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES
 
 HELP = "compare an ONNX model with a PyTorch model or another ONNX model"
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from onnx_deploy.cli._common import EXIT_OK, add_force, emit
+from onnx_deploy.cli._common import EXIT_OK
+from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import emit
 
 HELP = "write a static web page that runs the model in the browser (onnxruntime-web)"
 
@@ -30,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from onnx_deploy.targets.web import static_server, write_web_app
+    from onnx_deploy.targets.web import static_server
+    from onnx_deploy.targets.web import write_web_app
 
     labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
     app = write_web_app(args.model, args.out, title=args.title, labels=labels, force=args.force)

@@ -16,19 +16,14 @@ from onnx_deploy.core.errors import MissingExtraError
 
 # top-level module -> (the extra that installs it, its name on PyPI)
 EXTRAS: dict[str, tuple[str, str]] = {
-    "torch": ("export", "torch"),
-    "torchvision": ("export", "torchvision"),
-    "onnxscript": ("export", "onnxscript"),
-    "onnxslim": ("export", "onnxslim"),
+    "torch": ("export", "torch"), "torchvision": ("export", "torchvision"),
+    "onnxscript": ("export", "onnxscript"), "onnxslim": ("export", "onnxslim"),
     "onnx_ir": ("export", "onnx-ir"),
     "transformers": ("hf", "transformers"),
-    "matplotlib": ("notebooks", "matplotlib"),
-    "sklearn": ("notebooks", "scikit-learn"),
-    "papermill": ("notebooks", "papermill"),
-    "nbformat": ("notebooks", "nbformat"),
-    "nbclient": ("notebooks", "nbclient"),
-    "PIL": ("notebooks", "pillow"),
-}
+    "matplotlib": ("notebooks", "matplotlib"), "sklearn": ("notebooks", "scikit-learn"),
+    "papermill": ("notebooks", "papermill"), "nbformat": ("notebooks", "nbformat"),
+    "nbclient": ("notebooks", "nbclient"), "PIL": ("notebooks", "pillow"),
+}  # fmt: skip
 
 
 def install_hint(module: str) -> str:

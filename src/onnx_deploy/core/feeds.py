@@ -20,7 +20,9 @@ numpy only (torch is imported only to read a ``.pt`` file or convert a tensor).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,8 @@ import numpy as np
 
 from onnx_deploy.core.errors import InputMismatchError
 from onnx_deploy.core.signature import Signature
-from onnx_deploy.core.specs import TensorSpec, describe_all
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.specs import describe_all
 
 Feeds = dict[str, np.ndarray]
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import PurePath
-from typing import Any, ClassVar
+from typing import Any
+from typing import ClassVar
 
 
 class Result:

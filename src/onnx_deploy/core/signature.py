@@ -28,19 +28,22 @@ signature into torch's ``dynamic_shapes``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 
 import numpy as np
 
-from onnx_deploy.core.defaults import (
-    DEFAULT_DIM_PROBES,
-    DEFAULT_DIM_SIZE,
-    DEFAULT_MAX_BATCH,
-    DEFAULT_MAX_DIM,
-)
+from onnx_deploy.core.defaults import DEFAULT_DIM_PROBES
+from onnx_deploy.core.defaults import DEFAULT_DIM_SIZE
+from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH
+from onnx_deploy.core.defaults import DEFAULT_MAX_DIM
 from onnx_deploy.core.errors import SignatureError
-from onnx_deploy.core.specs import DTYPES, TensorSpec, numpy_dtype
+from onnx_deploy.core.specs import DTYPES
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.specs import numpy_dtype
 
 Feeds = dict[str, np.ndarray]
 

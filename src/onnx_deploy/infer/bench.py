@@ -15,14 +15,21 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from onnx_deploy.core.cpu import cpu_info
-from onnx_deploy.core.defaults import BENCH_ITERS, BENCH_WARMUP, INTERLEAVED_ROUNDS
+from onnx_deploy.core.defaults import BENCH_ITERS
+from onnx_deploy.core.defaults import BENCH_WARMUP
+from onnx_deploy.core.defaults import INTERLEAVED_ROUNDS
 from onnx_deploy.core.feeds import batch_size_of
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.tables import format_table
@@ -99,7 +106,7 @@ class BenchmarkResult(Result):
         return f", {threads} threads" if threads else ""
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -113,9 +120,9 @@ def collect_environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu_info(),
         "versions": {
-            d: _version(d)
+            d: package_version(d)
             for d in ("onnxruntime-gpu", "onnxruntime", "onnx", "onnxslim", "torch", "numpy")
-            if _version(d)
+            if package_version(d)
         },
         "threads_env": {
             k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ

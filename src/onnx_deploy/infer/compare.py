@@ -17,15 +17,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES
-from onnx_deploy.core.errors import OnnxDeployError, ValidationError
-from onnx_deploy.core.feeds import Feeds, as_batches, batch_size_of
+from onnx_deploy.core.errors import OnnxDeployError
+from onnx_deploy.core.errors import ValidationError
+from onnx_deploy.core.feeds import Feeds
+from onnx_deploy.core.feeds import as_batches
+from onnx_deploy.core.feeds import batch_size_of
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import Signature
 from onnx_deploy.infer.runners.base import Runner
@@ -222,17 +229,7 @@ def compare_outputs(
         raise ValueError(f"no arrays to compare for output {name!r}")
     for r, c in zip(refs, cands, strict=True):
         if r.shape != c.shape:
-            return OutputComparison(
-                name,
-                tuple(r.shape),
-                np.inf,
-                np.inf,
-                np.inf,
-                0.0,
-                None,
-                False,
-                f"shape {tuple(c.shape)} != reference {tuple(r.shape)}",
-            )
+            return _failed(name, r.shape, f"shape {tuple(c.shape)} != reference {tuple(r.shape)}")
     groups: dict[tuple[int, ...], tuple[list[np.ndarray], list[np.ndarray]]] = {}
     for r, c in zip(refs, cands, strict=True):  # batches whose other dims match concatenate
         r, c = np.atleast_1d(r), np.atleast_1d(c)
@@ -250,17 +247,7 @@ def compare_outputs(
         for g in groups.values()
     ]
     if any(st["nonfinite"] for st in stats):
-        return OutputComparison(
-            name,
-            tuple(refs[0].shape),
-            np.inf,
-            np.inf,
-            np.inf,
-            0.0,
-            None,
-            False,
-            "candidate has NaN/inf where the reference is finite",
-        )
+        return _failed(name, refs[0].shape, "candidate has NaN/inf where the reference is finite")
     size = sum(st["size"] for st in stats)
     rows = sum(st["rows"] for st in stats if st["top1"] is not None)
     top1 = (
@@ -295,6 +282,11 @@ def compare_outputs(
         max(distincts) if distincts else None,
         "all samples" if any(st["cosine_over"] != "sample" for st in stats) else "sample",
     )
+
+
+def _failed(name: str, shape: tuple[int, ...], reason: str) -> OutputComparison:
+    """A comparison that failed before any statistics: infinite errors, no agreement."""
+    return OutputComparison(name, tuple(shape), np.inf, np.inf, np.inf, 0.0, None, False, reason)
 
 
 def _stats(ref: np.ndarray, cand: np.ndarray, t: Tolerance, exact: bool = False) -> dict[str, Any]:
@@ -496,19 +488,12 @@ def compare_onnx(
     reference: str | os.PathLike[str] | Runner,
     candidate: str | os.PathLike[str] | Runner,
     inputs: Iterable[Any] | None = None,
-    batch_sizes: Sequence[int] = VALIDATE_BATCH_SIZES,
     precision: str | Tolerance = "fp32",
-    seed: int = 0,
+    *,
     device: str = "cpu",
-    signature: Signature | None = None,
+    **options: Any,
 ) -> ValidationReport:
-    """Two ONNX models (before and after slimming or quantization) on ONNX Runtime."""
-    return compare(
-        onnx_runner(reference, device),
-        onnx_runner(candidate, device),
-        inputs,
-        precision,
-        batch_sizes=batch_sizes,
-        seed=seed,
-        signature=signature,
-    )
+    """Two ONNX models (before and after slimming or quantization) on ONNX Runtime.
+    ``options``: ``compare``'s (``batch_sizes``, ``seed``, ``signature``)."""
+    ref, cand = onnx_runner(reference, device), onnx_runner(candidate, device)
+    return compare(ref, cand, inputs, precision, **options)

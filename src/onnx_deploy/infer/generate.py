@@ -17,12 +17,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import numpy as np
 
-from onnx_deploy.core.errors import GenerationError, InputMismatchError
+from onnx_deploy.core.errors import GenerationError
+from onnx_deploy.core.errors import InputMismatchError
 from onnx_deploy.core.results import Result
 
 PAST_PREFIX = "past_key_values."

@@ -5,14 +5,18 @@ from __future__ import annotations
 import collections
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from onnx_deploy.core.errors import ModelFileError
-from onnx_deploy.core.files import file_size, human_size
+from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import human_size
 from onnx_deploy.core.results import Result
-from onnx_deploy.core.specs import Dim, TensorSpec, from_onnx
+from onnx_deploy.core.specs import Dim
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.specs import from_onnx
 
 __all__ = ["ModelInfo", "TensorSpec", "default_opset", "describe", "graph_io", "load_onnx"]
 
@@ -51,7 +55,7 @@ class ModelInfo(Result):
         return "\n".join(lines)
 
 
-def _spec(value_info: onnx.ValueInfoProto) -> TensorSpec:
+def value_info_spec(value_info: onnx.ValueInfoProto) -> TensorSpec:
     tt = value_info.type.tensor_type
     dims: list[Dim] = []
     for d in tt.shape.dim:
@@ -113,8 +117,8 @@ def op_histogram(model: onnx.ModelProto) -> dict[str, int]:
 def graph_io(model: onnx.ModelProto) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     """Real graph inputs (initializers excluded) and outputs."""
     inits = {i.name for i in model.graph.initializer}
-    inputs = tuple(_spec(v) for v in model.graph.input if v.name not in inits)
-    return inputs, tuple(_spec(v) for v in model.graph.output)
+    inputs = tuple(value_info_spec(v) for v in model.graph.input if v.name not in inits)
+    return inputs, tuple(value_info_spec(v) for v in model.graph.output)
 
 
 def default_opset(model: onnx.ModelProto) -> int:

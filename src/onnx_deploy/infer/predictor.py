@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from onnx_deploy.core.errors import InputMismatchError
-from onnx_deploy.core.feeds import as_feeds, batch_size_of, split
+from onnx_deploy.core.feeds import as_feeds
+from onnx_deploy.core.feeds import batch_size_of
+from onnx_deploy.core.feeds import split
 from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
 if TYPE_CHECKING:

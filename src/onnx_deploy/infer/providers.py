@@ -15,7 +15,8 @@ import base64
 import contextlib
 import functools
 import io
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
 from onnx_deploy.core.errors import ProviderError
 

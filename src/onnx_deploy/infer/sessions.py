@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+from typing import Literal
 
-from onnx_deploy.core.errors import ModelFileError, ProviderError
-from onnx_deploy.infer.providers import (
-    Device,
-    default_providers,
-    ort_module,
-    resolve_provider,
-    working_providers,
-)
+from onnx_deploy.core.errors import ModelFileError
+from onnx_deploy.core.errors import ProviderError
+from onnx_deploy.infer.providers import Device
+from onnx_deploy.infer.providers import default_providers
+from onnx_deploy.infer.providers import ort_module
+from onnx_deploy.infer.providers import resolve_provider
+from onnx_deploy.infer.providers import working_providers
 
 if TYPE_CHECKING:
     import onnxruntime as ort

@@ -7,7 +7,8 @@ in Jupyter alike (a returned Figure displays inline) and never touch a global ba
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,9 @@ def plot_latency(
 ) -> Figure:
     """Median latency (p90 as the upper whisker) and throughput per batch size, one line
     per (model, backend, device)."""
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    from matplotlib.ticker import LogLocator
+    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import ScalarFormatter
 
     Figure = _figure_class()
 

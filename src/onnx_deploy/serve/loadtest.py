@@ -18,16 +18,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import numpy as np
 
 from onnx_deploy.core.defaults import DEFAULT_DIM_SIZE
-from onnx_deploy.core.errors import LoadTestError, MissingExtraError
+from onnx_deploy.core.errors import LoadTestError
+from onnx_deploy.core.errors import MissingExtraError
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import Signature
-from onnx_deploy.core.specs import TensorSpec, from_numpy, from_triton, to_triton
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.specs import from_numpy
+from onnx_deploy.core.specs import from_triton
+from onnx_deploy.core.specs import to_triton
 from onnx_deploy.core.tables import format_table
 from onnx_deploy.core.timing import latency_stats
 

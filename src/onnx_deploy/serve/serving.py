@@ -29,13 +29,17 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onnx_deploy.core.errors import MissingExtraError, OnnxDeployError, ServeError
-from onnx_deploy.core.files import CHECKOUT, write_json
+from onnx_deploy.core.errors import MissingExtraError
+from onnx_deploy.core.errors import OnnxDeployError
+from onnx_deploy.core.errors import ServeError
+from onnx_deploy.core.files import CHECKOUT
+from onnx_deploy.core.files import write_json
 from onnx_deploy.core.results import Result
 
 SERVE_ENV = ".venv-serve"
@@ -184,8 +188,10 @@ def run_server(
         log(f"  note    {b.note}")
     quiet_logs()
     session = create_session(model, "cpu", threads=threads)
-    from pytriton.model_config import DynamicBatcher, ModelConfig
-    from pytriton.triton import Triton, TritonConfig
+    from pytriton.model_config import DynamicBatcher
+    from pytriton.model_config import ModelConfig
+    from pytriton.triton import Triton
+    from pytriton.triton import TritonConfig
 
     batched = b.max_batch_size > 0
     batcher = DynamicBatcher(

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from onnx_deploy.core.defaults import DEFAULT_DIM_SIZE
-from onnx_deploy.core.errors import (
-    MissingExtraError,
-    OutputExistsError,
-    TritonError,
-)
-from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, staged_folder
+from onnx_deploy.core.errors import MissingExtraError
+from onnx_deploy.core.errors import OutputExistsError
+from onnx_deploy.core.errors import TritonError
+from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX
+from onnx_deploy.core.files import staged_folder
 from onnx_deploy.core.results import Result
-from onnx_deploy.core.specs import TensorSpec, to_triton
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.specs import to_triton
 
 DEFAULT_MAX_BATCH = 64
 DEFAULT_QUEUE_DELAY_US = 100

@@ -29,7 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from onnx_deploy.core.errors import EdgeError
-from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, check_output_path, file_size, human_size
+from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX
+from onnx_deploy.core.files import check_output_path
+from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import human_size
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.timing import latency_stats
 from onnx_deploy.infer.compare import compare_results

@@ -15,7 +15,8 @@ import numpy as np
 
 from onnx_deploy.core.files import human_size
 from onnx_deploy.core.results import Result
-from onnx_deploy.infer.compare import PRESETS, compare_results
+from onnx_deploy.infer.compare import PRESETS
+from onnx_deploy.infer.compare import compare_results
 
 TOLERANCE = PRESETS["same-graph"]  # the same graph on another build of onnxruntime
 
@@ -86,16 +87,15 @@ def check_targets(
     """Run the checks in ``only``; a target whose tools are missing is skipped with what
     to install. ``inputs``: real samples (array, dict or file), else random ones."""
     from onnx_deploy.core.errors import MissingExtraError
-    from onnx_deploy.core.feeds import as_feeds, load_data
+    from onnx_deploy.core.feeds import as_feeds
+    from onnx_deploy.core.feeds import load_data
     from onnx_deploy.core.signature import Signature
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
     from onnx_deploy.targets.edge import to_ort_format
-    from onnx_deploy.targets.web import (
-        node_executable,
-        node_modules,
-        run_in_browser,
-        write_web_app,
-    )
+    from onnx_deploy.targets.web import node_executable
+    from onnx_deploy.targets.web import node_modules
+    from onnx_deploy.targets.web import run_in_browser
+    from onnx_deploy.targets.web import write_web_app
 
     out = Path(out_dir)
     python = OnnxRuntimeRunner(model, "cpu", name="python")

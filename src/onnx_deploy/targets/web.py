@@ -24,30 +24,30 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from onnx_deploy.core.errors import MissingExtraError, WebError
-from onnx_deploy.core.files import (
-    EXTERNAL_DATA_SUFFIX,
-    check_output_path,
-    file_size,
-    human_size,
-    staged_folder,
-)
+from onnx_deploy.core.errors import MissingExtraError
+from onnx_deploy.core.errors import WebError
+from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX
+from onnx_deploy.core.files import check_output_path
+from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import human_size
+from onnx_deploy.core.files import staged_folder
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.specs import TensorSpec
-from onnx_deploy.infer.runners.node import (
-    ASSETS,
-    NPM_HINT,
-    node_executable,
-    node_modules,
-    npm_version,
-)
+from onnx_deploy.infer.runners.node import ASSETS
+from onnx_deploy.infer.runners.node import NPM_HINT
+from onnx_deploy.infer.runners.node import node_executable
+from onnx_deploy.infer.runners.node import node_modules
+from onnx_deploy.infer.runners.node import npm_version
 
 ORT_WEB_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
 CHROMIUM = "/usr/bin/chromium"
@@ -155,7 +155,9 @@ def write_web_app(
 ) -> WebApp:
     """The static page for ``model`` in ``out_dir`` (refused if ``out_dir/index.html``
     exists, unless ``force``)."""
-    from onnx_deploy.infer.modelinfo import describe, load_onnx, require_runtime_loads
+    from onnx_deploy.infer.modelinfo import describe
+    from onnx_deploy.infer.modelinfo import load_onnx
+    from onnx_deploy.infer.modelinfo import require_runtime_loads
 
     info = describe(model)
     load_onnx(model)  # a clear error for a broken file, before anything is written

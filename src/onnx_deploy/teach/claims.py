@@ -24,7 +24,8 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 MEASUREMENTS = "MEASUREMENTS.md"

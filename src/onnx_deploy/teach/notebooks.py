@@ -18,7 +18,9 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +114,8 @@ def kernel_manager_class() -> type:
 
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.paths import jupyter_runtime_dir
-    from traitlets import CaselessStrEnum, default
+    from traitlets import CaselessStrEnum
+    from traitlets import default
 
     if os.name == "nt":
         return AsyncKernelManager

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 from onnx_deploy.core.errors import OnnxDeployError
-from onnx_deploy.core.files import CHECKOUT, PACKAGE_DIR, atomic_output
+from onnx_deploy.core.files import CHECKOUT
+from onnx_deploy.core.files import PACKAGE_DIR
+from onnx_deploy.core.files import atomic_output
 from onnx_deploy.core.results import Result
 
 OVERVIEW_NAME = "onnx-deploy"

@@ -16,10 +16,14 @@ import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
-from onnx_deploy.core.errors import CheckpointError, ModelSpecError
-from onnx_deploy.core.signature import DimRange, InputSpec, Signature
+from onnx_deploy.core.errors import CheckpointError
+from onnx_deploy.core.errors import ModelSpecError
+from onnx_deploy.core.signature import DimRange
+from onnx_deploy.core.signature import InputSpec
+from onnx_deploy.core.signature import Signature
 
 if TYPE_CHECKING:
     import torch
@@ -298,7 +302,9 @@ class ModelSource:
         as its ranges, when not given)."""
         spec, weights = self.target, self.weights
         if spec.startswith("hf:"):
-            from onnx_deploy.build.hf import has_weights, hf_folder, signature_for
+            from onnx_deploy.build.hf import has_weights
+            from onnx_deploy.build.hf import hf_folder
+            from onnx_deploy.build.hf import signature_for
 
             model = load_model(spec, weights=weights)
             trained = weights is not None or has_weights(hf_folder(spec))

@@ -37,7 +37,8 @@ def _log(text: str) -> None:
 
 def make_model(folder: Path) -> None:
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertConfig
+    from transformers import BertForSequenceClassification
 
     torch.manual_seed(0)
     BertForSequenceClassification(BertConfig(num_labels=2)).save_pretrained(folder)
@@ -63,7 +64,8 @@ def ours(folder: Path, out: Path, sdpa: bool = False) -> dict[str, str]:
     sources = [("ours INT8 dynamic", fp32), ("ours fused + INT8 dynamic", fused.output_path)]
     if sdpa:  # transformers' default attention, for the EXPORT_ATTENTION comparison
         from onnx_deploy.build.export import export_model
-        from onnx_deploy.build.hf import load_hf_model, signature_for
+        from onnx_deploy.build.hf import load_hf_model
+        from onnx_deploy.build.hf import signature_for
 
         model = load_hf_model(f"hf:{folder}", attn_implementation=None)
         path = out / "ours.sdpa.onnx"
@@ -105,7 +107,8 @@ def measure(files: dict[str, str], iters: int, rounds: int) -> dict[str, Any]:
     import onnx
 
     from onnx_deploy.build.fusion import fused_op_counts
-    from onnx_deploy.infer.bench import benchmark, collect_environment
+    from onnx_deploy.infer.bench import benchmark
+    from onnx_deploy.infer.bench import collect_environment
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     data = samples()

@@ -8,10 +8,11 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from onnx_deploy.core.cpu import cpu_info, int8_profile
+from onnx_deploy.core.cpu import cpu_info
+from onnx_deploy.core.cpu import int8_profile
 from onnx_deploy.core.extras import install_hint
 from onnx_deploy.core.results import Result
-from onnx_deploy.infer.bench import _version
+from onnx_deploy.infer.bench import package_version
 
 PACKAGES = (
     "torch",
@@ -130,12 +131,12 @@ def run_doctor(probe_torch: bool = True) -> DoctorReport:
     """Collect every check. ``probe_torch=False`` skips importing torch (faster)."""
     checks = []
     for pkg in PACKAGES:
-        v = _version(pkg)
+        v = package_version(pkg)
         if v:
             checks.append(Check(pkg, "ok", v))
         elif pkg != "onnxruntime":
             checks.append(Check(pkg, "missing", install_hint(pkg.replace("-", "_"))))
-    if _version("onnxruntime") and _version("onnxruntime-gpu"):
+    if package_version("onnxruntime") and package_version("onnxruntime-gpu"):
         checks.append(
             Check(
                 "onnxruntime",

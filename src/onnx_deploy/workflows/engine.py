@@ -12,11 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from onnx_deploy.build.runners.tensorrt import TensorRTRunner
-from onnx_deploy.core.defaults import BENCH_ITERS, BENCH_WARMUP, VALIDATE_BATCH_SIZES
+from onnx_deploy.core.defaults import BENCH_ITERS
+from onnx_deploy.core.defaults import BENCH_WARMUP
+from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES
 from onnx_deploy.core.feeds import load_data
 from onnx_deploy.core.results import Result
-from onnx_deploy.infer.bench import BenchmarkReport, benchmark, collect_environment
-from onnx_deploy.infer.compare import ValidationReport, compare
+from onnx_deploy.infer.bench import BenchmarkReport
+from onnx_deploy.infer.bench import benchmark
+from onnx_deploy.infer.bench import collect_environment
+from onnx_deploy.infer.compare import ValidationReport
+from onnx_deploy.infer.compare import compare
 from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 from onnx_deploy.workflows.pipeline import batch_feeds
 

@@ -27,23 +27,26 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from onnx_deploy.core.errors import OptimizeError
-from onnx_deploy.core.files import (
-    atomic_output,
-    check_output_path,
-    file_size,
-    human_size,
-    write_json,
-)
+from onnx_deploy.core.files import atomic_output
+from onnx_deploy.core.files import check_output_path
+from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import human_size
+from onnx_deploy.core.files import write_json
 from onnx_deploy.core.results import Result
-from onnx_deploy.infer.compare import Tolerance, get_tolerance
+from onnx_deploy.infer.compare import Tolerance
+from onnx_deploy.infer.compare import get_tolerance
 from onnx_deploy.teach.zoo import ModelSource
 
 Log = Callable[[str], None]
@@ -275,11 +278,9 @@ def build_variants(
     log: Log = _quiet,
 ) -> list[Variant]:
     """Every candidate file for ``target``, written into ``folder`` (FP32 is ``fp32``)."""
-    from onnx_deploy.build.quantize import (
-        convert_fp16,
-        quantize_dynamic_model,
-        quantize_static_model,
-    )
+    from onnx_deploy.build.quantize import convert_fp16
+    from onnx_deploy.build.quantize import quantize_dynamic_model
+    from onnx_deploy.build.quantize import quantize_static_model
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -382,13 +383,16 @@ def tensorrt_variants(
     names = [f"TensorRT {v.name}" for v in built if v.name in (REFERENCE, "FP16", "INT8 static")]
     if target != "cuda":
         return [_skip_trt(n, "TensorRT needs an NVIDIA GPU (--target cuda)") for n in names]
-    from onnx_deploy.build.tensorrt import INSTALL_HINT, build_engine, load_tensorrt
+    from onnx_deploy.build.tensorrt import INSTALL_HINT
+    from onnx_deploy.build.tensorrt import build_engine
+    from onnx_deploy.build.tensorrt import load_tensorrt
 
     try:
         trt = trt or load_tensorrt()
     except Exception:
         return [_skip_trt(n, f"TensorRT is not installed: {INSTALL_HINT}") for n in names]
-    from onnx_deploy.core.signature import DimRange, Signature
+    from onnx_deploy.core.signature import DimRange
+    from onnx_deploy.core.signature import Signature
     from onnx_deploy.infer.modelinfo import describe
 
     out = []
@@ -450,7 +454,8 @@ def validate_variants(
     the top-1 agreement required (``"preset"``: the precision's, 90% for INT8; ``None``:
     not judged, for random-weight models whose near-tied scores make it a coin toss)."""
     from onnx_deploy.core.feeds import concatenate
-    from onnx_deploy.infer.compare import compare, top1_accuracy
+    from onnx_deploy.infer.compare import compare
+    from onnx_deploy.infer.compare import top1_accuracy
 
     ref_v = next(v for v in variants if v.name == REFERENCE)
     out = []
@@ -704,7 +709,9 @@ def _task_data(
 ) -> TaskData:
     """Step 2: the data each step uses: given (arrays or files), or random from the
     signature with a note that says what that proves."""
-    from onnx_deploy.core.feeds import as_feeds, load_data, split
+    from onnx_deploy.core.feeds import as_feeds
+    from onnx_deploy.core.feeds import load_data
+    from onnx_deploy.core.feeds import split
 
     real = validation is not None
     if calibration is None and validation is None:
@@ -778,7 +785,8 @@ def prepare(
     if model == DIGITS:
         from onnx_deploy.build.export import export_model
         from onnx_deploy.core.extras import require
-        from onnx_deploy.teach.digits import load_digits_model, load_digits_split
+        from onnx_deploy.teach.digits import load_digits_model
+        from onnx_deploy.teach.digits import load_digits_split
 
         path = folder / "model.fp32.onnx"
         check_output_path(path, force=force)
@@ -880,7 +888,9 @@ def write_report(
         files["model"] = str(out / f"model{suffix}")
         _copy_model(chosen.path, files["model"], force=True)
     if plots:
-        from onnx_deploy.present.plots import plot_report_batches, plot_report_tradeoff, save_figure
+        from onnx_deploy.present.plots import plot_report_batches
+        from onnx_deploy.present.plots import plot_report_tradeoff
+        from onnx_deploy.present.plots import save_figure
 
         files["tradeoff_plot"] = save_figure(
             plot_report_tradeoff(card), out / "latency_vs_accuracy.png", force=True
@@ -928,7 +938,8 @@ def _markdown(card: ReportCard) -> str:
 def _copy_model(src: str | os.PathLike[str], dst: str | os.PathLike[str], force: bool) -> None:
     """Copy a model atomically; one with external data is re-saved so that its data file
     takes the new name (a model refers to its data file by name)."""
-    from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX, write_onnx
+    from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX
+    from onnx_deploy.core.files import write_onnx
 
     src = Path(src)
     with atomic_output(dst, force=force) as tmp:

@@ -16,28 +16,38 @@ import contextlib
 import dataclasses
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from onnx_deploy.core.defaults import (
-    BENCH_BATCH_SIZES,
-    BENCH_ITERS,
-    BENCH_WARMUP,
-    PIPELINE_ITERS,
-    PIPELINE_WARMUP,
-    VALIDATE_BATCH_SIZES,
-)
+from onnx_deploy.core.defaults import BENCH_BATCH_SIZES
+from onnx_deploy.core.defaults import BENCH_ITERS
+from onnx_deploy.core.defaults import BENCH_WARMUP
+from onnx_deploy.core.defaults import PIPELINE_ITERS
+from onnx_deploy.core.defaults import PIPELINE_WARMUP
+from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES
 from onnx_deploy.core.extras import require
 from onnx_deploy.core.feeds import Feeds
-from onnx_deploy.core.files import atomic_output, check_output_path, write_json
+from onnx_deploy.core.files import atomic_output
+from onnx_deploy.core.files import check_output_path
+from onnx_deploy.core.files import write_json
 from onnx_deploy.core.results import Result
-from onnx_deploy.core.signature import DimRange, InputSpec, Signature, SignatureError
-from onnx_deploy.infer.bench import BenchmarkReport, BenchmarkResult, benchmark, comparison_table
-from onnx_deploy.teach.zoo import LoadedModel, ModelSource
+from onnx_deploy.core.signature import DimRange
+from onnx_deploy.core.signature import InputSpec
+from onnx_deploy.core.signature import Signature
+from onnx_deploy.core.signature import SignatureError
+from onnx_deploy.infer.bench import BenchmarkReport
+from onnx_deploy.infer.bench import BenchmarkResult
+from onnx_deploy.infer.bench import benchmark
+from onnx_deploy.infer.bench import comparison_table
+from onnx_deploy.teach.zoo import LoadedModel
+from onnx_deploy.teach.zoo import ModelSource
 
 Log = Callable[[str], None]
 
@@ -50,7 +60,8 @@ def example_data(path: str | os.PathLike[str], declared: Sequence[InputSpec] = (
     """Example inputs from a ``.npz`` / ``.pt`` / ``.npy`` file, by input name. A dict
     keeps its names; a single array or a tuple takes the declared ``--input`` names in
     order (an unnamed array without them is an error that says what to do)."""
-    from onnx_deploy.core.feeds import load_data, to_numpy
+    from onnx_deploy.core.feeds import load_data
+    from onnx_deploy.core.feeds import to_numpy
 
     data = load_data(path)
     if isinstance(data, Mapping):
@@ -269,7 +280,8 @@ def benchmark_report(
     if output:
         files["json"] = str(write_json(output, report.to_dict(), force=force))
     if plot:
-        from onnx_deploy.present.plots import plot_latency, save_figure
+        from onnx_deploy.present.plots import plot_latency
+        from onnx_deploy.present.plots import save_figure
 
         files["plot"] = str(save_figure(plot_latency(results), plot, force=force))
     return dataclasses.replace(report, files=files)
@@ -419,7 +431,8 @@ def export_spec(
 
     from onnx_deploy.build.export import export_model
     from onnx_deploy.build.verify import compare_torch_onnx
-    from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH, DEFAULT_OPSET
+    from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH
+    from onnx_deploy.core.defaults import DEFAULT_OPSET
 
     source = ModelSource.of(source)
     check_output_path(output, force=force)  # fail before the slow part

@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from onnx_deploy.build.runners.pytorch import TorchRunner
-from onnx_deploy.core.defaults import REAL_DATA_BATCH, VALIDATE_BATCH_SIZES
-from onnx_deploy.core.feeds import as_feeds, load_data, split, split_sizes
+from onnx_deploy.core.defaults import REAL_DATA_BATCH
+from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES
+from onnx_deploy.core.feeds import as_feeds
+from onnx_deploy.core.feeds import load_data
+from onnx_deploy.core.feeds import split
+from onnx_deploy.core.feeds import split_sizes
 from onnx_deploy.core.signature import Signature
-from onnx_deploy.infer.compare import Tolerance, ValidationReport, compare, onnx_runner
+from onnx_deploy.infer.compare import Tolerance
+from onnx_deploy.infer.compare import ValidationReport
+from onnx_deploy.infer.compare import compare
+from onnx_deploy.infer.compare import onnx_runner
 from onnx_deploy.infer.runners.base import Runner
-from onnx_deploy.teach.zoo import ModelSource, load_model
+from onnx_deploy.teach.zoo import ModelSource
+from onnx_deploy.teach.zoo import load_model
 
 
 def validate_model(

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from onnx_deploy.core.errors import ValidationError
 from onnx_deploy.core.extras import require
-from onnx_deploy.core.feeds import Feeds, to_numpy
-from onnx_deploy.core.specs import TensorSpec, from_torch
+from onnx_deploy.core.feeds import Feeds
+from onnx_deploy.core.feeds import to_numpy
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.specs import from_torch
 from onnx_deploy.infer.providers import check_device
 from onnx_deploy.infer.runners.base import Runner
 
@@ -135,10 +140,6 @@ class TorchRunner(Runner):
         self._running: torch.nn.Module | None = None
         self._was_training = False
         self._keywords = False
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
 
     @property
     def outputs(self) -> tuple[TensorSpec, ...]:

@@ -16,7 +16,8 @@ with an error that names the profile.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,8 @@ import numpy as np
 
 from onnx_deploy.core.errors import InputMismatchError
 from onnx_deploy.core.feeds import Feeds
-from onnx_deploy.core.signature import DimRange, Signature
-from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.signature import DimRange
+from onnx_deploy.core.signature import Signature
 from onnx_deploy.infer.runners.base import Runner
 
 Shape = tuple[int, ...]
@@ -94,7 +95,8 @@ class TensorRTRunner(Runner):
     ) -> None:
         """``trt`` and ``tensor_device`` are for tests: a recording ``tensorrt`` module,
         and host tensors in place of CUDA ones."""
-        from onnx_deploy.build.tensorrt import meta_path, read_meta
+        from onnx_deploy.build.tensorrt import meta_path
+        from onnx_deploy.build.tensorrt import read_meta
 
         self.plan = Path(plan)
         if not self.plan.is_file():
@@ -106,24 +108,18 @@ class TensorRTRunner(Runner):
                 "onnx-deploy trt build (the runner reads the engine's specs from there)"
             )
         self.meta = meta
+        self._inputs, self._outputs = meta.inputs, meta.outputs
         super().__init__(name or self.plan.name, "cuda")
         self._engine: Any = None
         self._context: Any = None
         self._stream: Any = None
         self._trt_module, self._tensor_device = trt, tensor_device
 
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self.meta.inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self.meta.outputs
-
     def _activate(self) -> None:
         import torch
 
-        from onnx_deploy.build.tensorrt import gpu_identity, load_tensorrt
+        from onnx_deploy.build.tensorrt import gpu_identity
+        from onnx_deploy.build.tensorrt import load_tensorrt
 
         trt = self._trt_module or load_tensorrt()
         if self._tensor_device == "cuda":

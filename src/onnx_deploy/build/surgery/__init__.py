@@ -19,41 +19,37 @@ on a file: full ``onnx.checker`` check, a numeric check against the model before
 
 from __future__ import annotations
 
-from onnx_deploy.build.surgery.checks import (
-    EditCheck,
-    check_extract,
-    check_merge,
-    check_postprocessing,
-    check_preprocessing,
-    check_same_outputs,
-)
-from onnx_deploy.build.surgery.files import EDITS, EditResult, edit_file
-from onnx_deploy.build.surgery.graph import (
-    SurgeryError,
-    convert_opset,
-    dim_symbols,
-    expose,
-    extract,
-    fix_ir_version,
-    io_pairs,
-    list_tensors,
-    loadable_ir_version,
-    merge,
-    ort_max_ir_version,
-    parse_dim_edit,
-    rename,
-    set_dims,
-    tensor_names,
-)
-from onnx_deploy.build.surgery.processing import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    add_postprocessing,
-    add_preprocessing,
-    postprocessing_graph,
-    preprocessing_graph,
-    reference_preprocess,
-)
+from onnx_deploy.build.surgery.checks import EditCheck
+from onnx_deploy.build.surgery.checks import check_extract
+from onnx_deploy.build.surgery.checks import check_merge
+from onnx_deploy.build.surgery.checks import check_postprocessing
+from onnx_deploy.build.surgery.checks import check_preprocessing
+from onnx_deploy.build.surgery.checks import check_same_outputs
+from onnx_deploy.build.surgery.files import EDITS
+from onnx_deploy.build.surgery.files import EditResult
+from onnx_deploy.build.surgery.files import edit_file
+from onnx_deploy.build.surgery.graph import SurgeryError
+from onnx_deploy.build.surgery.graph import convert_opset
+from onnx_deploy.build.surgery.graph import dim_symbols
+from onnx_deploy.build.surgery.graph import expose
+from onnx_deploy.build.surgery.graph import extract
+from onnx_deploy.build.surgery.graph import fix_ir_version
+from onnx_deploy.build.surgery.graph import io_pairs
+from onnx_deploy.build.surgery.graph import list_tensors
+from onnx_deploy.build.surgery.graph import loadable_ir_version
+from onnx_deploy.build.surgery.graph import merge
+from onnx_deploy.build.surgery.graph import ort_max_ir_version
+from onnx_deploy.build.surgery.graph import parse_dim_edit
+from onnx_deploy.build.surgery.graph import rename
+from onnx_deploy.build.surgery.graph import set_dims
+from onnx_deploy.build.surgery.graph import tensor_names
+from onnx_deploy.build.surgery.processing import IMAGENET_MEAN
+from onnx_deploy.build.surgery.processing import IMAGENET_STD
+from onnx_deploy.build.surgery.processing import add_postprocessing
+from onnx_deploy.build.surgery.processing import add_preprocessing
+from onnx_deploy.build.surgery.processing import postprocessing_graph
+from onnx_deploy.build.surgery.processing import preprocessing_graph
+from onnx_deploy.build.surgery.processing import reference_preprocess
 
 __all__ = [
     "EDITS", "IMAGENET_MEAN", "IMAGENET_STD", "EditCheck", "EditResult", "SurgeryError",

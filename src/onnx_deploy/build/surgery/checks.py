@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,14 @@ from typing import Any
 import numpy as np
 import onnx
 
-from onnx_deploy.build.surgery.graph import SurgeryError, _io_names, expose
-from onnx_deploy.build.surgery.processing import _image_spec, reference_preprocess
-from onnx_deploy.core.files import over_protobuf_limit, write_onnx
+from onnx_deploy.build.surgery.graph import SurgeryError
+from onnx_deploy.build.surgery.graph import expose
+from onnx_deploy.build.surgery.graph import io_names
+from onnx_deploy.build.surgery.processing import image_spec
+from onnx_deploy.build.surgery.processing import preprocessing_options
+from onnx_deploy.build.surgery.processing import reference_preprocess
+from onnx_deploy.core.files import over_protobuf_limit
+from onnx_deploy.core.files import write_onnx
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.infer.compare import compare_results
 from onnx_deploy.infer.modelinfo import graph_io
@@ -22,7 +28,7 @@ from onnx_deploy.infer.modelinfo import graph_io
 # --- running and checking --------------------------------------------------------------
 
 
-def _session(model: onnx.ModelProto, folder: str) -> Any:
+def open_session(model: onnx.ModelProto, folder: str) -> Any:
     from onnx_deploy.infer.sessions import create_session
 
     if over_protobuf_limit(model):
@@ -32,7 +38,7 @@ def _session(model: onnx.ModelProto, folder: str) -> Any:
     return create_session(model.SerializeToString(), "cpu")
 
 
-def _run(session: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def run_session(session: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run a session; a failure raises without onnxruntime also logging it to stderr."""
     import onnxruntime as ort
 
@@ -42,7 +48,7 @@ def _run(session: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
     return dict(zip(names, session.run(names, dict(feeds), quiet), strict=True))
 
 
-def _random_feeds(specs: Sequence[TensorSpec], sizes: Mapping[str, int], seed: int) -> Any:
+def random_feeds(specs: Sequence[TensorSpec], sizes: Mapping[str, int], seed: int) -> Any:
     from onnx_deploy.core.signature import Signature
 
     sig = Signature.from_specs(specs)
@@ -90,10 +96,12 @@ def check_same_outputs(
     input_map, output_map = dict(input_map or {}), dict(output_map or {})
     b_ins, b_outs = graph_io(before)
     _, a_outs = graph_io(after)
-    feeds = _random_feeds(b_ins, sizes or {}, seed)
+    feeds = random_feeds(b_ins, sizes or {}, seed)
     with tempfile.TemporaryDirectory() as tmp:
-        ref = _run(_session(before, tmp), feeds)
-        got = _run(_session(after, tmp), {input_map.get(k, k): v for k, v in feeds.items()})
+        ref = run_session(open_session(before, tmp), feeds)
+        got = run_session(
+            open_session(after, tmp), {input_map.get(k, k): v for k, v in feeds.items()}
+        )
     after_names = {s.name for s in a_outs}
     pairs = [
         (output_map.get(s.name, s.name), ref[s.name], got[output_map.get(s.name, s.name)])
@@ -110,22 +118,19 @@ def check_preprocessing(
     before: onnx.ModelProto,
     after: onnx.ModelProto,
     *,
-    pixels_name: str = "pixels",
     image_name: str | None = None,
-    layout: str = "NHWC",
-    resize: int | None = None,
-    crop: tuple[int, int] | None = None,
-    mean: Sequence[float] = (0.0,),
-    std: Sequence[float] = (1.0,),
-    scale: float = 1 / 255,
     seed: int = 0,
-    **_: Any,
+    **options: Any,
 ) -> EditCheck:
     """Raw pixels through the edited model vs the numpy preprocessing then the original
-    model. With ``resize`` the pixels are sized so that resizing is the identity (shorter
-    side already ``resize``): the resampling itself is onnxruntime's Resize (compared with
+    model; ``options`` are ``preprocessing_graph``'s (its defaults apply). With ``resize``
+    the pixels are sized so that resizing is the identity (shorter side already
+    ``resize``): the resampling itself is onnxruntime's Resize (compared with
     torchvision's in notebook 07)."""
-    image = _image_spec(before, image_name)
+    o = preprocessing_options(options)
+    pixels_name, layout, resize, crop = o["pixels_name"], o["layout"], o["resize"], o["crop"]
+    mean, std, scale = o["mean"], o["std"], o["scale"]
+    image = image_spec(before, image_name)
     pix = next(s for s in graph_io(after)[0] if s.name == pixels_name)
     channels = int(image.shape[1])  # type: ignore[arg-type]
     if resize is not None:
@@ -145,8 +150,8 @@ def check_preprocessing(
         pixels, layout=layout, crop=image_crop, mean=mean, std=std, scale=scale
     )
     with tempfile.TemporaryDirectory() as tmp:
-        ref = _run(_session(before, tmp), {image.name: x})
-        got = _run(_session(after, tmp), {pixels_name: pixels})
+        ref = run_session(open_session(before, tmp), {image.name: x})
+        got = run_session(open_session(after, tmp), {pixels_name: pixels})
     pairs = [(n, ref[n], got[n]) for n in ref if n in got]
     return _close(pairs, f"uint8 pixels {list(shape)} vs numpy preprocessing + original")
 
@@ -169,10 +174,10 @@ def check_postprocessing(
     """The edited model's probabilities / top-k vs numpy on the original's scores."""
     b_ins, b_outs = graph_io(before)
     name = output_name or b_outs[0].name
-    feeds = _random_feeds(b_ins, {}, seed)
+    feeds = random_feeds(b_ins, {}, seed)
     with tempfile.TemporaryDirectory() as tmp:
-        logits = _run(_session(before, tmp), feeds)[name]
-        got = _run(_session(after, tmp), feeds)
+        logits = run_session(open_session(before, tmp), feeds)[name]
+        got = run_session(open_session(after, tmp), feeds)
     probs = _softmax(logits.astype(np.float64)).astype(np.float32) if softmax else logits
     pairs = []
     if softmax:
@@ -190,12 +195,12 @@ def check_extract(
     """The subgraph fed the original's own intermediate values, vs the original's."""
     sub_ins, sub_outs = graph_io(after)
     wanted = [s.name for s in (*sub_ins, *sub_outs)]
-    b_ins, b_outs = _io_names(before)
+    b_ins, b_outs = io_names(before)
     exposed = expose(before, [n for n in wanted if n not in b_outs and n not in b_ins])
-    feeds = _random_feeds(graph_io(before)[0], {}, seed)
+    feeds = random_feeds(graph_io(before)[0], {}, seed)
     with tempfile.TemporaryDirectory() as tmp:
-        full = {**feeds, **_run(_session(exposed, tmp), feeds)}
-        got = _run(_session(after, tmp), {s.name: full[s.name] for s in sub_ins})
+        full = {**feeds, **run_session(open_session(exposed, tmp), feeds)}
+        got = run_session(open_session(after, tmp), {s.name: full[s.name] for s in sub_ins})
     return _close(
         [(s.name, full[s.name], got[s.name]) for s in sub_outs],
         "fed the original's intermediate values",
@@ -210,9 +215,9 @@ def check_merge(
     seed: int = 0,
 ) -> EditCheck:
     """The merged model vs the two models run one after the other."""
-    feeds = _random_feeds(graph_io(first)[0], {}, seed)
+    feeds = random_feeds(graph_io(first)[0], {}, seed)
     with tempfile.TemporaryDirectory() as tmp:
-        mid = _run(_session(first, tmp), feeds)
-        ref = _run(_session(second, tmp), {b: mid[a] for a, b in io_map})
-        got = _run(_session(merged, tmp), feeds)
+        mid = run_session(open_session(first, tmp), feeds)
+        ref = run_session(open_session(second, tmp), {b: mid[a] for a, b in io_map})
+        got = run_session(open_session(merged, tmp), feeds)
     return _close([(n, ref[n], got[n]) for n in ref if n in got], "vs the two models in turn")

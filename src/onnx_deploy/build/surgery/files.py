@@ -8,50 +8,51 @@ import functools
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import onnx
 from onnx import TensorProto
 
-from onnx_deploy.build.surgery.checks import (
-    EditCheck,
-    _random_feeds,
-    _run,
-    _session,
-    check_extract,
-    check_merge,
-    check_postprocessing,
-    check_preprocessing,
-    check_same_outputs,
-)
-from onnx_deploy.build.surgery.graph import (
-    SurgeryError,
-    _graphs,
-    _io_names,
-    convert_opset,
-    expose,
-    extract,
-    fix_ir_version,
-    io_pairs,
-    merge,
-    parse_dim_edit,
-    rename,
-    set_dims,
-)
-from onnx_deploy.build.surgery.processing import add_postprocessing, add_preprocessing
+from onnx_deploy.build.surgery.checks import EditCheck
+from onnx_deploy.build.surgery.checks import check_extract
+from onnx_deploy.build.surgery.checks import check_merge
+from onnx_deploy.build.surgery.checks import check_postprocessing
+from onnx_deploy.build.surgery.checks import check_preprocessing
+from onnx_deploy.build.surgery.checks import check_same_outputs
+from onnx_deploy.build.surgery.checks import open_session
+from onnx_deploy.build.surgery.checks import random_feeds
+from onnx_deploy.build.surgery.checks import run_session
+from onnx_deploy.build.surgery.graph import SurgeryError
+from onnx_deploy.build.surgery.graph import all_graphs
+from onnx_deploy.build.surgery.graph import convert_opset
+from onnx_deploy.build.surgery.graph import expose
+from onnx_deploy.build.surgery.graph import extract
+from onnx_deploy.build.surgery.graph import fix_ir_version
+from onnx_deploy.build.surgery.graph import io_names
+from onnx_deploy.build.surgery.graph import io_pairs
+from onnx_deploy.build.surgery.graph import merge
+from onnx_deploy.build.surgery.graph import parse_dim_edit
+from onnx_deploy.build.surgery.graph import rename
+from onnx_deploy.build.surgery.graph import set_dims
+from onnx_deploy.build.surgery.processing import add_postprocessing
+from onnx_deploy.build.surgery.processing import add_preprocessing
 from onnx_deploy.core.errors import OnnxDeployError
-from onnx_deploy.core.files import (
-    atomic_output,
-    file_size,
-    human_size,
-    over_protobuf_limit,
-    write_onnx,
-)
+from onnx_deploy.core.files import atomic_output
+from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import human_size
+from onnx_deploy.core.files import over_protobuf_limit
+from onnx_deploy.core.files import write_onnx
 from onnx_deploy.core.results import Result
-from onnx_deploy.core.specs import TensorSpec, describe_all
-from onnx_deploy.infer.modelinfo import default_opset, graph_io, load_onnx
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.specs import describe_all
+from onnx_deploy.infer.modelinfo import default_opset
+from onnx_deploy.infer.modelinfo import graph_io
+from onnx_deploy.infer.modelinfo import load_onnx
 
 EDITS = (
     "rename", "dim", "expose", "extract", "opset", "preprocess", "postprocess", "merge",
@@ -149,7 +150,9 @@ def _checked_edit(
 def _has_external_data(path: str | os.PathLike[str]) -> bool:
     model = onnx.load(str(path), load_external_data=False)
     return any(
-        i.data_location == TensorProto.EXTERNAL for g in _graphs(model.graph) for i in g.initializer
+        i.data_location == TensorProto.EXTERNAL
+        for g in all_graphs(model.graph)
+        for i in g.initializer
     )
 
 
@@ -181,7 +184,7 @@ def edit_file(
 
 def _edit_rename(m: onnx.ModelProto, mapping: Mapping[str, str]) -> Any:
     after = rename(m, mapping)
-    ins, _ = _io_names(m)
+    ins, _ = io_names(m)
     check = check_same_outputs(
         m, after, input_map={k: v for k, v in mapping.items() if k in ins}, output_map=mapping
     )
@@ -215,11 +218,11 @@ def _probe_symbolic(model: onnx.ModelProto, symbols: Sequence[str]) -> str:
     the graph (a Reshape to a constant shape) fails here, not in production."""
     ins, _ = graph_io(model)
     with tempfile.TemporaryDirectory() as tmp:
-        session = _session(model, tmp)
+        session = open_session(model, tmp)
         for size in (1, 3):
-            feeds = _random_feeds(ins, dict.fromkeys(symbols, size), 0)
+            feeds = random_feeds(ins, dict.fromkeys(symbols, size), 0)
             try:
-                _run(session, feeds)
+                run_session(session, feeds)
             except Exception as e:
                 first = (str(e).strip().splitlines() or [""])[0][:240]
                 raise SurgeryError(

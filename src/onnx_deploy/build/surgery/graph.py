@@ -6,15 +6,20 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
+from onnx import helper
 
 from onnx_deploy.core.errors import SurgeryError
-from onnx_deploy.core.specs import TensorSpec, describe_all
-from onnx_deploy.infer.modelinfo import default_opset, graph_io
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.specs import describe_all
+from onnx_deploy.infer.modelinfo import default_opset
+from onnx_deploy.infer.modelinfo import graph_io
 
 EDITS = (
     "rename", "dim", "expose", "extract", "opset", "preprocess", "postprocess", "merge",
@@ -69,22 +74,22 @@ def fix_ir_version(model: onnx.ModelProto) -> onnx.ModelProto:
 # --- names -----------------------------------------------------------------------------
 
 
-def _graphs(graph: onnx.GraphProto) -> Iterable[onnx.GraphProto]:
+def all_graphs(graph: onnx.GraphProto) -> Iterable[onnx.GraphProto]:
     """The graph and every subgraph (If/Loop/Scan bodies), depth first."""
     yield graph
     for node in graph.node:
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _graphs(attr.g)
+                yield from all_graphs(attr.g)
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for g in attr.graphs:
-                    yield from _graphs(g)
+                    yield from all_graphs(g)
 
 
 def tensor_names(model: onnx.ModelProto) -> set[str]:
     """Every tensor name in the model: inputs, outputs, initializers, node edges."""
     names: set[str] = set()
-    for g in _graphs(model.graph):
+    for g in all_graphs(model.graph):
         names.update(v.name for v in (*g.input, *g.output, *g.value_info))
         names.update(i.name for i in g.initializer)
         for n in g.node:
@@ -95,23 +100,23 @@ def tensor_names(model: onnx.ModelProto) -> set[str]:
 def list_tensors(model: onnx.ModelProto) -> list[tuple[str, str, TensorSpec | None]]:
     """Every node output in graph order: (tensor, producing op, inferred spec or None):
     the names that ``expose`` and ``extract`` take."""
-    from onnx_deploy.infer.modelinfo import _spec
+    from onnx_deploy.infer.modelinfo import value_info_spec
 
-    infos = _inferred(model)
+    infos = inferred_types(model)
     return [
-        (name, node.op_type, _spec(infos[name]) if name in infos else None)
+        (name, node.op_type, value_info_spec(infos[name]) if name in infos else None)
         for node in model.graph.node
         for name in node.output
         if name
     ]
 
 
-def _nearest(name: str, candidates: Iterable[str]) -> str:
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=3)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 
-def _io_names(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
+def io_names(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
     inputs, outputs = graph_io(model)
     return [s.name for s in inputs], [s.name for s in outputs]
 
@@ -119,16 +124,16 @@ def _io_names(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
 def _require_tensor(model: onnx.ModelProto, name: str, what: str = "tensor") -> None:
     names = tensor_names(model)
     if name not in names:
-        ins, outs = _io_names(model)
+        ins, outs = io_names(model)
         raise SurgeryError(
-            f"no {what} named {name!r} in the model{_nearest(name, names)}. Inputs: {ins}; "
+            f"no {what} named {name!r} in the model{did_you_mean(name, names)}. Inputs: {ins}; "
             f"outputs: {outs}; list every tensor with `onnx-deploy inspect MODEL --tensors`."
         )
 
 
 def _rename_everywhere(model: onnx.ModelProto, mapping: Mapping[str, str]) -> None:
     """Rename tensors in place in every graph: edges, I/O, initializers, value infos."""
-    for g in _graphs(model.graph):
+    for g in all_graphs(model.graph):
         for v in (*g.input, *g.output, *g.value_info):
             v.name = mapping.get(v.name, v.name)
         for i in g.initializer:
@@ -143,12 +148,12 @@ def rename(model: onnx.ModelProto, mapping: Mapping[str, str]) -> onnx.ModelProt
 
     Each old name must be a graph input or output, and each new name must not already
     name a tensor (the graph would then have two producers, or a cycle)."""
-    ins, outs = _io_names(model)
+    ins, outs = io_names(model)
     names = tensor_names(model)
     for old, new in mapping.items():
         if old not in ins and old not in outs:
             raise SurgeryError(
-                f"{old!r} is not a graph input or output{_nearest(old, ins + outs)}; "
+                f"{old!r} is not a graph input or output{did_you_mean(old, ins + outs)}; "
                 f"inputs: {ins}, outputs: {outs}"
             )
         if not new or not isinstance(new, str):
@@ -226,14 +231,14 @@ def set_dims(
         if axis is None:
             if target not in symbols:
                 raise SurgeryError(
-                    f"no dim named {target!r}{_nearest(target, symbols)}; the graph's symbolic "
+                    f"no dim named {target!r}{did_you_mean(target, symbols)}; the graph's symbolic "
                     f"dims are {symbols or 'none'}. Name one axis with TENSOR[AXIS]=VALUE."
                 )
             places = [d for v in io.values() for d in _dims(v) if d.dim_param == target]
         else:
             if target not in io:
                 raise SurgeryError(
-                    f"{target!r} is not a graph input or output{_nearest(target, list(io))}; "
+                    f"{target!r} is not a graph input or output{did_you_mean(target, list(io))}; "
                     f"those are {list(io)}"
                 )
             dims = _dims(io[target])
@@ -253,7 +258,7 @@ def set_dims(
 # --- outputs and subgraphs -------------------------------------------------------------
 
 
-def _inferred(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
+def inferred_types(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     g = inferred.graph
     return {v.name: v for v in (*g.value_info, *g.input, *g.output)}
@@ -263,8 +268,8 @@ def expose(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelProto:
     """Add intermediate tensors as extra graph outputs (to inspect or reuse them)."""
     from onnx_deploy.infer.intermediates import expose_tensors
 
-    infos = _inferred(model)
-    _, outs = _io_names(model)
+    infos = inferred_types(model)
+    _, outs = io_names(model)
     for name in tensors:
         _require_tensor(model, name)
         if name in outs:
@@ -345,7 +350,7 @@ def convert_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
 
 def _prefix_internal(model: onnx.ModelProto, prefix: str, keep: Iterable[str]) -> None:
     """Prefix every tensor name except graph inputs/outputs and ``keep`` (in place)."""
-    ins, outs = _io_names(model)
+    ins, outs = io_names(model)
     fixed = set(ins) | set(outs) | set(keep)
     _rename_everywhere(model, {n: prefix + n for n in tensor_names(model) if n not in fixed})
     for n in model.graph.node:
@@ -402,12 +407,12 @@ def merge(
     for a, b in pairs:
         if a not in f_by:
             raise SurgeryError(
-                f"{a!r} is not an output of the first model{_nearest(a, f_by)}; its outputs: "
+                f"{a!r} is not an output of the first model{did_you_mean(a, f_by)}; its outputs: "
                 f"{describe_all(f_outs)}"
             )
         if b not in s_by:
             raise SurgeryError(
-                f"{b!r} is not an input of the second model{_nearest(b, s_by)}; its inputs: "
+                f"{b!r} is not an input of the second model{did_you_mean(b, s_by)}; its inputs: "
                 f"{describe_all(s_ins)}"
             )
         fa, sb = f_by[a], s_by[b]

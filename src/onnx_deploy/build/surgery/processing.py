@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import copy
+import inspect
+from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
+from onnx import helper
 
-from onnx_deploy.build.surgery.graph import (
-    SurgeryError,
-    _inferred,
-    _nearest,
-    fix_ir_version,
-    merge,
-    tensor_names,
-)
-from onnx_deploy.core.specs import TensorSpec, describe_all
-from onnx_deploy.infer.modelinfo import default_opset, graph_io
+from onnx_deploy.build.surgery.graph import SurgeryError
+from onnx_deploy.build.surgery.graph import did_you_mean
+from onnx_deploy.build.surgery.graph import fix_ir_version
+from onnx_deploy.build.surgery.graph import inferred_types
+from onnx_deploy.build.surgery.graph import merge
+from onnx_deploy.build.surgery.graph import tensor_names
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.specs import describe_all
+from onnx_deploy.infer.modelinfo import default_opset
+from onnx_deploy.infer.modelinfo import graph_io
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -45,11 +48,11 @@ def _pick(specs: tuple[TensorSpec, ...], name: str | None, kind: str, role: str)
             return s
     names = [s.name for s in specs]
     raise SurgeryError(
-        f"{name!r} is not an {kind} of the model{_nearest(name, names)}; {kind}s: {describe_all(specs)}"
+        f"{name!r} is not an {kind} of the model{did_you_mean(name, names)}; {kind}s: {describe_all(specs)}"
     )
 
 
-def _image_spec(model: onnx.ModelProto, input_name: str | None) -> TensorSpec:
+def image_spec(model: onnx.ModelProto, input_name: str | None) -> TensorSpec:
     spec = _pick(graph_io(model)[0], input_name, "input", "the image input")
     channels = spec.shape[1] if len(spec.shape) == 4 else None
     if spec.dtype != "float32" or len(spec.shape) != 4 or channels not in (1, 3):
@@ -183,6 +186,17 @@ def reference_preprocess(
     return ((x * np.float32(scale) - m) / s).astype(np.float32)
 
 
+def preprocessing_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``preprocessing_graph``'s options with its defaults for those not given (its
+    signature is where they are declared)."""
+    params = inspect.signature(preprocessing_graph).parameters.values()
+    return {
+        p.name: options.get(p.name, p.default)
+        for p in params
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "opset"
+    }
+
+
 def add_preprocessing(
     model: onnx.ModelProto, input_name: str | None = None, **options: Any
 ) -> onnx.ModelProto:
@@ -190,7 +204,7 @@ def add_preprocessing(
     default) instead of a normalised float tensor. ``options``: see
     ``preprocessing_graph`` (``resize``, ``crop``, ``mean``, ``std``, ``scale``,
     ``layout``, ``pixels_name``). Refused for an input that is not an image."""
-    image = _image_spec(model, input_name)
+    image = image_spec(model, input_name)
     pixels_name = options.get("pixels_name", "pixels")
     if pixels_name in tensor_names(model):
         raise SurgeryError(
@@ -258,5 +272,5 @@ def add_postprocessing(
     )
     merged = merge(model, post, [(spec.name, spec.name)], prefix="post/")
     if keep_logits:
-        merged.graph.output.insert(0, copy.deepcopy(_inferred(model)[spec.name]))
+        merged.graph.output.insert(0, copy.deepcopy(inferred_types(model)[spec.name]))
     return merged

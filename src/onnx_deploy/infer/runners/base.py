@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from onnx_deploy.core.feeds import Feeds, as_feeds, check_inputs, random_inputs
-from onnx_deploy.core.specs import TensorSpec, describe_all
+from onnx_deploy.core.feeds import Feeds
+from onnx_deploy.core.feeds import as_feeds
+from onnx_deploy.core.feeds import check_inputs
+from onnx_deploy.core.feeds import random_inputs
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.specs import describe_all
 
 
 class Runner(abc.ABC):
     """Runs one model on one device.
 
-    Subclasses set ``backend`` and implement ``inputs``, ``outputs``, ``_activate``,
-    ``_deactivate`` and ``_infer``; they may override ``timed_call`` (what a benchmark
+    Subclasses set ``backend`` and ``_inputs``/``_outputs`` (or override ``inputs`` and
+    ``outputs``), and implement ``_activate``, ``_deactivate`` and ``_infer``; they may override ``timed_call`` (what a benchmark
     times: inputs prepared once, no checks, no copies) and ``synchronize``.
 
     Resources are acquired on first use or on ``with runner:`` and released by
@@ -25,6 +30,8 @@ class Runner(abc.ABC):
     """
 
     backend: str = "?"
+    _inputs: tuple[TensorSpec, ...] = ()
+    _outputs: tuple[TensorSpec, ...] = ()
 
     def __init__(self, name: str, device: str) -> None:
         self.name = name
@@ -35,12 +42,12 @@ class Runner(abc.ABC):
     # --- interface -----------------------------------------------------------------
 
     @property
-    @abc.abstractmethod
-    def inputs(self) -> tuple[TensorSpec, ...]: ...
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self._inputs
 
     @property
-    @abc.abstractmethod
-    def outputs(self) -> tuple[TensorSpec, ...]: ...
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self._outputs
 
     @abc.abstractmethod
     def _activate(self) -> None: ...

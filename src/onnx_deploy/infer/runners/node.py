@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from onnx_deploy.core.errors import MissingExtraError, WebError
+from onnx_deploy.core.errors import MissingExtraError
+from onnx_deploy.core.errors import WebError
 from onnx_deploy.core.feeds import Feeds
-from onnx_deploy.core.files import CHECKOUT, PACKAGE_DATA
-from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.files import CHECKOUT
+from onnx_deploy.core.files import PACKAGE_DATA
 from onnx_deploy.infer.runners.base import Runner
 
 ASSETS = PACKAGE_DATA / "web"
@@ -69,17 +70,10 @@ class NodeRunner(Runner):
 
         self.model = Path(model)
         self._info = describe(self.model)
+        self._inputs, self._outputs = self._info.inputs, self._info.outputs
         super().__init__(name or f"{self.model.name} [node]", "cpu")
         self._process: subprocess.Popen[str] | None = None
         self.version = ""
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._info.inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._info.outputs
 
     def _activate(self) -> None:
         env = {**os.environ, "NODE_PATH": str(node_modules())}

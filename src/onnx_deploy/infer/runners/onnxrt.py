@@ -13,14 +13,18 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from onnx_deploy.core.feeds import Feeds
-from onnx_deploy.core.specs import TensorSpec, from_ort
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.core.specs import from_ort
 from onnx_deploy.infer.runners.base import Runner
-from onnx_deploy.infer.sessions import OnFallback, create_session, ort_module
+from onnx_deploy.infer.sessions import OnFallback
+from onnx_deploy.infer.sessions import create_session
+from onnx_deploy.infer.sessions import ort_module
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -113,14 +117,6 @@ class OnnxRuntimeRunner(Runner):
         self._bindings: OrderedDict[tuple[Any, ...], _Bound] = OrderedDict()
         self._last: _Bound | None = None
         self._active = True  # the session is open from here on
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
 
     @property
     def providers(self) -> list[str]:
