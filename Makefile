@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install serve-env js chromium emulator run notebooks-refresh pipeline test test-avx2 format bench bench-optimum lab clean
+.PHONY: install serve-env js chromium emulator run notebooks-refresh pipeline test lint-imports test-avx2 format bench bench-optimum lab clean
 
 install: $(STAMP)
 
@@ -79,10 +79,11 @@ emulator:
 	    echo "note: no qemu-x86_64; the emulated AVX2 test will skip (sudo apt-get install qemu-user)"; \
 	  fi; }
 
-## Every test: lint and format check, unit tests, and nbval over the notebooks.
+## Every test: lint and format check, the layer contract, unit tests, and nbval over the notebooks.
 test: install serve-env js chromium emulator
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval notebooks/ --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
@@ -101,6 +102,11 @@ test-avx2: install emulator
 	JUPYTER_PATH=$(CURDIR)/$(AVX2_DIR)/jupyter $(BIN)/python -m pytest --nbval $(AVX2_DIR)/notebooks \
 		--nbval-kernel-name onnx-deploy-x86-no-vnni --nbval-cell-timeout 3000 \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
+
+## The layer contract alone (pyproject.toml, [tool.importlinter]): folders import downward only,
+## the inference side never imports torch/torchvision/matplotlib, no import cycles.
+lint-imports: install
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff format .

@@ -283,6 +283,7 @@ def test_cli_defaults_are_the_library_defaults() -> None:
     from onnx_deploy.build.quantize import quantize_dynamic_model
     from onnx_deploy.build.quantize import quantize_static_model
     from onnx_deploy.build.verify import compare_torch_onnx
+    from onnx_deploy.infer.compare import compare
     from onnx_deploy.infer.compare import compare_onnx
     from onnx_deploy.workflows.pipeline import benchmark_targets
     from onnx_deploy.workflows.pipeline import run_pipeline
@@ -294,8 +295,10 @@ def test_cli_defaults_are_the_library_defaults() -> None:
     validate = _parser_defaults("validate")
     # None: the library decides (VALIDATE_BATCH_SIZES for random inputs, 32 for real ones)
     assert validate["batch_sizes"] is None is _default(validate_model, "batch_sizes")
-    assert _default(compare_onnx, "batch_sizes") == defaults.VALIDATE_BATCH_SIZES
-    assert _default(compare_torch_onnx, "batch_sizes") == defaults.VALIDATE_BATCH_SIZES
+    # the wrappers pass batch_sizes on to compare (their **options)
+    assert _default(compare, "batch_sizes") == defaults.VALIDATE_BATCH_SIZES
+    assert "batch_sizes" not in inspect.signature(compare_onnx).parameters
+    assert "batch_sizes" not in inspect.signature(compare_torch_onnx).parameters
     quant = _parser_defaults("quantize")
     assert quant["calibration_size"] == _default(quantize_static_model, "calibration_size")
     assert quant["calibration_method"] == _default(quantize_static_model, "calibration_method")

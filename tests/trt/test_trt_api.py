@@ -323,7 +323,9 @@ def test_cli_run_bench_compare_on_the_fake(
         def __init__(self, plan: Any, name: str | None = None) -> None:
             super().__init__(plan, name, trt=fake, tensor_device="cpu")
 
-    monkeypatch.setattr(trt_runners, "TensorRTRunner", OnFake)
+    from onnx_deploy.workflows import engine
+
+    monkeypatch.setattr(engine, "TensorRTRunner", OnFake)  # what the CLI's library calls use
     rng = np.random.default_rng(0)
     np.savez(
         tmp_path / "s.npz", ids=rng.integers(0, 50, (3, 20)), scale=rng.random((3, 1), np.float32)
