@@ -57,14 +57,7 @@ if TYPE_CHECKING:
 
 Exporter = Literal["dynamo", "torchscript"]
 
-__all__ = [
-    "DEFAULT_MAX_BATCH",
-    "DEFAULT_OPSET",
-    "MIN_OPSET",
-    "ExportResult",
-    "Signature",
-    "export_model",
-]
+__all__ = ["ExportResult", "export_model"]
 
 
 @dataclass(frozen=True)

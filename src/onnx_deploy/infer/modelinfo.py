@@ -18,7 +18,7 @@ from onnx_deploy.core.specs import Dim
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.core.specs import from_onnx
 
-__all__ = ["ModelInfo", "TensorSpec", "default_opset", "describe", "graph_io", "load_onnx"]
+__all__ = ["ModelInfo", "default_opset", "describe", "graph_io", "load_onnx"]
 
 if TYPE_CHECKING:
     import onnx

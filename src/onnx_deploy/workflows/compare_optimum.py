@@ -11,7 +11,7 @@ config, 110M parameters, seed 0: random weights, so only speed and agreement mea
   ``optimum-cli onnxruntime quantize --avx512_vnni`` of each.
 
 Every file is timed on ONNX Runtime's CPU provider, interleaved in one process
-(``bench.benchmark(rounds=...)``), at seq 128, batch 1 and 8, on the same unpadded inputs;
+(``benchmark(rounds=...)``), at seq 128, batch 1 and 8, on the same unpadded inputs;
 fused-op counts and agreement with our FP32 file are reported beside the timings.
 """
 

@@ -11,7 +11,7 @@ So ``optimize`` measures on the machine at hand:
    and a GPU are there; each one that cannot be built says why;
 2. each is validated against FP32 with its precision's tolerance, and with labels its
    accuracy must stay within ``max_accuracy_drop`` points of FP32's;
-3. all are benchmarked interleaved (``bench.benchmark(rounds=...)``) at each batch size;
+3. all are benchmarked interleaved (``benchmark(rounds=...)``) at each batch size;
 4. the fastest that passes is chosen, but a lower precision must beat FP32 by
    ``min_speedup`` at every batch size: smaller gains are within this kind of machine's
    run-to-run noise and do not pay for the precision.
@@ -209,7 +209,7 @@ class ReportCard(Result):
 
     @property
     def contention(self) -> list[str]:
-        """Busy-machine warnings of the timings (``bench.BenchmarkResult.contention``):
+        """Busy-machine warnings of the timings (``BenchmarkResult.contention``):
         a choice made from such timings is to be re-run before it is trusted."""
         hits = [
             f"{v.name} batch {t.batch_size}"

@@ -1,5 +1,5 @@
-"""onnxruntime-node (native, CPU) behind the runner interface, so ``validate.compare`` and
-``bench.benchmark`` take it like any other backend.
+"""onnxruntime-node (native, CPU) behind the runner interface, so ``compare`` and
+``benchmark`` take it like any other backend.
 
 The runner starts one Node.js process per session (``data/web/ort_node_server.cjs``),
 which loads the model with onnxruntime-node and answers one JSON line per request, tensors
