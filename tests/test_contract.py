@@ -89,6 +89,18 @@ def test_no_module_imports_another_modules_private_names() -> None:
     assert not found, found
 
 
+def test_every_session_opens_through_the_session_factory() -> None:
+    """One place opens ONNX Runtime sessions (``infer/sessions.create_session``; providers
+    probes its own): everything else goes through it or the ONNX Runtime runner."""
+    allowed = {"infer/sessions.py", "infer/providers.py"}
+    found = [
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if str(path.relative_to(SRC)) not in allowed and "InferenceSession(" in path.read_text()
+    ]
+    assert not found, found
+
+
 def test_every_public_name_resolves_and_the_import_stays_light() -> None:
     for name in onnx_deploy.__all__:
         assert getattr(onnx_deploy, name) is not None, name

@@ -112,15 +112,14 @@ def run_emulated(
 
 
 def _worker(model: str, inputs: str, outputs: str, isa: str) -> int:
-    import onnxruntime as ort
-
     from onnx_deploy.core.cpu import int8_profile
+    from onnx_deploy.infer.sessions import create_session
 
     seen = int8_profile().isa
     if seen != isa:
         print(f"the emulated CPU looks like {seen}, not {isa}", file=sys.stderr)
         return 3
-    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    session = create_session(model, "cpu")  # CPU only: no provider probe under the emulator
     with np.load(inputs) as npz:
         feeds = {k: npz[k] for k in npz.files}
     names = [o.name for o in session.get_outputs()]

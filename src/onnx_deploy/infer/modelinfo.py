@@ -148,13 +148,12 @@ def runtime_problem(path: str | os.PathLike[str]) -> str | None:
     Opens a CPU session with graph optimizations off (no inference runs)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
+    from onnx_deploy.infer.sessions import create_session
+
     try:
-        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises Fail/InvalidGraph/NotImplemented/...
-        text = " ".join(str(e).split())
+        create_session(path, "cpu", graph_optimization="disabled")
+    except ModelFileError as e:  # onnxruntime's own error (Fail, InvalidGraph, ...) is the cause
+        text = " ".join(str(e.__cause__ or e).split())
         text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
         text = re.sub(r"^Load model from \S+ failed: ?", "", text)
         text = re.sub(r"\S+\.(?:cc|h|cpp):\d+ .*?\) (?=[A-Z])", "", text)  # the C++ frame
