@@ -6,6 +6,7 @@ import argparse
 
 from onnx_deploy.cli._common import EXIT_OK
 from onnx_deploy.cli._common import emit
+from onnx_deploy.core.tables import format_table
 
 HELP = "print an ONNX model's inputs, outputs, opset, IR version, ops and size"
 
@@ -35,10 +36,10 @@ def run(args: argparse.Namespace) -> int:
         {"tensor": name, "op": op, "spec": None if spec is None else spec.describe()}
         for name, op, spec in tensors
     ]
-    width = max((len(name) for name, _, _ in tensors), default=6)
-    lines = [f"{'tensor':<{width}}  {'op':<18}type"] + [
-        f"{r['tensor']:<{width}}  {r['op']:<18}{(r['spec'] or '?').split(': ', 1)[-1]}"
-        for r in rows
-    ]
-    emit(args, {**info.to_dict(), "tensors": rows}, info.summary() + "\n\n" + "\n".join(lines))
+    table = format_table(
+        ("tensor", "op", "type"),
+        [(r["tensor"], r["op"], (r["spec"] or "?").split(": ", 1)[-1]) for r in rows],
+        widths=(None, 16, None), sep="  ",
+    )  # fmt: skip
+    emit(args, {**info.to_dict(), "tensors": rows}, info.summary() + "\n\n" + table)
     return EXIT_OK

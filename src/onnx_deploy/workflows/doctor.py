@@ -12,6 +12,7 @@ from onnx_deploy.core.cpu import cpu_info
 from onnx_deploy.core.cpu import int8_profile
 from onnx_deploy.core.extras import install_hint
 from onnx_deploy.core.results import Result
+from onnx_deploy.core.tables import format_table
 from onnx_deploy.infer.bench import package_version
 
 PACKAGES = (
@@ -47,7 +48,9 @@ class DoctorReport(Result):
 
     def summary(self) -> str:
         width = max(len(c.name) for c in self.checks)
-        return "\n".join(f"{c.status:<8}{c.name:<{width + 2}}{c.detail}" for c in self.checks)
+        rows = [(c.status, c.name, c.detail) for c in self.checks]
+        table = format_table(("", "", ""), rows, widths=(8, width + 2, None), sep="")
+        return table.split("\n", 1)[1]  # no header
 
     def to_dict(self) -> dict[str, Any]:
         return {c.name: {"status": c.status, "detail": c.detail} for c in self.checks} | {

@@ -45,6 +45,7 @@ from onnx_deploy.core.files import file_size
 from onnx_deploy.core.files import human_size
 from onnx_deploy.core.files import write_json
 from onnx_deploy.core.results import Result
+from onnx_deploy.core.tables import format_table
 from onnx_deploy.infer.compare import Tolerance
 from onnx_deploy.infer.compare import get_tolerance
 from onnx_deploy.teach.zoo import ModelSource
@@ -164,7 +165,7 @@ class ReportCard(Result):
         head = ["variant", "accuracy", "agreement", "max abs", "cosine", "size"]
         head += [f"p50 / p90 ms (b{x})" for x in b]
         head += [f"samples/s (b{b[-1]})", "vs FP32", "verdict"]
-        rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        rows = []
         for v in self.variants:
             cells = [
                 f"**{v.name}**" if v.chosen else v.name,
@@ -182,8 +183,8 @@ class ReportCard(Result):
             ratio = self.speedup(v.name) if v.timings else None
             cells.append("-" if ratio is None else f"{ratio:.2f}x")
             cells.append("**chosen**" if v.chosen else (v.verdict or v.reason).replace("|", "/"))
-            rows.append("| " + " | ".join(cells) + " |")
-        return "\n".join(rows)
+            rows.append(cells)
+        return format_table(head, rows, markdown=True)
 
     def summary(self) -> str:
         v = self.chosen_variant

@@ -1,12 +1,14 @@
 """Orchestration shared by the CLI, the notebooks and the skills.
 
-- ``benchmark_targets``: ONNX files on ONNX Runtime, and model specs
-  (``torchvision:resnet18``, ``file.py:factory``) exported and timed on PyTorch eager
-  and ONNX Runtime side by side;
-- ``run_pipeline``: export -> slim -> validate -> benchmark one model spec, with a
+- ``benchmark_targets``: ONNX files on ONNX Runtime, and model sources
+  (``torchvision:resnet18``, ``file.py:factory``, ``hf:DIR``) exported and timed on PyTorch
+  eager and ONNX Runtime side by side; ``benchmark_report``: that, written and plotted
+  (``onnx-deploy bench``);
+- ``export_spec``: a model source exported and validated (``onnx-deploy export``);
+- ``run_pipeline``: export -> slim -> validate -> benchmark one model source, with a
   ``summary.json``.
 
-Both report each step through ``log`` (one line per step, as the CLI prints them) and
+All report each step through ``log`` (one line per step, as the CLI prints them) and
 return frozen results; nothing here parses arguments or prints on its own.
 """
 
