@@ -121,3 +121,24 @@ def test_serving_needs_no_torch() -> None:
 def test_a_missing_interpreter_says_how_to_get_one(tmp_path: Path) -> None:
     with pytest.raises(MissingExtraError, match="make serve-env"):
         serve_python(tmp_path / "nope" / "python")
+
+
+def test_server_args_say_to_the_child_what_run_server_was_asked() -> None:
+    """``serve`` in the serving environment: the child's command line parses back to the
+    same options (the supervisor never re-types them)."""
+    from onnx_deploy.cli import build_parser
+    from onnx_deploy.serve.serving import server_args
+
+    options = {
+        "name": "m", "http_port": 0, "grpc_port": 8101, "metrics_port": 0, "max_batch_size": 16,
+        "queue_delay_us": None, "preferred_batch_sizes": (4, 8), "threads": 2,
+        "ready_file": "r.json",
+    }  # fmt: skip
+    args = build_parser().parse_args(["serve", *server_args("m.onnx", **options)])
+    assert args.model == "m.onnx" and args.no_batching and args.preferred == (4, 8)
+    assert (args.name, args.http_port, args.grpc_port, args.max_batch_size, args.threads) == (
+        "m", 0, 8101, 16, 2,
+    )  # fmt: skip
+    assert args.ready_file == "r.json"
+    delayed = build_parser().parse_args(["serve", *server_args("m.onnx", queue_delay_us=250)])
+    assert delayed.queue_delay_us == 250 and not delayed.no_batching

@@ -48,12 +48,10 @@ def as_plain(value: Any) -> Any:
         return out
     if isinstance(value, Mapping):
         return {k: as_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return (
-            type(value)(as_plain(v) for v in value)
-            if type(value) in (list, tuple)
-            else [as_plain(v) for v in value]
-        )
+    if isinstance(value, list):
+        return [as_plain(v) for v in value]
+    if isinstance(value, tuple):  # named tuples too: JSON has no names for their fields
+        return tuple(as_plain(v) for v in value)
     if isinstance(value, PurePath):
         return str(value)
     return value

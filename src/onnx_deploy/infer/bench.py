@@ -10,6 +10,7 @@ synchronised after every timed call. The ONNX Runtime half needs no torch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import os
 import platform
@@ -171,23 +172,12 @@ def summarize(
     times_ms: Sequence[float],
     environment: dict[str, Any] | None = None,
 ) -> BenchmarkResult:
-    st = latency_stats(times_ms)
+    stats = dataclasses.asdict(latency_stats(times_ms))
     return BenchmarkResult(
-        name=name,
-        backend=backend,
-        device=device,
-        batch_size=batch_size,
-        warmup=warmup,
-        iterations=st.count,
-        first_ms=first_ms,
-        median_ms=st.median_ms,
-        p90_ms=st.p90_ms,
-        p99_ms=st.p99_ms,
-        mean_ms=st.mean_ms,
-        std_ms=st.std_ms,
-        min_ms=st.min_ms,
+        name=name, backend=backend, device=device, batch_size=batch_size, warmup=warmup,
+        iterations=stats.pop("count"), first_ms=first_ms, **stats,
         environment=environment if environment is not None else collect_environment(),
-    )
+    )  # fmt: skip
 
 
 def _named(runners: Runner | Sequence[Runner] | Mapping[str, Runner]) -> dict[str, Runner]:

@@ -253,7 +253,6 @@ def run_server(
 def server_args(model: str | os.PathLike[str], **options: Any) -> list[str]:
     """``onnx-deploy serve`` arguments for ``run_server``'s keyword ``options``: what a
     child process in the serving environment is started with."""
-    flags = {"queue_delay_us": "queue-delay-us", "preferred_batch_sizes": "preferred"}
     out = [str(model)]
     for key, value in options.items():
         if key == "queue_delay_us" and value is None:
@@ -262,7 +261,7 @@ def server_args(model: str | os.PathLike[str], **options: Any) -> list[str]:
             if value:
                 out += ["--preferred", ",".join(map(str, value))]
         elif value is not None:
-            out += [f"--{flags.get(key, key.replace('_', '-'))}", str(value)]
+            out += [f"--{key.replace('_', '-')}", str(value)]
     return out
 
 

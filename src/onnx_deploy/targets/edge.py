@@ -57,7 +57,7 @@ class OrtFormatResult(Result):
     max_abs: float
     same_top1: bool | None
     operators: tuple[str, ...]
-    agrees: bool = True  # every output within the same-graph tolerance of the .onnx file's
+    agrees: bool  # every output within the same-graph tolerance of the .onnx file's
 
     @property
     def ok(self) -> bool:
