@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from onnx_deploy.build.checkpoints import load_checkpoint
 from onnx_deploy.core.errors import CheckpointError
 from onnx_deploy.core.errors import ModelSpecError
-from onnx_deploy.teach.zoo import load_checkpoint
 from onnx_deploy.teach.zoo import load_model
 from onnx_deploy.teach.zoo import recalibrate_batchnorm
 
@@ -28,7 +28,7 @@ def test_torchvision_spec_is_eval() -> None:
 def test_bad_specs(tmp_path: Path) -> None:
     with pytest.raises(ModelSpecError, match="not understood"):
         load_model("resnet18")
-    with pytest.raises(ModelSpecError, match="no classification model"):
+    with pytest.raises(ModelSpecError, match="no classification or detection model"):
         load_model("torchvision:resnet19")
     with pytest.raises(ModelSpecError, match="no such file"):
         load_model(f"{tmp_path}/none.py:make")
@@ -86,3 +86,12 @@ def test_recalibrated_batchnorm_gives_realistic_scale() -> None:
         after = m(x).abs().max().item()
     assert not m.training
     assert before < 1e-6 < 1e-2 < after, (before, after)
+
+
+def test_project_models_and_their_shapes() -> None:
+    from onnx_deploy.teach.zoo import load_model_and_shape
+
+    model, shape, note = load_model_and_shape("project:shapes_detector")
+    assert shape == (3, 160, 160) and note == ""  # trained weights: no random-weights note
+    with pytest.raises(ModelSpecError, match="no project model 'yolo'"):
+        load_model("project:yolo")

@@ -127,7 +127,8 @@ class FakeTensorRT:
             return "Conv"
         if (cls, member) == ("ParserError", "desc"):
             return "unsupported attribute"
-        returned = fitting[0]["returns"] if cls else member  # a constructor: its class
+        # a module-level class is a constructor (its class); a function returns its type
+        returned = member if not cls and member in self.api else fitting[0]["returns"]
         if returned not in self.api and returned.startswith("I") and returned[1:] in self.api:
             returned = returned[1:]  # C++ nvonnxparser::IParserError is Python's ParserError
         if returned in self.api and returned != "":

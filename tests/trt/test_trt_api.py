@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -176,8 +177,8 @@ def test_build_sequence(real_api: dict[str, Any], text_onnx: Path, tmp_path: Pat
     result, fake = _build(real_api, text_onnx, tmp_path / "two.plan", timing_cache=cache)
     names = fake.names()
     assert names == [
-        "Logger", "Builder", "Builder.create_network", "OnnxParser", "OnnxParser.parse_from_file",
-        "Builder.create_builder_config", "IBuilderConfig.set_memory_pool_limit",
+        "Logger", "init_libnvinfer_plugins", "Builder", "Builder.create_network", "OnnxParser",
+        "OnnxParser.parse_from_file", "Builder.create_builder_config", "IBuilderConfig.set_memory_pool_limit",
         "Builder.create_optimization_profile", "IOptimizationProfile.set_shape",
         "IOptimizationProfile.set_shape", "IBuilderConfig.add_optimization_profile",
         "IBuilderConfig.create_timing_cache", "IBuilderConfig.set_timing_cache",
@@ -388,3 +389,31 @@ def test_the_fake_refuses_what_the_real_bindings_refuse(real_api: dict[str, Any]
     assert int(fake.Logger.WARNING) == real_api["enums"]["Logger.Severity"]["WARNING"]
     assert type(builder.create_network(0)).__name__ == "FakeObject"
     assert builder.create_network(0)._cls == "INetworkDefinition", "the real return type"
+
+
+def test_tensorrt_builds_the_plugin_graph(real_api: dict[str, Any], tmp_path: Path) -> None:
+    """``trt build --nms-plugin``: the EfficientNMS graph beside the engine, plugins
+    initialised before parsing, on TensorRT's real API (the recording fake)."""
+    from onnx_deploy.build.surgery.detection import add_nms
+
+    from .fake_trt import FakeTensorRT
+
+    head = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["head"])], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 7, 100])],
+        [onnx.helper.make_tensor_value_info("head", onnx.TensorProto.FLOAT, ["batch", 7, 100])],
+    )  # fmt: skip
+    model = onnx.helper.make_model(head, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    nms = tmp_path / "det.onnx"
+    onnx.save(add_nms(model), str(nms))
+    fake = FakeTensorRT(real_api)
+    plan = tmp_path / "det.plan"
+    result = trt_mod.build_engine(nms, plan, trt=fake, gpu=("Fake GPU", "9.0"), nms_plugin=True)
+    names = fake.names()
+    assert names.index("init_libnvinfer_plugins") < names.index("OnnxParser.parse_from_file")
+    swapped = tmp_path / "det.efficientnms.onnx"
+    parsed = next(a for c, m, a, k in fake.calls if m == "parse_from_file")
+    assert parsed == (str(swapped),) and plan.read_bytes() == b"PLAN"
+    assert any(n.op_type == "EfficientNMS_TRT" for n in onnx.load(str(swapped)).graph.node)
+    assert "efficientnms.onnx" in result.trtexec

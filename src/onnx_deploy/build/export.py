@@ -614,7 +614,7 @@ def export_model(
             )  # fmt: skip
             caught: list[warnings.WarningMessage] = []
             program, used, fallback_reason = _export_with_fallback(
-                run, exporter, fallback, caught, notes
+                run, exporter, fallback, caught, notes, getattr(model, "TORCHSCRIPT_SAFE", "")
             )
             _check_exported(tmp, want_dynamic, call.signature)
             wrote_external = any(p != tmp for p in tmp.parent.iterdir())
@@ -690,13 +690,17 @@ def _export_with_fallback(
     fallback: bool,
     caught: list[warnings.WarningMessage],
     notes: list[str],
+    torchscript_safe: str = "",
 ) -> tuple[Any, str, str]:
     """Step 4: run the exporter; when dynamo fails in a way TorchScript may not, and
-    ``fallback``, try TorchScript and say so. (program, exporter used, why it fell back)."""
+    ``fallback``, try TorchScript and say so. (program, exporter used, why it fell back).
+    ``torchscript_safe``: a model's own word (its ``TORCHSCRIPT_SAFE`` attribute) that its
+    data-dependent steps are written for tracing, so the fallback is taken for those too."""
     try:
         return run_captured(run, exporter, caught), exporter, ""
     except ExportError as first_error:
-        if not (fallback and exporter == "dynamo" and first_error.kind in FALLBACK_KINDS):
+        kinds = FALLBACK_KINDS | ({"data_dependent"} if torchscript_safe else set())
+        if not (fallback and exporter == "dynamo" and first_error.kind in kinds):
             raise
         try:
             program = run_captured(run, "torchscript", caught)
@@ -709,9 +713,15 @@ def _export_with_fallback(
                 kind=first_error.kind,
             ) from second
         step = f" at step {first_error.step}/3" if first_error.step else ""
+        why = (
+            f" {torchscript_safe}."
+            if torchscript_safe and first_error.kind == "data_dependent"
+            else ""
+        )
+        cause = (first_error.cause or "see fallback_reason").strip().splitlines()[0][:200]
         notes.append(
-            f"the dynamo exporter failed{step} ({first_error.cause or 'see fallback_reason'}); "
-            "exported with the TorchScript fallback (deprecated upstream): validate it"
+            f"the dynamo exporter failed{step} ({cause}); "
+            f"exported with the TorchScript fallback (deprecated upstream):{why} validate it"
         )
         return program, "torchscript", str(first_error)
 

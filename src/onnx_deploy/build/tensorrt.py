@@ -65,7 +65,7 @@ PRECISIONS = TRT_PRECISIONS
 # each against the real bindings of TensorRT 11.x and 10.x, and that the code uses no
 # other). Names present only in 10.x are in LEGACY_10X and reached only on 10.x.
 TRT_API: dict[str, tuple[str, ...]] = {
-    "": ("Builder", "Logger", "OnnxParser", "Runtime", "__version__"),
+    "": ("Builder", "Logger", "OnnxParser", "Runtime", "__version__", "init_libnvinfer_plugins"),
     "Logger": ("WARNING",),
     "Builder": ("create_network", "create_builder_config", "create_optimization_profile",
                 "build_serialized_network"),
@@ -408,6 +408,7 @@ def build_engine(
     explain: bool = False,
     trt: Any = None,
     gpu: tuple[str, str] | None = None,
+    nms_plugin: bool = False,
 ) -> EngineResult:
     """Build (or reuse) a TensorRT engine for an ONNX file.
 
@@ -418,13 +419,18 @@ def build_engine(
     read before and written after the build, so rebuilds skip kernel timing. ``explain``:
     log the profile's notes and the same build as trtexec and Polygraphy commands first
     (before TensorRT is imported, so a machine without it still gets them). ``trt`` and
-    ``gpu`` are for tests (a recording module, a GPU identity).
+    ``gpu`` are for tests (a recording module, a GPU identity). ``nms_plugin``: for a
+    detector with ``add_nms``'s graph, build from a copy whose NMS is TensorRT's
+    EfficientNMS plugin (``efficient_nms``; written beside the engine as
+    ``NAME.efficientnms.onnx``) instead of the parser's ``INMSLayer``.
     """
     from onnx_deploy.infer.modelinfo import graph_io
     from onnx_deploy.infer.modelinfo import load_onnx
 
     if precision not in PRECISIONS:
         raise TensorRTError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if nms_plugin:
+        onnx_path = _with_nms_plugin(onnx_path, plan_path)
     proto = load_onnx(onnx_path, load_external_data=False)
     inputs, outputs = graph_io(proto)
     if profiles is None:
@@ -476,6 +482,20 @@ def build_engine(
     )  # fmt: skip
 
 
+def _with_nms_plugin(onnx_path: str | os.PathLike[str], plan_path: str | os.PathLike[str]) -> Path:
+    """``NAME.efficientnms.onnx`` beside the engine: the ONNX file with its NMS swapped
+    for the EfficientNMS plugin (derived, like the engine: rewritten with it)."""
+    from onnx_deploy.build.surgery.detection import efficient_nms
+    from onnx_deploy.core.files import write_onnx
+    from onnx_deploy.infer.modelinfo import load_onnx
+
+    target = Path(plan_path).with_suffix(".efficientnms.onnx")
+    swapped = efficient_nms(load_onnx(onnx_path))
+    with atomic_output(target, force=True) as tmp:
+        write_onnx(swapped, tmp)
+    return target
+
+
 def _build(
     trt: Any,
     onnx_path: str | os.PathLike[str],
@@ -487,6 +507,13 @@ def _build(
 ) -> bytes:
     """The build sequence of NVIDIA's Python API guide; returns the serialized engine."""
     logger = trt.Logger(trt.Logger.WARNING)
+    # the plugin library's creators (EfficientNMS_TRT, ...): the ONNX parser builds a node
+    # it has no importer for from the plugin of the same name
+    if not trt.init_libnvinfer_plugins(logger=logger, namespace=""):
+        raise TensorRTError(
+            "TensorRT's plugin library (libnvinfer_plugin) did not initialise: reinstall "
+            "TensorRT with its plugins (pip install tensorrt)"
+        )
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(trt, legacy))
     parser = trt.OnnxParser(network, logger)

@@ -103,13 +103,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sp.add_argument("--scale", type=float, default=1 / 255, help="pixels are multiplied by this")
     sp.add_argument("--pixels-name", default="pixels", help="name of the new uint8 input")
     sp.add_argument("--no-antialias", action="store_true", help="resize without antialiasing")
+    sp.add_argument(
+        "--letterbox", action="store_true",
+        help="detector preprocessing: any image size, resized keeping the aspect ratio and "
+        "padded to the model's size; boxes are mapped back to the original pixels",
+    )  # fmt: skip
+    sp.add_argument("--pad-value", type=int, default=114, help="letterbox padding (0-255)")
 
-    sp = sub.add_parser("postprocess", help="append softmax and/or top-k to a classifier output")
+    sp = sub.add_parser(
+        "postprocess", help="append softmax/top-k to a classifier, or NMS to a detector (--nms)"
+    )
     _common(sp)
-    sp.add_argument("--scores", dest="output_name", help="the output (default: the only one)")
+    sp.add_argument(
+        "--scores", dest="output_name",
+        help="the scores output (default: the only one; with --nms and --boxes: the "
+        "[batch, anchors, classes] scores)",
+    )  # fmt: skip
     sp.add_argument("--top-k", type=int, help="add scores and int64 labels of the k best")
     sp.add_argument("--no-softmax", action="store_true", help="top-k over the raw scores")
     sp.add_argument("--keep-logits", action="store_true", help="keep the original output too")
+    det = sp.add_argument_group("detectors (--nms)")
+    det.add_argument(
+        "--nms", action="store_true",
+        help="decode boxes, class-aware NonMaxSuppression, padded outputs num_detections, "
+        "boxes, scores, classes (TensorRT EfficientNMS layout)",
+    )  # fmt: skip
+    det.add_argument("--head", help="the [batch, 4+classes, anchors] output (default: found)")
+    det.add_argument("--boxes", help="a [batch, anchors, 4] boxes output (with --scores)")
+    det.add_argument("--box-format", choices=("cxcywh", "xyxy"), help="default: by layout")
+    det.add_argument("--classes", dest="num_classes", type=int, help="expected class count")
+    det.add_argument("--score-threshold", type=float, default=0.25)
+    det.add_argument("--iou-threshold", type=float, default=0.45)
+    det.add_argument("--max-detections", type=int, default=100, help="per image")
 
     sp = sub.add_parser("merge", help="chain two models: MODEL's outputs feed OTHER's inputs")
     _common(sp)
@@ -138,6 +163,11 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         return {"inputs": args.inputs, "outputs": args.outputs}
     if e == "opset":
         return {"opset": args.opset}
+    if e == "preprocess" and args.letterbox:
+        return {
+            "input_name": args.input_name, "letterbox": True, "pad_value": args.pad_value,
+            "scale": args.scale, "pixels_name": args.pixels_name,
+        }  # fmt: skip
     if e == "preprocess":
         from onnx_deploy.build.surgery import IMAGENET_MEAN
         from onnx_deploy.build.surgery import IMAGENET_STD
@@ -148,6 +178,13 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
             "mean": IMAGENET_MEAN if args.imagenet else args.mean,
             "std": IMAGENET_STD if args.imagenet else args.std,
             "antialias": not args.no_antialias,
+        }  # fmt: skip
+    if e == "postprocess" and args.nms:
+        return {
+            "nms": True, "head": args.head, "boxes": args.boxes, "scores": args.output_name,
+            "box_format": args.box_format, "num_classes": args.num_classes,
+            "score_threshold": args.score_threshold, "iou_threshold": args.iou_threshold,
+            "max_detections": args.max_detections,
         }  # fmt: skip
     if e == "postprocess":
         return {

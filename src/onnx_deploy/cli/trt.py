@@ -64,6 +64,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"builder workspace, e.g. 4G (default {TRT_WORKSPACE >> 30}G)",
     )
     b.add_argument("--timing-cache", help="timing cache file, read before and written after")
+    b.add_argument(
+        "--nms-plugin", action="store_true",
+        help="a detector with NMS in its graph (edit postprocess --nms): build its NMS as "
+        "TensorRT's EfficientNMS plugin (default: the parser's INMSLayer)",
+    )  # fmt: skip
     add_force(b, "an engine without metadata, or rebuild a cached one")
     for name, text in (("run", "run an engine on inputs"), ("bench", "time an engine")):
         r = sub.add_parser(name, help=text)
@@ -98,7 +103,7 @@ def _build(args: argparse.Namespace) -> int:
     result = build_engine(
         args.model, args.output or str(Path(args.model).with_suffix(".plan")), dims=args.shapes,
         precision=args.precision, workspace=args.workspace, timing_cache=args.timing_cache,
-        force=args.force, log=step(args), explain=True,
+        force=args.force, log=step(args), explain=True, nms_plugin=args.nms_plugin,
     )  # fmt: skip
     emit(args, result)
     return EXIT_OK

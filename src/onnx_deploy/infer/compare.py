@@ -35,6 +35,11 @@ from onnx_deploy.core.feeds import as_batches
 from onnx_deploy.core.feeds import batch_size_of
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import Signature
+from onnx_deploy.infer.detections import DETECTION_PRESETS
+from onnx_deploy.infer.detections import WHY_NOT_ELEMENTWISE
+from onnx_deploy.infer.detections import DetectionComparison
+from onnx_deploy.infer.detections import compare_detections
+from onnx_deploy.infer.detections import split_detections
 from onnx_deploy.infer.runners.base import Runner
 
 if TYPE_CHECKING:
@@ -45,7 +50,12 @@ if TYPE_CHECKING:
 class Tolerance:
     """Pass criteria. ``None`` turns a check off.
 
-    Elementwise: ``|cand - ref| <= atol + rtol * |ref|`` (numpy.allclose's rule).
+    Elementwise: ``|cand - ref| <= atol * max(1, scale) + rtol * |ref|``: numpy.allclose's
+    rule, with the absolute part scaled by the output's largest magnitude ``scale`` when
+    that is above 1. Float error follows the size of the operands, not of the result: a
+    box corner near 0 computed as ``centre - width / 2`` from values in the hundreds of
+    pixels carries their rounding (1e-3 px in float32), which a bare ``atol`` of 1e-4 would
+    call a mismatch.
     ``min_cosine``: the lowest per-sample cosine similarity allowed.
     ``min_top1``: the lowest top-1 agreement allowed on classifier-shaped outputs.
     """
@@ -152,6 +162,10 @@ class OutputComparison(Result):
 
 @dataclass(frozen=True)
 class ValidationReport(Result):
+    """Every output compared elementwise, or, when the outputs are detections
+    (``onnx_deploy.infer.detections``), the detections matched by IoU (``detections``)
+    and only the other outputs elementwise."""
+
     COMPUTED = ("ok", "warnings", "max_abs", "same_top1")
 
     reference: str
@@ -163,14 +177,17 @@ class ValidationReport(Result):
     max_abs_by_batch: dict[int, float]
     seconds: float
     dim_sizes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # sizes each dim took
+    detections: DetectionComparison | None = None
 
     @property
     def ok(self) -> bool:
-        return all(o.ok for o in self.outputs)
+        return all(o.ok for o in self.outputs) and (self.detections is None or self.detections.ok)
 
     @property
     def max_abs(self) -> float:
-        return max((o.max_abs for o in self.outputs), default=0.0)
+        """The largest elementwise error; for detections, the largest box error (px)."""
+        worst = max((o.max_abs for o in self.outputs), default=0.0)
+        return worst if self.detections is None else max(worst, self.detections.max_box_error)
 
     @property
     def same_top1(self) -> bool | None:
@@ -181,7 +198,10 @@ class ValidationReport(Result):
     @property
     def warnings(self) -> list[str]:
         """Why a PASS may prove little (outputs near zero or the same for every input)."""
-        return [f"{o.name}: {o.warning}" for o in self.outputs if o.warning]
+        found = [f"{o.name}: {o.warning}" for o in self.outputs if o.warning]
+        if self.detections is not None and self.detections.warning:
+            found.append(f"detections: {self.detections.warning}")
+        return found
 
     def summary(self) -> str:
         head = (
@@ -190,7 +210,10 @@ class ValidationReport(Result):
             f"{self.num_samples} samples, batch sizes {list(self.batch_sizes)}{self._other_dims()}, "
             f"{self.seconds:.1f} s)"
         )
-        return "\n".join([head, *("  " + o.line() for o in self.outputs)])
+        lines = [head]
+        if self.detections is not None:
+            lines += [f"  note: {WHY_NOT_ELEMENTWISE}", "  " + self.detections.line()]
+        return "\n".join([*lines, *("  " + o.line() for o in self.outputs)])
 
     def _other_dims(self) -> str:
         """``, seq [1, 2, 16]``: the sizes dynamic dims other than the batch took."""
@@ -262,7 +285,9 @@ def compare_outputs(
     t = tolerance
     bad = sum(st["bad"] for st in stats)
     if bad:
-        reasons.append(f"{bad} of {size} values beyond atol {t.atol:g} + rtol {t.rtol:g}")
+        scale = max(st["scale"] for st in stats)
+        scaled = f" x scale {scale:.3g}" if scale > 1 else ""
+        reasons.append(f"{bad} of {size} values beyond atol {t.atol:g}{scaled} + rtol {t.rtol:g}")
     if t.min_cosine is not None and min_cos < t.min_cosine:
         reasons.append(f"cosine {min_cos:.6f} < {t.min_cosine}")
     if t.min_top1 is not None and top1 is not None and top1 < t.min_top1:
@@ -321,7 +346,7 @@ def _stats(ref: np.ndarray, cand: np.ndarray, t: Tolerance, exact: bool = False)
     if ref.shape[0] >= 2 and not empty:
         st["variation"] = float(ref.std(axis=0).max() / st["scale"]) if st["scale"] > 0 else 0.0
     if t.atol is not None and t.rtol is not None and not empty:
-        allowed = 0.0 if exact else t.atol + t.rtol * np.abs(ref)
+        allowed = 0.0 if exact else t.atol * max(1.0, st["scale"]) + t.rtol * np.abs(ref)
         st["bad"] = int((diff > allowed).sum())
     return st
 
@@ -363,6 +388,12 @@ def compare_results(
     cands = [candidate] if isinstance(candidate, Mapping) else list(candidate)
     if len(refs) != len(cands):
         raise ValidationError(f"{len(refs)} reference batches but {len(cands)} candidate batches")
+    first = refs
+    detections = _detections(refs, cands, tol)
+    if detections is not None:  # the other outputs, if any, elementwise
+        used = set(detections[1])
+        refs = [{k: v for k, v in r.items() if k not in used} for r in refs]
+        cands = [{k: v for k, v in c.items() if k not in used} for c in cands]
     pairs = []
     out_names: list[str] = []
     for r, c in zip(refs, cands, strict=True):
@@ -372,11 +403,7 @@ def compare_results(
         compare_outputs(name, [p[0][i] for p in pairs], [p[1][i] for p in pairs], tol)
         for i, name in enumerate(out_names)
     ]
-    sizes = (
-        list(batch_sizes)
-        if batch_sizes is not None
-        else [int(np.shape(rs[0])[0]) if rs and np.ndim(rs[0]) else 1 for rs, _ in pairs]
-    )
+    sizes = list(batch_sizes) if batch_sizes is not None else [_batch_of(r) for r in first]
     by_batch: dict[int, float] = {}
     for size, (rs, cs) in zip(sizes, pairs, strict=True):
         worst = max(
@@ -398,7 +425,35 @@ def compare_results(
         num_samples=sum(sizes),
         max_abs_by_batch=by_batch,
         seconds=seconds,
+        detections=None if detections is None else detections[0],
     )
+
+
+def _batch_of(outputs: Mapping[str, Any]) -> int:
+    """A batch's size: its first output's first axis (``num_detections`` for detections)."""
+    value = outputs.get("num_detections", next(iter(outputs.values()), None))
+    return int(np.shape(value)[0]) if value is not None and np.ndim(value) else 1
+
+
+def _detections(
+    refs: Sequence[Mapping[str, Any]], cands: Sequence[Mapping[str, Any]], tol: Tolerance
+) -> tuple[DetectionComparison, tuple[str, ...]] | None:
+    """Both sides' detections matched by IoU, and the outputs that held them; None when
+    the outputs are not detections on both sides."""
+    ref_dets = [split_detections(r) for r in refs]
+    cand_dets = [split_detections(c) for c in cands]
+    if not refs or any(d is None for d in (*ref_dets, *cand_dets)):
+        return None
+    preset = tol.name if tol.name in DETECTION_PRESETS else "fp32"
+    report = compare_detections(
+        [d for ds in ref_dets for d in ds or ()],
+        [d for ds in cand_dets for d in ds or ()],
+        preset,
+    )
+    used = tuple(
+        n for n in refs[0] if n in ("num_detections", "boxes", "scores", "classes", "labels")
+    )
+    return report, used
 
 
 def compare(

@@ -122,6 +122,8 @@ def create_session(
     except Exception as e:
         text = str(e)
         hint = "it is not a valid ONNX model (truncated or another format?); re-export it"
+        if isinstance(model, (bytes, bytearray)):
+            model, hint = "a model in memory", "it is not a valid ONNX graph"
         if "IR version" in text or "opset" in text.lower():
             hint = (
                 "this onnxruntime is too old for the model's IR version or opset; upgrade "

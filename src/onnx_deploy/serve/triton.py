@@ -277,6 +277,14 @@ def export_repository(
             "model.onnx",
         )
         notes = []
+    from onnx_deploy.infer.detections import detection_layout
+
+    if detection_layout([o.name for o in outputs]) == "padded":
+        k = next(o.shape[1] for o in outputs if o.name == "scores")
+        notes.append(
+            f"detections: boxes, scores and classes are padded to {k} per image; a client "
+            "reads the first num_detections of each"
+        )
     text, b = config_text(
         name, inputs, outputs, platform=platform, max_batch_size=max_batch_size,
         preferred_batch_sizes=preferred_batch_sizes, queue_delay_us=queue_delay_us, kind=kind,

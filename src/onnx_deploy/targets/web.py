@@ -77,6 +77,26 @@ def missing_tools() -> list[str]:
 # --- the page ------------------------------------------------------------------------------
 
 
+def detector_image(
+    inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...], size: tuple[int, int]
+) -> dict[str, Any] | None:
+    """How the page feeds a detector: uint8 NHWC RGB pixels of any size (the graph
+    letterboxes them), shown at ``size``; None unless the outputs are padded detections."""
+    from onnx_deploy.infer.detections import detection_layout
+
+    if len(inputs) != 1 or detection_layout([o.name for o in outputs]) != "padded":
+        return None
+    s = inputs[0]
+    if s.dtype != "uint8" or len(s.shape) != 4 or s.shape[3] != 3:
+        return None
+    h = s.shape[1] if isinstance(s.shape[1], int) else size[0]
+    w = s.shape[2] if isinstance(s.shape[2], int) else size[1]
+    return {
+        "input": s.name, "layout": "NHWC", "height": h, "width": w, "channels": 3,
+        "dtype": "uint8", "scale": 1 / 255, "any_size": not isinstance(s.shape[1], int),
+    }  # fmt: skip
+
+
 def image_input(inputs: tuple[TensorSpec, ...]) -> dict[str, Any] | None:
     """How the page feeds an image: the input, its layout, size, channels, dtype and scale;
     None when the model has no single image-like input."""
@@ -111,7 +131,9 @@ class WebApp(Result):
 
     def summary(self) -> str:
         what = (
-            f"draw on a canvas ({self.image['width']}x{self.image['height']}, "
+            "an image in, the boxes drawn on it"
+            if self.image and self.image.get("any_size")
+            else f"draw on a canvas ({self.image['width']}x{self.image['height']}, "
             f"{'pixels in the graph' if self.image['dtype'] == 'uint8' else 'scaled in the page'})"
             if self.image
             else "random inputs from the signature"
@@ -129,7 +151,11 @@ def page_answer(outputs: Sequence[TensorSpec]) -> dict[str, str] | None:
     postprocessing ``onnx-deploy edit postprocess`` adds: ``labels`` with its ``scores``
     (top-k), else ``probabilities``, else the first float output with a class axis (logits,
     softmaxed by the page); ``None``: the page lists the outputs and predicts nothing."""
+    from onnx_deploy.infer.detections import detection_layout
+
     by_name = {o.name: o for o in outputs}
+    if detection_layout(list(by_name)) == "padded":
+        return {"kind": "detections"}
     labels, scores = by_name.get("labels"), by_name.get("scores")
     if labels is not None and labels.dtype.startswith("int"):
         answer = {"kind": "top-k", "labels": labels.name}
@@ -175,7 +201,8 @@ def write_web_app(
             "bring them inline first (onnx-deploy edit external MODEL --to inline)"
         )
     version = npm_version("onnxruntime-web")
-    image = image_input(info.inputs)
+    image = detector_image(info.inputs, info.outputs, _letterbox_size(model))
+    image = image or image_input(info.inputs)
     # everything else first, the page last; other files in the folder stay
     with staged_folder(out, force=True, merge=True, last=("index.html",)) as staging:
         (staging / "ort").mkdir()
@@ -190,7 +217,10 @@ def write_web_app(
         (staging / "index.html").write_text(html)
         shutil.copyfile(ASSETS / "app.js", staging / "app.js")
         preprocessing = (
-            "Preprocessing is in the graph: the page sends raw uint8 pixels."
+            "Letterbox, NMS and the mapping back to the image's pixels are in the graph: the "
+            "page sends raw RGB pixels and draws the boxes it gets."
+            if image and image.get("any_size")
+            else "Preprocessing is in the graph: the page sends raw uint8 pixels."
             if image and image["dtype"] == "uint8"
             else "The page scales pixels by 1/255; any other preprocessing must be in the graph."
             if image
@@ -215,6 +245,21 @@ def write_web_app(
         file_size(out / f) if f.endswith(".onnx") else (out / f).stat().st_size for f in files
     )
     return WebApp(str(out), str(model), files, version, image, size)
+
+
+def _letterbox_size(model: str | os.PathLike[str]) -> tuple[int, int]:
+    """The network size ``add_letterbox`` recorded (the page's canvas), else 320x320."""
+    import json as _json
+
+    import onnx
+
+    proto = onnx.load(str(model), load_external_data=False)
+    for p in proto.metadata_props:
+        if p.key == "onnx_deploy.detection":
+            size = _json.loads(p.value).get("letterbox", {}).get("size")
+            if size:
+                return int(size[0]), int(size[1])
+    return 320, 320
 
 
 # --- serving the folder and driving a browser ------------------------------------------------
@@ -263,6 +308,7 @@ class BrowserRun:
     log: tuple[str, ...]
     screenshot: str | None
     predictions: tuple[str, ...] = ()  # the page's answer(s) as shown: one per model
+    boxes: tuple[dict[str, float], ...] = ()  # a detector's boxes as the page drew them
 
 
 def run_in_browser(
@@ -270,22 +316,31 @@ def run_in_browser(
     *,
     feeds: Mapping[str, np.ndarray] | None = None,
     draw: np.ndarray | None = None,
+    image: np.ndarray | None = None,
     screenshot: str | os.PathLike[str] | None = None,
     timeout: float = 180,
 ) -> BrowserRun:
-    """Open the page in headless Chromium and run it: on ``feeds`` (injected as they are)
-    or by drawing ``draw`` (a height x width uint8 image) on the canvas."""
-    if (feeds is None) == (draw is None):
-        raise WebError("give feeds or draw, not both")
+    """Open the page in headless Chromium and run it: on ``feeds`` (injected as they are),
+    by drawing ``draw`` (a height x width uint8 image) on the canvas, or, for a detector,
+    on ``image`` (height x width x 3 uint8 RGB), whose boxes the page draws (``boxes``)."""
+    if sum(x is not None for x in (feeds, draw, image)) != 1:
+        raise WebError("give one of feeds, draw or image")
+    if image is not None and (np.ndim(image) != 3 or np.shape(image)[2] != 3):
+        raise WebError(f"image must be height x width x 3 (RGB), got shape {np.shape(image)}")
     node, chromium, modules = node_executable(), chromium_executable(), node_modules()
     with tempfile.TemporaryDirectory() as tmp, static_server(app_dir) as url:
         request = Path(tmp) / "request.json"
         result = Path(tmp) / "result.json"
-        payload = (
-            {"draw": np.asarray(draw, np.uint8).ravel().tolist()}
-            if draw is not None
-            else {"feeds": {k: _tensor_json(np.asarray(v)) for k, v in (feeds or {}).items()}}
-        )
+        if image is not None:
+            rgb = np.asarray(image, np.uint8)
+            payload: dict[str, Any] = {
+                "image": {"data": rgb.ravel().tolist(), "height": rgb.shape[0],
+                          "width": rgb.shape[1]}
+            }  # fmt: skip
+        elif draw is not None:
+            payload = {"draw": np.asarray(draw, np.uint8).ravel().tolist()}
+        else:
+            payload = {"feeds": {k: _tensor_json(np.asarray(v)) for k, v in (feeds or {}).items()}}
         request.write_text(json.dumps(payload))
         cmd = [node, str(ASSETS / "browser_run.cjs"), url, str(request), str(result),
                str(screenshot or ""), chromium]  # fmt: skip
@@ -300,9 +355,10 @@ def run_in_browser(
     if "error" in data:
         raise WebError(f"in the browser: {data['error']} (console: {data.get('log', [])[-3:]})")
     outs = data["outputs"]
-    pixels = None
-    if draw is not None:
+    pixels, boxes = None, ()
+    if draw is not None or image is not None:
         pixels = np.asarray(outs["pixels"], np.uint8)
+        boxes = tuple(outs.get("boxes") or ())
         outs = outs["outputs"]
     arrays = {
         k: np.asarray(v["data"], dtype=_np_dtype(v["dtype"])).reshape(v["dims"])
@@ -310,7 +366,7 @@ def run_in_browser(
     }
     return BrowserRun(arrays, pixels, str(data.get("version")), tuple(data.get("log", [])),
                       str(screenshot) if screenshot else None,
-                      tuple(data.get("predictions", [])))  # fmt: skip
+                      tuple(data.get("predictions", [])), boxes)  # fmt: skip
 
 
 def _np_dtype(ort_type: str) -> Any:

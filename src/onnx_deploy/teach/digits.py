@@ -78,7 +78,7 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = SPLIT_SEED) -> Di
 
 def load_digits_model(checkpoint: str | Path = CHECKPOINT) -> DigitsCNN:
     """The shipped, trained CNN in eval mode (weights only, no pickled code)."""
-    from onnx_deploy.teach.zoo import apply_checkpoint
+    from onnx_deploy.build.checkpoints import apply_checkpoint
 
     return apply_checkpoint(DigitsCNN(), checkpoint).eval()
 

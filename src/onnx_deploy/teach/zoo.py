@@ -2,7 +2,8 @@
 
 A model spec is ``torchvision:NAME`` (architecture from torchvision),
 ``path/to/file.py:factory`` (a function in a file that returns an ``nn.Module``) or
-``hf:PATH`` (a Hugging Face ``save_pretrained`` folder, loaded offline: ``onnx_deploy.build.hf``).
+``hf:PATH`` (a Hugging Face ``save_pretrained`` folder, loaded offline: ``onnx_deploy.build.hf``)
+or ``project:NAME`` (the package's trained models: ``shapes_detector``, ``digits_cnn``).
 torchvision ships architectures, not weights, and nothing is downloaded at run time
 unless ``pretrained=True`` is asked for explicitly.
 """
@@ -12,14 +13,13 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from onnx_deploy.core.errors import CheckpointError
+from onnx_deploy.build.checkpoints import apply_checkpoint
 from onnx_deploy.core.errors import ModelSpecError
 from onnx_deploy.core.signature import DimRange
 from onnx_deploy.core.signature import InputSpec
@@ -30,73 +30,57 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "torchvision:resnet18"
 DEFAULT_IMAGE_SHAPE = (3, 224, 224)
+# torchvision's detectors resize inside the model (to 800-1333 for most); exported, they
+# take one fixed size, 320x320 unless --input-shape says otherwise
+DETECTION_IMAGE_SHAPE = (3, 320, 320)
+PROJECT_SHAPES = {"shapes_detector": (3, 160, 160), "digits_cnn": (1, 8, 8)}
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a state dict with ``torch.load(weights_only=True)``: tensors, no code.
-
-    A checkpoint that pickles arbitrary objects (a whole ``nn.Module``, custom classes)
-    is refused, because unpickling it could run any code it carries.
-    """
+def detection_names() -> set[str]:
+    """torchvision's detection models (``torchvision.models.detection``)."""
     from onnx_deploy.core.extras import require
 
-    torch = require("torch", "loading a checkpoint")
-
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no such checkpoint file")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"{p} needs unsafe unpickling (it stores Python objects, not just tensors), so it "
-            "was not loaded. If you trust its source, re-save only the weights: "
-            "torch.save(model.state_dict(), 'weights.pt'), then pass that file. "
-            f"(torch said: {str(e).splitlines()[0]})"
-        ) from e
-    except Exception as e:
-        raise CheckpointError(
-            f"{p} is not a readable torch checkpoint ({type(e).__name__}: {e})"
-        ) from e
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
-        raise CheckpointError(
-            f"{p} holds a {type(obj).__name__}, not a state dict; save model.state_dict()"
-        )
-    return obj
+    torchvision = require("torchvision", "torchvision detectors")
+    return set(torchvision.models.list_models(module=torchvision.models.detection))
 
 
-def apply_checkpoint(model: torch.nn.Module, path: str | os.PathLike[str]) -> torch.nn.Module:
-    """Load safe weights into ``model``; strips a ``module.`` (DataParallel) prefix."""
-    state = load_checkpoint(path)
-    if state and all(k.startswith("module.") for k in state):
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(
-            f"{path} does not fit the model: {str(e).splitlines()[0]} ... "
-            "Check that the checkpoint belongs to this architecture and number of classes."
-        ) from e
-    return model
-
-
-def _load_torchvision(name: str, pretrained: bool, **kwargs: Any) -> torch.nn.Module:
+def _load_torchvision(
+    name: str, pretrained: bool, image_size: tuple[int, int] | None = None, **kwargs: Any
+) -> torch.nn.Module:
     from onnx_deploy.core.extras import require
 
     torchvision = require("torchvision", f"torchvision:{name}")
+    weights = "DEFAULT" if pretrained else None
+    if name in detection_names():
+        from onnx_deploy.build.detectors import detector_for_export
+
+        # weights_backbone=None: no ImageNet backbone download behind the user's back
+        kwargs.setdefault("weights_backbone", "DEFAULT" if pretrained else None)
+        model = torchvision.models.get_model(name, weights=weights, **kwargs)
+        return detector_for_export(model, image_size or DETECTION_IMAGE_SHAPE[1:])
     available = set(torchvision.models.list_models(module=torchvision.models))
     if name not in available:
-        close = sorted(n for n in available if name.split("_")[0] in n)[:8]
+        close = sorted(n for n in available | detection_names() if name.split("_")[0] in n)[:8]
         raise ModelSpecError(
-            f"torchvision has no classification model {name!r}; similar: {close or 'none'} "
-            "(see torchvision.models.list_models())"
+            f"torchvision has no classification or detection model {name!r}; similar: "
+            f"{close or 'none'} (see torchvision.models.list_models())"
         )
-    weights = "DEFAULT" if pretrained else None
     return torchvision.models.get_model(name, weights=weights, **kwargs)
+
+
+def _load_project(name: str, **kwargs: Any) -> torch.nn.Module:
+    """``project:NAME``: the package's own trained models."""
+    if name == "shapes_detector":
+        from onnx_deploy.teach.shapes import load_shapes_detector
+
+        return load_shapes_detector()
+    if name == "digits_cnn":
+        from onnx_deploy.teach.digits import load_digits_model
+
+        return load_digits_model()
+    raise ModelSpecError(
+        f"no project model {name!r}; use project:shapes_detector or project:digits_cnn"
+    )
 
 
 def _load_from_file(path: str, factory: str, **kwargs: Any) -> torch.nn.Module:
@@ -126,12 +110,15 @@ def load_model(
     spec: str,
     weights: str | os.PathLike[str] | None = None,
     pretrained: bool = False,
+    image_size: tuple[int, int] | None = None,
     **kwargs: Any,
 ) -> torch.nn.Module:
     """Build a model from a spec and, optionally, safe weights. Returned in eval mode.
 
     ``pretrained=True`` asks torchvision for its published weights (needs internet the
-    first time; cached under ``~/.cache/torch`` afterwards).
+    first time; cached under ``~/.cache/torch`` afterwards). A torchvision detector comes
+    in its exportable form (``onnx_deploy.build.detectors.detector_for_export``) for
+    ``image_size`` (default 320x320).
     """
     from onnx_deploy.core.extras import require
 
@@ -140,21 +127,23 @@ def load_model(
     if not sep or not rest:
         raise ModelSpecError(
             f"model spec {spec!r} not understood; use 'torchvision:resnet18', "
-            "'path/to/file.py:factory' or 'hf:path/to/saved_folder'"
+            "'path/to/file.py:factory', 'hf:path/to/saved_folder' or 'project:NAME'"
         )
     if kind == "hf":
         from onnx_deploy.build.hf import load_hf_model
 
         model = load_hf_model(spec, **kwargs)
     elif kind == "torchvision":
-        model = _load_torchvision(rest, pretrained, **kwargs)
+        model = _load_torchvision(rest, pretrained, image_size, **kwargs)
+    elif kind == "project":
+        model = _load_project(rest, **kwargs)
     elif spec.rsplit(":", 1)[0].endswith(".py"):
         path, factory = spec.rsplit(":", 1)
         model = _load_from_file(path, factory, **kwargs)
     else:
         raise ModelSpecError(
             f"model spec {spec!r}: source {kind!r} unknown; use 'torchvision:NAME', "
-            "'file.py:factory' or 'hf:DIR'"
+            "'file.py:factory', 'hf:DIR' or 'project:NAME'"
         )
     if weights is not None:
         apply_checkpoint(model, weights)
@@ -211,7 +200,9 @@ def is_onnx_path(text: str) -> bool:
 
 def is_spec(text: str) -> bool:
     """``torchvision:NAME``, ``file.py:factory`` or ``hf:DIR`` (not an ONNX file path)."""
-    return text.startswith(("torchvision:", "hf:")) or text.rsplit(":", 1)[0].endswith(".py")
+    return text.startswith(("torchvision:", "hf:", "project:")) or text.rsplit(":", 1)[0].endswith(
+        ".py"
+    )
 
 
 def spec_name(spec: str) -> str:
@@ -234,17 +225,26 @@ def load_model_and_shape(
     ``input_shape``. torchvision models with random weights get realistic batch-norm
     statistics (``recalibrate_batchnorm``), and the note says so.
     """
+    name = spec.partition(":")[2]
+    detector = spec.startswith("torchvision:") and name in detection_names()
     if input_shape is None:
-        if not spec.startswith("torchvision:"):
+        if spec.startswith("project:") and name in PROJECT_SHAPES:
+            input_shape = PROJECT_SHAPES[name]
+        elif not spec.startswith("torchvision:"):
             raise ModelSpecError(
                 f"{spec} needs the shape of one input sample: input_shape=(3, 224, 224) "
                 "(CLI: --input-shape 3,224,224)"
             )
-        input_shape = DEFAULT_IMAGE_SHAPE
-    model = load_model(spec, weights=weights, pretrained=pretrained)
+        else:
+            input_shape = DETECTION_IMAGE_SHAPE if detector else DEFAULT_IMAGE_SHAPE
+    image_size = tuple(input_shape[1:3]) if detector and len(input_shape) == 3 else None
+    model = load_model(spec, weights=weights, pretrained=pretrained, image_size=image_size)  # type: ignore[arg-type]
     note = ""
     if weights is None and not pretrained and spec.startswith("torchvision:"):
-        recalibrate_batchnorm(model, input_shape)
+        # a two-stage detector needs targets in training mode: recalibrate its backbone
+        inner = getattr(model, "model", None)
+        two_stage = detector and not hasattr(model, "anchors")
+        recalibrate_batchnorm(inner.backbone if two_stage else model, input_shape)  # type: ignore[union-attr]
         note = "random weights (no --weights/--pretrained); batch-norm statistics re-estimated"
     return model, tuple(input_shape), note
 

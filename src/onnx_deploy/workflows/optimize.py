@@ -454,17 +454,12 @@ def validate_variants(
     """Compare every built variant with FP32 on ``inputs`` (batches). ``min_agreement``:
     the top-1 agreement required (``"preset"``: the precision's, 90% for INT8; ``None``:
     not judged, for random-weight models whose near-tied scores make it a coin toss)."""
-    from onnx_deploy.core.feeds import concatenate
     from onnx_deploy.infer.compare import compare
-    from onnx_deploy.infer.compare import top1_accuracy
 
     ref_v = next(v for v in variants if v.name == REFERENCE)
     out = []
     with _runner(ref_v, device) as ref:
-        ref_scores = None
-        if labels is not None:
-            ref_scores = ref.infer(concatenate(inputs))[ref.output_names[0]]
-            acc_ref = top1_accuracy(ref_scores, labels)
+        acc_ref = None if labels is None else _accuracy(ref, inputs, labels)
         for v in variants:
             if v.status != "ok":
                 out.append(v)
@@ -473,19 +468,22 @@ def validate_variants(
                 out.append(
                     replace(v, passed=True, max_abs=0.0, min_cosine=1.0,
                             agreement=1.0,
-                            accuracy=None if labels is None else acc_ref)
+                            accuracy=acc_ref)
                 )  # fmt: skip
                 continue
             tol = _tolerance(v.precision, min_agreement)
             with _runner(v, device) as cand:
                 report = compare(ref, cand, list(inputs), tol)
-                first = report.outputs[0]
-                fails = [first.reason] if not report.ok and first.reason else []
-                fails += [f"{o.name}: {o.reason}" for o in report.outputs[1:] if not o.ok]
+                dets = report.detections
+                first = report.outputs[0] if report.outputs else None
+                fails = [f"detections: {dets.reason}"] if dets is not None and not dets.ok else []
+                if first is not None and not first.ok and dets is None:
+                    fails.append(first.reason)
+                rest = report.outputs[1:] if dets is None else report.outputs
+                fails += [f"{o.name}: {o.reason}" for o in rest if not o.ok]
                 accuracy = None
-                if ref_scores is not None and labels is not None:
-                    scores = cand.infer(concatenate(inputs))[cand.output_names[0]]
-                    accuracy = top1_accuracy(scores, labels)
+                if acc_ref is not None:
+                    accuracy = _accuracy(cand, inputs, labels)
                     drop = 100 * (acc_ref - accuracy)
                     if drop > max_accuracy_drop:
                         fails.append(
@@ -493,12 +491,51 @@ def validate_variants(
                             f"(budget {max_accuracy_drop})"
                         )
             v = replace(
-                v, passed=not fails, max_abs=report.max_abs, min_cosine=first.min_cosine,
-                agreement=first.top1_agreement, accuracy=accuracy, fails=tuple(fails),
+                v, passed=not fails, max_abs=report.max_abs,
+                min_cosine=None if first is None or dets is not None else first.min_cosine,
+                agreement=(
+                    dets.matched_fraction if dets is not None
+                    else None if first is None else first.top1_agreement
+                ),
+                accuracy=accuracy, fails=tuple(fails),
             )  # fmt: skip
             log(f"validate  {v.name}: {'PASS' if v.passed else 'FAIL ' + '; '.join(fails)}")
             out.append(v)
     return out
+
+
+def _box_labels(labels: Any) -> bool:
+    """Labels that are per-image boxes (``Detections``): accuracy is then mAP@0.5."""
+    from onnx_deploy.infer.detections import Detections
+
+    return (
+        isinstance(labels, (list, tuple))
+        and bool(labels)
+        and all(isinstance(x, Detections) for x in labels)
+    )
+
+
+def _accuracy(runner: Any, inputs: Sequence[Any], labels: Any) -> float:
+    """Top-1 accuracy of a classifier, or mAP@0.5 of a detector (``labels``: per-image
+    ``Detections``, pycocotools' COCOeval), over the validation batches."""
+    from onnx_deploy.core.feeds import concatenate
+    from onnx_deploy.infer.compare import top1_accuracy
+
+    if not _box_labels(labels):
+        return top1_accuracy(runner.infer(concatenate(inputs))[runner.output_names[0]], labels)
+    from onnx_deploy.infer.detections import mean_average_precision
+    from onnx_deploy.infer.detections import split_detections
+
+    found = []
+    for batch in inputs:
+        dets = split_detections(runner.infer(batch))
+        if dets is None:
+            raise OptimizeError(
+                "box labels need a detector with detections out (num_detections, boxes, "
+                "scores, classes): add NMS first (onnx-deploy edit postprocess --nms)"
+            )
+        found += dets
+    return mean_average_precision(found, list(labels))
 
 
 def _tolerance(precision: str, min_agreement: float | str | None) -> Tolerance:
@@ -731,7 +768,10 @@ def _task_data(
         validation = load_data(validation)
     batches = split(as_feeds(validation, specs), validation_batch)
     if labels is not None:
-        labels = np.asarray(load_data(labels) if isinstance(labels, (str, os.PathLike)) else labels)
+        if isinstance(labels, (str, os.PathLike)):
+            labels = load_data(labels)
+        if not _box_labels(labels):
+            labels = np.asarray(labels)
         n = sum(len(next(iter(b.values()))) for b in batches)
         if len(labels) != n:
             raise OptimizeError(f"{len(labels)} labels for {n} validation samples")
@@ -858,6 +898,11 @@ def report_card(
 
 def _data_note(labels: Any, batches: Sequence[Mapping[str, np.ndarray]]) -> str:
     n = sum(len(next(iter(b.values()))) for b in batches)
+    if labels is not None and _box_labels(labels):
+        return (
+            f"{n} validation images with labelled boxes; accuracy is mAP@0.5 "
+            "(pycocotools COCOeval), agreement the share of detections matched by IoU"
+        )
     return f"{n} validation samples" + (" with labels" if labels is not None else "")
 
 

@@ -8,7 +8,7 @@ The raw tools this builds on, from onnx itself::
     onnx.save_model(model, "m.onnx", save_as_external_data=True, location="m.onnx.data")
 
 Each edit here (``rename``, ``set_dims``, ``expose``, ``extract``, ``convert_opset``,
-``add_preprocessing``, ``add_postprocessing``, ``merge``) takes and returns an
+``add_preprocessing``, ``add_postprocessing``, ``add_nms``, ``add_letterbox``, ``merge``) takes and returns an
 ``onnx.ModelProto`` (the input is never modified) and leaves an IR version that the
 installed onnxruntime loads: onnx 1.23's ``helper.make_model`` writes IR 14, which
 onnxruntime 1.31 refuses ("max supported IR version: 13"). ``edit_file`` runs one edit
@@ -25,6 +25,9 @@ from onnx_deploy.build.surgery.checks import check_merge
 from onnx_deploy.build.surgery.checks import check_postprocessing
 from onnx_deploy.build.surgery.checks import check_preprocessing
 from onnx_deploy.build.surgery.checks import check_same_outputs
+from onnx_deploy.build.surgery.detection import add_letterbox
+from onnx_deploy.build.surgery.detection import add_nms
+from onnx_deploy.build.surgery.detection import efficient_nms
 from onnx_deploy.build.surgery.files import EDITS
 from onnx_deploy.build.surgery.files import EditResult
 from onnx_deploy.build.surgery.files import edit_file
@@ -53,9 +56,9 @@ from onnx_deploy.build.surgery.processing import reference_preprocess
 
 __all__ = [
     "EDITS", "IMAGENET_MEAN", "IMAGENET_STD", "EditCheck", "EditResult", "SurgeryError",
-    "add_postprocessing", "add_preprocessing", "check_extract", "check_merge",
+    "add_letterbox", "add_nms", "add_postprocessing", "add_preprocessing", "check_extract", "check_merge",
     "check_postprocessing", "check_preprocessing", "check_same_outputs", "convert_opset",
-    "dim_symbols", "edit_file", "expose", "extract", "fix_ir_version", "io_pairs", "list_tensors",
+    "dim_symbols", "edit_file", "efficient_nms", "expose", "extract", "fix_ir_version", "io_pairs", "list_tensors",
     "loadable_ir_version", "merge", "ort_max_ir_version", "parse_dim_edit",
     "postprocessing_graph", "preprocessing_graph", "reference_preprocess", "rename",
     "set_dims", "tensor_names",

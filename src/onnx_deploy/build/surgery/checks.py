@@ -221,3 +221,104 @@ def check_merge(
         ref = run_session(open_session(second, tmp), {b: mid[a] for a, b in io_map})
         got = run_session(open_session(merged, tmp), feeds)
     return _close([(n, ref[n], got[n]) for n in ref if n in got], "vs the two models in turn")
+
+
+def _synthetic_head(head: Any, settings: Any, seed: int) -> dict[str, np.ndarray]:
+    """Raw detections with known content for the NMS graph alone: 2 images, boxes over a
+    320-pixel square (many overlapping), scores uniform in [0, 1)."""
+    rng = np.random.default_rng(seed)
+    spec = head.head or head.scores
+    c = head.num_classes or 3
+    n = spec.shape[2] if head.head is not None else spec.shape[1]
+    n = n if isinstance(n, int) else 300
+    centre = rng.uniform(0, 320, (2, n, 2))
+    size = rng.uniform(8, 96, (2, n, 2))
+    scores = rng.uniform(0, 1, (2, n, c))
+    if settings.box_format == "cxcywh":
+        boxes = np.concatenate([centre, size], -1)
+    else:
+        boxes = np.concatenate([centre - size / 2, centre + size / 2], -1)
+    if head.head is not None:
+        dtype = np.float16 if head.head.dtype == "float16" else np.float32
+        return {
+            head.head.name: np.concatenate([boxes, scores], -1).transpose(0, 2, 1).astype(dtype)
+        }
+    return {head.boxes.name: boxes.astype(np.float32), head.scores.name: scores.astype(np.float32)}
+
+
+def _numpy_nms(raw: Mapping[str, np.ndarray], head: Any, settings: Any) -> list[Any]:
+    from onnx_deploy.infer.detections import cxcywh_to_xyxy
+    from onnx_deploy.infer.detections import reference_nms
+
+    if head.head is not None:
+        h = raw[head.head.name].astype(np.float32).transpose(0, 2, 1)
+        boxes, scores = h[..., :4], h[..., 4:]
+    else:
+        boxes, scores = raw[head.boxes.name], raw[head.scores.name]
+    if settings.box_format == "cxcywh":
+        boxes = cxcywh_to_xyxy(boxes)
+    return reference_nms(
+        boxes.astype(np.float32), scores.astype(np.float32),
+        score_threshold=settings.score_threshold, iou_threshold=settings.iou_threshold,
+        max_detections=settings.max_detections,
+    )  # fmt: skip
+
+
+def check_nms(
+    before: onnx.ModelProto, after: onnx.ModelProto, head: Any, settings: Any, seed: int = 0
+) -> EditCheck:
+    """The NMS graph against numpy NMS (``reference_nms``), detections matched by IoU
+    (``compare_detections``, fp32 tolerance): once on synthetic raw detections that
+    overlap and cross the thresholds (the NMS graph alone), once on the edited model's
+    random inputs through the original model."""
+    from onnx_deploy.build.surgery.detection import nms_graph
+    from onnx_deploy.infer.detections import compare_detections
+    from onnx_deploy.infer.detections import split_detections
+
+    checks = []
+    post = nms_graph(head, settings)
+    synthetic = _synthetic_head(head, settings, seed)
+    feeds = random_feeds(graph_io(before)[0], {}, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        got = run_session(open_session(post, tmp), synthetic)
+        checks.append(compare_detections(_numpy_nms(synthetic, head, settings),
+                                         split_detections(got) or [], "fp32"))  # fmt: skip
+        raw = run_session(open_session(before, tmp), feeds)
+        got = run_session(open_session(after, tmp), feeds)
+        checks.append(compare_detections(_numpy_nms(raw, head, settings),
+                                         split_detections(got) or [], "fp32"))  # fmt: skip
+    worst = max(c.max_box_error for c in checks)
+    counts = "/".join(f"{c.matched} of {c.reference_count}" for c in checks)
+    return EditCheck(
+        ("num_detections", "boxes", "scores", "classes"), worst, all(c.ok for c in checks),
+        f"vs numpy NMS, matched by IoU ({counts} detections: synthetic, then the model's)",
+    )  # fmt: skip
+
+
+def check_letterbox(
+    before: onnx.ModelProto,
+    after: onnx.ModelProto,
+    image_name: str | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> EditCheck:
+    """Pixels narrower than the network (no resize, only padding) through the edited model
+    vs numpy padding + scaling and the original model; boxes mapped back by the offset."""
+    from onnx_deploy.build.surgery.detection import reference_letterbox
+
+    image = image_spec(before, image_name)
+    h, w, c = int(image.shape[2]), int(image.shape[3]), int(image.shape[1])  # type: ignore[arg-type]
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (1, h, max(1, w - 2 * (w // 8)), c), dtype=np.uint8)
+    x, _, (left, top) = reference_letterbox(
+        pixels, (h, w), options.get("pad_value", 114), options.get("scale", 1 / 255)
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = run_session(open_session(before, tmp), {image.name: x})
+        got = run_session(open_session(after, tmp), {options.get("pixels_name", "pixels"): pixels})
+    if "boxes" in ref and "boxes" in got and ref["boxes"].shape == got["boxes"].shape:
+        shift = np.array([left, top, left, top], np.float32)
+        limit = np.array([pixels.shape[2], h, pixels.shape[2], h], np.float32)
+        ref["boxes"] = np.clip(ref["boxes"] - shift, 0, limit)
+    pairs = [(n, ref[n], got[n]) for n in ref if n in got]
+    return _close(pairs, f"uint8 pixels {list(pixels.shape)} vs numpy padding + original")

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -20,13 +21,20 @@ from onnx import TensorProto
 
 from onnx_deploy.build.surgery.checks import EditCheck
 from onnx_deploy.build.surgery.checks import check_extract
+from onnx_deploy.build.surgery.checks import check_letterbox
 from onnx_deploy.build.surgery.checks import check_merge
+from onnx_deploy.build.surgery.checks import check_nms
 from onnx_deploy.build.surgery.checks import check_postprocessing
 from onnx_deploy.build.surgery.checks import check_preprocessing
 from onnx_deploy.build.surgery.checks import check_same_outputs
 from onnx_deploy.build.surgery.checks import open_session
 from onnx_deploy.build.surgery.checks import random_feeds
 from onnx_deploy.build.surgery.checks import run_session
+from onnx_deploy.build.surgery.detection import NmsSettings
+from onnx_deploy.build.surgery.detection import add_letterbox
+from onnx_deploy.build.surgery.detection import add_nms
+from onnx_deploy.build.surgery.detection import detection_metadata
+from onnx_deploy.build.surgery.detection import find_head
 from onnx_deploy.build.surgery.graph import SurgeryError
 from onnx_deploy.build.surgery.graph import all_graphs
 from onnx_deploy.build.surgery.graph import convert_opset
@@ -168,8 +176,9 @@ def edit_file(
 
     ``edit``: ``rename`` (``mapping``), ``dim`` (``dims``: ``["batch=1"]``), ``expose``
     (``tensors``), ``extract`` (``inputs``, ``outputs``), ``opset`` (``opset``),
-    ``preprocess`` (``preprocessing_graph``'s options, ``input_name``), ``postprocess``
-    (``output_name``, ``softmax``, ``top_k``, ``keep_logits``), ``merge`` (``other``: the
+    ``preprocess`` (``preprocessing_graph``'s options, ``input_name``; with
+    ``letterbox=True``, ``add_letterbox``'s), ``postprocess`` (``output_name``,
+    ``softmax``, ``top_k``, ``keep_logits``; with ``nms=True``, ``add_nms``'s), ``merge`` (``other``: the
     second model's path, ``io_map``; ``first=True`` puts ``other`` first), ``external``
     (``external``: True to move weights to ``NAME.onnx.data``, False to bring them back).
     Every result passes onnx.checker and a numeric check before it is written.
@@ -249,7 +258,11 @@ def _edit_opset(m: onnx.ModelProto, opset: int) -> Any:
     return after, check_same_outputs(m, after), notes
 
 
-def _edit_preprocess(m: onnx.ModelProto, input_name: str | None = None, **options: Any) -> Any:
+def _edit_preprocess(
+    m: onnx.ModelProto, input_name: str | None = None, letterbox: bool = False, **options: Any
+) -> Any:
+    if letterbox:
+        return _edit_letterbox(m, input_name, **options)
     after = add_preprocessing(m, input_name, **options)
     check = check_preprocessing(m, after, image_name=input_name, **options)
     steps = ["uint8 " + options.get("layout", "NHWC")]
@@ -261,9 +274,44 @@ def _edit_preprocess(m: onnx.ModelProto, input_name: str | None = None, **option
     return after, check, [" -> ".join(steps)]
 
 
-def _edit_postprocess(m: onnx.ModelProto, **options: Any) -> Any:
+def _edit_letterbox(m: onnx.ModelProto, input_name: str | None = None, **options: Any) -> Any:
+    lb = {k: options[k] for k in ("pad_value", "scale", "pixels_name", "map_boxes") if k in options}
+    after = add_letterbox(m, input_name, **lb)
+    check = check_letterbox(m, after, input_name, **lb)
+    meta = detection_metadata(after) or {}
+    notes = [
+        "uint8 NHWC, any size -> resize keeping the aspect ratio -> pad to "
+        f"{'x'.join(map(str, meta['letterbox']['size']))} with {lb.get('pad_value', 114)} -> "
+        "x * scale"
+    ]
+    if meta["letterbox"]["boxes_mapped"]:
+        notes.append("boxes are mapped back to the original image's pixels in the graph")
+    return after, check, notes
+
+
+def _edit_postprocess(m: onnx.ModelProto, nms: bool = False, **options: Any) -> Any:
+    if nms:
+        return _edit_nms(m, **options)
     after = add_postprocessing(m, **options)
     return after, check_postprocessing(m, after, **options), []
+
+
+def _edit_nms(m: onnx.ModelProto, **options: Any) -> Any:
+    after = add_nms(m, **options)
+    meta = detection_metadata(after) or {}
+    head = find_head(
+        m, head=options.get("head"), boxes=options.get("boxes"), scores=options.get("scores")
+    )
+    settings = NmsSettings(**{k: meta[k] for k in asdict(NmsSettings())})
+    kept = [s.name for s in graph_io(m)[1] if s.name not in head.names]
+    notes = [
+        f"{head.num_classes or '?'} classes, {settings.box_format} boxes -> score > "
+        f"{settings.score_threshold:g}, NMS per class at IoU {settings.iou_threshold:g}, "
+        f"<= {settings.max_detections} per image, padded (EfficientNMS layout)"
+    ]
+    if kept:
+        notes.append(f"dropped outputs the detections do not use: {', '.join(kept)}")
+    return after, check_nms(m, after, head, settings), notes
 
 
 def _edit_merge(

@@ -447,4 +447,11 @@ def merge(
         name=f"{first.graph.name}+{second.graph.name}",
     )
     merged.producer_name = first.producer_name or "onnx-deploy"
+    # onnx.compose lists a domain once per graph; onnxruntime's quantizer then finds
+    # no single ai.onnx entry ("Failed to find proper ai.onnx domain")
+    versions: dict[str, int] = {}
+    for op in merged.opset_import:
+        versions[op.domain] = max(versions.get(op.domain, 0), op.version)
+    del merged.opset_import[:]
+    merged.opset_import.extend(helper.make_opsetid(d, v) for d, v in versions.items())
     return fix_ir_version(merged)

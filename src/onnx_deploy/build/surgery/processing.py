@@ -30,7 +30,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # --- pre- and post-processing ----------------------------------------------------------
 
 
-def _const(name: str, values: Sequence[float] | np.ndarray, dtype: Any = np.float32) -> Any:
+def const_node(name: str, values: Sequence[float] | np.ndarray, dtype: Any = np.float32) -> Any:
     arr = np.asarray(values, dtype=dtype)
     return helper.make_node("Constant", [], [name], value=onnx.numpy_helper.from_array(arr, name))
 
@@ -111,11 +111,11 @@ def preprocessing_graph(
         # torchvision's Resize(S): the shorter side becomes S, the longer floor(S*long/short)
         nodes += [
             helper.make_node("Shape", [x], ["pre/shape"]),
-            _const("pre/i2", [2], np.int64),
-            _const("pre/i3", [3], np.int64),
-            _const("pre/i4", [4], np.int64),
-            _const("pre/i0", [0], np.int64),
-            _const("pre/S", [resize], np.int64),
+            const_node("pre/i2", [2], np.int64),
+            const_node("pre/i3", [3], np.int64),
+            const_node("pre/i4", [4], np.int64),
+            const_node("pre/i0", [0], np.int64),
+            const_node("pre/S", [resize], np.int64),
             helper.make_node("Slice", ["pre/shape", "pre/i0", "pre/i2"], ["pre/nc"]),
             helper.make_node("Slice", ["pre/shape", "pre/i2", "pre/i3"], ["pre/h"]),
             helper.make_node("Slice", ["pre/shape", "pre/i3", "pre/i4"], ["pre/w"]),
@@ -138,15 +138,15 @@ def preprocessing_graph(
         x = "pre/resized"
     if crop is not None:
         nodes += [
-            _const("pre/crop", list(crop), np.int64),
+            const_node("pre/crop", list(crop), np.int64),
             helper.make_node("CenterCropPad", [x, "pre/crop"], ["pre/cropped"], axes=[2, 3]),
         ]
         x = "pre/cropped"
     m = np.broadcast_to(np.asarray(mean, np.float64), (channels,))
     s = np.broadcast_to(np.asarray(std, np.float64), (channels,))
     nodes += [
-        _const("pre/mul", (scale / s).reshape(1, channels, 1, 1)),
-        _const("pre/add", (-m / s).reshape(1, channels, 1, 1)),
+        const_node("pre/mul", (scale / s).reshape(1, channels, 1, 1)),
+        const_node("pre/add", (-m / s).reshape(1, channels, 1, 1)),
         helper.make_node("Mul", [x, "pre/mul"], ["pre/scaled"]),
         helper.make_node("Add", ["pre/scaled", "pre/add"], [image.name]),
     ]
@@ -239,7 +239,7 @@ def postprocessing_graph(
         x = "probabilities"
     if top_k is not None:
         nodes += [
-            _const("post/k", [top_k], np.int64),
+            const_node("post/k", [top_k], np.int64),
             helper.make_node("TopK", [x, "post/k"], ["scores", "labels"], axis=-1),
         ]
         outputs += [

@@ -1,6 +1,7 @@
 // The page `onnx-deploy web` writes: loads model.onnx with onnxruntime-web (WebAssembly, no
 // network at run time) and runs it on inputs built from signature.json. window.onnxDeploy
-// is the page's API for tests: state, run(feeds), drawAndRun(pixels).
+// is the page's API for tests: state, run(feeds), drawAndRun(pixels), and for a detector
+// detectImage(rgb, height, width) with the boxes it drew in api.boxes.
 "use strict";
 (async () => {
   const api = { state: "loading", backend: "wasm", version: ort.env.versions ? ort.env.versions.web : "?" };
@@ -33,7 +34,89 @@
 
     const img = sig.image;
     const inputsDiv = $("inputs");
-    if (img) {
+    const detector = sig.answer && sig.answer.kind === "detections";
+    if (detector) {
+      // a photo canvas: an image file (or a test's pixels) in, the model's boxes drawn on it
+      const photo = document.createElement("canvas");
+      photo.id = "photo";
+      photo.width = img.width;
+      photo.height = img.height;
+      photo.className = "photo";
+      photo.style.display = "none"; // the model's pixels; what it drew is on "view"
+      const view = document.createElement("canvas");
+      view.id = "detections";
+      view.className = "photo";
+      const pctx = photo.getContext("2d", { willReadFrequently: true });
+      pctx.fillStyle = "#333"; pctx.fillRect(0, 0, img.width, img.height);
+      const COLOURS = ["#22c55e", "#3b82f6", "#f97316", "#e11d48", "#a855f7", "#eab308"];
+      const detections = (result) => { // the first num_detections of each padded output
+        const n = Number(result.num_detections.data[0]);
+        const out = [];
+        for (let i = 0; i < n; i++) {
+          const b = result.boxes.data.slice(4 * i, 4 * i + 4).map(Number);
+          out.push({ x1: b[0], y1: b[1], x2: b[2], y2: b[3], score: Number(result.scores.data[i]), cls: Number(result.classes.data[i]) });
+        }
+        return out;
+      };
+      api.detectImage = async (rgb, h, w) => { // uint8 RGB rows, h x w: drawn, read back, run
+        photo.width = w; photo.height = h;
+        const image = pctx.createImageData(w, h);
+        for (let i = 0; i < h * w; i++) {
+          image.data[4 * i] = rgb[3 * i]; image.data[4 * i + 1] = rgb[3 * i + 1];
+          image.data[4 * i + 2] = rgb[3 * i + 2]; image.data[4 * i + 3] = 255;
+        }
+        pctx.putImageData(image, 0, 0);
+        return runPhoto();
+      };
+      const runPhoto = async () => {
+        const { width: w, height: h } = photo;
+        const rgba = pctx.getImageData(0, 0, w, h).data;
+        const pixels = [];
+        for (let i = 0; i < rgba.length; i += 4) pixels.push(rgba[i], rgba[i + 1], rgba[i + 2]);
+        const feeds = { [img.input]: { dtype: "uint8", dims: [1, h, w, 3], data: pixels } };
+        const outputs = await api.run(feeds);
+        const boxes = detections(outputs);
+        // the boxes go on a display canvas about 360 px wide: the image scaled up without
+        // smoothing (the pixels the model saw), lines and labels at screen resolution
+        const sc = 360 / Math.max(w, h);
+        view.width = Math.round(w * sc); view.height = Math.round(h * sc);
+        const vctx = view.getContext("2d");
+        vctx.imageSmoothingEnabled = false;
+        vctx.drawImage(photo, 0, 0, view.width, view.height);
+        vctx.font = "12px sans-serif";
+        for (const d of boxes) { // every box drawn; solid and labelled from a score of 0.5
+          const colour = COLOURS[d.cls % COLOURS.length];
+          const sure = d.score >= 0.5;
+          vctx.strokeStyle = colour; vctx.fillStyle = colour;
+          vctx.lineWidth = sure ? 2 : 1;
+          vctx.setLineDash(sure ? [] : [4, 3]);
+          vctx.strokeRect(d.x1 * sc, d.y1 * sc, (d.x2 - d.x1) * sc, (d.y2 - d.y1) * sc);
+          if (sure) {
+            const name = sig.labels ? sig.labels[d.cls] : d.cls;
+            vctx.fillText(`${name} ${d.score.toFixed(2)}`, d.x1 * sc + 2, Math.max(12, d.y1 * sc - 3));
+          }
+        }
+        vctx.setLineDash([]);
+        api.boxes = boxes;
+        const p = document.createElement("div");
+        p.id = "prediction";
+        p.textContent = `${boxes.length} detection${boxes.length === 1 ? "" : "s"}`;
+        $("result").prepend(p);
+        return { outputs, pixels, feeds, boxes };
+      };
+      const file = document.createElement("input");
+      file.type = "file"; file.accept = "image/*";
+      file.onchange = async () => {
+        const bitmap = await createImageBitmap(file.files[0]);
+        photo.width = bitmap.width; photo.height = bitmap.height;
+        pctx.drawImage(bitmap, 0, 0);
+        runPhoto();
+      };
+      const note = document.createElement("div");
+      note.className = "meta";
+      note.textContent = `Any image size: the graph letterboxes it to ${img.width}x${img.height} and maps the boxes back.`;
+      inputsDiv.append(photo, view, document.createElement("br"), file, note);
+    } else if (img) {
       // a drawing canvas (white ink on black), read back at the model's height x width
       const draw = document.createElement("canvas");
       draw.width = draw.height = 280;
@@ -135,7 +218,7 @@
       const div = $("result");
       div.innerHTML = "";
       const a = sig.answer;
-      if (a) {
+      if (a && a.kind !== "detections") {
         const p = document.createElement("div");
         p.id = "prediction";
         if (a.kind === "top-k") {

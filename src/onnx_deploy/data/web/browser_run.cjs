@@ -1,5 +1,6 @@
 // Drive the page that `onnx-deploy web` writes, in a real headless Chromium (Debian's),
-// with playwright-core. argv: URL, request.json ({"feeds": {...}} or {"draw": [...]}),
+// with playwright-core. argv: URL, request.json ({"feeds": {...}}, {"draw": [...]} or
+// {"image": {"data", "height", "width"}} for a detector),
 // result.json, screenshot.png, chromium path. Writes {"outputs", "backend", "version",
 // "log"} to result.json.
 "use strict";
@@ -25,7 +26,9 @@ const { chromium } = require("playwright-core");
     const state = await page.evaluate(() => window.onnxDeploy.state);
     if (state !== "ready") throw new Error(`the page did not load the model: ${state}`);
     let outputs;
-    if (request.draw) {
+    if (request.image) {
+      outputs = await page.evaluate((r) => window.onnxDeploy.detectImage(r.data, r.height, r.width), request.image);
+    } else if (request.draw) {
       outputs = await page.evaluate((pixels) => window.onnxDeploy.drawAndRun(pixels), request.draw);
     } else {
       outputs = await page.evaluate((feeds) => window.onnxDeploy.run(feeds), request.feeds);
