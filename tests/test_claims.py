@@ -114,6 +114,11 @@ def test_code_and_links_are_not_prose() -> None:
     assert [c.number.text for c in claims_in(text, "x")] == ["1.5"]
 
 
+def test_a_metric_name_is_not_a_claim_but_its_value_is() -> None:
+    text = "mAP@0.5 of FP32 was 0.97 and recall@10 rose"
+    assert [c.number.text for c in claims_in(text, "x")] == ["0.97"]
+
+
 # -- every command in prose parses --------------------------------------------------
 
 

@@ -236,9 +236,16 @@ def test_iou_matching_reports_each_kind_of_difference() -> None:
     assert "box error 1 px > 0.05" in c.reason
     empty = compare_detections([_dets([], [], [])], [_dets([], [], [])])
     assert empty.ok and "proves nothing" in empty.warning
-    # two equal boxes of no area (clipped to an edge) are the same detection
-    assert box_iou([[0, 5, 0, 9]], [[0, 5, 0, 9]])[0, 0] == 1
-    assert box_iou([[0, 5, 0, 9]], [[0, 5, 0, 9]], same_if_equal=False)[0, 0] == 0
+    # boxes of no area (clipped to an edge): IoU 0, but corners within half a pixel match
+    assert box_iou([[0, 5, 0, 9]], [[0, 5, 0, 9]])[0, 0] == 0
+    flat = compare_detections(
+        [_dets([[0, 5, 0, 9]], [0.5], [1])], [_dets([[0, 5.2, 0, 9]], [0.5], [1])]
+    )
+    assert flat.matched == 1
+    apart = compare_detections(
+        [_dets([[0, 5, 0, 9]], [0.5], [1])], [_dets([[0, 6, 0, 9]], [0.5], [1])]
+    )
+    assert apart.matched == 0
 
 
 def test_validation_of_detections_is_by_iou_not_elementwise() -> None:

@@ -92,6 +92,7 @@ def test_project_models_and_their_shapes() -> None:
     from onnx_deploy.teach.zoo import load_model_and_shape
 
     model, shape, note = load_model_and_shape("project:shapes_detector")
+    assert type(model).__name__ == "OneStageDetector" and not model.training
     assert shape == (3, 160, 160) and note == ""  # trained weights: no random-weights note
     with pytest.raises(ModelSpecError, match="no project model 'yolo'"):
         load_model("project:yolo")

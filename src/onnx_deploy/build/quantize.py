@@ -212,7 +212,13 @@ class QuantizeResult(Result):
         ]
         if self.types is not None:
             lines.append(f"  types   {self.types.summary()}")
-        if self.validation is not None:
+        dets = self.validation.detections if self.validation is not None else None
+        if dets is not None:
+            lines.append(
+                f"  vs FP32 {'PASS' if self.validation.ok else 'FAIL'} "  # type: ignore[union-attr]
+                f"({self.validation.tolerance.name} preset): {dets.line().split(maxsplit=1)[1]}"  # type: ignore[union-attr]
+            )
+        elif self.validation is not None and self.validation.outputs:
             out = self.validation.outputs[0]
             top1 = (
                 ""

@@ -33,6 +33,7 @@ from onnx_deploy.core.errors import ValidationError
 from onnx_deploy.core.results import Result
 
 PADDED_OUTPUTS = ("num_detections", "boxes", "scores", "classes")
+SAME_BOX_PX = 0.5  # corners this close (pixels) are one box, even a box of no area
 LIST_OUTPUTS = ("boxes", "scores", "labels")
 WHY_NOT_ELEMENTWISE = (
     "the outputs are detections, whose count and order depend on the data: matched by IoU "
@@ -90,9 +91,9 @@ def split_detections(outputs: Mapping[str, Any]) -> list[Detections] | None:
     return None
 
 
-def box_iou(a: np.ndarray, b: np.ndarray, *, same_if_equal: bool = True) -> np.ndarray:
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box in ``a`` [n, 4] with every box in ``b`` [m, 4] (x1, y1, x2, y2);
-    with ``same_if_equal``, 1 for two equal boxes of no area (NMS itself gives them 0)."""
+    0 for boxes of no area, as ONNX's NonMaxSuppression has it."""
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
@@ -100,13 +101,7 @@ def box_iou(a: np.ndarray, b: np.ndarray, *, same_if_equal: bool = True) -> np.n
     area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
     area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
     union = area_a[:, None] + area_b[None, :] - inter
-    iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-    # boxes of no area (clipped to an image edge) overlap nothing, but two equal ones are
-    # the same detection
-    if not same_if_equal:
-        return iou
-    same = (a[:, None, :] == b[None, :, :]).all(-1)
-    return np.where((union <= 0) & same, 1.0, iou)
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
@@ -140,11 +135,7 @@ def reference_nms(
             for i in idx:
                 if len(kept) >= max_detections:
                     break
-                if (
-                    kept
-                    and box_iou(boxes[b, i], boxes[b, kept], same_if_equal=False).max()
-                    > iou_threshold
-                ):
+                if kept and box_iou(boxes[b, i], boxes[b, kept]).max() > iou_threshold:
                     continue
                 kept.append(int(i))
             keep_boxes += [boxes[b, i] for i in kept]
@@ -300,11 +291,16 @@ def match_detections(
 ) -> list[tuple[int, int]]:
     """Greedy matching of one image: reference detections, best score first, each take
     the unmatched candidate of the same class with the highest IoU (at least
-    ``iou_threshold``). Returns (reference index, candidate index) pairs."""
+    ``iou_threshold``; two boxes whose corners agree within ``SAME_BOX_PX`` count as the
+    same, whatever their area). Returns (reference index, candidate index) pairs."""
     pairs: list[tuple[int, int]] = []
     if len(reference) == 0 or len(candidate) == 0:
         return pairs
     iou = box_iou(reference.boxes, candidate.boxes)
+    # boxes clipped to an image edge have no area (IoU 0) but are still one detection when
+    # their corners agree to within half a pixel
+    corner = np.abs(reference.boxes[:, None, :] - candidate.boxes[None, :, :]).max(-1)
+    iou = np.where(corner <= SAME_BOX_PX, np.maximum(iou, 1.0), iou)
     iou[reference.classes[:, None] != candidate.classes[None, :]] = -1.0
     taken = np.zeros(len(candidate), bool)
     for r in np.argsort(-reference.scores, kind="stable"):

@@ -35,8 +35,9 @@ _UNIT = (
     r"nodes?|ops?|operators?|initializers?|parameters?|params|tensors?|files?|times"
 )
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)*(?:e[-+]?\d+)?"
-# a number not glued to a word before it (resnet18, int8, top-1, x86-64, v3, p99) ...
-_BEFORE = r"(?<![\w.])(?<![A-Za-z]-)(?<![A-Za-z]\d-)"
+# a number not glued to a word before it (resnet18, int8, top-1, x86-64, v3, p99), nor
+# part of a metric's name (mAP@0.5, recall@10) ...
+_BEFORE = r"(?<![\w.@])(?<![A-Za-z]-)(?<![A-Za-z]\d-)"
 CLAIM = re.compile(
     rf"{_BEFORE}(?P<lo>{_NUM})(?:\s?[-–]\s?(?P<hi>{_NUM}))?"
     rf"(?:\s?(?P<unit>{_UNIT}))?(?![\w.]?\w)"
