@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
+import time
+from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -13,7 +17,7 @@ from onnx_deploy.core.errors import CheckpointError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["apply_checkpoint", "load_checkpoint"]
+__all__ = ["apply_checkpoint", "load_checkpoint", "train_command"]
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -66,3 +70,32 @@ def apply_checkpoint(model: torch.nn.Module, path: str | os.PathLike[str]) -> to
             "Check that the checkpoint belongs to this architecture and number of classes."
         ) from e
     return model
+
+
+def train_command(
+    argv: Sequence[str] | None,
+    *,
+    description: str,
+    checkpoint: str | os.PathLike[str],
+    epochs: int,
+    fit: Callable[[int, int], tuple[Any, str]],
+) -> int:
+    """The ``python -m`` entry of a shipped model: ``--output`` (default ``checkpoint``),
+    ``--epochs``, ``--seed``, ``--force``; ``fit(epochs, seed)`` returns the trained model
+    and a line saying how it scores; the state dict is written atomically."""
+    from onnx_deploy.core.extras import require
+    from onnx_deploy.core.files import atomic_output
+
+    torch = require("torch", "training a model")
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--output", default=str(checkpoint))
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    model, score = fit(args.epochs, args.seed)
+    with atomic_output(args.output, force=args.force) as tmp:
+        torch.save(model.state_dict(), tmp)
+    print(f"trained in {time.perf_counter() - start:.1f} s; {score}; saved {args.output}")
+    return 0

@@ -180,17 +180,17 @@ class TwoStageDetector(nn.Module):
     """A torchvision R-CNN for one image: float [1, 3, H, W] in [0, 1] -> ``boxes``
     [n, 4], ``scores`` [n], ``labels`` [n] (its own NMS; n depends on the image), and
     Mask R-CNN's ``masks`` [n, 1, H, W] or Keypoint R-CNN's ``keypoints`` [n, K, 3].
-    The exported graph fails in onnxruntime on an image where a stage finds no box
-    (pytorch/vision issues 2380, 4623, open): the anchor path (``AnchorDetector`` +
-    ``add_nms``) has no such step."""
+    The exported graph can fail in onnxruntime on an image where a stage finds no box
+    (``fasterrcnn_mobilenet_v3_large_320_fpn`` did, in a Split; pytorch/vision issue 4623,
+    open, and 2380): the anchor path (``AnchorDetector`` + ``add_nms``) has no such step."""
 
     # read by onnx_deploy.build.export: why the TorchScript fallback is right here
     TORCHSCRIPT_SAFE = (
         "torchvision writes its R-CNNs for the TorchScript exporter (its own tests export "
         "them that way): under tracing their data-dependent steps become ONNX operators "
         "(NonMaxSuppression, RoiAlign, TopK) instead of one traced branch; export it with "
-        "a static batch of 1 (--static), and know that the graph fails in onnxruntime on an "
-        "image where a stage finds no box (pytorch/vision issues 2380, 4623)"
+        "a static batch of 1 (--static), and know that the graph can fail in onnxruntime on "
+        "an image where a stage finds no box (pytorch/vision issue 4623)"
     )
 
     def __init__(self, model: Any) -> None:

@@ -339,7 +339,7 @@ def _stats(ref: np.ndarray, cand: np.ndarray, t: Tolerance, exact: bool = False)
         # is fine. Judge the direction of the whole output instead, and say so.
         st["min_cos"] = float(_cosine_rows(ref.reshape(1, -1), cand.reshape(1, -1))[0])
         st["cosine_over"] = "all samples"
-    if ref.ndim == 2 and ref.shape[1] > 1:
+    if ref.ndim == 2 and ref.shape[1] > 1 and not empty:
         st["top1"] = float((ref.argmax(axis=1) == cand.argmax(axis=1)).mean())
         if ref.shape[0] >= MIN_SAMPLES_FOR_TOP1 and ref.shape[1] > 2:
             st["distinct"] = len(np.unique(ref.argmax(axis=1)))

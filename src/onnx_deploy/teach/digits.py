@@ -12,8 +12,6 @@ Retrain it reproducibly (about 10 s on 2 cores)::
 
 from __future__ import annotations
 
-import argparse
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,27 +109,19 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from onnx_deploy.core.files import atomic_output
+    from onnx_deploy.build.checkpoints import train_command
 
-    parser = argparse.ArgumentParser(description="Train the digits CNN and save its state dict.")
-    parser.add_argument("--output", default=str(CHECKPOINT))
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    start = time.perf_counter()
-    data = load_digits_split()
-    model = train(data, epochs=args.epochs, seed=args.seed)
-    with torch.no_grad():
-        acc = top1_accuracy(model(torch.from_numpy(data.x_test)).numpy(), data.y_test)
-    with atomic_output(args.output, force=args.force) as tmp:
-        torch.save(model.state_dict(), tmp)
-    print(
-        f"trained in {time.perf_counter() - start:.1f} s; test accuracy {100 * acc:.2f}% "
-        f"on {len(data.y_test)} images; saved {args.output}"
-    )
-    return 0
+    def fit(epochs: int, seed: int) -> tuple[DigitsCNN, str]:
+        data = load_digits_split()
+        model = train(data, epochs=epochs, seed=seed)
+        with torch.no_grad():
+            acc = top1_accuracy(model(torch.from_numpy(data.x_test)).numpy(), data.y_test)
+        return model, f"test accuracy {100 * acc:.2f}% on {len(data.y_test)} images"
+
+    return train_command(
+        argv, description="Train the digits CNN and save its state dict.",
+        checkpoint=CHECKPOINT, epochs=30, fit=fit,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

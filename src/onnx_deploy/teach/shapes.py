@@ -15,8 +15,6 @@ Retrain it reproducibly (about a minute on 2 cores)::
 
 from __future__ import annotations
 
-import argparse
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,27 +252,20 @@ def predict(model: OneStageDetector, images: np.ndarray, **nms: float) -> list[D
 
 
 def main(argv: list[str] | None = None) -> int:
-    from onnx_deploy.core.files import atomic_output
+    from onnx_deploy.build.checkpoints import train_command
     from onnx_deploy.infer.detections import mean_average_precision
 
-    parser = argparse.ArgumentParser(description="Train the shapes detector; save its state dict.")
-    parser.add_argument("--output", default=str(CHECKPOINT))
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--force", action="store_true", help="overwrite an existing checkpoint")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    train_data, test_data = load_shapes_split()
-    model = train(train_data, epochs=args.epochs, seed=args.seed)
-    found = predict(model, test_data.images, score_threshold=0.05)
-    ap = mean_average_precision(found, list(test_data.targets))
-    with atomic_output(args.output, force=args.force) as tmp:
-        torch.save(model.state_dict(), tmp)
-    print(
-        f"trained in {time.perf_counter() - start:.1f} s; test mAP@0.5 {ap:.3f} on "
-        f"{len(test_data.targets)} images; saved {args.output}"
-    )
-    return 0
+    def fit(epochs: int, seed: int) -> tuple[OneStageDetector, str]:
+        train_data, test_data = load_shapes_split()
+        model = train(train_data, epochs=epochs, seed=seed)
+        found = predict(model, test_data.images, score_threshold=0.05)
+        ap = mean_average_precision(found, list(test_data.targets))
+        return model, f"test mAP@0.5 {ap:.3f} on {len(test_data.targets)} images"
+
+    return train_command(
+        argv, description="Train the shapes detector; save its state dict.",
+        checkpoint=CHECKPOINT, epochs=4, fit=fit,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -93,6 +93,22 @@ def _set_metadata(model: onnx.ModelProto, values: dict[str, Any]) -> None:
     entry.key, entry.value = METADATA_KEY, json.dumps({**old, **values}, sort_keys=True)
 
 
+class NodeList:
+    """Nodes of a graph being written: ``add`` one (its output name back, to chain) or a
+    ``const``ant."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+
+    def add(self, op: str, ins: list[str], out: str, **attrs: Any) -> str:
+        self.nodes.append(helper.make_node(op, ins, [out], **attrs))
+        return out
+
+    def const(self, name: str, values: Any, dtype: Any = np.int64) -> str:
+        self.nodes.append(const_node(name, values, dtype))
+        return name
+
+
 # --- finding the head ----------------------------------------------------------------------
 
 
@@ -190,15 +206,8 @@ def nms_graph(head: DetectionHead, settings: NmsSettings, *, opset: int = 18) ->
     """A standalone graph from a model's raw detection outputs to the padded layout."""
     settings.check()
     k = int(settings.max_detections)
-    n: list[Any] = []
-
-    def node(op: str, ins: list[str], out: str, **attrs: Any) -> str:
-        n.append(helper.make_node(op, ins, [out], **attrs))
-        return out
-
-    def const(name: str, values: Any, dtype: Any = np.int64) -> str:
-        n.append(const_node(name, values, dtype))
-        return name
+    nodes = NodeList()
+    n, node, const = nodes.nodes, nodes.add, nodes.const
 
     inputs = []
     if head.head is not None:
@@ -466,15 +475,8 @@ def _letterbox_graph(
     image: TensorSpec, pixels: str, pad_value: int, scale: float, channels: int, opset: int
 ) -> onnx.ModelProto:
     height, width = int(image.shape[2]), int(image.shape[3])  # type: ignore[arg-type]
-    n: list[Any] = []
-
-    def node(op: str, ins: list[str], out: str, **attrs: Any) -> str:
-        n.append(helper.make_node(op, ins, [out], **attrs))
-        return out
-
-    def const(name: str, values: Any, dtype: Any = np.int64) -> str:
-        n.append(const_node(name, values, dtype))
-        return name
+    nodes = NodeList()
+    n, node, const = nodes.nodes, nodes.add, nodes.const
 
     x = node("Transpose", [node("Cast", [pixels], "lb/f", to=TensorProto.FLOAT)], "lb/nchw",
              perm=[0, 3, 1, 2])  # fmt: skip
