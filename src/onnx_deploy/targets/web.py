@@ -249,17 +249,12 @@ def write_web_app(
 
 def _letterbox_size(model: str | os.PathLike[str]) -> tuple[int, int]:
     """The network size ``add_letterbox`` recorded (the page's canvas), else 320x320."""
-    import json as _json
+    from onnx_deploy.build.surgery.detection import detection_metadata
+    from onnx_deploy.infer.modelinfo import load_onnx
 
-    import onnx
-
-    proto = onnx.load(str(model), load_external_data=False)
-    for p in proto.metadata_props:
-        if p.key == "onnx_deploy.detection":
-            size = _json.loads(p.value).get("letterbox", {}).get("size")
-            if size:
-                return int(size[0]), int(size[1])
-    return 320, 320
+    meta = detection_metadata(load_onnx(model, load_external_data=False)) or {}
+    size = meta.get("letterbox", {}).get("size")
+    return (int(size[0]), int(size[1])) if size else (320, 320)
 
 
 # --- serving the folder and driving a browser ------------------------------------------------
