@@ -83,6 +83,20 @@ def test_validate_uses_iou_matching_and_says_why(shapes_files, tmp_path, capsys)
     assert "100.0%" in out
 
 
+def test_the_served_graph_validates_against_pytorch(shapes_files, tmp_path, capsys) -> None:
+    """validate's PyTorch side of a served detector: the same letterbox in torch, the model,
+    torchvision's batched_nms; scenes narrower than the network (padding, no resize)."""
+    from onnx_deploy.teach.shapes import draw_scene
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "narrow.npz"
+    np.savez(data, pixels=np.stack([draw_scene(rng, 160, 100)[0] for _ in range(8)]))
+    code = main(["validate", str(shapes_files["final"]), "--reference", "project:shapes_detector",
+                 "--inputs", str(data)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "matched by IoU" in out and "unmatched 0 reference / 0 candidate" in out
+
+
 def test_optimize_reports_map_for_each_precision(shapes_files, tmp_path) -> None:
     pytest.importorskip("pycocotools")
     from onnx_deploy.teach.shapes import make_shapes

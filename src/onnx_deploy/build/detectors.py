@@ -211,3 +211,73 @@ def detector_for_export(model: Any, image_size: tuple[int, int]) -> nn.Module:
     if family == "two-stage":
         return TwoStageDetector(model).eval()
     raise ModelSpecError(f"{type(model).__name__} is not a torchvision detection model")
+
+
+# --- the PyTorch side of a served detector ------------------------------------------------
+
+
+class DetectionPipeline(nn.Module):
+    """What a graph from ``add_nms`` (and ``add_letterbox``) computes, in PyTorch and
+    torchvision, for validating it: uint8 NHWC ``pixels`` -> the same letterbox (PyTorch's
+    antialiased bilinear resize, ``F.pad``), ``model``, boxes to corners, torchvision's
+    ``batched_nms`` with the same thresholds, the best ``max_detections`` per image,
+    boxes mapped back, padded. Written with torch's own operators, not from the ONNX graph,
+    so that agreement means something. ``settings``: the graph's ``detection_metadata``."""
+
+    def __init__(self, model: nn.Module, settings: dict[str, Any]) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.settings = dict(settings)
+
+    def _raw(self, out: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(boxes [B, N, 4] corners, scores [B, N, C]) from the model's outputs."""
+        if isinstance(out, dict) and {"candidate_boxes", "class_scores"} <= set(out):
+            boxes, scores = out["candidate_boxes"], out["class_scores"]
+        else:
+            head = out[0] if isinstance(out, (tuple, list)) else out
+            head = head.transpose(1, 2)
+            boxes, scores = head[..., :4], head[..., 4:]
+        if self.settings.get("box_format") == "cxcywh":
+            half = boxes[..., 2:] / 2
+            boxes = torch.cat([boxes[..., :2] - half, boxes[..., :2] + half], -1)
+        return boxes.float(), scores.float()
+
+    def forward(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        tv = require("torchvision", "the PyTorch side of a detector")
+        x = pixels.permute(0, 3, 1, 2).float()
+        h, w = x.shape[2:]
+        r, left, top = 1.0, 0, 0
+        lb = self.settings.get("letterbox")
+        if lb:
+            big_h, big_w = lb["size"]
+            r = min(big_h / h, big_w / w)
+            nh, nw = round(h * r), round(w * r)
+            if (nh, nw) != (h, w):
+                x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True)
+            top, left = (big_h - nh) // 2, (big_w - nw) // 2
+            x = F.pad(x, (left, big_w - nw - left, top, big_h - nh - top), value=lb["pad_value"])
+            x = x * lb.get("scale", 1 / 255)
+        boxes, scores = self._raw(self.model(x))
+        k = int(self.settings["max_detections"])
+        b = x.shape[0]
+        out = {
+            "num_detections": torch.zeros(b, 1, dtype=torch.int32),
+            "boxes": torch.zeros(b, k, 4),
+            "scores": torch.zeros(b, k),
+            "classes": torch.zeros(b, k, dtype=torch.int32),
+        }
+        for i in range(b):
+            anchor, cls = torch.nonzero(scores[i] > self.settings["score_threshold"], as_tuple=True)
+            cand, score = boxes[i, anchor], scores[i, anchor, cls]
+            keep = tv.ops.batched_nms(cand, score, cls, self.settings["iou_threshold"])[:k]
+            kept = cand[keep]
+            if lb:
+                shift = torch.tensor([left, top, left, top], dtype=kept.dtype)
+                limit = torch.tensor([w, h, w, h], dtype=kept.dtype)
+                kept = torch.minimum(((kept - shift) / r).clamp(min=0), limit)
+            n = len(keep)
+            out["num_detections"][i, 0] = n
+            out["boxes"][i, :n] = kept
+            out["scores"][i, :n] = score[keep]
+            out["classes"][i, :n] = cls[keep].int()
+        return out

@@ -33,6 +33,10 @@ def validate_model(
     """``onnx-deploy validate``: an ONNX file against a reference, which is another ONNX
     file or a model spec (``torchvision:NAME``, ``file.py:factory``) with its ``weights``.
 
+    A candidate with NMS in its graph (``add_nms``, ``add_letterbox``) is held to the
+    same steps in PyTorch (``DetectionPipeline``: the spec's model, torchvision's
+    ``batched_nms``), its detections matched by IoU.
+
     Inputs: real samples from the model source's ``data`` (``.npz`` by input name, ``.npy``,
     ``.pt``), split into consecutive batches of the ``batch_sizes`` in turn when given (1, 8,
     1, 8, ...), else of ``data_batch_size``; without data, random ones from the model's
@@ -52,5 +56,21 @@ def validate_model(
         ref: Runner = onnx_runner(ref_source.target, device)
     else:
         module = load_model(ref_source.target, weights=ref_source.weights)
+        settings = _served_detector(source.target, candidate.output_names)
+        if settings is not None:  # NMS (and letterbox) in the graph: the same in PyTorch
+            from onnx_deploy.build.detectors import DetectionPipeline
+
+            module = DetectionPipeline(module, settings)
         ref = TorchRunner(module, candidate.inputs, candidate.output_names, device=device)
     return compare(ref, candidate, feeds, precision, batch_sizes=batch_sizes, signature=signature)
+
+
+def _served_detector(path: str, output_names: Sequence[str]) -> dict | None:
+    """The detection settings of a graph with ``add_nms``'s outputs, or None."""
+    from onnx_deploy.build.surgery.detection import detection_metadata
+    from onnx_deploy.infer.detections import detection_layout
+    from onnx_deploy.infer.modelinfo import load_onnx
+
+    if detection_layout(list(output_names)) != "padded":
+        return None
+    return detection_metadata(load_onnx(path, load_external_data=False))

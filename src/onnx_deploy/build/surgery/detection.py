@@ -466,7 +466,14 @@ def add_letterbox(
     merged = merge(pre, model, pairs, prefix="lb/")
     _set_metadata(
         merged,
-        {"letterbox": {"size": [height, width], "pad_value": pad_value, "boxes_mapped": mapped}},
+        {
+            "letterbox": {
+                "size": [height, width],
+                "pad_value": pad_value,
+                "scale": scale,
+                "boxes_mapped": mapped,
+            }
+        },
     )
     return merged
 
