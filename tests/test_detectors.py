@@ -135,6 +135,39 @@ def test_ssdlite_through_the_cli(tmp_path, capsys) -> None:
     assert n > 0 and got["boxes"][0, :n, 2].max() <= 320 and got["boxes"][0, :n, 3].max() <= 240
 
 
+def test_ssdlite_head_and_nms_equal_torchvisions_own_detections() -> None:
+    """The exportable part (normalisation, backbone, head, anchor decoding) plus
+    torchvision's batched_nms gives torchvision's own SSDlite post-processing: the same
+    boxes, scores and labels (class index = torchvision's label)."""
+    import torch
+    import torchvision
+
+    from onnx_deploy.build.detectors import AnchorDetector
+    from onnx_deploy.infer.detections import Detections
+    from onnx_deploy.teach.zoo import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    full = torchvision.models.detection.ssdlite320_mobilenet_v3_large(
+        weights=None, weights_backbone=None, score_thresh=0.0, topk_candidates=100000,
+        detections_per_img=50,
+    ).eval()  # fmt: skip
+    part = AnchorDetector(full, (320, 320))
+    recalibrate_batchnorm(part, (3, 320, 320))  # varied scores (random ones tie at 1/91)
+    x = torch.rand(1, 3, 320, 320)
+    with torch.no_grad():
+        want, got = full(list(x))[0], part(x)
+    boxes, scores = got["candidate_boxes"][0], got["class_scores"][0]
+    anchor, cls = torch.nonzero(scores > 0, as_tuple=True)
+    keep = torchvision.ops.batched_nms(boxes[anchor], scores[anchor, cls], cls, full.nms_thresh)
+    keep = keep[:50]
+    mine = Detections(boxes[anchor][keep].double().numpy(), scores[anchor, cls][keep].double().numpy(),
+                      cls[keep].numpy())  # fmt: skip
+    theirs = Detections(want["boxes"].double().numpy(), want["scores"].double().numpy(),
+                        want["labels"].numpy())  # fmt: skip
+    report = compare_detections([theirs], [mine], "same-graph")
+    assert report.ok and report.matched == 50, report.line()
+
+
 def test_the_page_draws_pythons_boxes(shapes_files, tmp_path) -> None:
     from onnx_deploy.targets.web import missing_tools
 
