@@ -36,9 +36,12 @@ from onnx_deploy.core.feeds import batch_size_of
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import Signature
 from onnx_deploy.infer.detections import DETECTION_PRESETS
+from onnx_deploy.infer.detections import LIST_OUTPUTS
+from onnx_deploy.infer.detections import PADDED_OUTPUTS
 from onnx_deploy.infer.detections import WHY_NOT_ELEMENTWISE
 from onnx_deploy.infer.detections import DetectionComparison
 from onnx_deploy.infer.detections import compare_detections
+from onnx_deploy.infer.detections import detection_layout
 from onnx_deploy.infer.detections import split_detections
 from onnx_deploy.infer.runners.base import Runner
 
@@ -450,10 +453,8 @@ def _detections(
         [d for ds in cand_dets for d in ds or ()],
         preset,
     )
-    used = tuple(
-        n for n in refs[0] if n in ("num_detections", "boxes", "scores", "classes", "labels")
-    )
-    return report, used
+    layout = detection_layout(list(refs[0]))
+    return report, PADDED_OUTPUTS if layout == "padded" else LIST_OUTPUTS
 
 
 def compare(

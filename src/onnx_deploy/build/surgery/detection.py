@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -125,6 +126,12 @@ class DetectionHead:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(s.name for s in (self.head, self.boxes, self.scores) if s is not None)
+
+    def renamed(self, mapping: dict[str, str]) -> DetectionHead:
+        def new(spec: TensorSpec | None) -> TensorSpec | None:
+            return None if spec is None else replace(spec, name=mapping.get(spec.name, spec.name))
+
+        return replace(self, head=new(self.head), boxes=new(self.boxes), scores=new(self.scores))
 
 
 def _is_float3(s: TensorSpec) -> bool:
@@ -327,7 +334,7 @@ def _shape(spec: TensorSpec) -> list[Any]:
     return [d if d is not None else f"{spec.name}_{i}" for i, d in enumerate(spec.shape)]
 
 
-def add_nms(
+def plan_nms(
     model: onnx.ModelProto,
     *,
     head: str | None = None,
@@ -338,16 +345,8 @@ def add_nms(
     iou_threshold: float = 0.45,
     max_detections: int = 100,
     box_format: str | None = None,
-) -> onnx.ModelProto:
-    """Append box decoding, class-aware NMS and the padded EfficientNMS layout.
-
-    The raw outputs are found by shape (``find_head``) or named: ``head`` for one
-    ``[B, 4 + C, N]`` output (boxes as centre x, centre y, width, height: YOLO's export),
-    ``boxes`` + ``scores`` for ``[B, N, 4]`` corners and ``[B, N, C]`` scores.
-    ``num_classes``, when given, must be the model's C. Scores must be probabilities
-    (after sigmoid or softmax). Returns a model whose only outputs are ``num_detections``,
-    ``boxes``, ``scores`` and ``classes``; the settings go into its metadata.
-    """
+) -> tuple[DetectionHead, NmsSettings]:
+    """``add_nms``'s checks: the head (``find_head``) and the settings, or the reason not."""
     found = find_head(model, head=head, boxes=boxes, scores=scores)
     if num_classes is not None:
         if num_classes < 1:
@@ -364,19 +363,35 @@ def add_nms(
         found.num_classes or num_classes,
     )  # fmt: skip
     settings.check()
-    # outputs called boxes or scores would clash with the new ones
-    clash = {s: f"raw_{s}" for s in found.names if s in PADDED_OUTPUTS}
-    if clash:
+    return found, settings
+
+
+def apply_nms(
+    model: onnx.ModelProto, head: DetectionHead, settings: NmsSettings
+) -> onnx.ModelProto:
+    """The NMS graph for ``plan_nms``'s answer, merged after ``model``."""
+    clash = {s: f"raw_{s}" for s in head.names if s in PADDED_OUTPUTS}
+    if clash:  # outputs called boxes or scores would clash with the new ones
         model = rename(model, clash)
-        found = find_head(
-            model, head=clash.get(head or "", head) if found.head is not None else None,
-            boxes=clash.get(found.boxes.name, found.boxes.name) if found.boxes else None,
-            scores=clash.get(found.scores.name, found.scores.name) if found.scores else None,
-        )  # fmt: skip
-    post = nms_graph(found, settings, opset=max(18, default_opset(model)))
-    merged = merge(model, post, [(s, s) for s in found.names], prefix="nms/")
+        head = head.renamed(clash)
+    post = nms_graph(head, settings, opset=max(18, default_opset(model)))
+    merged = merge(model, post, [(s, s) for s in head.names], prefix="nms/")
     _set_metadata(merged, asdict(settings))
     return merged
+
+
+def add_nms(model: onnx.ModelProto, **options: Any) -> onnx.ModelProto:
+    """Append box decoding, class-aware NMS and the padded EfficientNMS layout.
+
+    The raw outputs are found by shape (``find_head``) or named: ``head`` for one
+    ``[B, 4 + C, N]`` output (boxes as centre x, centre y, width, height: YOLO's export),
+    ``boxes`` + ``scores`` for ``[B, N, 4]`` corners and ``[B, N, C]`` scores.
+    ``num_classes``, when given, must be the model's C. Scores must be probabilities
+    (after sigmoid or softmax). ``options``: ``plan_nms``'s (thresholds, ``max_detections``,
+    ``box_format``). Returns a model whose only outputs are ``num_detections``, ``boxes``,
+    ``scores`` and ``classes``; the settings go into its metadata.
+    """
+    return apply_nms(model, *plan_nms(model, **options))
 
 
 # --- TensorRT's EfficientNMS plugin ----------------------------------------------------------

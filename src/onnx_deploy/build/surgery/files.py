@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
-from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -30,11 +29,10 @@ from onnx_deploy.build.surgery.checks import check_same_outputs
 from onnx_deploy.build.surgery.checks import open_session
 from onnx_deploy.build.surgery.checks import random_feeds
 from onnx_deploy.build.surgery.checks import run_session
-from onnx_deploy.build.surgery.detection import NmsSettings
 from onnx_deploy.build.surgery.detection import add_letterbox
-from onnx_deploy.build.surgery.detection import add_nms
+from onnx_deploy.build.surgery.detection import apply_nms
 from onnx_deploy.build.surgery.detection import detection_metadata
-from onnx_deploy.build.surgery.detection import find_head
+from onnx_deploy.build.surgery.detection import plan_nms
 from onnx_deploy.build.surgery.graph import SurgeryError
 from onnx_deploy.build.surgery.graph import all_graphs
 from onnx_deploy.build.surgery.graph import convert_opset
@@ -297,12 +295,8 @@ def _edit_postprocess(m: onnx.ModelProto, nms: bool = False, **options: Any) -> 
 
 
 def _edit_nms(m: onnx.ModelProto, **options: Any) -> Any:
-    after = add_nms(m, **options)
-    meta = detection_metadata(after) or {}
-    head = find_head(
-        m, head=options.get("head"), boxes=options.get("boxes"), scores=options.get("scores")
-    )
-    settings = NmsSettings(**{k: meta[k] for k in asdict(NmsSettings())})
+    head, settings = plan_nms(m, **options)
+    after = apply_nms(m, head, settings)
     kept = [s.name for s in graph_io(m)[1] if s.name not in head.names]
     notes = [
         f"{head.num_classes or '?'} classes, {settings.box_format} boxes -> score > "
