@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install serve-env js chromium emulator run notebooks-refresh pipeline test lint-imports test-avx2 format bench bench-optimum lab clean
+.PHONY: install serve-env js chromium emulator run notebooks-refresh pipeline test lint-imports test-avx2 format bench bench-runtimes bench-optimum lab clean
 
 install: $(STAMP)
 
@@ -116,6 +116,20 @@ format: install
 bench: install
 	$(BIN)/onnx-deploy bench torchvision:resnet18 torchvision:mobilenet_v3_small --batch-sizes 1,8 \
 		--output artifacts/bench.json --plot artifacts/bench.png --force
+
+## ONNX Runtime vs OpenVINO (FP32 and bf16) vs PyTorch eager, with GFLOP/s and % of this
+## machine's peak: resnet18, mobilenet_v3_small, efficientnet_b0 and BERT-base (110M, from its
+## config) at seq 128, batch 1 and 8; the ONNX runtimes interleaved in 5 rounds (minutes).
+RUNTIMES_DIR := artifacts/runtimes
+bench-runtimes: install
+	$(BIN)/python -c "from transformers import BertConfig, BertForSequenceClassification as M; \
+	  M(BertConfig(num_labels=2)).save_pretrained('$(RUNTIMES_DIR)/bert-base')"
+	$(BIN)/onnx-deploy bench torchvision:resnet18 torchvision:mobilenet_v3_small torchvision:efficientnet_b0 \
+	  --runtimes onnxruntime,openvino,openvino-bf16 --rounds 5 --warmup 5 --iters 30 \
+	  --batch-sizes 1,8 --output $(RUNTIMES_DIR)/cnn.json --plot $(RUNTIMES_DIR)/cnn.png --force
+	$(BIN)/onnx-deploy bench hf:$(RUNTIMES_DIR)/bert-base --dim seq=1:128:512 \
+	  --runtimes onnxruntime,openvino,openvino-bf16 --rounds 5 --warmup 5 --iters 30 \
+	  --batch-sizes 1,8 --output $(RUNTIMES_DIR)/bert.json --plot $(RUNTIMES_DIR)/bert.png --force
 
 ## This project's transformer path vs optimum-onnx's on one BERT-base (110M, from its config),
 ## timed interleaved on ONNX Runtime at seq 128, batch 1 and 8. optimum-onnx 0.1.0 pins

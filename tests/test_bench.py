@@ -101,6 +101,25 @@ def test_interleaved_benchmark_alternates(tiny_onnx: Path, monkeypatch) -> None:
     assert a.iterations == b.iterations == 7
 
 
+def test_each_turn_starts_with_untimed_calls(tiny_onnx: Path, monkeypatch) -> None:
+    from onnx_deploy.infer import bench
+
+    warmups = []
+    real = bench.time_callable
+
+    def spy(fn, warmup=10, iters=50, sync=None):
+        warmups.append(warmup)
+        return real(fn, warmup, iters, sync)
+
+    monkeypatch.setattr(bench, "time_callable", spy)
+    benchmark_onnx_interleaved({"a": tiny_onnx, "b": tiny_onnx}, 2, warmup=5, iters=6, rounds=3)
+    # the first warm-up of each, then every turn: the other runner's threads still spin
+    assert warmups == [5, 5] + [bench.ROUND_WARMUP] * 6
+    warmups.clear()
+    benchmark_onnx_interleaved({"a": tiny_onnx, "b": tiny_onnx}, 2, warmup=1, iters=6, rounds=3)
+    assert warmups == [1, 1] + [1] * 6  # never more than the warm-up asked for
+
+
 def test_a_busy_machine_is_flagged_and_a_quiet_one_is_not() -> None:
     from onnx_deploy.infer.bench import summarize
 

@@ -122,8 +122,11 @@ def test_benchmark_labels_each_runner(tiny_module, tiny_onnx: Path) -> None:
         assert all(r.iterations == 3 for r in results)
     assert "providers" in results[1].environment and "torch_threads" in results[0].environment
     table = relative_table(results).splitlines()
-    first, second = (r.name for r in results)  # two runners called "m": told apart
-    assert first != second and table[0].startswith(f"Relative to {first} (")
+    # two runners called "m" on two backends keep the name (results pair by it: PyTorch vs
+    # ONNX Runtime of one model); the table tells them apart by backend
+    assert [r.name for r in results] == ["m", "m"]
+    first, second = "m [torch/cpu]", "m [onnxruntime/cpu]"
+    assert table[0].startswith(f"Relative to {first} (")
     ratio = results[0].median_ms / results[1].median_ms
     assert table[1].split()[-1] == f"{ratio:.2f}x" and second in table[1], table
     assert relative_table(results[:1]) == ""

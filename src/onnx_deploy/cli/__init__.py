@@ -29,6 +29,7 @@ COMMANDS = (
     "quantize",
     "fuse",
     "bench",
+    "profile",
     "pipeline",
     "edit",
     "optimize",

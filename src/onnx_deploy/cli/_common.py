@@ -44,6 +44,16 @@ def batch_range(text: str) -> tuple[int, int]:
     return lo_i, hi_i
 
 
+def runtimes(text: str) -> tuple[str, ...]:
+    """``"onnxruntime,openvino"`` -> the runtimes ``onnx_deploy.infer.runtimes`` knows."""
+    from onnx_deploy.infer.runtimes import parse_runtimes
+
+    try:
+        return parse_runtimes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def signature_part(parser_name: str) -> Any:
     """An argparse type that parses with ``onnx_deploy.core.signature.<parser_name>`` (imported
     only when an argument is parsed: ``--help`` stays free of numpy)."""

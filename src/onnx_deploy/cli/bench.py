@@ -11,11 +11,12 @@ from onnx_deploy.cli._common import add_timing
 from onnx_deploy.cli._common import emit
 from onnx_deploy.cli._common import ints
 from onnx_deploy.cli._common import model_source
+from onnx_deploy.cli._common import runtimes
 from onnx_deploy.cli._common import step
 from onnx_deploy.core.defaults import BENCH_ITERS
 from onnx_deploy.core.defaults import BENCH_WARMUP
 
-HELP = "benchmark .onnx files on ONNX Runtime, or model specs on PyTorch vs ONNX Runtime"
+HELP = "benchmark .onnx files on ONNX Runtime (and OpenVINO), or model specs on PyTorch vs them"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,6 +38,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "noise hits all alike; default 1 (in turn). PyTorch vs ONNX Runtime always runs in "
         "turn: their spinning thread pools slow each other when interleaved on few cores",
     )
+    p.add_argument(
+        "--runtimes", type=runtimes, default=("onnxruntime",),
+        help="runtimes for each .onnx file: onnxruntime (default), openvino (its CPU plugin "
+        "in FP32), openvino-bf16 (told to compute in bf16), comma-separated",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-peak", action="store_true",
+        help="skip %% of peak (the machine-peak probe: about 5 s once, then cached)",
+    )  # fmt: skip
     p.add_argument("--weights", help="checkpoint for spec targets")
     p.add_argument("--output", help="write all results as JSON here")
     p.add_argument("--plot", help="write a latency/throughput plot (PNG) here")
@@ -49,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     report = benchmark_report(
         [model_source(args, m) for m in args.models], output=args.output, plot=args.plot,
         force=args.force, batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
-        device=args.device, threads=args.threads, rounds=args.rounds, log=step(args),
+        device=args.device, threads=args.threads, rounds=args.rounds,
+        runtimes=args.runtimes, peak=not args.no_peak, log=step(args),
     )  # fmt: skip
     if args.json:
         emit(args, report)

@@ -11,6 +11,7 @@ from onnx_deploy.cli._common import add_signature
 from onnx_deploy.cli._common import emit
 from onnx_deploy.cli._common import ints
 from onnx_deploy.cli._common import model_source
+from onnx_deploy.cli._common import runtimes
 from onnx_deploy.cli._common import step
 
 HELP = "build FP32/FP16/INT8 (and TensorRT) variants, validate, benchmark, pick one to ship"
@@ -68,6 +69,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "INT8; 'none' for random-weight specs, where it is a coin toss)",
     )  # fmt: skip
     p.add_argument("--threads", type=int, help="intra-op threads (default: one per core)")
+    p.add_argument(
+        "--runtimes", type=runtimes, default=("onnxruntime",),
+        help="runtimes to try the variants on: onnxruntime (default), or onnxruntime,openvino "
+        "(OpenVINO's CPU plugin on the same files: FP32, BF16, FP16 weights, QDQ INT8; "
+        "pip install 'onnx-deploy[openvino]')",
+    )  # fmt: skip
     p.add_argument("--warmup", type=int, default=3, help="default 3")
     p.add_argument("--iters", type=int, default=20, help="timed runs per variant, default 20")
     p.add_argument("--rounds", type=int, default=5, help="interleaving rounds, default 5")
@@ -85,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         target=args.target, batch_sizes=args.batch_sizes,
         max_accuracy_drop=args.max_accuracy_drop, min_speedup=args.min_speedup,
         warmup=args.warmup, iters=args.iters, rounds=args.rounds, threads=args.threads,
+        runtimes=args.runtimes,
         plots=not args.no_plots, force=args.force, log=step(args),
     )  # fmt: skip
     if not args.json:

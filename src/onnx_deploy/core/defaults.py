@@ -30,7 +30,7 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 QUANT_TYPES = ("int8", "uint8")
 DYNAMIC_OP_TYPES = ("MatMul", "Gemm")
 # tolerance presets by precision
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # TensorRT: what a build may ask for ("auto": the graph's own precision), and its workspace
 TRT_PRECISIONS = ("auto", "fp32", "fp16", "int8")
 TRT_WORKSPACE = 4 << 30

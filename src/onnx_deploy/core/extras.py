@@ -19,7 +19,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "torch": ("export", "torch"), "torchvision": ("export", "torchvision"),
     "onnxscript": ("export", "onnxscript"), "onnxslim": ("export", "onnxslim"),
     "onnx_ir": ("export", "onnx-ir"),
-    "transformers": ("hf", "transformers"),
+    "transformers": ("hf", "transformers"), "openvino": ("openvino", "openvino"),
     "matplotlib": ("notebooks", "matplotlib"), "sklearn": ("notebooks", "scikit-learn"),
     "papermill": ("notebooks", "papermill"), "nbformat": ("notebooks", "nbformat"),
     "nbclient": ("notebooks", "nbclient"), "PIL": ("notebooks", "pillow"),

@@ -50,11 +50,17 @@ if TYPE_CHECKING:
 BUSY_P90_RATIO = 1.5
 BUSY_CV = 0.4
 MIN_ITERS_FOR_SPREAD = 5
+# Untimed calls at the start of each runner's turn in an interleaved run: the runner timed
+# before it leaves its thread pool spinning (and its data in the caches). Measured on the
+# 2-vCPU Xeon, mobilenet_v3_small batch 8, ONNX Runtime then OpenVINO in 5 rounds of 6
+# calls: with one untimed call OpenVINO's first timed call of each turn took 1.78x its
+# median (p90/median 1.78: the busy-machine warning), with three 1.03x (p90/median 1.05).
+ROUND_WARMUP = 3
 
 
 @dataclass(frozen=True)
 class BenchmarkResult(Result):
-    COMPUTED = ("throughput", "contention")
+    COMPUTED = ("throughput", "contention", "gflops", "percent_of_peak")
 
     name: str
     backend: str
@@ -70,6 +76,23 @@ class BenchmarkResult(Result):
     std_ms: float
     min_ms: float
     environment: dict[str, Any] = field(default_factory=dict, compare=False)
+    flops: int | None = None  # counted FLOPs of one call (``onnx_deploy.infer.flops``)
+    integer: bool = False  # the products run on integers (a quantized graph)
+    peak: float | None = None  # this machine's peak for that arithmetic, GFLOP/s or GOP/s
+
+    @property
+    def gflops(self) -> float | None:
+        """Counted FLOPs (GOPs for a quantized graph) per second at the median latency."""
+        if not self.flops or self.median_ms <= 0:
+            return None
+        return self.flops / self.median_ms / 1e6
+
+    @property
+    def percent_of_peak(self) -> float | None:
+        """``gflops`` over this machine's peak (``machine_peak``), in percent."""
+        if self.gflops is None or not self.peak:
+            return None
+        return 100.0 * self.gflops / self.peak
 
     @property
     def throughput(self) -> float:
@@ -93,18 +116,44 @@ class BenchmarkResult(Result):
         )
 
     def summary(self) -> str:
+        where = f"[{self.backend}/{self.device}]"
+        label = self.name if self.name.endswith(where) else f"{self.name} {where}"
         line = (
-            f"bench     {self.name} [{self.backend}/{self.device}] batch {self.batch_size}: "
+            f"bench     {label} batch {self.batch_size}: "
             f"median {self.median_ms:.2f} ms  p90 {self.p90_ms:.2f}  p99 {self.p99_ms:.2f}  "
             f"mean {self.mean_ms:.2f}±{self.std_ms:.2f}  first {self.first_ms:.1f} ms  "
             f"{self.throughput:.0f} samples/s  ({self.warmup} warm-up, {self.iterations} timed"
             f"{self._threads()})"
         )
+        if self.gflops is not None:
+            unit = "GOP/s" if self.integer else "GFLOP/s"
+            pct = self.percent_of_peak
+            line += f"\n  compute {self.gflops:.1f} {unit}" + (
+                ""
+                if pct is None
+                else f", {pct:.0f}% of this machine's "
+                f"{'INT8' if self.integer else 'FP32'} peak ({self.peak:.0f})"
+            )
         return f"{line}\n  warning {self.contention}" if self.contention else line
 
     def _threads(self) -> str:
         threads = self.environment.get("intra_op_threads", self.environment.get("torch_threads"))
         return f", {threads} threads" if threads else ""
+
+
+def with_flops(result: BenchmarkResult, flops: Any, peak: Any = None) -> BenchmarkResult:
+    """``result`` with the FLOPs of one call (a ``ModelFlops``) and, where ``peak`` (a
+    ``MachinePeak``) is given and the runner computes in FP32 or INT8, the peak to hold it
+    to. A bf16 or fp16 runner (OpenVINO's hint) gets no peak: none was probed for it."""
+    if flops is None or not flops.total:
+        return result
+    lowered = result.environment.get("inference_precision") in ("bf16", "f16")
+    ceiling = (
+        None
+        if peak is None or lowered or result.device != "cpu"
+        else (peak.for_precision(flops.integer))
+    )
+    return dataclasses.replace(result, flops=flops.total, integer=flops.integer, peak=ceiling)
 
 
 def package_version(dist: str) -> str | None:
@@ -122,7 +171,15 @@ def collect_environment() -> dict[str, Any]:
         "cpu": cpu_info(),
         "versions": {
             d: package_version(d)
-            for d in ("onnxruntime-gpu", "onnxruntime", "onnx", "onnxslim", "torch", "numpy")
+            for d in (
+                "onnxruntime-gpu",
+                "onnxruntime",
+                "onnx",
+                "onnxslim",
+                "torch",
+                "numpy",
+                "openvino",
+            )
             if package_version(d)
         },
         "threads_env": {
@@ -188,6 +245,10 @@ def _named(runners: Runner | Sequence[Runner] | Mapping[str, Runner]) -> dict[st
     named: dict[str, Runner] = {}
     for r in runners:
         key = r.name if r.name not in named else f"{r.name} [{r.backend}/{r.device}]"
+        if key != r.name and all(
+            o.backend != r.backend for o in named.values() if o.name == r.name
+        ):
+            key = f"{r.name}\t{r.backend}"  # one file on two runtimes: results keep its name
         n = 2
         while key in named:  # two files of one name from two folders: both are timed
             key, n = f"{r.name} #{n}", n + 1
@@ -210,7 +271,8 @@ def benchmark(
     random inputs of ``batch_size``. ``rounds=1`` times each runner in turn (``warmup``
     untimed calls, then ``iters`` timed ones); ``rounds>1`` interleaves them: after the
     warm-up, the runners take turns, ``iters`` calls each spread over the rounds, so a slow
-    spell of a shared machine is spread over all of them. A mapping names the results.
+    spell of a shared machine is spread over all of them; each turn starts with up to
+    ``ROUND_WARMUP`` untimed calls, so the previous runner's spinning threads are not timed. A mapping names the results.
     Each timed call is what the runner's ``timed_call`` prepared: inputs checked and
     placed once, device work synchronised after each call.
     """
@@ -238,7 +300,9 @@ def benchmark(
             per_round = [iters // rounds + (i < iters % rounds) for i in range(rounds)]
             for n in filter(None, per_round):  # all ``iters`` calls, spread over the rounds
                 for key, runner in named.items():
-                    times[key] += time_callable(calls[key], 0, n, runner.synchronize)[1]
+                    times[key] += time_callable(
+                        calls[key], min(ROUND_WARMUP, max(warmup, 1)), n, runner.synchronize
+                    )[1]
         env = collect_environment()
         args = (warmup, first, times, sizes, env)
         return [_result(key, runner, *args) for key, runner in named.items()]
@@ -254,7 +318,7 @@ def _result(
     env: dict[str, Any],
 ) -> BenchmarkResult:
     return summarize(
-        key, runner.backend, runner.device, sizes[key], warmup, first[key], times[key],
+        key.split("\t")[0], runner.backend, runner.device, sizes[key], warmup, first[key], times[key],
         env | runner.environment(),
     )  # fmt: skip
 

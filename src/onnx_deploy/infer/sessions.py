@@ -14,6 +14,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Literal
@@ -70,6 +71,54 @@ def session_options(
         so.optimized_model_filepath = str(optimized_model_path)
     so.log_severity_level = 3
     return so
+
+
+EXECUTION_MODES = ("sequential", "parallel")
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """The CPU session settings whose effect ``onnx_deploy.infer.tuning`` measures; ``None``
+    keeps ONNX Runtime's default.
+
+    ``threads``/``inter_op_threads``: the intra-op pool (one op's work split across cores;
+    default one per physical core) and the inter-op pool (independent branches, used only
+    in ``parallel`` execution mode). ``spinning``: ``session.intra_op.allow_spinning``
+    (default on: idle pool threads busy-wait for the next op, which lowers latency and
+    burns the cores another process, or a second session timed beside it, needs).
+    ``memory_arena``: the CPU allocator's arena (default on); ``memory_pattern``: reuse the
+    first run's allocation plan for inputs of the same shape (default on).
+    """
+
+    threads: int | None = None
+    inter_op_threads: int | None = None
+    spinning: bool | None = None
+    execution_mode: str | None = None
+    memory_arena: bool | None = None
+    memory_pattern: bool | None = None
+
+    def describe(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.__dict__.items() if v is not None]
+        return ", ".join(parts) or "onnxruntime defaults"
+
+    def options(self, graph_optimization: str = "all") -> ort.SessionOptions:
+        """SessionOptions with these settings on top of ``session_options``'s."""
+        so = session_options(self.threads, self.inter_op_threads, graph_optimization)
+        ort_mod = ort_module()
+        if self.execution_mode is not None:
+            if self.execution_mode not in EXECUTION_MODES:
+                raise ValueError(
+                    f"execution_mode must be one of {EXECUTION_MODES}, got {self.execution_mode!r}"
+                )
+            so.execution_mode = getattr(ort_mod.ExecutionMode, f"ORT_{self.execution_mode.upper()}")
+        if self.spinning is not None:
+            so.add_session_config_entry("session.intra_op.allow_spinning", str(int(self.spinning)))
+            so.add_session_config_entry("session.inter_op.allow_spinning", str(int(self.spinning)))
+        if self.memory_arena is not None:
+            so.enable_cpu_mem_arena = bool(self.memory_arena)
+        if self.memory_pattern is not None:
+            so.enable_mem_pattern = bool(self.memory_pattern)
+        return so
 
 
 def create_session(

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from onnx_deploy.infer.bench import BenchmarkResult
+    from onnx_deploy.infer.profile import ProfileResult
     from onnx_deploy.workflows.optimize import ReportCard
 
 
@@ -107,6 +108,50 @@ def plot_op_histogram(
     ax.set_xlabel("nodes")
     ax.legend()
     ax.set_title(title)
+    return fig
+
+
+def plot_profile(profile: ProfileResult, top: int = 8) -> Figure:
+    """Where the time goes (left: time per op type, the ``top`` slowest, with each one's
+    share) and how close each Conv/MatMul/Gemm node comes to the machine (right, a
+    roofline: achieved GFLOP/s against FLOPs per byte it reads and writes, under the
+    compute peak and the memory-bandwidth slope of ``machine_peak``)."""
+    Figure = _figure_class()
+    rows = profile.by_op_type[:top]
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax_t, ax_r = fig.subplots(1, 2, width_ratios=(1, 1.15))
+    ys = range(len(rows))
+    ax_t.barh(list(ys), [r.ms for r in rows], color="tab:blue")
+    for y, r in zip(ys, rows, strict=True):
+        ax_t.text(r.ms, y, f" {100 * r.share:.0f}%", va="center", fontsize=8)
+    ax_t.set_yticks(list(ys), [f"{r.op_type} ({r.count})" for r in rows])
+    ax_t.invert_yaxis()
+    ax_t.set_xlim(0, max(r.ms for r in rows) * 1.18 if rows else 1)
+    ax_t.set_xlabel("ms per call (nodes of the op type)")
+    ax_t.set_title("Time per op type (share of node time)")
+    nodes = [n for n in profile.nodes if n.gflops]
+    if nodes:
+        intensity = [n.flops / n.bytes for n in nodes]  # type: ignore[operator]
+        ax_r.scatter(intensity, [n.gflops for n in nodes],
+                     s=[12 + 400 * n.mean_ms / profile.node_ms for n in nodes],
+                     alpha=0.6, color="tab:orange", label="Conv/MatMul/Gemm nodes (size: time)")  # fmt: skip
+        peak = profile.peak
+        if peak is not None:
+            ceiling = peak.for_precision(profile.integer)
+            lo, hi = min(intensity) / 2, max(intensity) * 2
+            knee = ceiling / peak.memory_gbps
+            xs = [lo, min(max(knee, lo), hi), hi]
+            ax_r.plot(xs, [min(ceiling, peak.memory_gbps * x) for x in xs], color="k", lw=1,
+                      label=f"peak {ceiling:.0f} {'GOP' if profile.integer else 'GFLOP'}/s, "
+                      f"memory {peak.memory_gbps:.0f} GB/s")  # fmt: skip
+        ax_r.set_xscale("log")
+        ax_r.set_yscale("log")
+        ax_r.legend(fontsize=8, loc="lower right")
+    ax_r.set_xlabel("FLOPs per byte read and written (activations, weights, outputs)")
+    ax_r.set_ylabel("achieved GFLOP/s")
+    ax_r.grid(True, alpha=0.3, which="both")
+    ax_r.set_title("Roofline: each node against the machine")
+    fig.suptitle(f"{Path(profile.model).name}: {profile.node_ms:.1f} ms of nodes per call")
     return fig
 
 

@@ -26,6 +26,7 @@ PACKAGES = (
     "onnxruntime",
     "numpy",
     "matplotlib",
+    "openvino",
 )
 
 
@@ -130,8 +131,48 @@ def _cpu_checks() -> list[Check]:
     ]
 
 
-def run_doctor(probe_torch: bool = True) -> DoctorReport:
-    """Collect every check. ``probe_torch=False`` skips importing torch (faster)."""
+def _openvino_check() -> Check:
+    """What OpenVINO's CPU plugin computes in when nobody sets a precision."""
+    try:
+        from onnx_deploy.infer.runners.openvino import cpu_capabilities
+
+        caps = cpu_capabilities()
+    except Exception as e:
+        return Check("openvino cpu", "warn", f"OpenVINO's CPU plugin does not start: {e}")
+    if "BF16" in caps:
+        return Check(
+            "openvino cpu", "info",
+            f"capabilities {', '.join(caps)}: its default precision here is bf16 (a silent "
+            "precision change); onnx-deploy's OpenVINO runner sets f32 unless asked for "
+            "openvino-bf16",
+        )  # fmt: skip
+    return Check("openvino cpu", "info", f"capabilities {', '.join(caps)}: its default is f32")
+
+
+def _peak_check(refresh: bool = False) -> Check:
+    """This machine's FP32/INT8 peak and memory bandwidth (``machine_peak``: measured in
+    about 5 s the first time, then cached per machine)."""
+    from onnx_deploy.infer.peak import machine_peak
+
+    try:
+        peak = machine_peak(refresh=refresh)
+    except Exception as e:
+        return Check("peak", "warn", f"the throughput probe did not run: {e}")
+    src = "cached" if peak.cached else "measured now"
+    return Check(
+        "peak",
+        "info",
+        f"FP32 {peak.fp32_gflops:.0f} GFLOP/s, INT8 {peak.int8_gops:.0f} GOP/s, memory "
+        f"{peak.memory_gbps:.0f} GB/s ({src} {peak.measured}; `profile` and `bench` give "
+        "% of it; doctor --refresh-peak measures again)",
+    )
+
+
+def run_doctor(
+    probe_torch: bool = True, peak: bool = True, refresh_peak: bool = False
+) -> DoctorReport:
+    """Collect every check. ``probe_torch=False`` skips importing torch (faster);
+    ``peak=False`` skips the machine-peak probe (cached after its first run)."""
     checks = []
     for pkg in PACKAGES:
         v = package_version(pkg)
@@ -172,4 +213,8 @@ def run_doctor(probe_torch: bool = True) -> DoctorReport:
         checks.append(_torch_cuda())
     checks.append(_tensorrt())
     checks += _cpu_checks()
+    if package_version("openvino"):
+        checks.append(_openvino_check())
+    if peak:
+        checks.append(_peak_check(refresh_peak))
     return DoctorReport(tuple(checks))

@@ -11,7 +11,9 @@ So ``optimize`` measures on the machine at hand:
    and a GPU are there; each one that cannot be built says why;
 2. each is validated against FP32 with its precision's tolerance, and with labels its
    accuracy must stay within ``max_accuracy_drop`` points of FP32's;
-3. all are benchmarked interleaved (``benchmark(rounds=...)``) at each batch size;
+3. all are benchmarked interleaved (``benchmark(rounds=...)``) at each batch size; with
+   ``runtimes=("onnxruntime", "openvino")`` OpenVINO's CPU plugin runs the same files too
+   (FP32, BF16 as its own variant, the FP16 file, the QDQ INT8 file);
 4. the fastest that passes is chosen, but a lower precision must beat FP32 by
    ``min_speedup`` at every batch size: smaller gains are within this kind of machine's
    run-to-run noise and do not pay for the precision.
@@ -204,6 +206,14 @@ class ReportCard(Result):
             f"**Ship {v.name}**: {self.files.get('model', v.path)}"
             + (f" ({self.speedup(v.name):.2f}x FP32 at batch {self.batch_sizes[0]})" if v.name != REFERENCE and self.speedup(v.name) else ""),
         ]  # fmt: skip
+        if v.backend == "openvino":
+            hint = OPENVINO_HINT.get(v.precision, "f32")
+            lines.append(
+                f"- run it on OpenVINO's CPU plugin with INFERENCE_PRECISION_HINT {hint} "
+                f"(`OpenVinoRunner(path, {hint!r})`, or `compile_model(path, 'CPU', "
+                f"{{'INFERENCE_PRECISION_HINT': {hint!r}}})`): on ONNX Runtime the same file "
+                "is the plain ONNX Runtime variant"
+            )
         lines += [f"- note: {n}" for n in self.notes]
         lines += [f"- warning: {w}" for w in self.contention]
         return "\n".join(lines)
@@ -276,9 +286,11 @@ def build_variants(
     target: str = "cpu",
     calibration_size: int | None = None,
     batch_sizes: Sequence[int] = (1, 8),
+    runtimes: Sequence[str] = ("onnxruntime",),
     log: Log = _quiet,
 ) -> list[Variant]:
-    """Every candidate file for ``target``, written into ``folder`` (FP32 is ``fp32``)."""
+    """Every candidate file for ``target``, written into ``folder`` (FP32 is ``fp32``), and
+    each runtime's way of running them (``openvino_variants``)."""
     from onnx_deploy.build.quantize import convert_fp16
     from onnx_deploy.build.quantize import quantize_dynamic_model
     from onnx_deploy.build.quantize import quantize_static_model
@@ -335,7 +347,69 @@ def build_variants(
     for v in variants[1:]:
         log(f"variant   {v.name}: {v.path or v.status + ' (' + v.reason + ')'}")
     variants += tensorrt_variants(variants, folder, target, batch_sizes, log)
+    if any(r.startswith("openvino") for r in runtimes):
+        variants += openvino_variants(variants, target, log)
     return variants
+
+
+# The files OpenVINO runs, by the ONNX Runtime variant they come from: (name, tolerance
+# preset, inference precision hint). BF16 is the FP32 file computed in bf16: its own
+# variant, validated like FP16, never the plugin's silent default.
+OPENVINO_FROM = {
+    REFERENCE: (("OpenVINO FP32", "fp32", "f32"), ("OpenVINO BF16", "bf16", "bf16")),
+    "FP16": (("OpenVINO FP16", "fp16", "f32"),),
+    "INT8 static": (("OpenVINO INT8 static", "int8", "f32"),),
+}
+OPENVINO_HINT = {"bf16": "bf16"}  # tolerance preset -> hint; every other variant runs f32
+
+
+def openvino_variants(built: Sequence[Variant], target: str, log: Log = _quiet) -> list[Variant]:
+    """OpenVINO's CPU plugin on the files already built: FP32 (hint f32), BF16 (the FP32
+    file, hint bf16, where the CPU does bf16), the FP16 file (fp16 weights, computed in
+    f32) and the QDQ INT8 file (int8 convolutions). Each is compiled here, so one OpenVINO
+    cannot run says why; ``details`` counts what the compiled graph runs in."""
+    from onnx_deploy.infer.runners.openvino import OpenVinoRunner
+    from onnx_deploy.infer.runners.openvino import cpu_capabilities
+
+    out = []
+    caps = cpu_capabilities()
+    for v in built:
+        for name, precision, hint in (
+            OPENVINO_FROM.get(v.name, ()) if v.backend == "onnxruntime" else ()
+        ):
+            if target != "cpu":
+                out.append(Variant(name, precision, "openvino", status="skipped",
+                                   reason="OpenVINO runs here on the CPU only (--target cpu)"))  # fmt: skip
+                continue
+            if v.status != "ok" or v.path is None:
+                out.append(Variant(name, precision, "openvino", status="skipped",
+                                   reason=f"no {v.name} graph to run"))  # fmt: skip
+                continue
+            if hint == "bf16" and "BF16" not in caps:
+                out.append(Variant(name, precision, "openvino", status="skipped",
+                                   reason="this CPU has no bf16 (AVX512_BF16 or AMX)"))  # fmt: skip
+                continue
+            try:
+                with OpenVinoRunner(v.path, hint, name=name) as runner:
+                    ran = runner.runtime_precisions()
+            except Exception as e:
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
+                out.append(Variant(name, precision, "openvino", status="failed", reason=first))
+                continue
+            kinds = ", ".join(f"{n} {k}" for k, n in ran.items() if k != "dynamic")
+            out.append(
+                Variant(
+                    name,
+                    precision,
+                    "openvino",
+                    path=v.path,
+                    size=v.size,
+                    details=f"{Path(v.path).name}, INFERENCE_PRECISION_HINT {hint}; "
+                    f"nodes run in {kinds}",
+                )
+            )
+            log(f"variant   {name}: {v.path} on OpenVINO ({hint})")
+    return out
 
 
 NOTHING_FUSED = "the fusion pass found no transformer block"
@@ -432,6 +506,11 @@ def _skip_trt(name: str, reason: str) -> Variant:
 
 
 def _runner(v: Variant, device: str, threads: int | None = None) -> Any:
+    if v.backend == "openvino":
+        from onnx_deploy.infer.runners.openvino import OpenVinoRunner
+
+        hint = OPENVINO_HINT.get(v.precision, "f32")
+        return OpenVinoRunner(v.path, hint, threads=threads, name=v.name)  # type: ignore[arg-type]
     if v.backend == "tensorrt":
         from onnx_deploy.build.runners.tensorrt import TensorRTRunner
 
@@ -616,9 +695,13 @@ def choose(
             if r[worst_b] < 1.0:
                 verdict = f"slower than FP32 ({r[worst_b]:.2f}x at batch {worst_b})"
             elif r[worst_b] < min_speedup:
+                cost = (
+                    "lower precision" if v.precision != "fp32"
+                    else "another runtime" if v.backend != ref.backend else "a rewritten graph"
+                )  # fmt: skip
                 verdict = (
                     f"only {r[worst_b]:.2f}x FP32 at batch {worst_b}: under the "
-                    f"{min_speedup:.2f}x that pays for lower precision"
+                    f"{min_speedup:.2f}x that pays for {cost}"
                 )
             else:
                 verdict = f"passes, slower than {chosen.name}"
@@ -651,6 +734,7 @@ def optimize(
     dims: Sequence[Any] = (),
     inputs: Sequence[Any] = (),
     threads: int | None = None,
+    runtimes: Sequence[str] = ("onnxruntime",),
     force: bool = False,
     plots: bool = True,
     name: str | None = None,
@@ -665,6 +749,8 @@ def optimize(
     (``InputSpec``) give the signature's ranges and kinds: timings run at each batch size
     with the other dynamic dims at their OPT size (``seq=1:128:512`` times seq 128), or on
     the first samples of real ``validation`` data. ``threads``: intra-op threads.
+    ``runtimes``: ``("onnxruntime", "openvino")`` adds OpenVINO's ways of running the same
+    files (``openvino_variants``), validated and timed beside ONNX Runtime's.
     Writes ``out_dir/variants/``, the chosen
     file as ``out_dir/model.onnx``, ``report.md``, ``report.json`` and the plots; an
     existing ``report.md`` is not overwritten without ``force``.
@@ -672,9 +758,15 @@ def optimize(
     from onnx_deploy.core.feeds import concatenate
     from onnx_deploy.core.signature import Signature
     from onnx_deploy.infer.modelinfo import describe
+    from onnx_deploy.infer.runtimes import check_runtimes
+    from onnx_deploy.infer.runtimes import parse_runtimes
     from onnx_deploy.workflows.pipeline import batch_feeds
 
     start = time.perf_counter()
+    runtimes = parse_runtimes(runtimes)
+    if "onnxruntime" not in runtimes:
+        raise OptimizeError("--runtimes must include onnxruntime: its FP32 is the reference")
+    check_runtimes(runtimes)
     out = Path(out_dir)
     device = _start(model, out, target, force)
     info = describe(model)
@@ -683,7 +775,7 @@ def optimize(
     data = _task_data(info.inputs, sig, calibration, validation, labels, validation_batch, notes)
     variants = build_variants(
         model, out / "variants", data.calibration, target=target,
-        calibration_size=calibration_size, batch_sizes=batch_sizes, log=log,
+        calibration_size=calibration_size, batch_sizes=batch_sizes, runtimes=runtimes, log=log,
     )  # fmt: skip
     variants = validate_variants(
         variants, data.validation, labels=data.labels, device=device,

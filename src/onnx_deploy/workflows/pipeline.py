@@ -48,6 +48,7 @@ from onnx_deploy.infer.bench import BenchmarkReport
 from onnx_deploy.infer.bench import BenchmarkResult
 from onnx_deploy.infer.bench import benchmark
 from onnx_deploy.infer.bench import comparison_table
+from onnx_deploy.infer.bench import with_flops
 from onnx_deploy.teach.zoo import LoadedModel
 from onnx_deploy.teach.zoo import ModelSource
 
@@ -138,23 +139,30 @@ def benchmark_targets(
     device: str = "auto",
     threads: int | None = None,
     rounds: int = 1,
+    runtimes: Sequence[str] = ("onnxruntime",),
+    peak: bool = True,
     log: Log = _quiet,
 ) -> list[BenchmarkResult]:
-    """Benchmark each source at each batch size: an ``.onnx`` file on ONNX Runtime; a
-    model spec exported into ``workdir`` and timed on PyTorch eager and ONNX Runtime.
+    """Benchmark each source at each batch size: an ``.onnx`` file on each of ``runtimes``
+    (``onnx_deploy.infer.runtimes``: ONNX Runtime, OpenVINO); a model spec exported into
+    ``workdir`` and timed on PyTorch eager and those runtimes. Each result carries the
+    FLOPs of one call and, with ``peak``, this machine's peak (``machine_peak``), so it
+    prints GFLOP/s and % of peak.
 
     Inputs: real samples from the source's ``data`` (a ``.npz``/``.pt``/``.npy`` file; the
     first ``batch_size`` samples, repeated when there are fewer), else random ones from the
     signature that its ``inputs``/``dims`` declare (or the model's own), every dynamic dim
     other than the batch at its example size. ``rounds > 1`` interleaves consecutive
-    ONNX files with each other, so a busy spell of a shared machine slows all of them
-    alike. PyTorch and ONNX Runtime run in turn, never interleaved: each one's thread
+    ONNX files, and the runtimes of each, with each other, so a busy spell of a shared
+    machine slows all of them alike. PyTorch runs in turn, never interleaved: each one's thread
     pool keeps spinning for a while after a run, and on few cores that slows the other.
     Measured on 2 cores (a small transformer, batch 8, four repetitions in one process):
     PyTorch's median 5.6-9.1 ms in turn vs 8.7-10.7 ms interleaved, its p90/median
     1.2-1.3 vs 1.5-1.8, ONNX Runtime unchanged: interleaving inflated the speed-up."""
-    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+    from onnx_deploy.infer.runtimes import check_runtimes
+    from onnx_deploy.infer.runtimes import runtime_runner
 
+    check_runtimes(runtimes)
     groups: list[tuple[list[Any], Signature | None, ModelSource]] = []
     srcs = [ModelSource.of(t) for t in sources]
     basenames = [Path(t.target).name for t in srcs]
@@ -164,7 +172,9 @@ def benchmark_targets(
             target = source.target
             # named by file, or by the path given where two files share a name
             label = Path(target).name if basenames.count(Path(target).name) == 1 else target
-            runners = [OnnxRuntimeRunner(target, device, threads=threads, name=label)]
+            runners = [
+                runtime_runner(rt, target, device, threads=threads, name=label) for rt in runtimes
+            ]
             if source.inputs or source.dims:
                 sig = Signature.from_specs(runners[0].inputs, source.dims, source.inputs)
             if rounds > 1 and groups and groups[-1][0][0].backend == "onnxruntime":
@@ -172,6 +182,13 @@ def benchmark_targets(
                 continue
         else:
             runners, sig = _spec_runners(source, Path(workdir), device, threads, log)
+            runners += [
+                runtime_runner(rt, runners[1].model_path, device, threads=threads,
+                               name=runners[1].name)
+                for rt in runtimes[1:] if rt != "onnxruntime"
+            ]  # fmt: skip
+            if "onnxruntime" not in runtimes:
+                runners.pop(1)
         groups.append((runners, sig, source))
     results: list[BenchmarkResult] = []
     for runners, sig, source in groups:
@@ -192,19 +209,55 @@ def benchmark_targets(
                 if feeds is not None:
                     shapes = ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in feeds.items())
                     log(f"  inputs  {'real samples' if real is not None else 'random'}: {shapes}")
-                if rounds > 1 and len(runners) > 1 and runners[0].backend == "onnxruntime":
-                    timed = benchmark(
-                        runners, b, inputs=feeds, warmup=warmup, iters=iters, rounds=rounds
+                # PyTorch in turn; the ONNX runtimes interleaved with each other (rounds > 1)
+                in_turn = [r for r in runners if r.backend == "torch"]
+                onnx_side = [r for r in runners if r.backend != "torch"]
+                if rounds <= 1 or len(onnx_side) < 2:
+                    in_turn, onnx_side = runners, []
+                timed = [
+                    benchmark(r, b, inputs=feeds, warmup=warmup, iters=iters)[0] for r in in_turn
+                ]
+                if onnx_side:
+                    timed += benchmark(
+                        onnx_side, b, inputs=feeds, warmup=warmup, iters=iters, rounds=rounds
                     )
-                else:  # one after the other
-                    timed = [
-                        benchmark(r, b, inputs=feeds, warmup=warmup, iters=iters)[0]
-                        for r in runners
-                    ]
-                for result in timed:  # one name per target: results pair by (name, batch)
-                    results.append(result)
+                counted: dict[str, Any] = {}  # FLOPs by file: a group may hold several
+                for runner, result in zip([*in_turn, *onnx_side], timed, strict=True):
+                    flops = _flops(runner, runners, b, feeds, counted)
+                    ceiling = _peak(threads) if peak and flops is not None else None
+                    result = with_flops(result, flops, ceiling)
+                    results.append(result)  # one name per target: results pair by (name, batch)
                     log(result.summary())
     return results
+
+
+def _flops(
+    runner: Any, group: Sequence[Any], batch_size: int, feeds: Feeds | None, counted: dict
+) -> Any:
+    """The counted FLOPs of one call of ``runner``'s ONNX file (PyTorch's: the file it was
+    exported to, the group's) at these inputs (the runner's own random ones where ``feeds``
+    is None), counted once per file in ``counted``; None when there is no file, or shape
+    inference cannot count them."""
+    from onnx_deploy.infer.flops import model_flops
+
+    path = getattr(runner, "model_path", None) or next(
+        (r.model_path for r in group if getattr(r, "model_path", None)), None
+    )
+    if path is None:
+        return None
+    if path not in counted:
+        try:
+            shapes = feeds if feeds is not None else runner.example_inputs(batch_size)
+            counted[path] = model_flops(path, {k: v.shape for k, v in shapes.items()})
+        except Exception:
+            counted[path] = None  # counting is a bonus: a graph it cannot read still gets timed
+    return counted[path]
+
+
+def _peak(threads: int | None) -> Any:
+    from onnx_deploy.infer.peak import machine_peak
+
+    return machine_peak(threads)
 
 
 def _export_spec_model(

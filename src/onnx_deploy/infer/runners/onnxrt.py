@@ -23,6 +23,7 @@ from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.core.specs import from_ort
 from onnx_deploy.infer.runners.base import Runner
 from onnx_deploy.infer.sessions import OnFallback
+from onnx_deploy.infer.sessions import SessionSettings
 from onnx_deploy.infer.sessions import create_session
 from onnx_deploy.infer.sessions import ort_module
 
@@ -71,7 +72,9 @@ class OnnxRuntimeRunner(Runner):
 
     ``device``: ``auto`` (CUDA where it really runs), ``cpu``, ``cuda``; ``providers``
     overrides it. ``threads``, ``graph_optimization``, ``on_fallback``, ``options`` and
-    ``provider_options`` go to ``sessions.create_session``. ``io_binding``: bind inputs and outputs to device
+    ``provider_options`` go to ``sessions.create_session``; ``settings`` (a
+    ``SessionSettings``: threads, spinning, execution mode, memory arena and pattern) makes
+    the ``options``. ``io_binding``: bind inputs and outputs to device
     buffers (default: on CUDA only; ``True`` on the CPU exercises the same path).
     """
 
@@ -90,8 +93,13 @@ class OnnxRuntimeRunner(Runner):
         io_binding: bool | None = None,
         name: str | None = None,
         provider_options: Mapping[str, Mapping[str, str]] | None = None,
+        settings: SessionSettings | None = None,
     ) -> None:
         self._source = model
+        self.model_path = str(model) if isinstance(model, (str, os.PathLike)) else None
+        self.settings = settings
+        if settings is not None and options is None:
+            options = settings.options(graph_optimization)
         self._session_kwargs: dict[str, Any] = {
             "device": device,
             "providers": providers,
@@ -185,11 +193,14 @@ class OnnxRuntimeRunner(Runner):
             self._last.binding.synchronize_outputs()
 
     def environment(self) -> dict[str, Any]:
-        return {
+        env = {
             "providers": self.providers,
             "io_binding": self.io_binding,
             **intra_op_threads(self.session),
         }
+        if self.settings is not None:
+            env["session_settings"] = self.settings.describe()
+        return env
 
     @property
     def bound_shapes(self) -> int:

@@ -1,0 +1,160 @@
+"""OpenVINO behind the Runner seam: the same file, an explicit precision, a clear message
+when it is not installed, and the report card choosing it where it is faster."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from onnx_deploy.cli import main
+from onnx_deploy.core.errors import MissingExtraError
+from onnx_deploy.core.errors import ModelFileError
+from onnx_deploy.core.extras import available
+from onnx_deploy.infer.runtimes import check_runtimes
+from onnx_deploy.infer.runtimes import parse_runtimes
+from onnx_deploy.workflows.optimize import Timing
+from onnx_deploy.workflows.optimize import Variant
+from onnx_deploy.workflows.optimize import choose
+
+needs_openvino = pytest.mark.skipif(
+    not available("openvino"),
+    reason="OpenVINO is not installed (pip install 'onnx-deploy[openvino]')",
+)
+
+
+def test_runtime_names_are_checked() -> None:
+    assert parse_runtimes("onnxruntime, openvino") == ("onnxruntime", "openvino")
+    assert parse_runtimes(["openvino", "openvino"]) == ("openvino",)
+    with pytest.raises(ValueError, match="unknown runtime"):
+        parse_runtimes("onnxruntime,tflite")
+
+
+def test_without_openvino_the_message_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now fails
+    monkeypatch.setattr("onnx_deploy.infer.runtimes.available", lambda m: False)
+    with pytest.raises(MissingExtraError, match=r"onnx-deploy\[openvino\]"):
+        check_runtimes(("onnxruntime", "openvino"))
+    check_runtimes(("onnxruntime",))  # nothing asked of OpenVINO: fine
+    from onnx_deploy.infer.runners.openvino import OpenVinoRunner
+
+    with pytest.raises(MissingExtraError, match="the OpenVINO runner needs openvino"):
+        OpenVinoRunner("model.onnx")
+
+
+def test_cli_bench_without_openvino_is_a_clear_error(
+    tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("onnx_deploy.infer.runtimes.available", lambda m: False)
+    assert main(["bench", str(tiny_onnx), "--runtimes", "onnxruntime,openvino"]) == 1
+    err = capsys.readouterr().err
+    assert "needs OpenVINO" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as usage:
+        main(["bench", str(tiny_onnx), "--runtimes", "tflite"])
+    assert usage.value.code == 2 and "unknown runtime" in capsys.readouterr().err
+
+
+def _v(name: str, precision: str, backend: str, ms: dict[int, float]) -> Variant:
+    timings = tuple(Timing(b, m, m * 1.1, m * 1.2, 1000 * b / m) for b, m in ms.items())
+    return Variant(name, precision, backend, path="m.onnx", passed=True, timings=timings)
+
+
+def test_the_card_chooses_openvino_where_it_is_faster() -> None:
+    variants = [
+        _v("FP32", "fp32", "onnxruntime", {1: 10.0, 8: 80.0}),
+        _v("INT8 static", "int8", "onnxruntime", {1: 7.0, 8: 27.0}),
+        _v("OpenVINO FP32", "fp32", "openvino", {1: 9.5, 8: 78.0}),  # level: not worth it
+        _v("OpenVINO BF16", "bf16", "openvino", {1: 2.4, 8: 13.0}),
+    ]
+    chosen, out = choose(variants, (1, 8), 1.2)
+    assert chosen == "OpenVINO BF16"
+    verdicts = {v.name: v.verdict for v in out}
+    assert verdicts["OpenVINO FP32"].endswith("that pays for another runtime")
+    assert verdicts["INT8 static"] == "passes, slower than OpenVINO BF16"
+
+
+@needs_openvino
+def test_openvino_runs_the_file_in_fp32_unless_told(tiny_onnx: Path) -> None:
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+    from onnx_deploy.infer.runners.openvino import OpenVinoRunner
+    from onnx_deploy.infer.runners.openvino import cpu_capabilities
+
+    x = np.random.default_rng(0).standard_normal((4, 3, 16, 16), dtype=np.float32)
+    with OpenVinoRunner(tiny_onnx) as ov, OnnxRuntimeRunner(tiny_onnx, "cpu") as ort:
+        assert ov.backend == "openvino" and ov.inputs == ort.inputs
+        assert ov.environment()["inference_precision"] == "f32"
+        assert str(ov._compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+        got, want = ov.infer(x), ort.infer(x)
+        assert list(got) == list(want)
+        np.testing.assert_allclose(got[ov.output_names[0]], want[ort.output_names[0]], atol=1e-5)
+        assert "bf16" not in ov.runtime_precisions()
+        call = ov.timed_call(x)
+        call()
+    if "BF16" in cpu_capabilities():
+        with OpenVinoRunner(tiny_onnx, "bf16") as bf16:
+            assert bf16.backend == "openvino-bf16"
+            assert "bf16" in bf16.runtime_precisions()
+
+
+@needs_openvino
+def test_openvino_refuses_a_precision_the_cpu_lacks(
+    tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onnx_deploy.infer.runners import openvino
+
+    monkeypatch.setattr(openvino, "cpu_capabilities", lambda: ("FP32", "INT8"))
+    with pytest.raises(ModelFileError, match="cannot run bf16 on this CPU"):
+        openvino.OpenVinoRunner(tiny_onnx, "bf16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        openvino.OpenVinoRunner(tiny_onnx, "int4")
+
+
+@needs_openvino
+def test_openvino_on_a_file_that_is_not_a_model(tmp_path: Path) -> None:
+    from onnx_deploy.infer.runners.openvino import OpenVinoRunner
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelFileError):
+        OpenVinoRunner(bad)
+
+
+@needs_openvino
+def test_compare_and_bench_take_the_openvino_runner(
+    tiny_onnx: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from onnx_deploy.infer.compare import compare
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+    from onnx_deploy.infer.runners.openvino import OpenVinoRunner
+
+    report = compare(OnnxRuntimeRunner(tiny_onnx, "cpu"), OpenVinoRunner(tiny_onnx))
+    assert report.ok
+    argv = ["bench", str(tiny_onnx), "--runtimes", "onnxruntime,openvino", "--batch-sizes", "2",
+            "--iters", "3", "--warmup", "1", "--rounds", "3", "--no-peak"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[openvino/cpu]" in out and "[onnxruntime/cpu]" in out and "GFLOP/s" in out
+
+
+@needs_openvino
+def test_a_report_card_with_openvino(tiny_onnx: Path, tmp_path: Path) -> None:
+    from onnx_deploy.infer.runners.openvino import cpu_capabilities
+    from onnx_deploy.workflows.optimize import optimize
+
+    card = optimize(
+        tiny_onnx, tmp_path / "card", runtimes=("onnxruntime", "openvino"), batch_sizes=(2,),
+        warmup=1, iters=3, rounds=1, plots=False, min_agreement=None,
+    )  # fmt: skip
+    by_name = {v.name: v for v in card.variants}
+    ov = by_name["OpenVINO FP32"]
+    assert ov.backend == "openvino" and ov.status == "ok" and ov.passed, ov
+    assert "INFERENCE_PRECISION_HINT f32" in ov.details
+    assert by_name["OpenVINO INT8 static"].status == "ok"
+    bf16 = by_name["OpenVINO BF16"]
+    if "BF16" in cpu_capabilities():
+        assert bf16.status == "ok" and bf16.precision == "bf16" and bf16.timings
+    else:
+        assert bf16.status == "skipped" and "bf16" in bf16.reason
+    assert card.chosen in by_name and "OpenVINO" in card.summary()
