@@ -158,3 +158,28 @@ def test_a_report_card_with_openvino(tiny_onnx: Path, tmp_path: Path) -> None:
     else:
         assert bf16.status == "skipped" and "bf16" in bf16.reason
     assert card.chosen in by_name and "OpenVINO" in card.summary()
+
+
+@needs_openvino
+def test_bench_on_openvino_alone(tiny_source: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    # a spec: PyTorch eager beside OpenVINO on the file it was exported to, no ONNX Runtime
+    from onnx_deploy.teach.zoo import ModelSource
+    from onnx_deploy.workflows.pipeline import benchmark_targets
+
+    spec = ModelSource(f"{tiny_source}:tiny", input_shape=(3, 16, 16))
+    results = benchmark_targets(
+        [spec], tmp_path, batch_sizes=(2,), warmup=1, iters=3, device="cpu",
+        runtimes=("openvino",), peak=False,
+    )  # fmt: skip
+    assert [r.backend for r in results] == ["torch", "openvino"]
+    # two files on OpenVINO alone, interleaved: one run, each keeps its name
+    other = tmp_path / "other.onnx"
+    other.write_bytes(tiny_onnx.read_bytes())
+    results = benchmark_targets(
+        [str(tiny_onnx), str(other)], tmp_path, batch_sizes=(2,), warmup=1, iters=3,
+        rounds=2, device="cpu", runtimes=("openvino",), peak=False,
+    )  # fmt: skip
+    assert [(r.name, r.backend) for r in results] == [
+        (tiny_onnx.name, "openvino"),
+        ("other.onnx", "openvino"),
+    ]

@@ -237,22 +237,23 @@ def summarize(
     )  # fmt: skip
 
 
-def _named(runners: Runner | Sequence[Runner] | Mapping[str, Runner]) -> dict[str, Runner]:
+def _named(runners: Runner | Sequence[Runner] | Mapping[str, Runner]) -> list[tuple[str, Runner]]:
+    """(result name, runner) pairs. A runner keeps its name, also beside one of the same
+    name on another backend (one file on two runtimes: results pair by name); two of one
+    name on one backend (two files of one name from two folders) are told apart."""
     if isinstance(runners, Runner):
-        return {runners.name: runners}
+        return [(runners.name, runners)]
     if isinstance(runners, Mapping):
-        return dict(runners)
-    named: dict[str, Runner] = {}
+        return list(runners.items())
+    named: list[tuple[str, Runner]] = []
     for r in runners:
-        key = r.name if r.name not in named else f"{r.name} [{r.backend}/{r.device}]"
-        if key != r.name and all(
-            o.backend != r.backend for o in named.values() if o.name == r.name
-        ):
-            key = f"{r.name}\t{r.backend}"  # one file on two runtimes: results keep its name
-        n = 2
-        while key in named:  # two files of one name from two folders: both are timed
-            key, n = f"{r.name} #{n}", n + 1
-        named[key] = r
+        taken = {(label, o.backend) for label, o in named}
+        label, n = r.name, 2
+        if (label, r.backend) in taken:
+            label = f"{r.name} [{r.backend}/{r.device}]"
+        while (label, r.backend) in taken:
+            label, n = f"{r.name} #{n}", n + 1
+        named.append((label, r))
     return named
 
 
@@ -272,55 +273,56 @@ def benchmark(
     untimed calls, then ``iters`` timed ones); ``rounds>1`` interleaves them: after the
     warm-up, the runners take turns, ``iters`` calls each spread over the rounds, so a slow
     spell of a shared machine is spread over all of them; each turn starts with up to
-    ``ROUND_WARMUP`` untimed calls, so the previous runner's spinning threads are not timed. A mapping names the results.
+    ``ROUND_WARMUP`` untimed calls, so the previous runner's spinning threads are not
+    timed. A mapping names the results.
     Each timed call is what the runner's ``timed_call`` prepared: inputs checked and
     placed once, device work synchronised after each call.
     """
     named = _named(runners)
     with contextlib.ExitStack() as stack:
-        for runner in named.values():
+        for _, runner in named:
             stack.enter_context(runner)
-        calls, sizes = {}, {}
-        for key, runner in named.items():
+        calls, sizes = [], []
+        for _, runner in named:
             feeds = (
                 runner.feeds(inputs) if inputs is not None else runner.example_inputs(batch_size)
             )
-            sizes[key] = batch_size_of(feeds) or batch_size
-            calls[key] = runner.timed_call(feeds)
-        first, times = {}, {}
+            sizes.append(batch_size_of(feeds) or batch_size)
+            calls.append(runner.timed_call(feeds))
         if rounds <= 1:
-            for key, runner in named.items():
-                first[key], times[key] = time_callable(
-                    calls[key], warmup, iters, runner.synchronize
-                )
+            timed = [
+                time_callable(call, warmup, iters, runner.synchronize)
+                for call, (_, runner) in zip(calls, named, strict=True)
+            ]
+            first = [t[0] for t in timed]
+            times = [list(t[1]) for t in timed]
         else:
-            for key, runner in named.items():
-                first[key] = time_callable(calls[key], warmup, 1, runner.synchronize)[0]
-                times[key] = []
+            first = [
+                time_callable(call, warmup, 1, runner.synchronize)[0]
+                for call, (_, runner) in zip(calls, named, strict=True)
+            ]
+            times = [[] for _ in named]
             per_round = [iters // rounds + (i < iters % rounds) for i in range(rounds)]
+            turn_warmup = min(ROUND_WARMUP, max(warmup, 1))
             for n in filter(None, per_round):  # all ``iters`` calls, spread over the rounds
-                for key, runner in named.items():
-                    times[key] += time_callable(
-                        calls[key], min(ROUND_WARMUP, max(warmup, 1)), n, runner.synchronize
-                    )[1]
+                for i, (_, runner) in enumerate(named):
+                    times[i] += time_callable(calls[i], turn_warmup, n, runner.synchronize)[1]
         env = collect_environment()
-        args = (warmup, first, times, sizes, env)
-        return [_result(key, runner, *args) for key, runner in named.items()]
-
-
-def _result(
-    key: str,
-    runner: Runner,
-    warmup: int,
-    first: dict[str, float],
-    times: dict[str, list[float]],
-    sizes: dict[str, int],
-    env: dict[str, Any],
-) -> BenchmarkResult:
-    return summarize(
-        key.split("\t")[0], runner.backend, runner.device, sizes[key], warmup, first[key], times[key],
-        env | runner.environment(),
-    )  # fmt: skip
+        results = []
+        for i, (label, runner) in enumerate(named):
+            results.append(
+                summarize(
+                    label,
+                    runner.backend,
+                    runner.device,
+                    sizes[i],
+                    warmup,
+                    first[i],
+                    times[i],
+                    env | runner.environment(),
+                )
+            )
+        return results
 
 
 def benchmark_onnx(

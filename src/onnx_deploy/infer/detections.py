@@ -188,9 +188,9 @@ class DetectionTolerance:
 # fp32: the same arithmetic reordered: a box moves by ~1e-4 px, a detection may appear on
 # one side only when its score sits within float noise of the threshold or two boxes'
 # IoU within noise of the NMS threshold. fp16 moves boxes and scores further and flips
-# more such borderline detections, bf16 (3 fewer mantissa bits) further still. int8, like a classifier's (judged by direction and
-# decisions, not values), is judged by what matches: one large box's corner moves many
-# pixels while the detection stays right. Accuracy (mAP on labelled data) is the judge of
+# more such borderline detections, bf16 (3 fewer mantissa bits) further still. int8, like
+# a classifier's (judged by direction and decisions, not values), is judged by what
+# matches: one large box's corner moves many pixels while the detection stays right. Accuracy (mAP on labelled data) is the judge of
 # both lower precisions.
 DETECTION_PRESETS: dict[str, DetectionTolerance] = {
     "same-graph": DetectionTolerance("same-graph", 1.0, 1e-3, 1e-4),

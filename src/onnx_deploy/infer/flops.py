@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 # op type -> (index of the weight input whose trailing dims are the reduction, or None for
 # a matrix product whose reduction is the last dim of input 0). ONNX Runtime's fused and
 # quantized forms count like the op they replace.
@@ -180,7 +178,3 @@ def _known(shape: Shape | None) -> Shape | None:
     if shape is None or any(d < 0 for d in shape):
         return None
     return shape
-
-
-def feeds_shapes(feeds: Mapping[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(np.shape(v)) for k, v in feeds.items()}

@@ -33,6 +33,7 @@ from onnx_deploy.infer.bench import ROUND_WARMUP
 from onnx_deploy.infer.bench import time_callable
 from onnx_deploy.infer.flops import INTEGER_OPS
 from onnx_deploy.infer.flops import MATMUL_OPS
+from onnx_deploy.infer.flops import model_flops
 from onnx_deploy.infer.flops import node_flops
 
 KERNEL_SUFFIX = "_kernel_time"
@@ -332,8 +333,6 @@ def profile_model(
     plain.close()
     run_ms, nodes = parse_trace(events, keep=keep)
     try:
-        from onnx_deploy.infer.flops import model_flops
-
         useful: int | None = model_flops(model, {k: v.shape for k, v in feeds.items()}).total
     except Exception:
         useful = None  # counting is a bonus: the executed FLOPs still stand
@@ -344,7 +343,7 @@ def profile_model(
         machine = machine_peak(threads)
     return ProfileResult(
         model=str(model), input_shapes={k: tuple(v.shape) for k, v in feeds.items()},
-        runs=runs, warmup=max(warmup, 1), run_ms=float(np.mean(run_ms)),
+        runs=runs, warmup=warm, run_ms=float(np.mean(run_ms)),
         run_median_ms=float(np.median(run_ms)),
         latency_ms=float(np.mean(times)), latency_median_ms=float(np.median(times)), nodes=tuple(nodes), threads=threads, peak=machine,
         environment=collect_environment() | env, model_flops=useful or None,

@@ -97,6 +97,12 @@ class SessionSettings:
     memory_arena: bool | None = None
     memory_pattern: bool | None = None
 
+    def __post_init__(self) -> None:
+        if self.execution_mode is not None and self.execution_mode not in EXECUTION_MODES:
+            raise ValueError(
+                f"execution_mode must be one of {EXECUTION_MODES}, got {self.execution_mode!r}"
+            )
+
     def describe(self) -> str:
         parts = [f"{k}={v}" for k, v in self.__dict__.items() if v is not None]
         return ", ".join(parts) or "onnxruntime defaults"
@@ -106,10 +112,6 @@ class SessionSettings:
         so = session_options(self.threads, self.inter_op_threads, graph_optimization)
         ort_mod = ort_module()
         if self.execution_mode is not None:
-            if self.execution_mode not in EXECUTION_MODES:
-                raise ValueError(
-                    f"execution_mode must be one of {EXECUTION_MODES}, got {self.execution_mode!r}"
-                )
             so.execution_mode = getattr(ort_mod.ExecutionMode, f"ORT_{self.execution_mode.upper()}")
         if self.spinning is not None:
             so.add_session_config_entry("session.intra_op.allow_spinning", str(int(self.spinning)))

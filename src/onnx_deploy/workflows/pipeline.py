@@ -177,7 +177,7 @@ def benchmark_targets(
             ]
             if source.inputs or source.dims:
                 sig = Signature.from_specs(runners[0].inputs, source.dims, source.inputs)
-            if rounds > 1 and groups and groups[-1][0][0].backend == "onnxruntime":
+            if rounds > 1 and groups and groups[-1][0][0].backend != "torch":
                 groups[-1][0].extend(runners)  # ONNX files side by side: one interleaved run
                 continue
         else:
@@ -185,7 +185,7 @@ def benchmark_targets(
             runners += [
                 runtime_runner(rt, runners[1].model_path, device, threads=threads,
                                name=runners[1].name)
-                for rt in runtimes[1:] if rt != "onnxruntime"
+                for rt in runtimes if rt != "onnxruntime"
             ]  # fmt: skip
             if "onnxruntime" not in runtimes:
                 runners.pop(1)
