@@ -93,7 +93,7 @@ test: install serve-env js chromium emulator
 ## iterations (emulated time means nothing); still slow: tens of minutes.
 AVX2_DIR := artifacts/avx2
 test-avx2: install emulator
-	$(BIN)/python -m onnx_deploy.build.emulate kernelspec $(AVX2_DIR)/jupyter
+	$(BIN)/python -m onnx_deploy.convert.emulate kernelspec $(AVX2_DIR)/jupyter
 	mkdir -p $(AVX2_DIR)/notebooks
 	for nb in notebooks/[0-9][0-9]_*.ipynb; do \
 		$(BIN)/papermill --prepare-only -p warmup 1 -p iters 2 -p load_repeats 1 \

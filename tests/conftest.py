@@ -53,7 +53,7 @@ def tiny_module(tiny_source: Path):
 def tiny_onnx_session(tmp_path_factory: pytest.TempPathFactory, tiny_module) -> Path:
     import torch
 
-    from onnx_deploy.build.export import export_model
+    from onnx_deploy.convert.export import export_model
 
     out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
     export_model(tiny_module, torch.randn(2, *INPUT_SHAPE), out)

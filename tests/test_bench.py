@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onnx_deploy.build.verify import benchmark_torch
+from onnx_deploy.convert.verify import benchmark_torch
 from onnx_deploy.infer.bench import benchmark_onnx
 from onnx_deploy.infer.bench import benchmark_onnx_interleaved
 from onnx_deploy.infer.bench import collect_environment

@@ -12,13 +12,13 @@ import pytest
 from onnx import TensorProto
 from onnx import helper
 
-from onnx_deploy.build.surgery import SurgeryError
-from onnx_deploy.build.surgery.detection import add_letterbox
-from onnx_deploy.build.surgery.detection import add_nms
-from onnx_deploy.build.surgery.detection import detection_metadata
-from onnx_deploy.build.surgery.detection import efficient_nms
-from onnx_deploy.build.surgery.graph import fix_ir_version
 from onnx_deploy.cli import main
+from onnx_deploy.convert.surgery import SurgeryError
+from onnx_deploy.convert.surgery.detection import add_letterbox
+from onnx_deploy.convert.surgery.detection import add_nms
+from onnx_deploy.convert.surgery.detection import detection_metadata
+from onnx_deploy.convert.surgery.detection import efficient_nms
+from onnx_deploy.convert.surgery.graph import fix_ir_version
 from onnx_deploy.infer.compare import compare_results
 from onnx_deploy.infer.detections import Detections
 from onnx_deploy.infer.detections import box_iou

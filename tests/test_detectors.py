@@ -142,7 +142,7 @@ def test_ssdlite_head_and_nms_equal_torchvisions_own_detections() -> None:
     import torch
     import torchvision
 
-    from onnx_deploy.build.detectors import AnchorDetector
+    from onnx_deploy.convert.detectors import AnchorDetector
     from onnx_deploy.infer.detections import Detections
     from onnx_deploy.teach.zoo import recalibrate_batchnorm
 
@@ -192,7 +192,7 @@ def test_the_page_draws_pythons_boxes(shapes_files, tmp_path) -> None:
 
 
 def test_fp16_detections_match_fp32_by_iou(shapes_files, tmp_path) -> None:
-    from onnx_deploy.build.quantize import quantize_model
+    from onnx_deploy.convert.quantize import quantize_model
     from onnx_deploy.teach.shapes import make_shapes
 
     fp16 = tmp_path / "fp16.onnx"

@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from onnx_deploy.build import emulate
-from onnx_deploy.build.emulate import EmulationError
-from onnx_deploy.build.emulate import emulator_available
-from onnx_deploy.build.emulate import emulator_command
-from onnx_deploy.build.emulate import run_emulated
-from onnx_deploy.build.emulate import write_kernelspec
-from onnx_deploy.build.export import export_model
-from onnx_deploy.build.quantize import QuantizationWarning
-from onnx_deploy.build.quantize import quantize_static_model
+from onnx_deploy.convert import emulate
+from onnx_deploy.convert.emulate import EmulationError
+from onnx_deploy.convert.emulate import emulator_available
+from onnx_deploy.convert.emulate import emulator_command
+from onnx_deploy.convert.emulate import run_emulated
+from onnx_deploy.convert.emulate import write_kernelspec
+from onnx_deploy.convert.export import export_model
+from onnx_deploy.convert.quantize import QuantizationWarning
+from onnx_deploy.convert.quantize import quantize_static_model
 from onnx_deploy.teach.digits import load_digits_model
 from onnx_deploy.teach.digits import load_digits_split
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from onnx_deploy.build.export import export_model
+from onnx_deploy.convert.export import export_model
 from onnx_deploy.core.errors import ExportError
 from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.infer.modelinfo import describe
@@ -168,9 +168,9 @@ def test_exporter_warnings_are_collected(tmp_path: Path) -> None:
 
 
 def test_exporter_messages_are_cleaned_and_their_cause_surfaced() -> None:
-    from onnx_deploy.build.export import clean
-    from onnx_deploy.build.export import exception_summary
-    from onnx_deploy.build.export import explain_failure
+    from onnx_deploy.convert.export import clean
+    from onnx_deploy.convert.export import exception_summary
+    from onnx_deploy.convert.export import explain_failure
 
     raw = (
         "Failed to export the model with torch.export. \x1b[96mThis is step 1/3\x1b[0m of "

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from onnx_deploy.build.export import export_model
-from onnx_deploy.build.verify import compare_torch_onnx
 from onnx_deploy.cli import main
+from onnx_deploy.convert.export import export_model
+from onnx_deploy.convert.verify import compare_torch_onnx
 from onnx_deploy.core.errors import ExportError
 from onnx_deploy.core.signature import Signature
 from onnx_deploy.infer.modelinfo import describe

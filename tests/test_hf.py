@@ -72,8 +72,8 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_signature_comes_from_the_model(hf_models):
-    from onnx_deploy.build.hf import load_hf_model
-    from onnx_deploy.build.hf import signature_for
+    from onnx_deploy.convert.hf import load_hf_model
+    from onnx_deploy.convert.hf import signature_for
 
     sig = signature_for(load_hf_model(hf_models["distil"]))
     assert sig.names == ["input_ids", "attention_mask"]  # DistilBERT has no token types
@@ -112,7 +112,7 @@ def test_mask_is_declared_on_the_command_line_or_recognised_by_name():
 
 
 def test_output_names_from_structure():
-    from onnx_deploy.build.runners.pytorch import output_names_of
+    from onnx_deploy.convert.runners.pytorch import output_names_of
 
     t = torch.zeros(1)
     pair = namedtuple("Pair", "boxes scores")
@@ -181,7 +181,7 @@ def test_a_hub_id_gets_a_clear_error(capsys, tmp_path, monkeypatch):
 def test_a_failed_export_leaves_no_file(hf_models, tmp_path, monkeypatch):
     import dataclasses
 
-    from onnx_deploy.build import verify as validate
+    from onnx_deploy.convert import verify as validate
     from onnx_deploy.workflows import pipeline
 
     real = validate.compare_torch_onnx
@@ -276,9 +276,9 @@ def test_bench_keeps_two_files_of_one_name(tmp_path, capsys):
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 def test_decoder_with_cache_generates_transformers_tokens(hf_models, tmp_path, capsys, kind):
-    from onnx_deploy.build.hf import export_decoder
-    from onnx_deploy.build.hf import hf_generate
-    from onnx_deploy.build.hf import load_hf_model
+    from onnx_deploy.convert.hf import export_decoder
+    from onnx_deploy.convert.hf import hf_generate
+    from onnx_deploy.convert.hf import load_hf_model
     from onnx_deploy.infer.generate import generate
 
     path = tmp_path / f"{kind}.onnx"
@@ -389,7 +389,7 @@ def test_validate_with_real_inputs_honours_batch_sizes(hf_models, tmp_path, caps
 
 def test_generate_takes_text_with_a_saved_tokenizer(hf_models, tmp_path, capsys):
     tokenizers = pytest.importorskip("tokenizers")
-    from onnx_deploy.build.hf import export_decoder
+    from onnx_deploy.convert.hf import export_decoder
 
     vocab = {"<unk>": 0} | {f"w{i}": i for i in range(1, VOCAB)}
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab=vocab, unk_token="<unk>"))

@@ -148,7 +148,7 @@ def test_random_inputs_fill_symbolic_dims_by_name() -> None:
 
 
 def test_resolve_device_per_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    import onnx_deploy.build.runners.pytorch as pytorch_runner
+    import onnx_deploy.convert.runners.pytorch as pytorch_runner
     import onnx_deploy.infer.providers as providers
 
     assert resolve_device("CPU") == "cpu" and resolve_device("cuda") == "cuda"
@@ -206,7 +206,7 @@ def test_save_onnx_one_external_data_rule(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_fp16_keeps_the_external_data_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from onnx_deploy.build.quantize import convert_fp16
+    from onnx_deploy.convert.quantize import convert_fp16
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     src = tmp_path / "w.onnx"
@@ -279,10 +279,10 @@ def _default(func: object, param: str) -> object:
 
 
 def test_cli_defaults_are_the_library_defaults() -> None:
-    from onnx_deploy.build.export import export_model
-    from onnx_deploy.build.quantize import quantize_dynamic_model
-    from onnx_deploy.build.quantize import quantize_static_model
-    from onnx_deploy.build.verify import compare_torch_onnx
+    from onnx_deploy.convert.export import export_model
+    from onnx_deploy.convert.quantize import quantize_dynamic_model
+    from onnx_deploy.convert.quantize import quantize_static_model
+    from onnx_deploy.convert.verify import compare_torch_onnx
     from onnx_deploy.infer.compare import compare
     from onnx_deploy.infer.compare import compare_onnx
     from onnx_deploy.workflows.pipeline import benchmark_targets

@@ -58,7 +58,7 @@ def test_missing_external_data(tiny_module, tmp_path: Path) -> None:
 
     import torch
 
-    from onnx_deploy.build.export import export_model
+    from onnx_deploy.convert.export import export_model
 
     export_model(
         tiny_module, torch.randn(2, 3, 16, 16), tmp_path / "a" / "m.onnx", external_data=True

@@ -77,7 +77,7 @@ def test_tensorrt_variants_say_why_they_are_missing(monkeypatch: pytest.MonkeyPa
 def test_matmul_heavy(tiny_onnx: Path, tmp_path: Path) -> None:
     import torch
 
-    from onnx_deploy.build.export import export_model
+    from onnx_deploy.convert.export import export_model
 
     mlp = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
     export_model(mlp.eval(), torch.randn(2, 8), tmp_path / "mlp.onnx")

@@ -8,22 +8,22 @@ import onnx
 import pytest
 import torch
 
-from onnx_deploy.build.export import export_model
-from onnx_deploy.build.quantize import QuantizationWarning
-from onnx_deploy.build.quantize import QuantizeError
-from onnx_deploy.build.quantize import calibration_reader
-from onnx_deploy.build.quantize import choose_types
-from onnx_deploy.build.quantize import convert_fp16
-from onnx_deploy.build.quantize import default_types
-from onnx_deploy.build.quantize import is_quantized
-from onnx_deploy.build.quantize import layer_errors
-from onnx_deploy.build.quantize import node_names
-from onnx_deploy.build.quantize import preprocessed_copy
-from onnx_deploy.build.quantize import quantize_dynamic_model
-from onnx_deploy.build.quantize import quantize_static_model
-from onnx_deploy.build.quantize import worst_nodes
-from onnx_deploy.build.saturation import pair_sums
 from onnx_deploy.cli import main
+from onnx_deploy.convert.export import export_model
+from onnx_deploy.convert.quantize import QuantizationWarning
+from onnx_deploy.convert.quantize import QuantizeError
+from onnx_deploy.convert.quantize import calibration_reader
+from onnx_deploy.convert.quantize import choose_types
+from onnx_deploy.convert.quantize import convert_fp16
+from onnx_deploy.convert.quantize import default_types
+from onnx_deploy.convert.quantize import is_quantized
+from onnx_deploy.convert.quantize import layer_errors
+from onnx_deploy.convert.quantize import node_names
+from onnx_deploy.convert.quantize import preprocessed_copy
+from onnx_deploy.convert.quantize import quantize_dynamic_model
+from onnx_deploy.convert.quantize import quantize_static_model
+from onnx_deploy.convert.quantize import worst_nodes
+from onnx_deploy.convert.saturation import pair_sums
 from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.infer.modelinfo import describe
 from onnx_deploy.teach.digits import load_digits_model

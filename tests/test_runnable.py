@@ -111,7 +111,7 @@ def test_inspect_is_quiet_on_a_good_model(
 def _digits_onnx(folder: Path) -> tuple[Path, np.ndarray]:
     import torch
 
-    from onnx_deploy.build.export import export_model
+    from onnx_deploy.convert.export import export_model
     from onnx_deploy.teach.digits import load_digits_model
     from onnx_deploy.teach.digits import load_digits_split
 
@@ -121,9 +121,9 @@ def _digits_onnx(folder: Path) -> tuple[Path, np.ndarray]:
 
 
 def test_tensorrt_qdq_graph_follows_tensorrts_rules(tmp_path: Path) -> None:
-    from onnx_deploy.build.quantize import quantize_for_tensorrt
-    from onnx_deploy.build.quantize import quantize_static_model
-    from onnx_deploy.build.quantize import tensorrt_qdq_problems
+    from onnx_deploy.convert.quantize import quantize_for_tensorrt
+    from onnx_deploy.convert.quantize import quantize_static_model
+    from onnx_deploy.convert.quantize import tensorrt_qdq_problems
 
     fp32, calib = _digits_onnx(tmp_path)
     result = quantize_for_tensorrt(fp32, tmp_path / "trt.onnx", calib, calibration_size=64)
@@ -154,7 +154,7 @@ def test_tensorrt_qdq_graph_follows_tensorrts_rules(tmp_path: Path) -> None:
 
 
 def test_tensorrt_rules_catch_a_wrong_weight_axis_and_per_channel_activations() -> None:
-    from onnx_deploy.build.quantize import tensorrt_qdq_problems
+    from onnx_deploy.convert.quantize import tensorrt_qdq_problems
 
     w = numpy_helper.from_array(np.ones((8, 4, 3, 3), np.int8), "w_q")
     ws = numpy_helper.from_array(np.full(4, 0.1, np.float32), "w_s")  # 4 scales on axis 1
@@ -195,7 +195,7 @@ def test_a_tensorrt_graph_made_on_a_cpu_without_vnni_warns_of_nothing(
     validated with Q/DQ as written, so it holds on a CPU without VNNI too."""
     import warnings
 
-    from onnx_deploy.build import quantize as q
+    from onnx_deploy.convert import quantize as q
     from onnx_deploy.core.cpu import PROFILES
     from onnx_deploy.core.errors import QuantizationWarning
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from onnx_deploy.build.runners import pytorch as pytorch_runner
-from onnx_deploy.build.runners.pytorch import TorchRunner
-from onnx_deploy.build.verify import benchmark_torch
+from onnx_deploy.convert.runners import pytorch as pytorch_runner
+from onnx_deploy.convert.runners.pytorch import TorchRunner
+from onnx_deploy.convert.verify import benchmark_torch
 from onnx_deploy.core.errors import InputMismatchError
 from onnx_deploy.core.errors import ValidationError
 from onnx_deploy.infer.bench import benchmark

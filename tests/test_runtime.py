@@ -152,7 +152,7 @@ def test_predictor_splits_large_batches(tiny_onnx: Path) -> None:
 def test_fixed_batch_model_is_split_or_refused(tiny_module, tmp_path: Path) -> None:
     import torch
 
-    from onnx_deploy.build.export import export_model
+    from onnx_deploy.convert.export import export_model
 
     path = tmp_path / "fixed.onnx"
     export_model(tiny_module, torch.randn(2, 3, 16, 16), path, dynamic_batch=False)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from onnx_deploy.build.export import export_model
-from onnx_deploy.build.slim import slim_model
+from onnx_deploy.convert.export import export_model
+from onnx_deploy.convert.slim import slim_model
 from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.core.errors import SlimError
 

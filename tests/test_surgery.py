@@ -10,8 +10,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from onnx_deploy.build import surgery as S
 from onnx_deploy.cli import main
+from onnx_deploy.convert import surgery as S
 from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.infer.modelinfo import graph_io
@@ -87,7 +87,7 @@ def test_dims_fix_and_symbolic(tiny_onnx: Path, tmp_path: Path) -> None:
 def test_a_size_baked_into_the_graph_is_caught(tmp_path: Path) -> None:
     import torch
 
-    from onnx_deploy.build.export import export_model
+    from onnx_deploy.convert.export import export_model
 
     class Flat(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +162,7 @@ def test_preprocessing_resizes_like_torchvision(tmp_path: Path) -> None:
 def test_preprocessing_refuses_what_is_not_an_image(tmp_path: Path) -> None:
     import torch
 
-    from onnx_deploy.build.export import export_model
+    from onnx_deploy.convert.export import export_model
 
     src = tmp_path / "mlp.onnx"
     export_model(torch.nn.Linear(4, 2).eval(), torch.randn(2, 4), src)
@@ -206,7 +206,7 @@ def test_merge_pre_main_post_and_mismatches(tiny_onnx: Path, tmp_path: Path) -> 
 def test_external_data_round_trip(tmp_path: Path) -> None:
     import torch
 
-    from onnx_deploy.build.export import export_model
+    from onnx_deploy.convert.export import export_model
 
     src = tmp_path / "mlp.onnx"
     export_model(torch.nn.Linear(32, 32).eval(), torch.randn(2, 32), src)  # 4 KB of weights

@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from onnx_deploy.build import tensorrt as trt_mod
-from onnx_deploy.build.export import export_model
 from onnx_deploy.cli import main
+from onnx_deploy.convert import tensorrt as trt_mod
+from onnx_deploy.convert.export import export_model
 from onnx_deploy.core.errors import InputMismatchError
 from onnx_deploy.core.errors import MissingExtraError
 from onnx_deploy.core.errors import ProviderError
@@ -94,8 +94,8 @@ def test_engine_cache_key_and_reasons(tmp_path: Path) -> None:
 
 
 def test_graph_precision(tmp_path: Path) -> None:
-    from onnx_deploy.build.quantize import convert_fp16
-    from onnx_deploy.build.quantize import quantize_static_model
+    from onnx_deploy.convert.quantize import convert_fp16
+    from onnx_deploy.convert.quantize import quantize_static_model
 
     model = nn.Sequential(
         nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)
@@ -110,7 +110,7 @@ def test_graph_precision(tmp_path: Path) -> None:
 
 
 def test_inputs_outside_the_profile_are_refused_with_the_profile() -> None:
-    from onnx_deploy.build.runners.tensorrt import check_profile
+    from onnx_deploy.convert.runners.tensorrt import check_profile
 
     profiles = ("ids:1x1/8x128/64x512,mask:1x1/8x128/64x512",)
     check_profile({"ids": np.zeros((64, 512)), "mask": np.zeros((2, 3))}, profiles)
@@ -135,8 +135,8 @@ class Energy(nn.Module):
 
 
 def test_fp16_overflow_is_found_and_kept_in_fp32(tmp_path: Path) -> None:
-    from onnx_deploy.build.quantize import convert_fp16
-    from onnx_deploy.build.quantize import fp16_overflow_nodes
+    from onnx_deploy.convert.quantize import convert_fp16
+    from onnx_deploy.convert.quantize import fp16_overflow_nodes
 
     path = export_model(Energy().eval(), torch.randn(2, 16), tmp_path / "e.onnx").path
     x = np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32)
@@ -181,8 +181,8 @@ def test_without_tensorrt_every_entry_point_says_what_to_install(
     assert "trtexec --onnx=" in out and "polygraphy run" in out, "the commands come first"
     assert not (tmp_path / "e.plan").exists()
     # a runner for an engine: its specs come from the metadata, TensorRT only when it runs
-    from onnx_deploy.build.runners.tensorrt import TensorRTRunner
-    from onnx_deploy.build.runners.tensorrt import ort_tensorrt_runner
+    from onnx_deploy.convert.runners.tensorrt import TensorRTRunner
+    from onnx_deploy.convert.runners.tensorrt import ort_tensorrt_runner
 
     plan = tmp_path / "e.plan"
     plan.write_bytes(b"PLAN")
@@ -193,7 +193,7 @@ def test_without_tensorrt_every_entry_point_says_what_to_install(
     with pytest.raises(MissingExtraError, match="tensorrt-cu13"):
         runner.infer(np.zeros((2, 16), np.float32))
     with pytest.raises(InputMismatchError, match="outside the engine's optimization profile"):
-        from onnx_deploy.build.runners.tensorrt import check_profile
+        from onnx_deploy.convert.runners.tensorrt import check_profile
 
         check_profile({"x": np.zeros((65, 16))}, runner.meta.profiles)
     with pytest.raises(ProviderError, match="TensorrtExecutionProvider"):
@@ -203,7 +203,7 @@ def test_without_tensorrt_every_entry_point_says_what_to_install(
 
 
 def test_an_engine_generates_inputs_inside_its_profile(tmp_path: Path) -> None:
-    from onnx_deploy.build.runners.tensorrt import TensorRTRunner
+    from onnx_deploy.convert.runners.tensorrt import TensorRTRunner
 
     plan = tmp_path / "text.plan"
     plan.write_bytes(b"PLAN")

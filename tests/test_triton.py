@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from onnx_deploy.build.export import export_model
 from onnx_deploy.cli import main
+from onnx_deploy.convert.export import export_model
 from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.core.signature import Signature
 from onnx_deploy.core.specs import TensorSpec
@@ -61,7 +61,7 @@ def test_text_model_dynamic_dims_and_int_types(tmp_path: Path) -> None:
 
 
 def test_fixed_batch_gets_max_batch_size_0(tiny_onnx: Path, tmp_path: Path) -> None:
-    from onnx_deploy.build.surgery import edit_file
+    from onnx_deploy.convert.surgery import edit_file
 
     fixed = edit_file(tiny_onnx, tmp_path / "b1.onnx", "dim", dims=["batch=1"]).output_path
     r = export_repository(fixed, tmp_path / "repo", name="b1")
@@ -72,7 +72,7 @@ def test_fixed_batch_gets_max_batch_size_0(tiny_onnx: Path, tmp_path: Path) -> N
 
 
 def test_gpu_tensorrt_accelerator_and_external_data(tmp_path: Path) -> None:
-    from onnx_deploy.build.surgery import edit_file
+    from onnx_deploy.convert.surgery import edit_file
 
     src = tmp_path / "mlp.onnx"
     export_model(torch.nn.Linear(32, 32).eval(), torch.randn(2, 32), src)
@@ -88,8 +88,8 @@ def test_gpu_tensorrt_accelerator_and_external_data(tmp_path: Path) -> None:
 
 
 def test_tensorrt_plan_uses_its_metadata(tmp_path: Path) -> None:
-    from onnx_deploy.build.tensorrt import EngineMeta
-    from onnx_deploy.build.tensorrt import meta_path
+    from onnx_deploy.convert.tensorrt import EngineMeta
+    from onnx_deploy.convert.tensorrt import meta_path
 
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"engine bytes")

@@ -8,8 +8,8 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from onnx_deploy.build.verify import compare_torch_onnx
-from onnx_deploy.build.verify import intermediate_differences
+from onnx_deploy.convert.verify import compare_torch_onnx
+from onnx_deploy.convert.verify import intermediate_differences
 from onnx_deploy.core.errors import ValidationError
 from onnx_deploy.infer.compare import PRESETS
 from onnx_deploy.infer.compare import Tolerance
@@ -101,7 +101,7 @@ def test_a_wrong_graph_is_caught(tiny_module, tiny_onnx: Path, tmp_path: Path) -
 
 
 def test_trivial_scale_is_flagged(tmp_path: Path) -> None:
-    from onnx_deploy.build.export import export_model
+    from onnx_deploy.convert.export import export_model
 
     class Tiny(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,7 +126,7 @@ class _ConvHead(torch.nn.Module):
 def test_intermediate_differences(tmp_path: Path) -> None:
     import onnx_ir as ir
 
-    from onnx_deploy.build.export import export_model
+    from onnx_deploy.convert.export import export_model
 
     torch.manual_seed(0)
     x = torch.randn(2, 3, 16, 16)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from onnx_deploy.build.export import export_model
 from onnx_deploy.cli import main
+from onnx_deploy.convert.export import export_model
 from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.teach.digits import load_digits_model
 from onnx_deploy.teach.digits import load_digits_split
@@ -122,7 +122,7 @@ def test_the_page_shows_one_answer_for_a_top_k_model(digits, tmp_path: Path) -> 
     """A served model (probabilities, scores, labels): the page's one prediction is the
     top label with its score, not a second answer made from the scores output."""
     _need("node", "chromium")
-    from onnx_deploy.build.surgery import edit_file
+    from onnx_deploy.convert.surgery import edit_file
     from onnx_deploy.targets.web import run_in_browser
     from onnx_deploy.targets.web import write_web_app
 
@@ -154,7 +154,7 @@ def test_page_answer_from_names_and_postprocessing() -> None:
 
 def test_pixels_in_the_graph_and_the_cli(digits, tmp_path: Path, capsys) -> None:
     _need("node", "chromium")
-    from onnx_deploy.build.surgery import edit_file
+    from onnx_deploy.convert.surgery import edit_file
 
     model, _ = digits
     pixels_model = edit_file(model, tmp_path / "pixels.onnx", "preprocess").output_path
@@ -205,7 +205,7 @@ def test_ort_format(digits, tmp_path: Path) -> None:
 
 def test_external_data_is_refused_by_the_page(tmp_path: Path) -> None:
     _need("onnxruntime-web")
-    from onnx_deploy.build.surgery import edit_file
+    from onnx_deploy.convert.surgery import edit_file
     from onnx_deploy.targets.web import WebError
     from onnx_deploy.targets.web import write_web_app
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from onnx_deploy.build.checkpoints import load_checkpoint
+from onnx_deploy.convert.checkpoints import load_checkpoint
 from onnx_deploy.core.errors import CheckpointError
 from onnx_deploy.core.errors import ModelSpecError
 from onnx_deploy.teach.zoo import load_model

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from onnx_deploy.build import tensorrt as trt_mod
 from onnx_deploy.cli import build_parser
 from onnx_deploy.cli import main
+from onnx_deploy.convert import tensorrt as trt_mod
 
 from .fake_trt import FakeTensorRT
 

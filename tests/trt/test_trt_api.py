@@ -21,7 +21,7 @@ import onnx
 import pytest
 import torch
 
-from onnx_deploy.build import tensorrt as trt_mod
+from onnx_deploy.convert import tensorrt as trt_mod
 from onnx_deploy.core.errors import InputMismatchError
 from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.core.signature import DimRange
@@ -145,7 +145,7 @@ ONNX_CACHE: dict[str, Path] = {}
 def text_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-input model with dynamic batch and sequence, exported once."""
     if "text" not in ONNX_CACHE:
-        from onnx_deploy.build.export import export_model
+        from onnx_deploy.convert.export import export_model
         from onnx_deploy.core.signature import Signature
 
         class Two(torch.nn.Module):
@@ -271,7 +271,7 @@ def test_run_sequence(real_api: dict[str, Any], text_onnx: Path, tmp_path: Path)
     """The runner on a recording fake (host tensors stand in for CUDA ones): for each batch,
     set_input_shape for every input, then every tensor's address, then execute_async_v3
     on the runner's own stream; outputs allocated at the shape the context reports."""
-    from onnx_deploy.build.runners.tensorrt import TensorRTRunner
+    from onnx_deploy.convert.runners.tensorrt import TensorRTRunner
 
     _, _ = _build(real_api, text_onnx, tmp_path / "two.plan")
     fake = FakeTensorRT(real_api)
@@ -312,8 +312,8 @@ def test_cli_run_bench_compare_on_the_fake(
 ) -> None:
     """The CLI's trt run, bench and compare, with the runner on the recording fake: real
     samples sized to each batch, and a comparison that fails (the fake computes nothing)."""
-    from onnx_deploy.build.runners import tensorrt as trt_runners
     from onnx_deploy.cli import main
+    from onnx_deploy.convert.runners import tensorrt as trt_runners
 
     _build(real_api_11, text_onnx, tmp_path / "two.plan")
     fake = FakeTensorRT(real_api_11)
@@ -347,9 +347,9 @@ def test_report_card_builds_an_engine_from_each_graph(
 ) -> None:
     """optimize's TensorRT variants: one engine per FP32/FP16/QDQ graph, the precision
     coming from the graph (TensorRT 11), each parsed from its own file."""
-    from onnx_deploy.build.export import export_model
-    from onnx_deploy.build.quantize import convert_fp16
-    from onnx_deploy.build.quantize import quantize_static_model
+    from onnx_deploy.convert.export import export_model
+    from onnx_deploy.convert.quantize import convert_fp16
+    from onnx_deploy.convert.quantize import quantize_static_model
     from onnx_deploy.workflows.optimize import Variant
     from onnx_deploy.workflows.optimize import tensorrt_variants
 
@@ -394,7 +394,7 @@ def test_the_fake_refuses_what_the_real_bindings_refuse(real_api: dict[str, Any]
 def test_tensorrt_builds_the_plugin_graph(real_api: dict[str, Any], tmp_path: Path) -> None:
     """``trt build --nms-plugin``: the EfficientNMS graph beside the engine, plugins
     initialised before parsing, on TensorRT's real API (the recording fake)."""
-    from onnx_deploy.build.surgery.detection import add_nms
+    from onnx_deploy.convert.surgery.detection import add_nms
 
     from .fake_trt import FakeTensorRT
 

@@ -169,8 +169,8 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
             "scale": args.scale, "pixels_name": args.pixels_name,
         }  # fmt: skip
     if e == "preprocess":
-        from onnx_deploy.build.surgery import IMAGENET_MEAN
-        from onnx_deploy.build.surgery import IMAGENET_STD
+        from onnx_deploy.convert.surgery import IMAGENET_MEAN
+        from onnx_deploy.convert.surgery import IMAGENET_STD
 
         return {
             "input_name": args.input_name, "layout": args.layout, "resize": args.resize,
@@ -197,7 +197,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.build.surgery import edit_file
+    from onnx_deploy.convert.surgery import edit_file
 
     src = Path(args.model)
     output = args.output or src.with_name(f"{src.stem}.{args.edit}.onnx")

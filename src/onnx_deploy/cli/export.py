@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
     output = args.output or f"{Path(spec_name(args.model)).stem}.onnx"
     if args.with_cache:
-        from onnx_deploy.build.hf import export_decoder
-        from onnx_deploy.build.hf import is_hf_spec
+        from onnx_deploy.convert.hf import export_decoder
+        from onnx_deploy.convert.hf import is_hf_spec
 
         if not is_hf_spec(args.model):
             return fail("--with-cache takes an hf:DIR causal LM (a save_pretrained folder)")

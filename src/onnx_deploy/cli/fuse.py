@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.build.fusion import fuse_transformer
+    from onnx_deploy.convert.fusion import fuse_transformer
     from onnx_deploy.core.feeds import load_data
 
     src = Path(args.model)

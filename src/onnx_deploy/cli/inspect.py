@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.tensors:
         emit(args, info)
         return EXIT_OK
-    from onnx_deploy.build.surgery import list_tensors
+    from onnx_deploy.convert.surgery import list_tensors
     from onnx_deploy.infer.modelinfo import load_onnx
 
     tensors = list_tensors(load_onnx(args.model))

@@ -122,7 +122,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.build.quantize import quantize_model
+    from onnx_deploy.convert.quantize import quantize_model
 
     src = Path(args.model)
     result = quantize_model(

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.build.slim import slim_model
+    from onnx_deploy.convert.slim import slim_model
 
     src = Path(args.model)
     output = args.output or src.with_name(src.stem + ".slim.onnx")

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from onnx_deploy.build.tensorrt import build_engine
+    from onnx_deploy.convert.tensorrt import build_engine
 
     result = build_engine(
         args.model, args.output or str(Path(args.model).with_suffix(".plan")), dims=args.shapes,

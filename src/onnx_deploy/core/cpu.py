@@ -224,7 +224,7 @@ def merge_flags(proc_flags: Iterable[str], runtime: Mapping[str, bool]) -> froze
     return frozenset(flags)
 
 
-# Set in processes that run under QEMU's user-mode emulator (onnx_deploy.build.emulate): there
+# Set in processes that run under QEMU's user-mode emulator (onnx_deploy.convert.emulate): there
 # /proc/cpuinfo is the host's, and the flags NumPy cannot confirm (AVX-VNNI, AMX) would
 # make an emulated AVX2 CPU on an Intel host with AMX look like the host.
 EMULATED_ENV = "ONNX_DEPLOY_EMULATED"

@@ -11,7 +11,7 @@ matched boxes (pixels) and scores are apart.
 Two layouts are recognised:
 
 - padded, as TensorRT's EfficientNMS plugin and Triton clients use it (what
-  ``onnx_deploy.build.surgery.add_nms`` writes): ``num_detections [B,1]``,
+  ``onnx_deploy.convert.surgery.add_nms`` writes): ``num_detections [B,1]``,
   ``boxes [B,K,4]`` (x1, y1, x2, y2), ``scores [B,K]``, ``classes [B,K]``;
 - one image's variable-length lists, as torchvision's detectors return them:
   ``boxes [n,4]``, ``scores [n]``, ``labels [n]``.

@@ -1,7 +1,7 @@
 """Token generation on ONNX Runtime with a decoder exported with its KV cache.
 
 Torch-free: numpy and onnxruntime. The model is one ``export_decoder`` graph
-(``onnx_deploy.build.hf``): the prefill runs the prompt with an empty cache (past length 0),
+(``onnx_deploy.convert.hf``): the prefill runs the prompt with an empty cache (past length 0),
 each decode step feeds one token and the cache the step before returned. The cache stays
 where ONNX Runtime put it: ``present.*`` outputs are bound to the device
 (``IOBinding.bind_output``) and the same ``OrtValue``s are bound as the next step's

@@ -5,7 +5,7 @@
 - ``onnx_intermediate_differences``: two ONNX graphs (before and after slimming, say),
   every node output exposed and compared in graph order with ``compare_results``.
 
-PyTorch vs the exported graph is ``onnx_deploy.build.verify.intermediate_differences``
+PyTorch vs the exported graph is ``onnx_deploy.convert.verify.intermediate_differences``
 (torch.onnx's own verifier; it needs torch).
 
 ``onnx_deploy.infer.compare`` compares outputs; this module finds the first tensor that

@@ -6,7 +6,7 @@ onnxruntime lists ``CUDAExecutionProvider`` as *available* whenever the GPU whee
 installed, GPU or not, and a session that asks for CUDA silently runs on the CPU when
 CUDA cannot start. So ``working_providers`` opens a tiny probe session per provider to learn
 what works, and ``auto`` means CUDA only where that probe ran. PyTorch's answer is
-``onnx_deploy.build.runners.pytorch.torch_device`` (it needs torch).
+``onnx_deploy.convert.runners.pytorch.torch_device`` (it needs torch).
 """
 
 from __future__ import annotations

@@ -251,7 +251,7 @@ def export_repository(
     if not name.replace("_", "").replace("-", "").isalnum():
         raise TritonError(f"model name {name!r}: use letters, digits, '_' and '-'")
     if src.suffix == ".plan":
-        from onnx_deploy.build.tensorrt import read_meta
+        from onnx_deploy.convert.tensorrt import read_meta
 
         meta = read_meta(src)
         if meta is None or not meta.inputs:

@@ -249,7 +249,7 @@ def write_web_app(
 
 def _letterbox_size(model: str | os.PathLike[str]) -> tuple[int, int]:
     """The network size ``add_letterbox`` recorded (the page's canvas), else 320x320."""
-    from onnx_deploy.build.surgery.detection import detection_metadata
+    from onnx_deploy.convert.surgery.detection import detection_metadata
     from onnx_deploy.infer.modelinfo import load_onnx
 
     meta = detection_metadata(load_onnx(model, load_external_data=False)) or {}

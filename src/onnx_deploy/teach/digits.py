@@ -76,7 +76,7 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = SPLIT_SEED) -> Di
 
 def load_digits_model(checkpoint: str | Path = CHECKPOINT) -> DigitsCNN:
     """The shipped, trained CNN in eval mode (weights only, no pickled code)."""
-    from onnx_deploy.build.checkpoints import apply_checkpoint
+    from onnx_deploy.convert.checkpoints import apply_checkpoint
 
     return apply_checkpoint(DigitsCNN(), checkpoint).eval()
 
@@ -109,7 +109,7 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from onnx_deploy.build.checkpoints import train_command
+    from onnx_deploy.convert.checkpoints import train_command
 
     def fit(epochs: int, seed: int) -> tuple[DigitsCNN, str]:
         data = load_digits_split()

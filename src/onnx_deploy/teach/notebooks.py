@@ -47,7 +47,7 @@ def find_notebooks(folder: str | Path) -> list[Path]:
 
 def detect_device() -> str:
     """``cuda`` where torch sees a GPU, else ``cpu`` (``torch_device``)."""
-    from onnx_deploy.build.runners.pytorch import torch_device
+    from onnx_deploy.convert.runners.pytorch import torch_device
 
     return torch_device("auto")
 

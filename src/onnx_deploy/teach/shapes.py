@@ -3,7 +3,7 @@
 Accuracy claims need trained weights and labelled data, and nothing may download here. So
 the images are generated: squares, discs and triangles (three classes) of random colours
 and sizes on a noisy background, several per image, never overlapping, each with its exact
-box. The split is fixed by seeds. ``OneStageDetector`` (``onnx_deploy.build.detectors``)
+box. The split is fixed by seeds. ``OneStageDetector`` (``onnx_deploy.convert.detectors``)
 is trained on it with an FCOS-style assignment (anchor points inside a box's centre region
 are its positives), sigmoid focal loss for the classes and GIoU for the boxes; the
 checkpoint ships in ``onnx_deploy/data/shapes_detector.pt`` (weights only).
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from onnx_deploy.build.detectors import OneStageDetector
+from onnx_deploy.convert.detectors import OneStageDetector
 from onnx_deploy.core.extras import require
 from onnx_deploy.core.files import PACKAGE_DATA
 from onnx_deploy.infer.detections import Detections
@@ -128,7 +128,7 @@ def load_shapes_split(train: int = 2000, test: int = 200) -> tuple[ShapesData, S
 
 def load_shapes_detector(checkpoint: str | Path = CHECKPOINT) -> OneStageDetector:
     """The shipped, trained detector in eval mode (weights only)."""
-    from onnx_deploy.build.checkpoints import apply_checkpoint
+    from onnx_deploy.convert.checkpoints import apply_checkpoint
 
     return apply_checkpoint(OneStageDetector(len(CLASSES)), checkpoint).eval()  # type: ignore[return-value]
 
@@ -252,7 +252,7 @@ def predict(model: OneStageDetector, images: np.ndarray, **nms: float) -> list[D
 
 
 def main(argv: list[str] | None = None) -> int:
-    from onnx_deploy.build.checkpoints import train_command
+    from onnx_deploy.convert.checkpoints import train_command
     from onnx_deploy.infer.detections import mean_average_precision
 
     def fit(epochs: int, seed: int) -> tuple[OneStageDetector, str]:

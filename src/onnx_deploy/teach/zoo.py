@@ -2,7 +2,7 @@
 
 A model spec is ``torchvision:NAME`` (architecture from torchvision),
 ``path/to/file.py:factory`` (a function in a file that returns an ``nn.Module``) or
-``hf:PATH`` (a Hugging Face ``save_pretrained`` folder, loaded offline: ``onnx_deploy.build.hf``)
+``hf:PATH`` (a Hugging Face ``save_pretrained`` folder, loaded offline: ``onnx_deploy.convert.hf``)
 or ``project:NAME`` (the package's trained models: ``shapes_detector``, ``digits_cnn``).
 torchvision ships architectures, not weights, and nothing is downloaded at run time
 unless ``pretrained=True`` is asked for explicitly.
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from onnx_deploy.build.checkpoints import apply_checkpoint
+from onnx_deploy.convert.checkpoints import apply_checkpoint
 from onnx_deploy.core.errors import ModelSpecError
 from onnx_deploy.core.signature import DimRange
 from onnx_deploy.core.signature import InputSpec
@@ -52,7 +52,7 @@ def _load_torchvision(
     torchvision = require("torchvision", f"torchvision:{name}")
     weights = "DEFAULT" if pretrained else None
     if name in detection_names():
-        from onnx_deploy.build.detectors import detector_for_export
+        from onnx_deploy.convert.detectors import detector_for_export
 
         # weights_backbone=None: no ImageNet backbone download behind the user's back
         kwargs.setdefault("weights_backbone", "DEFAULT" if pretrained else None)
@@ -117,7 +117,7 @@ def load_model(
 
     ``pretrained=True`` asks torchvision for its published weights (needs internet the
     first time; cached under ``~/.cache/torch`` afterwards). A torchvision detector comes
-    in its exportable form (``onnx_deploy.build.detectors.detector_for_export``) for
+    in its exportable form (``onnx_deploy.convert.detectors.detector_for_export``) for
     ``image_size`` (default 320x320).
     """
     from onnx_deploy.core.extras import require
@@ -130,7 +130,7 @@ def load_model(
             "'path/to/file.py:factory', 'hf:path/to/saved_folder' or 'project:NAME'"
         )
     if kind == "hf":
-        from onnx_deploy.build.hf import load_hf_model
+        from onnx_deploy.convert.hf import load_hf_model
 
         model = load_hf_model(spec, **kwargs)
     elif kind == "torchvision":
@@ -302,9 +302,9 @@ class ModelSource:
         as its ranges, when not given)."""
         spec, weights = self.target, self.weights
         if spec.startswith("hf:"):
-            from onnx_deploy.build.hf import has_weights
-            from onnx_deploy.build.hf import hf_folder
-            from onnx_deploy.build.hf import signature_for
+            from onnx_deploy.convert.hf import has_weights
+            from onnx_deploy.convert.hf import hf_folder
+            from onnx_deploy.convert.hf import signature_for
 
             model = load_model(spec, weights=weights)
             trained = weights is not None or has_weights(hf_folder(spec))

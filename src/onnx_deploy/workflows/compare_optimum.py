@@ -52,8 +52,8 @@ def samples(n: int = 32) -> dict[str, np.ndarray]:
 
 
 def ours(folder: Path, out: Path, sdpa: bool = False) -> dict[str, str]:
-    from onnx_deploy.build.fusion import fuse_transformer
-    from onnx_deploy.build.quantize import quantize_dynamic_model
+    from onnx_deploy.convert.fusion import fuse_transformer
+    from onnx_deploy.convert.quantize import quantize_dynamic_model
     from onnx_deploy.workflows.pipeline import export_spec
 
     fp32 = out / "ours.fp32.onnx"
@@ -63,9 +63,9 @@ def ours(folder: Path, out: Path, sdpa: bool = False) -> dict[str, str]:
     files = {"ours FP32": fp32, "ours fused": fused.output_path}
     sources = [("ours INT8 dynamic", fp32), ("ours fused + INT8 dynamic", fused.output_path)]
     if sdpa:  # transformers' default attention, for the EXPORT_ATTENTION comparison
-        from onnx_deploy.build.export import export_model
-        from onnx_deploy.build.hf import load_hf_model
-        from onnx_deploy.build.hf import signature_for
+        from onnx_deploy.convert.export import export_model
+        from onnx_deploy.convert.hf import load_hf_model
+        from onnx_deploy.convert.hf import signature_for
 
         model = load_hf_model(f"hf:{folder}", attn_implementation=None)
         path = out / "ours.sdpa.onnx"
@@ -106,7 +106,7 @@ def optimum(folder: Path, out: Path, venv: Path) -> tuple[dict[str, str], list[s
 def measure(files: dict[str, str], iters: int, rounds: int) -> dict[str, Any]:
     import onnx
 
-    from onnx_deploy.build.fusion import fused_op_counts
+    from onnx_deploy.convert.fusion import fused_op_counts
     from onnx_deploy.infer.bench import benchmark
     from onnx_deploy.infer.bench import collect_environment
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner

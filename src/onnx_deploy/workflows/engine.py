@@ -1,6 +1,6 @@
 """``onnx-deploy trt run|bench|compare``: a TensorRT engine run, timed and checked.
 
-Each is one call on a ``.plan`` built by ``onnx_deploy.build.tensorrt.build_engine``; the
+Each is one call on a ``.plan`` built by ``onnx_deploy.convert.tensorrt.build_engine``; the
 engine's inputs come from real samples (``data``) or its profile's OPT sizes.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from onnx_deploy.build.runners.tensorrt import TensorRTRunner
+from onnx_deploy.convert.runners.tensorrt import TensorRTRunner
 from onnx_deploy.core.defaults import BENCH_ITERS
 from onnx_deploy.core.defaults import BENCH_WARMUP
 from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES

@@ -291,9 +291,9 @@ def build_variants(
 ) -> list[Variant]:
     """Every candidate file for ``target``, written into ``folder`` (FP32 is ``fp32``), and
     each runtime's way of running them (``openvino_variants``)."""
-    from onnx_deploy.build.quantize import convert_fp16
-    from onnx_deploy.build.quantize import quantize_dynamic_model
-    from onnx_deploy.build.quantize import quantize_static_model
+    from onnx_deploy.convert.quantize import convert_fp16
+    from onnx_deploy.convert.quantize import quantize_dynamic_model
+    from onnx_deploy.convert.quantize import quantize_static_model
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -419,8 +419,8 @@ def fused_variants(fp32: str, folder: Path) -> list[Variant]:
     """For transformer graphs: FP32 with ONNX Runtime's fused attention, SkipLayerNorm
     and Gelu (``fusion.fuse_transformer``), and dynamic INT8 of that fused graph. Nothing
     when the pass fuses nothing (a MatMul-heavy MLP is no transformer)."""
-    from onnx_deploy.build.fusion import fuse_transformer
-    from onnx_deploy.build.quantize import quantize_dynamic_model
+    from onnx_deploy.convert.fusion import fuse_transformer
+    from onnx_deploy.convert.quantize import quantize_dynamic_model
 
     fused = _build(
         "FP32 fused", "fp32",
@@ -458,9 +458,9 @@ def tensorrt_variants(
     names = [f"TensorRT {v.name}" for v in built if v.name in (REFERENCE, "FP16", "INT8 static")]
     if target != "cuda":
         return [_skip_trt(n, "TensorRT needs an NVIDIA GPU (--target cuda)") for n in names]
-    from onnx_deploy.build.tensorrt import INSTALL_HINT
-    from onnx_deploy.build.tensorrt import build_engine
-    from onnx_deploy.build.tensorrt import load_tensorrt
+    from onnx_deploy.convert.tensorrt import INSTALL_HINT
+    from onnx_deploy.convert.tensorrt import build_engine
+    from onnx_deploy.convert.tensorrt import load_tensorrt
 
     try:
         trt = trt or load_tensorrt()
@@ -512,7 +512,7 @@ def _runner(v: Variant, device: str, threads: int | None = None) -> Any:
         hint = OPENVINO_HINT.get(v.precision, "f32")
         return OpenVinoRunner(v.path, hint, threads=threads, name=v.name)  # type: ignore[arg-type]
     if v.backend == "tensorrt":
-        from onnx_deploy.build.runners.tensorrt import TensorRTRunner
+        from onnx_deploy.convert.runners.tensorrt import TensorRTRunner
 
         return TensorRTRunner(v.path, name=v.name)  # type: ignore[arg-type]
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
@@ -916,7 +916,7 @@ def prepare(
     model = source.target
     folder = Path(folder)
     if model == DIGITS:
-        from onnx_deploy.build.export import export_model
+        from onnx_deploy.convert.export import export_model
         from onnx_deploy.core.extras import require
         from onnx_deploy.teach.digits import load_digits_model
         from onnx_deploy.teach.digits import load_digits_split

@@ -268,7 +268,7 @@ def _export_spec_model(
 ) -> Any:
     """``export_model`` for a loaded source: its signature (with the example data), or a
     random float batch of 2 for the one-input ``input_shape`` case."""
-    from onnx_deploy.build.export import export_model
+    from onnx_deploy.convert.export import export_model
 
     if loaded.signature is not None:
         return export_model(loaded.model, example, output, signature=loaded.signature, **kwargs)
@@ -282,7 +282,7 @@ def _spec_runners(
     """PyTorch and ONNX Runtime runners for a model spec (exported into ``workdir``)."""
     require("torch", f"benchmarking {source.target}")
 
-    from onnx_deploy.build.runners.pytorch import TorchRunner
+    from onnx_deploy.convert.runners.pytorch import TorchRunner
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     example = None
@@ -392,8 +392,8 @@ def run_pipeline(
     """
     require("torch", "the pipeline (it exports a PyTorch model)")
 
-    from onnx_deploy.build.runners.pytorch import TorchRunner
-    from onnx_deploy.build.slim import slim_model
+    from onnx_deploy.convert.runners.pytorch import TorchRunner
+    from onnx_deploy.convert.slim import slim_model
     from onnx_deploy.infer.compare import compare
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
@@ -484,8 +484,8 @@ def export_spec(
     """
     torch = require("torch", "exporting a PyTorch model")
 
-    from onnx_deploy.build.export import export_model
-    from onnx_deploy.build.verify import compare_torch_onnx
+    from onnx_deploy.convert.export import export_model
+    from onnx_deploy.convert.verify import compare_torch_onnx
     from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH
     from onnx_deploy.core.defaults import DEFAULT_OPSET
 

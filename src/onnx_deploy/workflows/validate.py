@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from onnx_deploy.build.runners.pytorch import TorchRunner
+from onnx_deploy.convert.runners.pytorch import TorchRunner
 from onnx_deploy.core.defaults import REAL_DATA_BATCH
 from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES
 from onnx_deploy.core.feeds import as_feeds
@@ -58,7 +58,7 @@ def validate_model(
         module = load_model(ref_source.target, weights=ref_source.weights)
         settings = _served_detector(source.target, candidate.output_names)
         if settings is not None:  # NMS (and letterbox) in the graph: the same in PyTorch
-            from onnx_deploy.build.detectors import DetectionPipeline
+            from onnx_deploy.convert.detectors import DetectionPipeline
 
             module = DetectionPipeline(module, settings)
         ref = TorchRunner(module, candidate.inputs, candidate.output_names, device=device)
@@ -67,7 +67,7 @@ def validate_model(
 
 def _served_detector(path: str, output_names: Sequence[str]) -> dict | None:
     """The detection settings of a graph with ``add_nms``'s outputs, or None."""
-    from onnx_deploy.build.surgery.detection import detection_metadata
+    from onnx_deploy.convert.surgery.detection import detection_metadata
     from onnx_deploy.infer.detections import detection_layout
     from onnx_deploy.infer.modelinfo import load_onnx
 

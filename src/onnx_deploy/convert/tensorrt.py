@@ -3,7 +3,7 @@
 TensorRT 11 builds the precision the graph says: its networks are always strongly typed,
 and the FP16/INT8 builder flags, the INT8 calibrators and ``EXPLICIT_BATCH`` are gone
 (NVIDIA's "Migrating from TensorRT 10.x to 11.x" guide). So FP16 is an FP16 graph
-(``fp16_graph``) and INT8 a QDQ graph (``onnx_deploy.build.quantize``); on 10.x the old flags
+(``fp16_graph``) and INT8 a QDQ graph (``onnx_deploy.convert.quantize``); on 10.x the old flags
 remain available behind a version branch (``legacy_flags``).
 
 The build follows NVIDIA's Python API guide ("The Python API: Importing a Model Using
@@ -485,7 +485,7 @@ def build_engine(
 def _with_nms_plugin(onnx_path: str | os.PathLike[str], plan_path: str | os.PathLike[str]) -> Path:
     """``NAME.efficientnms.onnx`` beside the engine: the ONNX file with its NMS swapped
     for the EfficientNMS plugin (derived, like the engine: rewritten with it)."""
-    from onnx_deploy.build.surgery.detection import efficient_nms
+    from onnx_deploy.convert.surgery.detection import efficient_nms
     from onnx_deploy.core.files import write_onnx
     from onnx_deploy.infer.modelinfo import load_onnx
 
@@ -609,9 +609,9 @@ def fp16_graph(
     AutoCast for the same job (``python -m modelopt.onnx.autocast``); its ``[onnx]`` extra
     pins older onnx and onnxruntime than this project (see the onnx-tensorrt skill).
     Returns the ``QuantizeResult``; ``details["kept_fp32"]`` names the nodes kept."""
-    from onnx_deploy.build.quantize import FP16_HEADROOM
-    from onnx_deploy.build.quantize import convert_fp16
-    from onnx_deploy.build.quantize import fp16_overflow_nodes
+    from onnx_deploy.convert.quantize import FP16_HEADROOM
+    from onnx_deploy.convert.quantize import convert_fp16
+    from onnx_deploy.convert.quantize import fp16_overflow_nodes
 
     hot = fp16_overflow_nodes(onnx_path, inputs, FP16_HEADROOM if headroom is None else headroom)
     return convert_fp16(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
-from onnx_deploy.build.runners.pytorch import TorchRunner
+from onnx_deploy.convert.runners.pytorch import TorchRunner
 from onnx_deploy.core.defaults import BENCH_ITERS
 from onnx_deploy.core.defaults import BENCH_WARMUP
 from onnx_deploy.core.errors import ValidationError

@@ -35,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 
-from onnx_deploy.build.calibration import calibration_reader
+from onnx_deploy.convert.calibration import calibration_reader
 from onnx_deploy.core import defaults
 from onnx_deploy.core.cpu import ISAS
 from onnx_deploy.core.cpu import int8_profile

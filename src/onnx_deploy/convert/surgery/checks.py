@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import onnx
 
-from onnx_deploy.build.surgery.graph import SurgeryError
-from onnx_deploy.build.surgery.graph import expose
-from onnx_deploy.build.surgery.graph import io_names
-from onnx_deploy.build.surgery.processing import image_spec
-from onnx_deploy.build.surgery.processing import preprocessing_options
-from onnx_deploy.build.surgery.processing import reference_preprocess
+from onnx_deploy.convert.surgery.graph import SurgeryError
+from onnx_deploy.convert.surgery.graph import expose
+from onnx_deploy.convert.surgery.graph import io_names
+from onnx_deploy.convert.surgery.processing import image_spec
+from onnx_deploy.convert.surgery.processing import preprocessing_options
+from onnx_deploy.convert.surgery.processing import reference_preprocess
 from onnx_deploy.core.files import over_protobuf_limit
 from onnx_deploy.core.files import write_onnx
 from onnx_deploy.core.specs import TensorSpec
@@ -271,7 +271,7 @@ def check_nms(
     (``compare_detections``, fp32 tolerance): once on synthetic raw detections that
     overlap and cross the thresholds (the NMS graph alone), once on the edited model's
     random inputs through the original model."""
-    from onnx_deploy.build.surgery.detection import nms_graph
+    from onnx_deploy.convert.surgery.detection import nms_graph
     from onnx_deploy.infer.detections import compare_detections
     from onnx_deploy.infer.detections import split_detections
 
@@ -304,7 +304,7 @@ def check_letterbox(
 ) -> EditCheck:
     """Pixels narrower than the network (no resize, only padding) through the edited model
     vs numpy padding + scaling and the original model; boxes mapped back by the offset."""
-    from onnx_deploy.build.surgery.detection import reference_letterbox
+    from onnx_deploy.convert.surgery.detection import reference_letterbox
 
     image = image_spec(before, image_name)
     h, w, c = int(image.shape[2]), int(image.shape[3]), int(image.shape[1])  # type: ignore[arg-type]

@@ -13,12 +13,12 @@ import onnx
 from onnx import TensorProto
 from onnx import helper
 
-from onnx_deploy.build.surgery.graph import SurgeryError
-from onnx_deploy.build.surgery.graph import did_you_mean
-from onnx_deploy.build.surgery.graph import fix_ir_version
-from onnx_deploy.build.surgery.graph import inferred_types
-from onnx_deploy.build.surgery.graph import merge
-from onnx_deploy.build.surgery.graph import tensor_names
+from onnx_deploy.convert.surgery.graph import SurgeryError
+from onnx_deploy.convert.surgery.graph import did_you_mean
+from onnx_deploy.convert.surgery.graph import fix_ir_version
+from onnx_deploy.convert.surgery.graph import inferred_types
+from onnx_deploy.convert.surgery.graph import merge
+from onnx_deploy.convert.surgery.graph import tensor_names
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.core.specs import describe_all
 from onnx_deploy.infer.modelinfo import default_opset

@@ -14,7 +14,7 @@ interpreter under QEMU, with onnxruntime and numpy only (no torch), about 2 s to
 
     outputs = run_emulated("model.int8.onnx", {"input": x})
 
-``python -m onnx_deploy.build.emulate kernelspec DIR`` writes a Jupyter kernel that runs under
+``python -m onnx_deploy.convert.emulate kernelspec DIR`` writes a Jupyter kernel that runs under
 the emulator, to execute notebooks (or ``pytest --nbval``) as on an AVX2-only CPU.
 """
 
@@ -95,7 +95,7 @@ def run_emulated(
     with tempfile.TemporaryDirectory() as tmp:
         inputs, outputs = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
         np.savez(inputs, **{k: np.asarray(v) for k, v in feeds.items()})
-        argv = [*command, sys.executable, "-m", "onnx_deploy.build.emulate", "_worker"]
+        argv = [*command, sys.executable, "-m", "onnx_deploy.convert.emulate", "_worker"]
         argv += [str(model), str(inputs), str(outputs), isa]
         try:
             env = {**os.environ, EMULATED_ENV: "1"}
@@ -147,7 +147,7 @@ def write_kernelspec(folder: str | os.PathLike[str], isa: str = "x86-no-vnni") -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m onnx_deploy.build.emulate", description=__doc__
+        prog="python -m onnx_deploy.convert.emulate", description=__doc__
     )
     sub = parser.add_subparsers(dest="command", required=True)
     k = sub.add_parser("kernelspec", help="write a Jupyter kernel that runs under the emulator")

@@ -32,12 +32,12 @@ import onnx
 from onnx import TensorProto
 from onnx import helper
 
-from onnx_deploy.build.surgery.graph import SurgeryError
-from onnx_deploy.build.surgery.graph import fix_ir_version
-from onnx_deploy.build.surgery.graph import merge
-from onnx_deploy.build.surgery.graph import rename
-from onnx_deploy.build.surgery.processing import const_node
-from onnx_deploy.build.surgery.processing import image_spec
+from onnx_deploy.convert.surgery.graph import SurgeryError
+from onnx_deploy.convert.surgery.graph import fix_ir_version
+from onnx_deploy.convert.surgery.graph import merge
+from onnx_deploy.convert.surgery.graph import rename
+from onnx_deploy.convert.surgery.processing import const_node
+from onnx_deploy.convert.surgery.processing import image_spec
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.core.specs import describe_all
 from onnx_deploy.infer.detections import PADDED_OUTPUTS

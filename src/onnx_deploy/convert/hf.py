@@ -163,7 +163,7 @@ def max_sequence(config: Any) -> int:
 def signature_for(model: Any, dims: Sequence[DimRange] = ()) -> Signature:
     """The inputs ``model.forward`` takes, from its config (the module docstring), with
     ``dims`` replacing the default ranges by name."""
-    from onnx_deploy.build.runners.pytorch import forward_parameters
+    from onnx_deploy.convert.runners.pytorch import forward_parameters
 
     config = model.config
     params, _ = forward_parameters(model)
@@ -311,7 +311,7 @@ def export_decoder(
     import numpy as np
     import onnx
 
-    from onnx_deploy.build.export import run_captured
+    from onnx_deploy.convert.export import run_captured
     from onnx_deploy.core.defaults import DEFAULT_OPSET
     from onnx_deploy.core.files import atomic_output
     from onnx_deploy.core.files import check_output_path

@@ -12,7 +12,7 @@ Runtime's graph optimizations off (float reference ops, no integer kernels), so 
 estimate does not depend on the CPU it runs on. The pairing follows the kernels' layout
 (channels-last, reduction order kernel-row, kernel-column, input channel, padded to an
 even length); depthwise and grouped convolutions use other kernels and are not
-estimated. ``onnx_deploy.build.emulate`` runs the model on an emulated AVX2 CPU for the
+estimated. ``onnx_deploy.convert.emulate`` runs the model on an emulated AVX2 CPU for the
 outputs themselves.
 """
 

@@ -28,7 +28,7 @@ from typing import Any
 from onnx_deploy.core.errors import ModelSpecError
 from onnx_deploy.core.extras import require
 
-torch = require("torch", "onnx_deploy.build.detectors")
+torch = require("torch", "onnx_deploy.convert.detectors")
 nn = torch.nn
 F = torch.nn.functional
 
@@ -184,7 +184,7 @@ class TwoStageDetector(nn.Module):
     (``fasterrcnn_mobilenet_v3_large_320_fpn`` did, in a Split; pytorch/vision issue 4623,
     open, and 2380): the anchor path (``AnchorDetector`` + ``add_nms``) has no such step."""
 
-    # read by onnx_deploy.build.export: why the TorchScript fallback is right here
+    # read by onnx_deploy.convert.export: why the TorchScript fallback is right here
     TORCHSCRIPT_SAFE = (
         "torchvision writes its R-CNNs for the TorchScript exporter (its own tests export "
         "them that way): under tracing their data-dependent steps become ONNX operators "

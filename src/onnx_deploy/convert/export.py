@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
-from onnx_deploy.build.runners.pytorch import forward_parameters
+from onnx_deploy.convert.runners.pytorch import forward_parameters
 from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH
 from onnx_deploy.core.defaults import DEFAULT_OPSET
 from onnx_deploy.core.defaults import MIN_OPSET
@@ -534,7 +534,7 @@ def _structured_names(model: Any, call: _Call) -> list[str] | None:
     transformer's ``logits`` after its last node (``linear_13``)."""
     import torch
 
-    from onnx_deploy.build.runners.pytorch import output_names_of
+    from onnx_deploy.convert.runners.pytorch import output_names_of
 
     try:
         with torch.no_grad():
@@ -546,7 +546,7 @@ def _structured_names(model: Any, call: _Call) -> list[str] | None:
 
 def _output_names(out: Any) -> list[str]:
     """Names for a module's outputs: a dict's keys, else ``output`` / ``output_<i>``."""
-    from onnx_deploy.build.runners.pytorch import flatten_outputs
+    from onnx_deploy.convert.runners.pytorch import flatten_outputs
 
     if isinstance(out, Mapping) and all(hasattr(v, "detach") for v in out.values()):
         return [str(k) for k in out]

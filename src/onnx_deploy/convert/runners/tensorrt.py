@@ -8,7 +8,7 @@ reports), then ``execute_async_v3`` on a non-default stream (its docstring warns
 the default one). No pycuda or cuda-python is needed.
 
 The specs come from the metadata file written beside the engine
-(``onnx_deploy.build.tensorrt.build_engine``), so ``inputs``/``outputs`` and the profile
+(``onnx_deploy.convert.tensorrt.build_engine``), so ``inputs``/``outputs`` and the profile
 check work before TensorRT is loaded; a batch outside the engine's profile is refused
 with an error that names the profile.
 """
@@ -95,8 +95,8 @@ class TensorRTRunner(Runner):
     ) -> None:
         """``trt`` and ``tensor_device`` are for tests: a recording ``tensorrt`` module,
         and host tensors in place of CUDA ones."""
-        from onnx_deploy.build.tensorrt import meta_path
-        from onnx_deploy.build.tensorrt import read_meta
+        from onnx_deploy.convert.tensorrt import meta_path
+        from onnx_deploy.convert.tensorrt import read_meta
 
         self.plan = Path(plan)
         if not self.plan.is_file():
@@ -118,8 +118,8 @@ class TensorRTRunner(Runner):
     def _activate(self) -> None:
         import torch
 
-        from onnx_deploy.build.tensorrt import gpu_identity
-        from onnx_deploy.build.tensorrt import load_tensorrt
+        from onnx_deploy.convert.tensorrt import gpu_identity
+        from onnx_deploy.convert.tensorrt import load_tensorrt
 
         trt = self._trt_module or load_tensorrt()
         if self._tensor_device == "cuda":
@@ -225,9 +225,9 @@ def ort_tensorrt_runner(
 ) -> Runner:
     """onnxruntime's TensorRT execution provider behind the runner interface: an
     ``OnnxRuntimeRunner`` whose first provider is TensorRT with
-    ``onnx_deploy.build.tensorrt.ort_tensorrt_options(**options)``, then CUDA and CPU. It
+    ``onnx_deploy.convert.tensorrt.ort_tensorrt_options(**options)``, then CUDA and CPU. It
     raises ``ProviderError`` where TensorRT's provider does not really run."""
-    from onnx_deploy.build.tensorrt import ort_tensorrt_options
+    from onnx_deploy.convert.tensorrt import ort_tensorrt_options
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     return OnnxRuntimeRunner(
