@@ -34,7 +34,7 @@ def test_summarize_statistics() -> None:
     assert r.median_ms == pytest.approx(50.5)
     assert r.p90_ms == pytest.approx(np.percentile(times, 90))
     assert r.p99_ms == pytest.approx(np.percentile(times, 99))
-    assert r.min_ms == 1 and r.iterations == 100 and r.first_ms == 123.0
+    assert r.min_ms == 1 and r.count == 100 and r.first_ms == 123.0
     assert r.throughput == pytest.approx(4 * 1000 / 50.5)
     assert "p99" in r.summary() and "first 123.0 ms" in r.summary()
     json.dumps(r.to_dict())
@@ -90,7 +90,7 @@ def test_interleaved_benchmark_alternates(tiny_onnx: Path, monkeypatch) -> None:
     a, b = benchmark_onnx_interleaved(
         {"a": tiny_onnx, "b": tiny_onnx}, batch_size=2, warmup=1, iters=6, rounds=3
     )
-    assert (a.name, b.name) == ("a", "b") and a.iterations == b.iterations == 6
+    assert (a.name, b.name) == ("a", "b") and a.count == b.count == 6
     assert len(order) == 2 + 3 * 2, "one warm-up call each, then three alternating rounds"
     ids = [id(x) for x in order[2:]]
     assert ids[0] != ids[1] and ids[0::2] == [ids[0]] * 3 and ids[1::2] == [ids[1]] * 3
@@ -98,7 +98,7 @@ def test_interleaved_benchmark_alternates(tiny_onnx: Path, monkeypatch) -> None:
     a, b = benchmark_onnx_interleaved(
         {"a": tiny_onnx, "b": tiny_onnx}, batch_size=2, warmup=1, iters=7, rounds=3
     )
-    assert a.iterations == b.iterations == 7
+    assert a.count == b.count == 7
 
 
 def test_each_turn_starts_with_untimed_calls(tiny_onnx: Path, monkeypatch) -> None:

@@ -14,6 +14,7 @@ from onnx_deploy.convert.runners.pytorch import TorchRunner
 from onnx_deploy.convert.verify import benchmark_torch
 from onnx_deploy.core.errors import InputMismatchError
 from onnx_deploy.core.errors import ValidationError
+from onnx_deploy.core.timing import paired_speedup
 from onnx_deploy.infer.bench import benchmark
 from onnx_deploy.infer.bench import relative_table
 from onnx_deploy.infer.compare import compare
@@ -119,7 +120,7 @@ def test_benchmark_labels_each_runner(tiny_module, tiny_onnx: Path) -> None:
             ("torch", "cpu", 4),
             ("onnxruntime", "cpu", 4),
         ]
-        assert all(r.iterations == 3 for r in results)
+        assert all(r.count == 3 for r in results)
     assert "providers" in results[1].environment and "torch_threads" in results[0].environment
     table = relative_table(results).splitlines()
     # two runners called "m" on two backends keep the name (results pair by it: PyTorch vs
@@ -127,6 +128,11 @@ def test_benchmark_labels_each_runner(tiny_module, tiny_onnx: Path) -> None:
     assert [r.name for r in results] == ["m", "m"]
     first, second = "m [torch/cpu]", "m [onnxruntime/cpu]"
     assert table[0].startswith(f"Relative to {first} (")
-    ratio = results[0].median_ms / results[1].median_ms
-    assert table[1].split()[-1] == f"{ratio:.2f}x" and second in table[1], table
+    # three interleaved rounds: the paired speed-up with its interval, not a bare ratio
+    paired = paired_speedup(results[0].rounds_ms, results[1].rounds_ms)
+    assert paired.rounds == 3 and paired.low <= paired.estimate <= paired.high
+    assert table[1].endswith(f"{second} vs {first}: {paired.text()}"), table
+    one_round = benchmark([torch_runner, ort_runner], 4, warmup=1, iters=3)
+    ratio = one_round[0].median_ms / one_round[1].median_ms
+    assert relative_table(one_round).splitlines()[1].split()[-1] == f"{ratio:.2f}x"
     assert relative_table(results[:1]) == ""

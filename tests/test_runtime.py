@@ -176,7 +176,7 @@ def test_inference_side_does_not_need_torch(tiny_onnx_session: Path) -> None:
         p = Predictor({str(tiny_onnx_session)!r}, device="cpu")
         assert p(np.zeros((2, 3, 16, 16), np.float32)).shape == (2, 5)
         r = benchmark_onnx(p, batch_size=2, warmup=1, iters=3)
-        assert r.iterations == 3
+        assert r.count == 3
         print("ok")
         """
     )

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from onnx_deploy.cli._common import EXIT_FAIL
 from onnx_deploy.cli._common import EXIT_OK
 from onnx_deploy.cli._common import EXIT_USAGE
+from onnx_deploy.core.errors import first_line
 
 COMMANDS = (
     "doctor",
@@ -89,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if os.environ.get("ONNX_DEPLOY_DEBUG"):
             raise
-        first = (str(e).splitlines() or [""])[0][:300]
+        first = first_line(e)
         print(
             f"onnx-deploy: error: unexpected {type(e).__name__}: {first} "
             "(set ONNX_DEPLOY_DEBUG=1 for the traceback)",

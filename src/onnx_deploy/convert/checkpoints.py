@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from onnx_deploy.core.errors import CheckpointError
+from onnx_deploy.core.errors import first_line
 
 if TYPE_CHECKING:
     import torch
@@ -40,7 +41,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{p} needs unsafe unpickling (it stores Python objects, not just tensors), so it "
             "was not loaded. If you trust its source, re-save only the weights: "
             "torch.save(model.state_dict(), 'weights.pt'), then pass that file. "
-            f"(torch said: {str(e).splitlines()[0]})"
+            f"(torch said: {first_line(e)})"
         ) from e
     except Exception as e:
         raise CheckpointError(
@@ -66,7 +67,7 @@ def apply_checkpoint(model: torch.nn.Module, path: str | os.PathLike[str]) -> to
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(
-            f"{path} does not fit the model: {str(e).splitlines()[0]} ... "
+            f"{path} does not fit the model: {first_line(e)} ... "
             "Check that the checkpoint belongs to this architecture and number of classes."
         ) from e
     return model

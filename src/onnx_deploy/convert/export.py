@@ -41,6 +41,7 @@ from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH
 from onnx_deploy.core.defaults import DEFAULT_OPSET
 from onnx_deploy.core.defaults import MIN_OPSET
 from onnx_deploy.core.errors import ExportError
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.files import PROTOBUF_LIMIT
 from onnx_deploy.core.files import atomic_output
 from onnx_deploy.core.files import file_size
@@ -785,7 +786,7 @@ def _check_exported(path: Path, want_dynamic: bool, signature: Signature | None)
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as e:
         raise ExportError(
-            f"the exported graph fails onnx.checker ({type(e).__name__}: {str(e)[:300]}). "
+            f"the exported graph fails onnx.checker ({type(e).__name__}: {first_line(e)}). "
             "Try another opset or exporter='torchscript', and report it upstream."
         ) from e
     if not want_dynamic:

@@ -25,6 +25,7 @@ from dataclasses import field
 from typing import Any
 
 from onnx_deploy.core.errors import FusionError
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.extras import require
 from onnx_deploy.core.files import atomic_output
 from onnx_deploy.core.files import file_size
@@ -103,7 +104,7 @@ def fuse_transformer(
     try:
         fused, counts = optimize_for_ort(ir.from_proto(parent))
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        first = first_line(e)
         raise FusionError(f"onnxscript's ort_fusions failed on {input_path}: {first}") from e
     proto = ir.to_proto(fused)
     seconds = time.perf_counter() - start

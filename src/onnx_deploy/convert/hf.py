@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from onnx_deploy.core.errors import ModelSpecError
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.extras import require
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import DimRange
@@ -126,7 +127,7 @@ def load_hf_model(
                 config._attn_implementation = attn_implementation
             model = cls(config)
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        first = first_line(e)
         raise ModelSpecError(f"{spec}: transformers could not load {cls.__name__}: {first}") from e
     if hasattr(model.config, "use_cache"):
         model.config.use_cache = use_cache

@@ -42,6 +42,7 @@ from onnx_deploy.core.cpu import int8_profile
 from onnx_deploy.core.cpu import types_label
 from onnx_deploy.core.errors import QuantizationWarning
 from onnx_deploy.core.errors import QuantizeError
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.feeds import as_batches
 from onnx_deploy.core.feeds import concatenate
 from onnx_deploy.core.files import atomic_output
@@ -666,7 +667,7 @@ def preprocess_model(
             if SHAPE_INFERENCE_FAILED not in str(e):
                 raise QuantizeError(
                     f"onnxruntime's quantization pre-processing failed on {input_path}: "
-                    f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                    f"{type(e).__name__}: {first_line(e)}"
                 ) from e
         where = _first_unshaped(work / "sym_shape_infer_temp.onnx")
         try:
@@ -677,7 +678,7 @@ def preprocess_model(
                 f"{input_path} (it stops at {where or 'an unnamed node'}), even with "
                 "auto_merge=True. Try: export with a fixed sequence length (--dim seq=N:N), "
                 "or skip pre-processing (preprocess=False; CLI: --no-preprocess), which "
-                f"quantizes the graph as it is. ({type(e).__name__}: {str(e)[:200]})"
+                f"quantizes the graph as it is. ({type(e).__name__}: {first_line(e)})"
             ) from e
     return (
         f"symbolic shape inference stopped at {where or 'a node'}; pre-processed with "

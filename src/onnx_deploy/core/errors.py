@@ -125,3 +125,17 @@ class SurgeryError(OnnxDeployError, ValueError):
 
 class SignatureError(InputMismatchError):
     """An input or dim declaration that cannot be understood, or does not fit the data."""
+
+
+FIRST_LINE_LIMIT = 300  # characters of an upstream message quoted in one of ours
+
+
+def first_line(error: BaseException | str, limit: int = FIRST_LINE_LIMIT) -> str:
+    """The first non-empty line of an error's message (or of ``error`` itself), cut at
+    ``limit`` characters; an exception with no message gives its class name. The one way
+    an upstream error is quoted inside a message of this package."""
+    text = str(error)
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if not line and isinstance(error, BaseException):
+        line = type(error).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."

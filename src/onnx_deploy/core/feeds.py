@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from onnx_deploy.core.errors import InputMismatchError
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.signature import Signature
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.core.specs import describe_all
@@ -160,7 +161,7 @@ def load_data(path: str | os.PathLike[str]) -> Any:
         except Exception as e:
             raise InputMismatchError(
                 f"{p} cannot be loaded with torch.load(weights_only=True): "
-                f"{str(e).splitlines()[0]}; save tensors only (torch.save(tensor_or_dict))"
+                f"{first_line(e)}; save tensors only (torch.save(tensor_or_dict))"
             ) from e
         if isinstance(obj, Mapping):
             return {str(k): to_numpy(v, str(k)) for k, v in obj.items()}

@@ -34,7 +34,9 @@ from onnx_deploy.core.defaults import INTERLEAVED_ROUNDS
 from onnx_deploy.core.feeds import batch_size_of
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.tables import format_table
-from onnx_deploy.core.timing import latency_stats
+from onnx_deploy.core.timing import LatencyStats
+from onnx_deploy.core.timing import paired_speedup
+from onnx_deploy.core.timing import stats_fields
 from onnx_deploy.infer.runners.base import Runner
 from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
@@ -59,7 +61,12 @@ ROUND_WARMUP = 3
 
 
 @dataclass(frozen=True)
-class BenchmarkResult(Result):
+class BenchmarkResult(LatencyStats, Result):
+    """One runner timed at one batch size: the latency statistics (``LatencyStats``: count,
+    median, p90, p99, mean, std, min) of its timed calls, and what was timed. In an
+    interleaved run, ``rounds_ms`` holds the median of each round by round id, so two
+    results of one run pair round by round (``paired_speedup``)."""
+
     COMPUTED = ("throughput", "contention", "gflops", "percent_of_peak")
 
     name: str
@@ -67,18 +74,12 @@ class BenchmarkResult(Result):
     device: str
     batch_size: int
     warmup: int
-    iterations: int
     first_ms: float
-    median_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    std_ms: float
-    min_ms: float
     environment: dict[str, Any] = field(default_factory=dict, compare=False)
     flops: int | None = None  # counted FLOPs of one call (``onnx_deploy.infer.flops``)
     integer: bool = False  # the products run on integers (a quantized graph)
     peak: float | None = None  # this machine's peak for that arithmetic, GFLOP/s or GOP/s
+    rounds_ms: dict[int, float] = field(default_factory=dict)  # round id -> median ms
 
     @property
     def gflops(self) -> float | None:
@@ -103,7 +104,7 @@ class BenchmarkResult(Result):
     def contention(self) -> str:
         """Why these timings look like a busy machine (empty when they do not): p90 far
         above the median, or a large coefficient of variation."""
-        if self.iterations < MIN_ITERS_FOR_SPREAD or self.median_ms <= 0:
+        if self.count < MIN_ITERS_FOR_SPREAD or self.median_ms <= 0:
             return ""
         tail = self.p90_ms / self.median_ms
         cv = self.std_ms / self.mean_ms if self.mean_ms > 0 else 0.0
@@ -122,7 +123,7 @@ class BenchmarkResult(Result):
             f"bench     {label} batch {self.batch_size}: "
             f"median {self.median_ms:.2f} ms  p90 {self.p90_ms:.2f}  p99 {self.p99_ms:.2f}  "
             f"mean {self.mean_ms:.2f}±{self.std_ms:.2f}  first {self.first_ms:.1f} ms  "
-            f"{self.throughput:.0f} samples/s  ({self.warmup} warm-up, {self.iterations} timed"
+            f"{self.throughput:.0f} samples/s  ({self.warmup} warm-up, {self.count} timed"
             f"{self._threads()})"
         )
         if self.gflops is not None:
@@ -228,12 +229,13 @@ def summarize(
     first_ms: float,
     times_ms: Sequence[float],
     environment: dict[str, Any] | None = None,
+    rounds_ms: Mapping[int, float] | None = None,
 ) -> BenchmarkResult:
-    stats = dataclasses.asdict(latency_stats(times_ms))
     return BenchmarkResult(
-        name=name, backend=backend, device=device, batch_size=batch_size, warmup=warmup,
-        iterations=stats.pop("count"), first_ms=first_ms, **stats,
+        **stats_fields(times_ms), name=name, backend=backend, device=device,  # type: ignore[arg-type]
+        batch_size=batch_size, warmup=warmup, first_ms=first_ms,
         environment=environment if environment is not None else collect_environment(),
+        rounds_ms=dict(rounds_ms or {}),
     )  # fmt: skip
 
 
@@ -265,6 +267,7 @@ def benchmark(
     warmup: int = BENCH_WARMUP,
     iters: int = BENCH_ITERS,
     rounds: int = 1,
+    first_round: int = 0,
 ) -> list[BenchmarkResult]:
     """Time any runners on the same-sized inputs; one result per runner.
 
@@ -274,7 +277,10 @@ def benchmark(
     warm-up, the runners take turns, ``iters`` calls each spread over the rounds, so a slow
     spell of a shared machine is spread over all of them; each turn starts with up to
     ``ROUND_WARMUP`` untimed calls, so the previous runner's spinning threads are not
-    timed. A mapping names the results.
+    timed. A mapping names the results. Each result's ``rounds_ms`` holds the median of
+    each round, numbered from ``first_round`` (a caller adding rounds later continues the
+    numbering, so results of several calls still pair round by round); a run in turn is
+    one round.
     Each timed call is what the runner's ``timed_call`` prepared: inputs checked and
     placed once, device work synchronised after each call.
     """
@@ -296,17 +302,21 @@ def benchmark(
             ]
             first = [t[0] for t in timed]
             times = [list(t[1]) for t in timed]
+            by_round = [{first_round: float(np.median(t))} for t in times]
         else:
             first = [
                 time_callable(call, warmup, 1, runner.synchronize)[0]
                 for call, (_, runner) in zip(calls, named, strict=True)
             ]
             times = [[] for _ in named]
+            by_round = [{} for _ in named]
             per_round = [iters // rounds + (i < iters % rounds) for i in range(rounds)]
             turn_warmup = min(ROUND_WARMUP, max(warmup, 1))
-            for n in filter(None, per_round):  # all ``iters`` calls, spread over the rounds
+            for r, n in enumerate(filter(None, per_round)):  # ``iters`` calls over the rounds
                 for i, (_, runner) in enumerate(named):
-                    times[i] += time_callable(calls[i], turn_warmup, n, runner.synchronize)[1]
+                    got = time_callable(calls[i], turn_warmup, n, runner.synchronize)[1]
+                    times[i] += got
+                    by_round[i][first_round + r] = float(np.median(got))
         env = collect_environment()
         results = []
         for i, (label, runner) in enumerate(named):
@@ -320,6 +330,7 @@ def benchmark(
                     first[i],
                     times[i],
                     env | runner.environment(),
+                    by_round[i],
                 )
             )
         return results
@@ -417,7 +428,9 @@ def comparison_table(results: Iterable[BenchmarkResult], baseline: str = "torch"
 
 def relative_table(results: Iterable[BenchmarkResult]) -> str:
     """Each runner's median latency relative to the first runner, per batch size
-    (>1 = faster than the first); empty when fewer than two runners were timed."""
+    (>1 = faster than the first); empty when fewer than two runners were timed. Runners
+    timed interleaved in at least ``MIN_ROUNDS_FOR_INTERVAL`` common rounds get the paired
+    speed-up with its 95% interval instead (``paired_speedup``): the spread of this run."""
     results = list(results)
     runners = {(r.name, r.backend, r.device) for r in results}
     unique = len({name for name, _, _ in runners}) == len(runners)
@@ -431,8 +444,13 @@ def relative_table(results: Iterable[BenchmarkResult]) -> str:
         at_b = {label: r for label, r in timed if r.batch_size == b}
         for name, r in at_b.items():
             if name != first and first in at_b:
-                ratio = at_b[first].median_ms / r.median_ms
-                lines.append(f"  batch {b:<4} {name} vs {first}: {ratio:.2f}x")
+                paired = paired_speedup(at_b[first].rounds_ms, r.rounds_ms)
+                text = (
+                    paired.text()
+                    if paired.decided
+                    else f"{at_b[first].median_ms / r.median_ms:.2f}x"
+                )
+                lines.append(f"  batch {b:<4} {name} vs {first}: {text}")
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES
 from onnx_deploy.core.errors import OnnxDeployError
 from onnx_deploy.core.errors import ValidationError
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.feeds import Feeds
 from onnx_deploy.core.feeds import as_batches
 from onnx_deploy.core.feeds import batch_size_of
@@ -528,7 +529,7 @@ def _run(runner: Runner, feeds: Feeds) -> dict[str, np.ndarray]:
         raise
     except Exception as e:
         shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        first = first_line(e)
         raise ValidationError(
             f"{runner.name} failed on inputs {shapes}: {type(e).__name__}: {first}. If a "
             "dynamic dim cannot take that size, declare its range (CLI: --dim NAME=MIN:MAX; "

@@ -25,6 +25,7 @@ import numpy as np
 
 from onnx_deploy.core.errors import GenerationError
 from onnx_deploy.core.errors import InputMismatchError
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.results import Result
 
 PAST_PREFIX = "past_key_values."
@@ -223,7 +224,7 @@ def load_tokenizer(folder: str | os.PathLike[str]) -> Any:
     try:
         return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        first = first_line(e)
         raise GenerationError(
             f"{folder} holds no tokenizer that loads offline ({first}); save one there with "
             "tokenizer.save_pretrained(folder), or pass --prompt-ids"

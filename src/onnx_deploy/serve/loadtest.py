@@ -27,6 +27,7 @@ import numpy as np
 from onnx_deploy.core.defaults import DEFAULT_DIM_SIZE
 from onnx_deploy.core.errors import LoadTestError
 from onnx_deploy.core.errors import MissingExtraError
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import Signature
 from onnx_deploy.core.specs import TensorSpec
@@ -34,7 +35,8 @@ from onnx_deploy.core.specs import from_numpy
 from onnx_deploy.core.specs import from_triton
 from onnx_deploy.core.specs import to_triton
 from onnx_deploy.core.tables import format_table
-from onnx_deploy.core.timing import latency_stats
+from onnx_deploy.core.timing import LatencyStats
+from onnx_deploy.core.timing import stats_fields
 
 CONCURRENCY = (1, 4, 16, 32)
 
@@ -93,7 +95,7 @@ def model_info(url: str, model: str | None = None) -> ServedModel:
                 models = [m["name"] for m in client.get_model_repository_index()]
             except Exception as e:  # PyTriton restricts the repository API
                 raise LoadTestError(
-                    f"{url} does not list its models ({str(e).splitlines()[0][:80]}): name "
+                    f"{url} does not list its models ({first_line(e)}): name "
                     "the model with --model (onnx-deploy serve prints it)"
                 ) from e
             if len(models) != 1:
@@ -104,7 +106,7 @@ def model_info(url: str, model: str | None = None) -> ServedModel:
     except LoadTestError:
         raise
     except Exception as e:
-        raise LoadTestError(f"cannot reach {url}: {str(e).splitlines()[0][:200]}") from e
+        raise LoadTestError(f"cannot reach {url}: {first_line(e)}") from e
     finally:
         client.close()  # an open keep-alive connection delays the server's shutdown
     mbs = int(config.get("max_batch_size", 0))
@@ -147,17 +149,15 @@ def scrape(metrics_url: str, model: str) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class Level(Result):
-    """One concurrency level: ``requests`` sent, ``errors`` among them."""
+class Level(LatencyStats, Result):
+    """One concurrency level: ``requests`` sent, ``errors`` among them, and the latency
+    statistics (``LatencyStats``) of the requests that succeeded."""
 
     concurrency: int
     requests: int
     errors: int
     seconds: float
     throughput: float  # samples per second
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
     mean_batch: float | None  # inferences per execution, from Triton's metrics
     error_messages: tuple[str, ...] = ()
 
@@ -166,7 +166,7 @@ class Level(Result):
         batch = "-" if self.mean_batch is None else f"{self.mean_batch:.1f}"
         return (
             str(self.concurrency), str(self.requests), str(self.errors), f"{self.throughput:.1f}",
-            f"{self.p50_ms:.2f}", f"{self.p90_ms:.2f}", f"{self.p99_ms:.2f}", batch,
+            f"{self.median_ms:.2f}", f"{self.p90_ms:.2f}", f"{self.p99_ms:.2f}", batch,
         )  # fmt: skip
 
 
@@ -276,7 +276,7 @@ def run_level(
                     latencies.append(dt)
             except Exception as e:
                 with lock:
-                    errors.append(str(e).splitlines()[0][:200])
+                    errors.append(first_line(e))
         if hasattr(client, "close"):
             client.close()
 
@@ -294,11 +294,11 @@ def run_level(
         execs = after["executions"] - before["executions"]
         if execs > 0:
             mean_batch = (after["inferences"] - before["inferences"]) / execs
-    st = latency_stats(latencies)
     return Level(
-        concurrency, len(latencies) + len(errors), len(errors), seconds,
-        batch_size * len(latencies) / seconds if seconds > 0 else 0.0,
-        st.median_ms, st.p90_ms, st.p99_ms, mean_batch, tuple(dict.fromkeys(errors))[:3],
+        **stats_fields(latencies), concurrency=concurrency,  # type: ignore[arg-type]
+        requests=len(latencies) + len(errors), errors=len(errors), seconds=seconds,
+        throughput=batch_size * len(latencies) / seconds if seconds > 0 else 0.0,
+        mean_batch=mean_batch, error_messages=tuple(dict.fromkeys(errors))[:3],
     )  # fmt: skip
 
 
@@ -345,7 +345,7 @@ def bad_requests(info: ServedModel, http_url: str) -> list[BadRequest]:
                 send()
                 rejected, message = False, "accepted"
             except Exception as e:
-                rejected, message = True, str(e).splitlines()[0]
+                rejected, message = True, first_line(e)
             out.append(BadRequest(case, rejected, message, good_ok()))
     finally:
         client.close()

@@ -24,6 +24,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.tables import format_table
 
@@ -70,7 +71,7 @@ def key_figures(nb: Any) -> dict[str, Any]:
 def _failure(exc: Exception) -> str:
     cell = getattr(exc, "exec_count", None) or getattr(exc, "cell_index", None)
     ename = getattr(exc, "ename", type(exc).__name__)
-    evalue = str(getattr(exc, "evalue", exc)).splitlines()[0][:200] if str(exc) else ""
+    evalue = first_line(str(getattr(exc, "evalue", exc)), 200) if str(exc) else ""
     where = f"cell {cell}: " if cell is not None else ""
     return f"{where}{ename}: {evalue}"
 

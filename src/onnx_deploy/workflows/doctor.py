@@ -10,6 +10,7 @@ from typing import Any
 
 from onnx_deploy.core.cpu import cpu_info
 from onnx_deploy.core.cpu import int8_profile
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.extras import install_hint
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.tables import format_table
@@ -101,7 +102,7 @@ def _tensorrt() -> Check:
         return Check(
             "tensorrt",
             "missing",
-            f"does not import ({type(e).__name__}: {str(e)[:80]}). Optional: on an NVIDIA GPU "
+            f"does not import ({type(e).__name__}: {first_line(e, 80)}). Optional: on an NVIDIA GPU "
             "host with CUDA 13, pip install tensorrt-cu13 (its wheels fetch TensorRT's "
             "libraries from NVIDIA's index); not needed for CPU work.",
         )

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from onnx_deploy.core.errors import OptimizeError
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.files import atomic_output
 from onnx_deploy.core.files import check_output_path
 from onnx_deploy.core.files import file_size
@@ -270,7 +271,7 @@ def _build(
             warnings.simplefilter("ignore")
             result = make()
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
+        first = first_line(e)
         return Variant(name, precision, "onnxruntime", status="failed", reason=first)
     path = str(getattr(result, "output_path", result))
     return Variant(
@@ -393,7 +394,7 @@ def openvino_variants(built: Sequence[Variant], target: str, log: Log = _quiet) 
                 with OpenVinoRunner(v.path, hint, name=name) as runner:
                     ran = runner.runtime_precisions()
             except Exception as e:
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
+                first = first_line(e)
                 out.append(Variant(name, precision, "openvino", status="failed", reason=first))
                 continue
             kinds = ", ".join(f"{n} {k}" for k, n in ran.items() if k != "dynamic")
@@ -485,7 +486,7 @@ def tensorrt_variants(
         try:
             result = build_engine(v.path, plan, dims=dims, force=True, trt=trt, gpu=gpu, log=log)
         except Exception as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
+            first = first_line(e)
             out.append(Variant(name, v.precision, "tensorrt", status="failed", reason=first))
             continue
         out.append(

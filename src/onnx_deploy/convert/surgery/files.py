@@ -48,6 +48,7 @@ from onnx_deploy.convert.surgery.graph import set_dims
 from onnx_deploy.convert.surgery.processing import add_postprocessing
 from onnx_deploy.convert.surgery.processing import add_preprocessing
 from onnx_deploy.core.errors import OnnxDeployError
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.files import atomic_output
 from onnx_deploy.core.files import file_size
 from onnx_deploy.core.files import human_size
@@ -114,7 +115,7 @@ def _full_check(model: onnx.ModelProto, what: str) -> None:
             return  # the checker takes a path for these; onnxruntime loads it below
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as e:
-        first = (str(e).strip().splitlines() or ["invalid"])[0][:300]
+        first = first_line(e)
         raise SurgeryError(f"the {what} fails onnx.checker: {first}") from e
 
 
@@ -133,7 +134,7 @@ def _checked_edit(
     except OnnxDeployError:
         raise
     except Exception as e:  # onnxruntime refusing the edited graph, onnx's own errors
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        first = first_line(e)
         raise SurgeryError(f"'{edit}' failed: {type(e).__name__}: {first}") from e
     _full_check(after, f"model after '{edit}'")
     if check is not None and not check.ok:
@@ -211,7 +212,7 @@ def _edit_dim(m: onnx.ModelProto, dims: Sequence[str] | Mapping[str, int | str])
         raise
     except Exception as e:
         raise SurgeryError(
-            f"the edited model does not run at the sizes asked for: {str(e).splitlines()[0][:300]}"
+            f"the edited model does not run at the sizes asked for: {first_line(e)}"
         ) from e
     notes = []
     new_symbols = [v for _, _, v in items if isinstance(v, str)]
@@ -231,7 +232,7 @@ def _probe_symbolic(model: onnx.ModelProto, symbols: Sequence[str]) -> str:
             try:
                 run_session(session, feeds)
             except Exception as e:
-                first = (str(e).strip().splitlines() or [""])[0][:240]
+                first = first_line(e)
                 raise SurgeryError(
                     f"the graph does not run with {', '.join(symbols)} = {size}: a size is "
                     f"baked into it ({first}). Re-export with that dim dynamic "

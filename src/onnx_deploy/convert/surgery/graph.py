@@ -17,6 +17,7 @@ from onnx import helper
 
 from onnx_deploy.core.errors import ModelFileError
 from onnx_deploy.core.errors import SurgeryError
+from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.core.specs import describe_all
 from onnx_deploy.infer.modelinfo import default_opset
@@ -331,7 +332,7 @@ def convert_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     try:
         converted = onnx.version_converter.convert_version(model, opset)
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = first_line(e)
         first = first.split("failed: ")[-1][:300]  # drop the C++ file and line
         raise SurgeryError(
             f"onnx's version converter cannot take this model from opset {current} to "
