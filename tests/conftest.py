@@ -44,7 +44,7 @@ def tiny_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_module(tiny_source: Path):
-    from onnx_deploy.teach.zoo import load_model
+    from onnx_deploy.sources import load_model
 
     return load_model(f"{tiny_source}:tiny")
 

@@ -145,7 +145,7 @@ def test_pipeline_writes_a_summary_and_never_overwrites_it(
     ]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["validation"]["ok"] is True
-    timed = [(r["backend"], r["batch_size"], r["iterations"]) for r in summary["bench"]]
+    timed = [(r["backend"], r["batch_size"], r["count"]) for r in summary["bench"]]
     assert timed == [("torch", 1, 2), ("onnxruntime", 1, 2), ("torch", 2, 2), ("onnxruntime", 2, 2)]
     before = (tmp_path / "summary.json").read_bytes()
     code, _, err = run(capsys, *args)

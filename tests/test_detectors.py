@@ -100,19 +100,20 @@ def test_the_served_graph_validates_against_pytorch(shapes_files, tmp_path, caps
 def test_optimize_reports_map_for_each_precision(shapes_files, tmp_path) -> None:
     pytest.importorskip("pycocotools")
     from onnx_deploy.teach.shapes import make_shapes
+    from onnx_deploy.workflows.optimize import OptimizeConfig
     from onnx_deploy.workflows.optimize import optimize
 
     test, cal = make_shapes(48, 1), make_shapes(32, 2)
-    card = optimize(
-        shapes_files["final"], tmp_path / "opt", calibration={"pixels": cal.images},
-        validation={"pixels": test.images}, labels=list(test.targets), plots=False,
-        iters=3, rounds=1, batch_sizes=(1,),
+    config = OptimizeConfig(
+        calibration={"pixels": cal.images}, validation={"pixels": test.images},
+        labels=list(test.targets), plots=False, iters=3, rounds=3, budget_s=0, batch_sizes=(1,),
     )  # fmt: skip
-    fp32, fp16, int8 = (card.variant(n) for n in ("FP32", "FP16", "INT8 static"))
+    card = optimize(shapes_files["final"], tmp_path / "opt", config)
+    fp32, fp16, int8 = (card.candidate(n) for n in ("FP32", "FP16", "INT8 static"))
     for v in (fp32, fp16, int8):
         assert v.status == "ok" and 0.5 < v.accuracy <= 1.0, (v.name, v.reason, v.accuracy)
     assert fp16.accuracy == pytest.approx(fp32.accuracy, abs=0.02)
-    assert "mAP@0.5" in card.data and card.chosen in {v.name for v in card.variants}
+    assert "mAP@0.5" in card.data and card.chosen in {c.name for c in card.candidates}
 
 
 def test_ssdlite_through_the_cli(tmp_path, capsys) -> None:
@@ -144,7 +145,7 @@ def test_ssdlite_head_and_nms_equal_torchvisions_own_detections() -> None:
 
     from onnx_deploy.convert.detectors import AnchorDetector
     from onnx_deploy.infer.detections import Detections
-    from onnx_deploy.teach.zoo import recalibrate_batchnorm
+    from onnx_deploy.sources.torchvision import recalibrate_batchnorm
 
     torch.manual_seed(0)
     full = torchvision.models.detection.ssdlite320_mobilenet_v3_large(
@@ -192,11 +193,11 @@ def test_the_page_draws_pythons_boxes(shapes_files, tmp_path) -> None:
 
 
 def test_fp16_detections_match_fp32_by_iou(shapes_files, tmp_path) -> None:
-    from onnx_deploy.convert.quantize import quantize_model
+    from onnx_deploy.passes import run_pass
     from onnx_deploy.teach.shapes import make_shapes
 
     fp16 = tmp_path / "fp16.onnx"
-    quantize_model(shapes_files["final"], fp16, "fp16")
+    run_pass("fp16", shapes_files["final"], fp16)  # validated by IoU before it is written
     images = make_shapes(8, 4).images
     ref = split_detections(_session_outputs(shapes_files["final"], {"pixels": images}))
     got = split_detections(_session_outputs(fp16, {"pixels": images}))

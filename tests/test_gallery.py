@@ -25,7 +25,7 @@ TEXT_DIMS = ["--dim", "batch=1:64", "--dim", "seq=1:512"]
 
 
 def gallery(name: str) -> torch.nn.Module:
-    from onnx_deploy.teach.zoo import load_model
+    from onnx_deploy.sources import load_model
 
     return load_model(f"{GALLERY}:{name}")
 

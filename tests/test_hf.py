@@ -207,26 +207,26 @@ def test_optimize_a_saved_folder_with_real_npz_data(hf_models, tmp_path, capsys)
     code, out, err = run_cli(
         capsys, "optimize", hf_models["distil"], "--data", tmp_path / "data.npz",
         "--labels", tmp_path / "labels.npy", "--out-dir", tmp_path / "card",
-        "--iters", "5", "--rounds", "2", "--threads", "1", "--no-plots", "--json",
+        "--iters", "6", "--rounds", "3", "--budget", "0", "--threads", "1", "--no-plots", "--json",
     )  # fmt: skip
     assert code == 0, err
     card = json.loads(out)
-    rows = {v["name"]: v for v in card["variants"]}
-    for name in ("FP32 fused", "INT8 dynamic", "INT8 dynamic fused", "INT8 static"):
+    rows = {c["name"]: c for c in card["candidates"]}
+    for name in ("FP32 fused", "INT8 dynamic", "INT8 dynamic fused", "INT8 static fused"):
         assert rows[name]["status"] == "ok", rows[name]
         assert rows[name]["accuracy"] is not None
     assert card["environment"]["threads"] == 1
     report = (tmp_path / "card" / "report.md").read_text()
     assert "? cores" not in report and "intra-op threads: 1" in report
     # a second run never reports the first run's files: they are removed first
-    (tmp_path / "card" / "variants" / "model.fused.onnx").write_bytes(b"stale")
+    (tmp_path / "card" / "variants" / "model.slim.fused.onnx").write_bytes(b"stale")
     code, out, err = run_cli(
         capsys, "optimize", tmp_path / "card" / "variants" / "model.fp32.onnx",
-        "--out-dir", tmp_path / "card", "--iters", "3", "--rounds", "1", "--no-plots",
+        "--out-dir", tmp_path / "card", "--iters", "3", "--rounds", "1", "--budget", "0", "--no-plots",
         "--force", "--json",
     )  # fmt: skip
     assert code == 0, err
-    assert (tmp_path / "card" / "variants" / "model.fused.onnx").read_bytes() != b"stale"
+    assert (tmp_path / "card" / "variants" / "model.slim.fused.onnx").read_bytes() != b"stale"
 
 
 def test_two_class_cosine_survives_one_borderline_flip():
@@ -354,11 +354,11 @@ def test_trained_text_classifier_keeps_its_accuracy_through_the_card(tmp_path, c
     code, out, err = run_cli(
         capsys, "optimize", f"hf:{folder}", "--data", tmp_path / "test.npz",
         "--labels", tmp_path / "labels.npy", "--calibration", tmp_path / "calibration.npz",
-        "--out-dir", tmp_path / "card", "--iters", "5", "--rounds", "2", "--no-plots",
+        "--out-dir", tmp_path / "card", "--iters", "6", "--rounds", "3", "--budget", "0", "--no-plots",
         "--json",
     )  # fmt: skip
     assert code == 0, err
-    rows = {v["name"]: v for v in json.loads(out)["variants"]}
+    rows = {c["name"]: c for c in json.loads(out)["candidates"]}
     fp32 = rows["FP32"]["accuracy"]
     assert fp32 >= 0.9, fp32
     for name in ("FP32 fused", "INT8 dynamic", "INT8 dynamic fused", "INT8 static"):

@@ -13,11 +13,8 @@ from onnx_deploy.cli import main
 from onnx_deploy.core.errors import MissingExtraError
 from onnx_deploy.core.errors import ModelFileError
 from onnx_deploy.core.extras import available
-from onnx_deploy.infer.runtimes import check_runtimes
-from onnx_deploy.infer.runtimes import parse_runtimes
-from onnx_deploy.workflows.optimize import Timing
-from onnx_deploy.workflows.optimize import Variant
-from onnx_deploy.workflows.optimize import choose
+from onnx_deploy.runtimes import check_runtimes
+from onnx_deploy.runtimes import parse_runtimes
 
 needs_openvino = pytest.mark.skipif(
     not available("openvino"),
@@ -34,7 +31,7 @@ def test_runtime_names_are_checked() -> None:
 
 def test_without_openvino_the_message_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now fails
-    monkeypatch.setattr("onnx_deploy.infer.runtimes.available", lambda m: False)
+    monkeypatch.setattr("onnx_deploy.runtimes.available", lambda m: m != "openvino")
     with pytest.raises(MissingExtraError, match=r"onnx-deploy\[openvino\]"):
         check_runtimes(("onnxruntime", "openvino"))
     check_runtimes(("onnxruntime",))  # nothing asked of OpenVINO: fine
@@ -47,7 +44,7 @@ def test_without_openvino_the_message_says_how_to_get_it(monkeypatch: pytest.Mon
 def test_cli_bench_without_openvino_is_a_clear_error(
     tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("onnx_deploy.infer.runtimes.available", lambda m: False)
+    monkeypatch.setattr("onnx_deploy.runtimes.available", lambda m: m != "openvino")
     assert main(["bench", str(tiny_onnx), "--runtimes", "onnxruntime,openvino"]) == 1
     err = capsys.readouterr().err
     assert "needs OpenVINO" in err and "Traceback" not in err
@@ -56,23 +53,33 @@ def test_cli_bench_without_openvino_is_a_clear_error(
     assert usage.value.code == 2 and "unknown runtime" in capsys.readouterr().err
 
 
-def _v(name: str, precision: str, backend: str, ms: dict[int, float]) -> Variant:
-    timings = tuple(Timing(b, m, m * 1.1, m * 1.2, 1000 * b / m) for b, m in ms.items())
-    return Variant(name, precision, backend, path="m.onnx", passed=True, timings=timings)
+def _c(name: str, precision: str, runtime: str, rounds: list[float], base: list[float]):
+    from onnx_deploy.core.timing import paired_speedup
+    from onnx_deploy.infer.bench import summarize
+    from onnx_deploy.workflows.optimize import Candidate
+
+    t = summarize(name, runtime, "cpu", 1, 1, 0.0, rounds, {}, dict(enumerate(rounds)))
+    return Candidate(name, (), runtime, precision, "m.onnx", passed=True, timings=(t,),
+                     speedup=paired_speedup(dict(enumerate(base)), t.rounds_ms))  # fmt: skip
 
 
 def test_the_card_chooses_openvino_where_it_is_faster() -> None:
-    variants = [
-        _v("FP32", "fp32", "onnxruntime", {1: 10.0, 8: 80.0}),
-        _v("INT8 static", "int8", "onnxruntime", {1: 7.0, 8: 27.0}),
-        _v("OpenVINO FP32", "fp32", "openvino", {1: 9.5, 8: 78.0}),  # level: not worth it
-        _v("OpenVINO BF16", "bf16", "openvino", {1: 2.4, 8: 13.0}),
+    from onnx_deploy.workflows.optimize import Goal
+    from onnx_deploy.workflows.optimize import OptimizeConfig
+    from onnx_deploy.workflows.optimize.choose import choose
+
+    base = [10.0, 10.3, 9.9, 10.1, 10.2]
+    cands = [
+        _c("FP32", "fp32", "onnxruntime", base, base),
+        _c("INT8 static", "int8", "onnxruntime", [x / 1.4 for x in base], base),
+        _c("OpenVINO FP32 slim", "fp32", "openvino", [x / 1.03 for x in base], base),
+        _c("OpenVINO BF16", "bf16", "openvino-bf16", [x / 4.1 for x in base], base),
     ]
-    chosen, out = choose(variants, (1, 8), 1.2)
-    assert chosen == "OpenVINO BF16"
-    verdicts = {v.name: v.verdict for v in out}
-    assert verdicts["OpenVINO FP32"].endswith("that pays for another runtime")
-    assert verdicts["INT8 static"] == "passes, slower than OpenVINO BF16"
+    out, decision = choose(cands, OptimizeConfig(goal=Goal(), batch_sizes=(1,)))
+    assert decision.chosen == "OpenVINO BF16"
+    verdicts = {c.name: c.verdict for c in out}
+    assert verdicts["INT8 static"].startswith("slower than OpenVINO BF16 at batch 1")
+    assert verdicts["OpenVINO FP32 slim"].startswith("slower than OpenVINO BF16 at batch 1")
 
 
 @needs_openvino
@@ -141,29 +148,32 @@ def test_compare_and_bench_take_the_openvino_runner(
 @needs_openvino
 def test_a_report_card_with_openvino(tiny_onnx: Path, tmp_path: Path) -> None:
     from onnx_deploy.infer.runners.openvino import cpu_capabilities
+    from onnx_deploy.workflows.optimize import Goal
+    from onnx_deploy.workflows.optimize import OptimizeConfig
     from onnx_deploy.workflows.optimize import optimize
 
-    card = optimize(
-        tiny_onnx, tmp_path / "card", runtimes=("onnxruntime", "openvino"), batch_sizes=(2,),
-        warmup=1, iters=3, rounds=1, plots=False, min_agreement=None,
+    config = OptimizeConfig(
+        goal=Goal(min_agreement=0.0), runtimes=("onnxruntime", "openvino", "openvino-bf16"),
+        batch_sizes=(2,), warmup=1, iters=3, rounds=3, budget_s=0, plots=False,
     )  # fmt: skip
-    by_name = {v.name: v for v in card.variants}
-    ov = by_name["OpenVINO FP32"]
-    assert ov.backend == "openvino" and ov.status == "ok" and ov.passed, ov
+    card = optimize(tiny_onnx, tmp_path / "card", config)
+    by_name = {c.name: c for c in card.candidates}
+    ov = by_name["OpenVINO FP32 slim"]
+    assert ov.runtime == "openvino" and ov.status == "ok" and ov.passed, ov
     assert "INFERENCE_PRECISION_HINT f32" in ov.details
     assert by_name["OpenVINO INT8 static"].status == "ok"
-    bf16 = by_name["OpenVINO BF16"]
+    bf16 = by_name["OpenVINO BF16 (FP32 slim)"]
     if "BF16" in cpu_capabilities():
         assert bf16.status == "ok" and bf16.precision == "bf16" and bf16.timings
     else:
-        assert bf16.status == "skipped" and "bf16" in bf16.reason
+        assert bf16.status == "skipped" and "BF16" in bf16.reason
     assert card.chosen in by_name and "OpenVINO" in card.summary()
 
 
 @needs_openvino
 def test_bench_on_openvino_alone(tiny_source: Path, tiny_onnx: Path, tmp_path: Path) -> None:
     # a spec: PyTorch eager beside OpenVINO on the file it was exported to, no ONNX Runtime
-    from onnx_deploy.teach.zoo import ModelSource
+    from onnx_deploy.sources import ModelSource
     from onnx_deploy.workflows.pipeline import benchmark_targets
 
     spec = ModelSource(f"{tiny_source}:tiny", input_shape=(3, 16, 16))

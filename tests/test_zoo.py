@@ -8,8 +8,8 @@ import torch
 from onnx_deploy.convert.checkpoints import load_checkpoint
 from onnx_deploy.core.errors import CheckpointError
 from onnx_deploy.core.errors import ModelSpecError
-from onnx_deploy.teach.zoo import load_model
-from onnx_deploy.teach.zoo import recalibrate_batchnorm
+from onnx_deploy.sources import load_model
+from onnx_deploy.sources.torchvision import recalibrate_batchnorm
 
 
 class Payload:
@@ -89,9 +89,10 @@ def test_recalibrated_batchnorm_gives_realistic_scale() -> None:
 
 
 def test_project_models_and_their_shapes() -> None:
-    from onnx_deploy.teach.zoo import load_model_and_shape
+    from onnx_deploy.sources import ModelSource
 
-    model, shape, note = load_model_and_shape("project:shapes_detector")
+    loaded = ModelSource("project:shapes_detector").load()
+    model, shape, note = loaded.model, loaded.sample_shape, loaded.note
     assert type(model).__name__ == "OneStageDetector" and not model.training
     assert shape == (3, 160, 160) and note == ""  # trained weights: no random-weights note
     with pytest.raises(ModelSpecError, match="no project model 'yolo'"):

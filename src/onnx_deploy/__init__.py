@@ -100,7 +100,6 @@ _PUBLIC: dict[str, str] = {
     "quantize_dynamic_model": "convert.quantize",
     "quantize_for_tensorrt": "convert.quantize",
     "convert_fp16": "convert.quantize",
-    "quantize_model": "convert.quantize",
     "fuse_transformer": "convert.fusion",
     "build_engine": "convert.tensorrt",
     "trtexec_command": "convert.tensorrt",
@@ -132,10 +131,15 @@ _PUBLIC: dict[str, str] = {
     "check_targets": "targets.parity",
     "plot_latency": "present.plots",
     "plot_op_histogram": "present.plots",
+    # passes and runtimes, by name
+    "run_pass": "passes",
+    "passes": "passes",
+    "runtimes": "runtimes",
+    # where models come from
+    "load_model": "sources",
+    "teaching_model": "sources.torchvision",
+    "ModelSource": "sources",
     # models for teaching
-    "load_model": "teach.zoo",
-    "teaching_model": "teach.zoo",
-    "ModelSource": "teach.zoo",
     "load_digits_model": "teach.digits",
     "load_digits_split": "teach.digits",
     "load_shapes_detector": "teach.shapes",
@@ -145,6 +149,8 @@ _PUBLIC: dict[str, str] = {
     "validate_model": "workflows.validate",
     "optimize": "workflows.optimize",
     "report_card": "workflows.optimize",
+    "OptimizeConfig": "workflows.optimize",
+    "Goal": "workflows.optimize",
     "run_doctor": "workflows.doctor",
 }
 

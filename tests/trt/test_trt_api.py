@@ -345,34 +345,42 @@ def test_cli_run_bench_compare_on_the_fake(
 def test_report_card_builds_an_engine_from_each_graph(
     real_api_11: dict[str, Any], tmp_path: Path
 ) -> None:
-    """optimize's TensorRT variants: one engine per FP32/FP16/QDQ graph, the precision
-    coming from the graph (TensorRT 11), each parsed from its own file."""
+    """The TensorRT engine pass: one engine per FP32/FP16/QDQ graph, the precision coming
+    from the graph (TensorRT 11), each parsed from its own file; the chains that end in it
+    come from the pass registry."""
     from onnx_deploy.convert.export import export_model
     from onnx_deploy.convert.quantize import convert_fp16
-    from onnx_deploy.convert.quantize import quantize_static_model
-    from onnx_deploy.workflows.optimize import Variant
-    from onnx_deploy.workflows.optimize import tensorrt_variants
+    from onnx_deploy.convert.quantize import quantize_for_tensorrt
+    from onnx_deploy.passes import Artifact
+    from onnx_deploy.passes import Context
+    from onnx_deploy.passes import chain_title
+    from onnx_deploy.passes import chains
+    from onnx_deploy.passes import get_pass
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
     fp32 = str(export_model(model, torch.randn(2, 3, 8, 8), tmp_path / "m.onnx").path)
     fp16 = convert_fp16(fp32, tmp_path / "m.fp16.onnx", validate=False).output_path
     calib = np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)
-    int8 = quantize_static_model(fp32, tmp_path / "m.int8.onnx", calib, validate=False).output_path
-    built = [
-        Variant("FP32", "fp32", "onnxruntime", path=fp32),
-        Variant("FP16", "fp16", "onnxruntime", path=str(fp16)),
-        Variant("INT8 static", "int8", "onnxruntime", path=str(int8)),
-        Variant("INT8 dynamic", "int8", "onnxruntime", status="skipped", reason="not MatMul-heavy"),
-    ]
+    int8 = quantize_for_tensorrt(fp32, tmp_path / "m.int8.onnx", calib, validate=False).output_path
+    engine = get_pass("tensorrt-engine")
     fake = FakeTensorRT(real_api_11)
-    out = tensorrt_variants(built, tmp_path, "cuda", (1, 8), trt=fake, gpu=("Fake GPU", "9.0"))
-    assert [v.name for v in out] == ["TensorRT FP32", "TensorRT FP16", "TensorRT INT8 static"]
-    assert all(v.status == "ok" and str(v.path).endswith(".plan") for v in out)
-    assert [v.precision for v in out] == ["fp32", "fp16", "int8"]
+    ctx = Context(
+        target="cuda", batch_sizes=(1, 8), hooks={"tensorrt": fake, "gpu": ("Fake GPU", "9.0")}
+    )
+    assert engine.missing(ctx) == ""  # the GPU and TensorRT the hooks stand in for
+    assert "--target cuda" in engine.missing(Context())
+    made = [
+        engine.run(Artifact(str(src), precision), tmp_path / f"{Path(src).stem}.plan", ctx, None)
+        for src, precision in ((fp32, "fp32"), (fp16, "fp16"), (int8, "int8"))
+    ]
+    assert all(a.path.endswith(".plan") and a.runtimes == ("tensorrt",) for a in made)
+    assert [a.precision for a in made] == ["fp32", "fp16", "int8"]
     parsed = [a[0] for _, m, a, _ in fake.calls if m == "parse_from_file"]
     assert parsed == [fp32, str(fp16), str(int8)]
     shapes = [k for _, m, _, k in fake.calls if m == "set_shape"]
     assert shapes[0]["min"][0] == 1 and shapes[0]["max"][0] == 8
+    ends = [chain_title(c) for c in chains() if c[-1] == "tensorrt-engine"]
+    assert ends == ["TensorRT FP32", "TensorRT FP16", "TensorRT INT8"]
 
 
 def test_the_fake_refuses_what_the_real_bindings_refuse(real_api: dict[str, Any]) -> None:

@@ -44,9 +44,28 @@ def batch_range(text: str) -> tuple[int, int]:
     return lo_i, hi_i
 
 
+SIZE_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
+
+
+def size_bytes(text: str) -> int:
+    """``"25MB"``, ``"800KB"``, ``"1.5GB"`` or a number of bytes -> bytes (SI units, as
+    ``human_size`` prints them)."""
+    value = text.strip().upper().replace(" ", "")
+    unit = next((u for u in ("KB", "MB", "GB", "B") if value.endswith(u)), "")
+    try:
+        number = float(value[: len(value) - len(unit)] if unit else value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 25MB or 800KB, got {text!r}"
+        ) from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"a size must be positive, got {text!r}")
+    return int(number * SIZE_UNITS[unit])
+
+
 def runtimes(text: str) -> tuple[str, ...]:
-    """``"onnxruntime,openvino"`` -> the runtimes ``onnx_deploy.infer.runtimes`` knows."""
-    from onnx_deploy.infer.runtimes import parse_runtimes
+    """``"onnxruntime,openvino"`` -> the runtimes ``onnx_deploy.runtimes`` knows."""
+    from onnx_deploy.runtimes import parse_runtimes
 
     try:
         return parse_runtimes(text)
@@ -113,7 +132,7 @@ def model_source(args: argparse.Namespace, target: str | None = None) -> Any:
     """The ``ModelSource`` the common flags describe (``--weights``, ``--input-shape``,
     ``--input``, ``--dim``, ``--example``/``--inputs``, ``--pretrained``) for ``target``
     (default: the command's ``model``)."""
-    from onnx_deploy.teach.zoo import ModelSource
+    from onnx_deploy.sources import ModelSource
 
     data = getattr(args, "example", None) or getattr(args, "data", None)
     return ModelSource(
@@ -166,6 +185,18 @@ def add_timing(parser: argparse.ArgumentParser, warmup: int, iters: int) -> None
     )
     parser.add_argument("--warmup", type=int, default=warmup, help=f"default {warmup}")
     parser.add_argument("--iters", type=int, default=iters, help=f"timed runs, default {iters}")
+
+
+def add_session_settings(parser: argparse.ArgumentParser) -> None:
+    """--threads and --spinning: the session settings a benchmark or a card runs with."""
+    parser.add_argument(
+        "--threads", type=int, help="intra-op threads of each runtime (default: one per core)"
+    )
+    parser.add_argument(
+        "--spinning", action=argparse.BooleanOptionalAction, default=None,
+        help="ONNX Runtime's idle threads busy-wait for the next call (its default: on); "
+        "--no-spinning frees the cores between calls, which a shared machine wants",
+    )  # fmt: skip
 
 
 def step(args: argparse.Namespace) -> Any:

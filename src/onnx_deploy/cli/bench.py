@@ -6,6 +6,7 @@ import argparse
 
 from onnx_deploy.cli._common import EXIT_OK
 from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import add_session_settings
 from onnx_deploy.cli._common import add_signature
 from onnx_deploy.cli._common import add_timing
 from onnx_deploy.cli._common import emit
@@ -24,9 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "models", nargs="+", help=".onnx paths or model specs (specs are exported to a temp dir)"
     )
     add_timing(p, BENCH_WARMUP, BENCH_ITERS)
-    p.add_argument(
-        "--threads", type=int, help="ONNX Runtime intra-op threads (default: physical cores)"
-    )
+    add_session_settings(p)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--input-shape", type=ints, help="sample shape for non-torchvision specs")
     add_signature(p, data_flag="inputs")
@@ -35,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="interleave the .onnx files given together in this many rounds, so machine "
-        "noise hits all alike; default 1 (in turn). PyTorch vs ONNX Runtime always runs in "
+        "noise hits all alike, and show each ratio with its 95%% interval over the rounds "
+        "(3 or more); default 1 (in turn). PyTorch vs ONNX Runtime always runs in "
         "turn: their spinning thread pools slow each other when interleaved on few cores",
     )
     p.add_argument(
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     report = benchmark_report(
         [model_source(args, m) for m in args.models], output=args.output, plot=args.plot,
         force=args.force, batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
-        device=args.device, threads=args.threads, rounds=args.rounds,
+        device=args.device, threads=args.threads, spinning=args.spinning, rounds=args.rounds,
         runtimes=args.runtimes, peak=not args.no_peak, log=step(args),
     )  # fmt: skip
     if args.json:

@@ -72,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.teach.zoo import spec_name
+    from onnx_deploy.sources import spec_name
     from onnx_deploy.workflows.pipeline import export_spec
 
     output = args.output or f"{Path(spec_name(args.model)).stem}.onnx"

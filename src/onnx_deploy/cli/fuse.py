@@ -1,4 +1,5 @@
-"""``onnx-deploy fuse``: ONNX Runtime's transformer fusions on a dynamo graph, validated."""
+"""``onnx-deploy fuse``: the fuse pass alone (ONNX Runtime's transformer fusions on a dynamo
+graph), validated against its input before it is written."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from onnx_deploy.cli._common import add_force
 from onnx_deploy.cli._common import emit
 
 HELP = "fuse attention, SkipLayerNorm and Gelu in a transformer graph (onnxscript ort_fusions)"
+PASS = "fuse"  # passes/fuse.py
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,12 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.convert.fusion import fuse_transformer
     from onnx_deploy.core.feeds import load_data
+    from onnx_deploy.passes import Context
+    from onnx_deploy.passes import get_pass
+    from onnx_deploy.passes import run_pass
 
     src = Path(args.model)
-    output = args.output or src.with_name(src.stem + ".fused.onnx")
+    output = args.output or src.with_name(src.stem + get_pass(PASS).suffix + ".onnx")
     data = load_data(args.data) if args.data else None
-    result = fuse_transformer(src, output, validation_inputs=data, force=args.force)
-    emit(args, result)
+    ctx = Context(validate=True, validation_inputs=data, force=args.force)
+    emit(args, run_pass(PASS, src, output, ctx).result)
     return EXIT_OK

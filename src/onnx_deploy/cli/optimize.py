@@ -1,20 +1,23 @@
-"""``onnx-deploy optimize``: the report card that picks the variant to ship."""
+"""``onnx-deploy optimize``: the report card that finds the file to ship for a stated goal."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 from onnx_deploy.cli._common import EXIT_OK
 from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import add_session_settings
 from onnx_deploy.cli._common import add_signature
 from onnx_deploy.cli._common import emit
+from onnx_deploy.cli._common import fail
 from onnx_deploy.cli._common import ints
 from onnx_deploy.cli._common import model_source
 from onnx_deploy.cli._common import runtimes
+from onnx_deploy.cli._common import size_bytes
 from onnx_deploy.cli._common import step
 
-HELP = "build FP32/FP16/INT8 (and TensorRT) variants, validate, benchmark, pick one to ship"
+HELP = "find the file to ship: every pass and runtime, judged, timed, chosen for your goal"
+OBJECTIVES = ("latency", "throughput", "size")  # workflows.optimize.config.OBJECTIVES
 
 
 def _agreement(text: str) -> float:
@@ -31,73 +34,122 @@ def _agreement(text: str) -> float:
     return value
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "model", nargs="?", default="digits",
-        help="an FP32 .onnx file, a model spec (torchvision:resnet18, file.py:factory, hf:DIR) or "
-        "'digits' (default: the trained digits CNN with its real data)",
+        "model", nargs="?", default="project:digits_cnn",
+        help="an FP32 .onnx file or a model spec (torchvision:resnet18, file.py:factory, "
+        "hf:DIR, project:NAME); default: the trained digits CNN with its real data",
     )  # fmt: skip
     p.add_argument("--out-dir", default="artifacts/optimize", help="default artifacts/optimize")
     p.add_argument("--weights", help="checkpoint for a model spec (loaded with weights_only=True)")
     p.add_argument("--input-shape", type=ints, help="a spec's one float input, e.g. 3,224,224")
     add_signature(p)
-    p.add_argument(
+    data = p.add_argument_group("data")
+    data.add_argument(
         "--calibration",
         help="samples for static INT8: .npy, .npz (one array per input name), .pt or an image "
         "folder; default: --data",
     )
-    p.add_argument(
+    data.add_argument(
         "--data",
         help="validation samples: .npy, .npz (one array per input name: input_ids, "
         "attention_mask, ...) or .pt; default: random valid inputs. Timings run on them too",
     )
-    p.add_argument("--labels", help=".npy labels for --data: adds accuracy and its budget")
-    p.add_argument("--target", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--batch-sizes", type=ints, default=(1, 8), help="default 1,8")
-    p.add_argument(
+    data.add_argument("--labels", help=".npy labels for --data: adds accuracy and its budget")
+    goal = p.add_argument_group("the goal")
+    goal.add_argument(
+        "--objective", choices=OBJECTIVES, default="latency",
+        help="what to optimize: median latency or samples/s at --objective-batch, or file "
+        "size (default latency)",
+    )  # fmt: skip
+    goal.add_argument(
+        "--objective-batch", type=int,
+        help="the batch size the objective is measured at (default 1 for latency, the "
+        "largest --batch-sizes for throughput); it must be among --batch-sizes",
+    )  # fmt: skip
+    goal.add_argument(
         "--max-accuracy-drop", type=float, default=0.5,
-        help="with --labels: points of accuracy a variant may lose (default 0.5)",
+        help="with --labels: points of accuracy a candidate may lose against FP32 (default 0.5)",
     )  # fmt: skip
-    p.add_argument(
-        "--min-speedup", type=float, default=1.2,
-        help="a lower precision must be this much faster than FP32 at every batch size "
-        "(default 1.2: smaller gains are within run-to-run noise)",
-    )  # fmt: skip
-    p.add_argument(
+    goal.add_argument(
         "--min-agreement", type=_agreement, default=None,
-        help="top-1 agreement with FP32 required (default: the precision's preset, 0.9 for "
-        "INT8; 'none' for random-weight specs, where it is a coin toss)",
+        help="top-1 agreement with FP32 required (default: each precision's preset, 0.9 for "
+        "INT8, not judged for random weights or features; 'none' for any)",
     )  # fmt: skip
-    p.add_argument("--threads", type=int, help="intra-op threads (default: one per core)")
-    p.add_argument(
+    goal.add_argument("--max-size", type=size_bytes, help="largest file allowed: 25MB, 800KB, ...")
+    goal.add_argument(
+        "--min-speedup", type=float,
+        help="a margin on top of 'faster beyond this run's noise': a candidate's 95%% "
+        "interval must lie above it to leave FP32 (default: none, 1.0)",
+    )  # fmt: skip
+    search = p.add_argument_group("the search")
+    search.add_argument("--target", choices=("cpu", "cuda"), default="cpu")
+    search.add_argument("--batch-sizes", type=ints, default=(1, 8), help="default 1,8")
+    search.add_argument(
         "--runtimes", type=runtimes, default=("onnxruntime",),
-        help="runtimes to try the variants on: onnxruntime (default), or onnxruntime,openvino "
-        "(OpenVINO's CPU plugin on the same files: FP32, BF16, FP16 weights, QDQ INT8; "
-        "pip install 'onnx-deploy[openvino]')",
+        help="runtimes to run the candidates on: onnxruntime (default), openvino, "
+        "openvino-bf16 (an FP32 file computed in bf16; pip install 'onnx-deploy[openvino]')",
     )  # fmt: skip
-    p.add_argument("--warmup", type=int, default=3, help="default 3")
-    p.add_argument("--iters", type=int, default=20, help="timed runs per variant, default 20")
-    p.add_argument("--rounds", type=int, default=5, help="interleaving rounds, default 5")
+    search.add_argument(
+        "--passes", type=_names,
+        help="only these passes (comma-separated; default all; --list-passes names them)",
+    )  # fmt: skip
+    search.add_argument(
+        "--list-passes", action="store_true",
+        help="print every pass (what it needs, its options) and the chains the card tries, "
+        "then exit",
+    )  # fmt: skip
+    add_session_settings(search)
+    timing = p.add_argument_group("timing")
+    timing.add_argument("--warmup", type=int, default=3, help="default 3")
+    timing.add_argument(
+        "--iters", type=int, default=20, help="timed runs per candidate, default 20"
+    )
+    timing.add_argument("--rounds", type=int, default=5, help="interleaved rounds, default 5")
+    timing.add_argument(
+        "--budget", type=float, default=180.0,
+        help="seconds for extra rounds until every interval decides (default 180; 0: none)",
+    )  # fmt: skip
     p.add_argument("--no-plots", action="store_true", help="skip the two PNG plots")
     add_force(p, "an existing report in --out-dir")
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    if args.list_passes:
+        from onnx_deploy.passes import describe_registry
+
+        print(describe_registry())
+        return EXIT_OK
+
+    from onnx_deploy.workflows.optimize import Goal
+    from onnx_deploy.workflows.optimize import OptimizeConfig
     from onnx_deploy.workflows.optimize import report_card
 
-    card = report_card(
-        replace(model_source(args), data=None), args.out_dir,
-        calibration=args.calibration, validation=args.data, labels=args.labels,
-        min_agreement="auto" if args.min_agreement is None else args.min_agreement,
-        target=args.target, batch_sizes=args.batch_sizes,
-        max_accuracy_drop=args.max_accuracy_drop, min_speedup=args.min_speedup,
-        warmup=args.warmup, iters=args.iters, rounds=args.rounds, threads=args.threads,
-        runtimes=args.runtimes,
-        plots=not args.no_plots, force=args.force, log=step(args),
+    goal = Goal(
+        objective=args.objective, batch=args.objective_batch,
+        max_accuracy_drop=args.max_accuracy_drop, min_agreement=args.min_agreement,
+        max_size=args.max_size, min_speedup=args.min_speedup,
     )  # fmt: skip
+    config = OptimizeConfig(
+        goal=goal, target=args.target, batch_sizes=args.batch_sizes, runtimes=args.runtimes,
+        passes=args.passes, warmup=args.warmup, iters=args.iters, rounds=args.rounds,
+        budget_s=args.budget, threads=args.threads, spinning=args.spinning,
+        plots=not args.no_plots, force=args.force, calibration=args.calibration,
+        validation=args.data, labels=args.labels,
+    )  # fmt: skip
+    card = report_card(replace(model_source(args), data=None), args.out_dir, config, log=step(args))
     if not args.json:
         print()
     emit(args, card)
+    if not card.chosen:
+        return fail(f"no candidate meets the constraints: see {card.files['markdown']}")
     if not args.json:
-        print(f"\nwrote {card.files['markdown']} and the chosen model {card.files.get('model')}")
+        print(f"\nwrote {card.files['markdown']}, the chosen model {card.files.get('model')} "
+              f"and its manifest {card.files.get('manifest')}")  # fmt: skip
     return EXIT_OK

@@ -1,4 +1,5 @@
-"""``onnx-deploy quantize``: static INT8 (QDQ), dynamic INT8 or FP16, validated."""
+"""``onnx-deploy quantize``: one pass of the registry (static INT8 QDQ, dynamic INT8, FP16,
+TensorRT's INT8 QDQ), run alone and validated against the FP32 model."""
 
 from __future__ import annotations
 
@@ -18,25 +19,28 @@ from onnx_deploy.core.defaults import DYNAMIC_OP_TYPES
 from onnx_deploy.core.defaults import QUANT_TYPES
 
 HELP = "quantize an ONNX model (static INT8 QDQ, dynamic INT8, FP16, TensorRT INT8) and validate it"
-SUFFIXES = {
-    "static": ".int8.onnx",
-    "dynamic": ".dynint8.onnx",
-    "fp16": ".fp16.onnx",
-    "tensorrt": ".trt-int8.onnx",
-}
+
+
+def _methods() -> dict[str, Any]:
+    """The quantize passes by their --method (``passes.by_command``)."""
+    from onnx_deploy.passes import by_command
+
+    return by_command("quantize")
 
 
 def add_arguments(q: argparse.ArgumentParser) -> None:
+    methods = _methods()
     q.add_argument("model", help="FP32 .onnx")
     q.add_argument(
-        "-o", "--output", help="output path (default: NAME.int8.onnx / .dynint8.onnx / .fp16.onnx)"
-    )
+        "-o", "--output",
+        help="output path (default: NAME" + ", NAME".join(p.suffix + ".onnx" for p in methods.values()) + ")",
+    )  # fmt: skip
     q.add_argument(
         "--method",
-        choices=tuple(SUFFIXES),
+        choices=tuple(methods),
         default="static",
-        help="static: INT8 QDQ for CPUs (types per --target-isa); tensorrt: symmetric int8 "
-        "QDQ with float bias, the graph TensorRT builds as INT8",
+        help="; ".join(f"{m}: {p.title}" for m, p in methods.items())
+        + " (the passes of `onnx-deploy optimize --list-passes`)",
     )
     q.add_argument("--calibration", help="static: .npy/.npz/.pt of inputs, or a folder of images")
     q.add_argument(
@@ -92,44 +96,43 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     add_force(q)
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    """The flags each method takes, by method."""
-    exclude = [n for n in (args.exclude or "").split(",") if n]
-    calibration = {
-        "calibration_method": args.calibration_method,
-        "calibration_size": args.calibration_size,
-        "nodes_to_exclude": exclude,
-    }
-    types = {
-        "weight_type": auto(args.weight_type), "reduce_range": args.reduce_range,
-        "target_isa": auto(args.target_isa),
-    }  # fmt: skip
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """Every option a quantize pass may take, by the name of its option field; each pass
+    takes the ones it declares (``Pass.options``)."""
     return {
-        "tensorrt": calibration,
-        "static": {
-            **calibration,
-            **types,
-            "activation_type": auto(args.activation_type),
-            "per_channel": not args.per_tensor,
-            "quant_format": args.format,
-        },
-        "dynamic": {
-            **types,
-            "op_types": None if args.op_types == "all" else tuple(args.op_types.split(",")),
-        },
-        "fp16": {},
-    }[args.method]
+        "activation_type": auto(args.activation_type),
+        "weight_type": auto(args.weight_type),
+        "reduce_range": args.reduce_range,
+        "target_isa": auto(args.target_isa),
+        "per_channel": not args.per_tensor,
+        "quant_format": args.format,
+        "calibration_method": args.calibration_method,
+        "nodes_to_exclude": tuple(n for n in (args.exclude or "").split(",") if n),
+        "op_types": None if args.op_types == "all" else tuple(args.op_types.split(",")),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.convert.quantize import quantize_model
+    from onnx_deploy.core.feeds import load_data
+    from onnx_deploy.passes import Context
+    from onnx_deploy.passes import run_pass
 
+    step = _methods()[args.method]
+    flags = _flags(args)
+    options = step.options(
+        **{f.name: flags[f.name] for f in step.option_fields() if f.name in flags}
+    )
     src = Path(args.model)
-    result = quantize_model(
-        src, args.output or src.with_name(src.stem + SUFFIXES[args.method]), args.method,
-        calibration=args.calibration, validation_inputs=args.validation_data,
-        labels=args.labels, force=args.force, **_options(args),
+
+    def data(path: str | None) -> Any:
+        return load_data(path) if path else None
+
+    ctx = Context(
+        calibration=args.calibration, calibration_size=args.calibration_size, validate=True,
+        validation_inputs=data(args.validation_data), labels=data(args.labels), force=args.force,
     )  # fmt: skip
+    output = args.output or src.with_name(src.stem + step.suffix + step.extension)
+    result = run_pass(step.name, src, output, ctx, options).result
     emit(args, result)
     if result.validation is not None and not result.validation.ok:
         return fail(

@@ -1,4 +1,4 @@
-"""``onnx-deploy slim``: onnxslim with a numerics check before anything is written."""
+"""``onnx-deploy slim``: the slim pass alone, its numerics checked before anything is written."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from onnx_deploy.cli._common import add_force
 from onnx_deploy.cli._common import emit
 
 HELP = "slim an ONNX model with onnxslim and check its numerics"
+PASS = "slim"  # passes/slim.py
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,9 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from onnx_deploy.convert.slim import slim_model
+    from onnx_deploy.passes import Context
+    from onnx_deploy.passes import get_pass
+    from onnx_deploy.passes import run_pass
 
     src = Path(args.model)
-    output = args.output or src.with_name(src.stem + ".slim.onnx")
-    emit(args, slim_model(src, output, force=args.force, check_numerics=not args.no_check))
+    output = args.output or src.with_name(src.stem + get_pass(PASS).suffix + ".onnx")
+    ctx = Context(validate=not args.no_check, force=args.force)
+    emit(args, run_pass(PASS, src, output, ctx).result)
     return EXIT_OK

@@ -37,6 +37,8 @@ from typing import Any
 from typing import Literal
 
 from onnx_deploy.convert.runners.pytorch import forward_parameters
+from onnx_deploy.core.contract import ModelContract
+from onnx_deploy.core.contract import stamp_file
 from onnx_deploy.core.defaults import DEFAULT_MAX_BATCH
 from onnx_deploy.core.defaults import DEFAULT_OPSET
 from onnx_deploy.core.defaults import MIN_OPSET
@@ -574,6 +576,7 @@ def export_model(
     external_data: bool | None = None,
     fallback: bool = False,
     report_dir: str | os.PathLike[str] | None = None,
+    contract: ModelContract | None = None,
     force: bool = False,
 ) -> ExportResult:
     """Export ``model`` to ``output`` and check the result; see the module docstring.
@@ -586,7 +589,8 @@ def export_model(
     ``fallback=True`` retries with the TorchScript exporter when dynamo fails, and says
     so in ``notes`` and ``fallback_reason``. ``report_dir`` keeps torch's export report.
     ``external_data=None`` writes one file unless the weights are too large for
-    protobuf's 2 GiB limit.
+    protobuf's 2 GiB limit. ``contract`` (``core.contract``: what the model's source knows
+    and the graph cannot say) is written into the file's metadata.
     """
     torch = _check_arguments(model, exporter, opset)
     notes: list[str] = []
@@ -618,6 +622,7 @@ def export_model(
                 run, exporter, fallback, caught, notes, getattr(model, "TORCHSCRIPT_SAFE", "")
             )
             _check_exported(tmp, want_dynamic, call.signature)
+            stamp_file(tmp, contract)
             wrote_external = any(p != tmp for p in tmp.parent.iterdir())
     finally:
         model.train(was_training)

@@ -52,7 +52,6 @@ from onnx_deploy.core.files import write_onnx
 from onnx_deploy.core.results import Result
 from onnx_deploy.infer.compare import ValidationReport
 from onnx_deploy.infer.compare import compare
-from onnx_deploy.infer.compare import top1_accuracy
 from onnx_deploy.infer.modelinfo import load_onnx
 from onnx_deploy.infer.runners.base import Runner
 from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
@@ -269,19 +268,26 @@ def node_names(model: str | os.PathLike[str], op_types: Sequence[str] | None = N
 def task_metrics(
     reference: Runner, candidate: Runner, inputs: Any, labels: np.ndarray
 ) -> dict[str, float]:
-    """Accuracy of both models on labelled ``inputs`` (first output, argmax over axis 1)
-    and how often their top-1 answers agree."""
-    feeds = concatenate(as_batches(inputs, reference.inputs))
-    r = reference.infer(feeds)[reference.output_names[0]]
-    c = candidate.infer(feeds)[candidate.output_names[0]]
-    labels = np.asarray(labels)
-    if len(labels) != len(r):
-        raise QuantizeError(f"{len(labels)} labels for {len(r)} validation samples")
-    return {
-        "accuracy_fp32": top1_accuracy(r, labels),
-        "accuracy_quantized": top1_accuracy(c, labels),
-        "agreement": top1_accuracy(c, r.argmax(1)),
+    """Accuracy of both models on labelled ``inputs`` (``infer.judge.task_accuracy``: top-1,
+    or mAP@0.5 with box labels) and, for a classifier, how often their top-1 answers agree
+    (the candidate's accuracy against the reference's answers)."""
+    from onnx_deploy.infer.judge import is_box_labels
+    from onnx_deploy.infer.judge import task_accuracy
+
+    batches = as_batches(inputs, reference.inputs)
+    if not is_box_labels(labels) and len(np.asarray(labels)) != sum(
+        len(next(iter(b.values()))) for b in batches
+    ):
+        n = sum(len(next(iter(b.values()))) for b in batches)
+        raise QuantizeError(f"{len(np.asarray(labels))} labels for {n} validation samples")
+    metrics = {
+        "accuracy_fp32": task_accuracy(reference, batches, labels),
+        "accuracy_quantized": task_accuracy(candidate, batches, labels),
     }
+    if not is_box_labels(labels):
+        answers = reference.infer(concatenate(batches))[reference.output_names[0]].argmax(1)
+        metrics["agreement"] = task_accuracy(candidate, batches, answers)
+    return metrics
 
 
 def _finish(
@@ -1002,46 +1008,3 @@ def worst_nodes(errors: Sequence[LayerError], count: int = 1) -> list[str]:
     """Nodes of the ``count`` layers that add the most error, for ``nodes_to_exclude``."""
     ranked = sorted(errors, key=lambda e: -np.nan_to_num(e.sqnr_drop, nan=-np.inf))
     return list(dict.fromkeys(n for e in ranked[:count] for n in e.nodes))
-
-
-QUANTIZE_METHODS = ("static", "dynamic", "tensorrt", "fp16")
-
-
-def quantize_model(
-    input_path: str | os.PathLike[str],
-    output_path: str | os.PathLike[str],
-    method: str = "static",
-    *,
-    calibration: Any = None,
-    validation_inputs: Any = None,
-    labels: Any = None,
-    force: bool = False,
-    **options: Any,
-) -> QuantizeResult:
-    """``onnx-deploy quantize``: one entry to the four methods. ``static`` and ``tensorrt``
-    need ``calibration``; ``validation_inputs`` and ``labels`` may be files. ``options`` go
-    to the method's function (``quantize_static_model``, ``quantize_dynamic_model``,
-    ``quantize_for_tensorrt``, ``convert_fp16``), which refuses what it does not take."""
-    from onnx_deploy.core.feeds import load_data
-
-    if method not in QUANTIZE_METHODS:
-        raise QuantizeError(f"method must be one of {QUANTIZE_METHODS}, got {method!r}")
-    if method in ("static", "tensorrt") and calibration is None:
-        raise QuantizeError(
-            f"{method} quantization needs calibration data (CLI: --calibration, a "
-            ".npy/.npz/.pt file or an image folder)"
-        )
-    common = {
-        "validation_inputs": load_data(validation_inputs)
-        if isinstance(validation_inputs, (str, os.PathLike))
-        else validation_inputs,
-        "labels": load_data(labels) if isinstance(labels, (str, os.PathLike)) else labels,
-        "force": force,
-    }
-    if method == "tensorrt":
-        return quantize_for_tensorrt(input_path, output_path, calibration, **common, **options)
-    if method == "static":
-        return quantize_static_model(input_path, output_path, calibration, **common, **options)
-    if method == "dynamic":
-        return quantize_dynamic_model(input_path, output_path, **common, **options)
-    return convert_fp16(input_path, output_path, **common, **options)

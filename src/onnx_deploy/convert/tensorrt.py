@@ -23,7 +23,6 @@ version branch) need no TensorRT and are unit-tested on any machine.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -40,8 +39,8 @@ from onnx_deploy.core.defaults import TRT_WORKSPACE
 from onnx_deploy.core.errors import MissingExtraError
 from onnx_deploy.core.errors import OutputExistsError
 from onnx_deploy.core.errors import TensorRTError
-from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX
 from onnx_deploy.core.files import atomic_output
+from onnx_deploy.core.files import file_sha256
 from onnx_deploy.core.files import human_size
 from onnx_deploy.core.files import write_json
 from onnx_deploy.core.results import Result
@@ -221,17 +220,6 @@ def derive_profile(
 
 
 # --- the engine cache ---------------------------------------------------------------------
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The hash of an ONNX file and its external data files (the weights are the model)."""
-    h = hashlib.sha256()
-    p = Path(path)
-    for f in [p, *sorted(p.parent.glob(p.name + EXTERNAL_DATA_SUFFIX))]:
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -172,3 +172,16 @@ def save_onnx(
     with atomic_output(path, force=force) as tmp:
         write_onnx(model, tmp, external_data)
     return str(path)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a model file and its external data files (the weights are the model)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    p = Path(path)
+    for f in [p, *sorted(p.parent.glob(p.name + EXTERNAL_DATA_SUFFIX))]:
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()

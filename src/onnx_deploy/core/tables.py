@@ -39,3 +39,13 @@ def format_table(
     if rule:
         lines.insert(1, rule * len(lines[0]))
     return "\n".join(indent + line for line in lines)
+
+
+def ms(value: float) -> str:
+    """Milliseconds to three significant digits: 0.0352, 24.7, 151 (1234 above 1000)."""
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with one decimal (``-`` for None)."""
+    return "-" if value is None else f"{100 * value:.1f}%"

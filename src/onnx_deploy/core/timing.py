@@ -107,13 +107,20 @@ class Speedup:
         """The whole interval lies below ``threshold``: slower beyond noise."""
         return self.decided and self.high < threshold
 
-    def text(self, threshold: float = 1.0) -> str:
-        """``1.19x (95% interval 1.12-1.26, 9 rounds)``: each bound with as many decimals
-        as it takes to be on its true side of ``threshold`` (1.003 is not shown as 1.00)."""
+    def within(self, threshold: float, band: float) -> bool:
+        """The whole interval lies within a factor ``band`` of ``threshold``: no difference
+        larger than that, whichever way (``band`` 1.05: within 5%)."""
+        return self.decided and self.low >= threshold / band and self.high <= threshold * band
+
+    def text(self, threshold: float = 1.0, what: str = "") -> str:
+        """``1.19x its speed (95% interval 1.12-1.26, 9 rounds)``: each bound with as many
+        decimals as it takes to be on its true side of ``threshold`` (1.003 is not shown
+        as 1.00); ``what`` follows the estimate."""
+        head = f"{self.estimate:.2f}x" + (f" {what}" if what else "")
         if not self.decided:
-            return f"{self.estimate:.2f}x ({self.rounds} rounds: too few for an interval)"
+            return f"{head} ({self.rounds} rounds: too few for an interval)"
         return (
-            f"{self.estimate:.2f}x (95% interval {decisive(self.low, threshold)}-"
+            f"{head} (95% interval {decisive(self.low, threshold)}-"
             f"{decisive(self.high, threshold)}, {self.rounds} rounds)"
         )
 

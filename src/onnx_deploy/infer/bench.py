@@ -68,6 +68,7 @@ class BenchmarkResult(LatencyStats, Result):
     results of one run pair round by round (``paired_speedup``)."""
 
     COMPUTED = ("throughput", "contention", "gflops", "percent_of_peak")
+    HIDDEN = ("times_ms",)
 
     name: str
     backend: str
@@ -80,6 +81,7 @@ class BenchmarkResult(LatencyStats, Result):
     integer: bool = False  # the products run on integers (a quantized graph)
     peak: float | None = None  # this machine's peak for that arithmetic, GFLOP/s or GOP/s
     rounds_ms: dict[int, float] = field(default_factory=dict)  # round id -> median ms
+    times_ms: tuple[float, ...] = field(default=(), repr=False)  # every timed call
 
     @property
     def gflops(self) -> float | None:
@@ -235,8 +237,19 @@ def summarize(
         **stats_fields(times_ms), name=name, backend=backend, device=device,  # type: ignore[arg-type]
         batch_size=batch_size, warmup=warmup, first_ms=first_ms,
         environment=environment if environment is not None else collect_environment(),
-        rounds_ms=dict(rounds_ms or {}),
+        rounds_ms=dict(rounds_ms or {}), times_ms=tuple(float(t) for t in times_ms),
     )  # fmt: skip
+
+
+def merge_results(first: BenchmarkResult, more: BenchmarkResult) -> BenchmarkResult:
+    """``first`` with the calls and rounds of ``more`` (the same runner timed again, in
+    rounds numbered after ``first``'s): the statistics of all the calls together."""
+    merged = summarize(
+        first.name, first.backend, first.device, first.batch_size, first.warmup,
+        first.first_ms, [*first.times_ms, *more.times_ms], first.environment,
+        {**first.rounds_ms, **more.rounds_ms},
+    )  # fmt: skip
+    return dataclasses.replace(merged, flops=first.flops, integer=first.integer, peak=first.peak)
 
 
 def _named(runners: Runner | Sequence[Runner] | Mapping[str, Runner]) -> list[tuple[str, Runner]]:

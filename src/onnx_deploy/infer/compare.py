@@ -491,7 +491,8 @@ def compare(
         )
     with reference, candidate:
         if inputs is None:
-            sig = signature or Signature.from_specs(reference.inputs)
+            # valid inputs from the model's contract where either side has one
+            sig = signature or (candidate if candidate.contract else reference).signature()
             batches = sig.variations(batch_sizes, seed)
         else:
             batches = as_batches(inputs, reference.inputs)

@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
 
 from onnx_deploy.core.files import atomic_output
 
@@ -19,7 +22,41 @@ if TYPE_CHECKING:
 
     from onnx_deploy.infer.bench import BenchmarkResult
     from onnx_deploy.infer.profile import ProfileResult
-    from onnx_deploy.workflows.optimize import ReportCard
+
+
+class CandidateView(Protocol):
+    """What the report-card plots read of a candidate (``workflows.optimize.Candidate``)."""
+
+    name: str
+    size: int
+    accuracy: float | None
+    agreement: float | None
+    min_cosine: float | None
+    on_front: bool
+
+    @property
+    def chosen(self) -> bool: ...
+
+    @property
+    def feasible(self) -> bool: ...
+
+    @property
+    def runs(self) -> bool: ...
+
+    def timing(self, batch_size: int) -> Any: ...
+
+
+class CardView(Protocol):
+    """What the report-card plots read of a card (``workflows.optimize.ReportCard``): the
+    plots depend on this shape, not on the workflow that makes it."""
+
+    model: str
+    chosen: str
+    batch_sizes: tuple[int, ...]
+    objective_batch: int
+
+    @property
+    def candidates(self) -> Sequence[CandidateView]: ...
 
 
 def _figure_class() -> type:
@@ -164,54 +201,66 @@ def save_figure(
     return str(path)
 
 
-def plot_report_tradeoff(card: ReportCard) -> Figure:
-    """Latency (median, batch ``card.batch_sizes[0]``) against what the card judged the
-    variants on: accuracy with labels, else the minimum cosine similarity with FP32 (the
-    tolerance presets' measure; top-1 agreement of random-weight logits means little). One
-    point per variant that ran, the chosen one ringed, those that failed a check in grey."""
+def plot_pareto(card: CardView) -> Figure:
+    """The candidates against the goal's three measures: quality (accuracy with labels, else
+    agreement with FP32, else the lowest cosine) and file size, each against the median
+    latency at the objective's batch size. The Pareto front is joined by a line, the chosen
+    candidate ringed, candidates that failed a constraint in grey."""
     Figure = _figure_class()
-    b = card.batch_sizes[0]
-    with_acc = any(v.accuracy is not None for v in card.variants)
-    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
-    ax = fig.subplots()
-    points = []
-    for v in card.variants:
-        t = v.timing(b)
-        y = v.accuracy if with_acc else v.min_cosine
-        if t is None or y is None:
-            continue
-        points.append((t.median_ms, 100 * y if with_acc else y, v))
-    failed = False
-    # labels alternate above and below, in order of latency, so close points do not overprint
-    for i, (x, y, v) in enumerate(sorted(points, key=lambda p: p[0])):
-        color = "tab:green" if v.chosen else "tab:blue" if v.passed else "tab:gray"
-        failed |= not v.passed
-        ax.scatter([x], [y], s=90 if v.chosen else 45, color=color, zorder=3)
-        if v.chosen:
-            ax.scatter([x], [y], s=260, facecolors="none", edgecolors=color)
-        ax.annotate(v.name, (x, y), textcoords="offset points", xytext=(6, 8 if i % 2 else -12),
-                    fontsize=8, color="dimgray" if not v.passed else "black")  # fmt: skip
-    ax.set_xlabel(f"median latency at batch {b}, ms (lower is better)")
-    ax.margins(x=0.25, y=0.3)
-    ax.set_ylabel("accuracy, %" if with_acc else "min cosine similarity with FP32")
-    ax.grid(True, alpha=0.3)
-    note = " (grey: failed a check)" if failed else ""
-    ax.set_title(f"{Path(card.model).name}: chosen {card.chosen}{note}")
+    b = card.objective_batch
+    cands = [c for c in card.candidates if c.runs and c.timing(b) is not None]
+    with_acc = any(c.accuracy is not None for c in cands)
+
+    def quality(c: CandidateView) -> float | None:
+        if with_acc:
+            return None if c.accuracy is None else 100 * c.accuracy
+        value = c.agreement if c.agreement is not None else c.min_cosine
+        return None if value is None else (100 * value if c.agreement is not None else value)
+
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax_q, ax_s = fig.subplots(1, 2)
+    for ax, measure, label in (
+        (ax_q, quality, "accuracy, %" if with_acc else "agreement with FP32 (or cosine)"),
+        (ax_s, lambda c: c.size / 1e6, "file size, MB (lower is better)"),
+    ):
+        points = [(c.timing(b).median_ms, measure(c), c) for c in cands if measure(c) is not None]
+        for i, (x, y, c) in enumerate(sorted(points, key=lambda p: p[0])):
+            color = "tab:green" if c.chosen else "tab:blue" if c.feasible else "tab:gray"
+            ax.scatter([x], [y], s=90 if c.chosen else 45, color=color, zorder=3)
+            if c.chosen:
+                ax.scatter([x], [y], s=260, facecolors="none", edgecolors=color)
+            ax.annotate(c.name, (x, y), textcoords="offset points",
+                        xytext=(6, 8 if i % 2 else -12), fontsize=7,
+                        color="black" if c.feasible else "dimgray")  # fmt: skip
+        front = sorted((x, y) for x, y, c in points if c.on_front)
+        if len(front) > 1:
+            ax.plot(*zip(*front, strict=True), color="tab:green", lw=1, alpha=0.6, zorder=2,
+                    label="Pareto front")  # fmt: skip
+            ax.legend(fontsize=8)
+        ax.set_xlabel(f"median latency at batch {b}, ms (lower is better)")
+        ax.set_ylabel(label)
+        ax.margins(x=0.25, y=0.25)
+        ax.grid(True, alpha=0.3)
+    failed = " (grey: failed a constraint)" if any(not c.feasible for c in cands) else ""
+    fig.suptitle(f"{Path(card.model).name}: chosen {card.chosen or 'nothing'}{failed}")
     return fig
 
 
-def plot_report_batches(card: ReportCard) -> Figure:
-    """Median latency per sample (ms) by batch size for every variant that ran."""
+def plot_report_batches(card: CardView) -> Figure:
+    """Median latency per sample (ms) by batch size for every candidate that ran."""
     Figure = _figure_class()
     fig = Figure(figsize=(6.5, 3.6), layout="constrained")
     ax = fig.subplots()
-    for v in card.variants:
-        if not v.timings:
+    for c in card.candidates:
+        ts = sorted(
+            (t for t in (c.timing(b) for b in card.batch_sizes) if t is not None),
+            key=lambda t: t.batch_size,
+        )
+        if not ts:
             continue
-        ts = sorted(v.timings, key=lambda t: t.batch_size)
         ax.plot(
             [t.batch_size for t in ts], [t.median_ms / t.batch_size for t in ts], marker="o",
-            linewidth=3 if v.chosen else 1.5, label=v.name + (" (chosen)" if v.chosen else ""),
+            linewidth=3 if c.chosen else 1.5, label=c.name + (" (chosen)" if c.chosen else ""),
         )  # fmt: skip
     sizes = list(card.batch_sizes)
     ax.set_xscale("log", base=2)
@@ -219,6 +268,6 @@ def plot_report_batches(card: ReportCard) -> Figure:
     ax.set_xlabel("batch size")
     ax.set_ylabel("median ms per sample")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     ax.set_title("Latency per sample by batch size (lower is better)")
     return fig

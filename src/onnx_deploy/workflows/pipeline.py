@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from onnx_deploy.core.contract import NO_CONTRACT
 from onnx_deploy.core.defaults import BENCH_BATCH_SIZES
 from onnx_deploy.core.defaults import BENCH_ITERS
 from onnx_deploy.core.defaults import BENCH_WARMUP
@@ -49,8 +50,8 @@ from onnx_deploy.infer.bench import BenchmarkResult
 from onnx_deploy.infer.bench import benchmark
 from onnx_deploy.infer.bench import comparison_table
 from onnx_deploy.infer.bench import with_flops
-from onnx_deploy.teach.zoo import LoadedModel
-from onnx_deploy.teach.zoo import ModelSource
+from onnx_deploy.sources import LoadedModel
+from onnx_deploy.sources import ModelSource
 
 Log = Callable[[str], None]
 
@@ -138,13 +139,14 @@ def benchmark_targets(
     iters: int = BENCH_ITERS,
     device: str = "auto",
     threads: int | None = None,
+    spinning: bool | None = None,
     rounds: int = 1,
     runtimes: Sequence[str] = ("onnxruntime",),
     peak: bool = True,
     log: Log = _quiet,
 ) -> list[BenchmarkResult]:
     """Benchmark each source at each batch size: an ``.onnx`` file on each of ``runtimes``
-    (``onnx_deploy.infer.runtimes``: ONNX Runtime, OpenVINO); a model spec exported into
+    (``onnx_deploy.runtimes``: ONNX Runtime, OpenVINO); a model spec exported into
     ``workdir`` and timed on PyTorch eager and those runtimes. Each result carries the
     FLOPs of one call and, with ``peak``, this machine's peak (``machine_peak``), so it
     prints GFLOP/s and % of peak.
@@ -158,11 +160,20 @@ def benchmark_targets(
     pool keeps spinning for a while after a run, and on few cores that slows the other.
     Measured on 2 cores (a small transformer, batch 8, four repetitions in one process):
     PyTorch's median 5.6-9.1 ms in turn vs 8.7-10.7 ms interleaved, its p90/median
-    1.2-1.3 vs 1.5-1.8, ONNX Runtime unchanged: interleaving inflated the speed-up."""
-    from onnx_deploy.infer.runtimes import check_runtimes
-    from onnx_deploy.infer.runtimes import runtime_runner
+    1.2-1.3 vs 1.5-1.8, ONNX Runtime unchanged: interleaving inflated the speed-up.
+    ``threads`` and ``spinning``: the session settings of every runtime that has them
+    (``infer.sessions.SessionSettings``; spinning off frees the cores between calls, which
+    a shared machine wants)."""
+    from onnx_deploy.infer.sessions import SessionSettings
+    from onnx_deploy.runtimes import check_runtimes
+    from onnx_deploy.runtimes import runtime_runner
 
     check_runtimes(runtimes)
+    settings = (
+        SessionSettings(threads=threads, spinning=spinning)
+        if threads is not None or spinning is not None
+        else None
+    )
     groups: list[tuple[list[Any], Signature | None, ModelSource]] = []
     srcs = [ModelSource.of(t) for t in sources]
     basenames = [Path(t.target).name for t in srcs]
@@ -173,18 +184,19 @@ def benchmark_targets(
             # named by file, or by the path given where two files share a name
             label = Path(target).name if basenames.count(Path(target).name) == 1 else target
             runners = [
-                runtime_runner(rt, target, device, threads=threads, name=label) for rt in runtimes
+                runtime_runner(rt, target, device, settings=settings, name_as=label)
+                for rt in runtimes
             ]
             if source.inputs or source.dims:
-                sig = Signature.from_specs(runners[0].inputs, source.dims, source.inputs)
+                sig = runners[0].signature(source.dims, source.inputs)
             if rounds > 1 and groups and groups[-1][0][0].backend != "torch":
                 groups[-1][0].extend(runners)  # ONNX files side by side: one interleaved run
                 continue
         else:
-            runners, sig = _spec_runners(source, Path(workdir), device, threads, log)
+            runners, sig = _spec_runners(source, Path(workdir), device, settings, log)
             runners += [
-                runtime_runner(rt, runners[1].model_path, device, threads=threads,
-                               name=runners[1].name)
+                runtime_runner(rt, runners[1].model_path, device, settings=settings,
+                               name_as=runners[1].name)
                 for rt in runtimes if rt != "onnxruntime"
             ]  # fmt: skip
             if "onnxruntime" not in runtimes:
@@ -197,10 +209,13 @@ def benchmark_targets(
             from onnx_deploy.core.feeds import load_data
 
             real = load_data(source.data)  # an array, a tuple or a dict: matched to the inputs
+        described = next((r for r in runners if r.contract is not None), runners[0])
         if sig is None and any(
             not isinstance(d, int) for s in runners[0].inputs for d in s.shape[1:]
         ):
-            sig = Signature.from_specs(runners[0].inputs)  # dynamic dims beyond the batch
+            sig = described.signature()  # dynamic dims beyond the batch
+        if real is None and source.is_onnx and described.contract is None:
+            log(f"  note    {Path(source.target).name}: {NO_CONTRACT}")
         with contextlib.ExitStack() as open_runners:  # activate once: a CUDA TorchRunner copies
             for runner in runners:
                 open_runners.enter_context(runner)
@@ -277,7 +292,7 @@ def _export_spec_model(
 
 
 def _spec_runners(
-    source: ModelSource, workdir: Path, device: str, threads: int | None, log: Log
+    source: ModelSource, workdir: Path, device: str, settings: Any, log: Log
 ) -> tuple[list[Any], Signature | None]:
     """PyTorch and ONNX Runtime runners for a model spec (exported into ``workdir``)."""
     require("torch", f"benchmarking {source.target}")
@@ -301,10 +316,11 @@ def _spec_runners(
         log(f"  note    {model.note}")
     name = source.name
     exported = _export_spec_model(
-        model, example, workdir / f"{name}.onnx", force=True, fallback=True
-    )
+        model, example, workdir / f"{name}.onnx", force=True, fallback=True,
+        contract=source.contract(model),
+    )  # fmt: skip
     log(exported.summary().splitlines()[0])
-    ort_runner = OnnxRuntimeRunner(exported.path, device, threads=threads, name=name)
+    ort_runner = OnnxRuntimeRunner(exported.path, device, settings=settings, name=name)
     torch_runner = TorchRunner(
         model.model, ort_runner.inputs, ort_runner.output_names, device=device, name=name
     )
@@ -405,7 +421,9 @@ def run_pipeline(
         check_output_path(p, force=force)  # fail before the slow part
     loaded = source.load(make_signature(source.inputs, source.dims, spec=source.target))
     model, note, sig = loaded.model, loaded.note, loaded.signature
-    exported = _export_spec_model(loaded, None, paths[0], force=force)
+    exported = _export_spec_model(
+        loaded, None, paths[0], force=force, contract=source.contract(loaded)
+    )
     log(exported.summary().splitlines()[0])
     slimmed = slim_model(exported.path, paths[1], force=force)
     log(slimmed.summary().splitlines()[0])
@@ -504,7 +522,7 @@ def export_spec(
         log(f"  note    {note}")
     common: dict[str, Any] = {
         "exporter": exporter, "opset": opset or DEFAULT_OPSET, "fallback": fallback,
-        "report_dir": report_dir, "force": True,
+        "report_dir": report_dir, "force": True, "contract": source.contract(loaded),
     }  # fmt: skip
     report = None
     try:  # into a hidden folder beside the output, moved into place only if it validates

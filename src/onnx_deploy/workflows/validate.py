@@ -17,8 +17,8 @@ from onnx_deploy.infer.compare import ValidationReport
 from onnx_deploy.infer.compare import compare
 from onnx_deploy.infer.compare import onnx_runner
 from onnx_deploy.infer.runners.base import Runner
-from onnx_deploy.teach.zoo import ModelSource
-from onnx_deploy.teach.zoo import load_model
+from onnx_deploy.sources import ModelSource
+from onnx_deploy.sources import load_model
 
 
 def validate_model(

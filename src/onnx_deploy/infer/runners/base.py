@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from onnx_deploy.core.contract import ModelContract
 from onnx_deploy.core.feeds import Feeds
 from onnx_deploy.core.feeds import as_feeds
 from onnx_deploy.core.feeds import check_inputs
 from onnx_deploy.core.feeds import random_inputs
+from onnx_deploy.core.signature import DimRange
+from onnx_deploy.core.signature import InputSpec
+from onnx_deploy.core.signature import Signature
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.core.specs import describe_all
 
@@ -32,6 +37,7 @@ class Runner(abc.ABC):
     backend: str = "?"
     _inputs: tuple[TensorSpec, ...] = ()
     _outputs: tuple[TensorSpec, ...] = ()
+    contract: ModelContract | None = None  # what the file's source recorded (core.contract)
 
     def __init__(self, name: str, device: str) -> None:
         self.name = name
@@ -114,11 +120,29 @@ class Runner(abc.ABC):
         """What this runner's timings depend on, beyond the machine (providers, threads)."""
         return {}
 
+    def signature(
+        self, dims: Iterable[DimRange] = (), declared: Iterable[InputSpec] = ()
+    ) -> Signature:
+        """The model's inputs as a ``Signature``: kinds, value ranges and dim ranges from
+        its contract where it has one, else guessed from names and dtypes; ``dims`` and
+        ``declared`` (the caller's) win by name."""
+        if self.contract is not None:
+            return self.contract.signature(self.inputs, dims, declared)
+        return Signature.from_specs(self.inputs, dims, declared)
+
     def example_inputs(
         self, batch_size: int = 2, seed: int = 0, dim_values: Mapping[str, int] | None = None
     ) -> Feeds:
-        """Random inputs that fit the model, symbolic dims chosen by name or batch size."""
-        return random_inputs(self.inputs, batch_size=batch_size, seed=seed, dim_values=dim_values)
+        """Random inputs that fit the model, symbolic dims chosen by name or batch size;
+        with a contract, valid ones (token ids below the vocabulary, padding masks, other
+        dims at their example size)."""
+        if self.contract is None:
+            return random_inputs(
+                self.inputs, batch_size=batch_size, seed=seed, dim_values=dim_values
+            )
+        sig = self.signature()
+        sizes = {d: batch_size for d in sig.batch_dims} | dict(dim_values or {})
+        return sig.examples(sizes, seed)
 
     def describe(self) -> str:
         return (

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from onnx_deploy.core.contract import read_contract
 from onnx_deploy.core.feeds import Feeds
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.core.specs import from_ort
@@ -121,6 +122,7 @@ class OnnxRuntimeRunner(Runner):
         super().__init__(name or default_name, "cuda" if self.uses_cuda else "cpu")
         self._inputs = session_specs(self.session.get_inputs())
         self._outputs = session_specs(self.session.get_outputs())
+        self.contract = read_contract(self.session.get_modelmeta().custom_metadata_map)
         self.io_binding = self.uses_cuda if io_binding is None else bool(io_binding)
         self._bindings: OrderedDict[tuple[Any, ...], _Bound] = OrderedDict()
         self._last: _Bound | None = None

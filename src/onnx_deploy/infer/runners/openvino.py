@@ -81,7 +81,7 @@ class OpenVinoRunner(Runner):
                 f"{', '.join(cpu_capabilities())}); use precision='f32'"
             )
         super().__init__(name or path.name, "cpu")
-        # the runtime's name (``onnx_deploy.infer.runtimes``): results pair by it
+        # the runtime's name (``onnx_deploy.runtimes``): results pair by it
         self.backend = "openvino" if precision == "f32" else f"openvino-{precision}"
         self._compiled: Any = None
         self._request: Any = None
