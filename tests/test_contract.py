@@ -7,6 +7,7 @@ including those inside functions, so the contract holds for the lazy imports too
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -124,3 +125,72 @@ def test_each_folder_is_a_layer_named_in_the_contract() -> None:
     readme = (ROOT / "README.md").read_text()
     for folder in folders:
         assert f"{folder}/" in readme, f"README's layout does not describe {folder}/"
+
+
+CYCLES = """
+import json, sys
+import grimp
+
+graph = grimp.build_graph(
+    "onnx_deploy", include_external_packages=False, exclude_type_checking_imports=False
+)
+sys.setrecursionlimit(10000)
+index, low, stack, cycles = {}, {}, [], []
+
+
+def visit(v):  # Tarjan's strongly connected components
+    index[v] = low[v] = len(index)
+    stack.append(v)
+    for w in graph.find_modules_directly_imported_by(v):
+        if w not in index:
+            visit(w)
+            low[v] = min(low[v], low[w])
+        elif w in stack:
+            low[v] = min(low[v], index[w])
+    if low[v] == index[v]:
+        component = []
+        while True:
+            w = stack.pop()
+            component.append(w)
+            if w == v:
+                break
+        if len(component) > 1:
+            cycles.append(sorted(component))
+
+
+for module in sorted(graph.modules):
+    if module not in index:
+        visit(module)
+print(json.dumps(cycles))
+"""
+
+
+def _cycles(src: Path) -> list[list[str]]:
+    """Import cycles in the package at ``src`` (grimp's graph: imports inside functions and
+    under TYPE_CHECKING count too), as strongly connected components of modules."""
+    pytest.importorskip("grimp")
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run([sys.executable, "-c", CYCLES], capture_output=True, text=True,
+                          env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_no_import_cycle_anywhere_counting_lazy_and_type_checking_imports() -> None:
+    """The layer contract's acyclic check covers the siblings of one folder; this covers
+    every module of the package."""
+    assert _cycles(ROOT / "src") == []
+
+
+def test_the_cycle_check_finds_a_planted_cycle(copy_root: Path) -> None:
+    """The check can fail: plots importing the report card's module closes a circle
+    (report -> plots -> report), as the TYPE_CHECKING import of ReportCard once did."""
+    path = copy_root / "src" / "onnx_deploy" / "present" / "plots.py"
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n\ndef _planted() -> None:\n    "
+                        "from onnx_deploy.workflows.optimize import report\n")  # fmt: skip
+        found = _cycles(copy_root / "src")
+    finally:
+        path.write_text(original)
+    assert any("onnx_deploy.present.plots" in c for c in found), found

@@ -73,6 +73,16 @@ def runtimes(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def add_runtimes(parser: Any, what: str) -> None:
+    """--runtimes: the runtimes (``onnx_deploy.runtimes``, by name) to run ``what`` on."""
+    parser.add_argument(
+        "--runtimes", type=runtimes, default=("onnxruntime",),
+        help=f"runtimes to run {what} on, comma-separated: onnxruntime (default), openvino "
+        "(its CPU plugin in FP32), openvino-bf16 (an FP32 file computed in bf16); OpenVINO: "
+        "pip install 'onnx-deploy[openvino]'",
+    )  # fmt: skip
+
+
 def signature_part(parser_name: str) -> Any:
     """An argparse type that parses with ``onnx_deploy.core.signature.<parser_name>`` (imported
     only when an argument is parsed: ``--help`` stays free of numpy)."""

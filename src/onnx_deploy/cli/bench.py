@@ -6,13 +6,13 @@ import argparse
 
 from onnx_deploy.cli._common import EXIT_OK
 from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import add_runtimes
 from onnx_deploy.cli._common import add_session_settings
 from onnx_deploy.cli._common import add_signature
 from onnx_deploy.cli._common import add_timing
 from onnx_deploy.cli._common import emit
 from onnx_deploy.cli._common import ints
 from onnx_deploy.cli._common import model_source
-from onnx_deploy.cli._common import runtimes
 from onnx_deploy.cli._common import step
 from onnx_deploy.core.defaults import BENCH_ITERS
 from onnx_deploy.core.defaults import BENCH_WARMUP
@@ -38,11 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(3 or more); default 1 (in turn). PyTorch vs ONNX Runtime always runs in "
         "turn: their spinning thread pools slow each other when interleaved on few cores",
     )
-    p.add_argument(
-        "--runtimes", type=runtimes, default=("onnxruntime",),
-        help="runtimes for each .onnx file: onnxruntime (default), openvino (its CPU plugin "
-        "in FP32), openvino-bf16 (told to compute in bf16), comma-separated",
-    )  # fmt: skip
+    add_runtimes(p, "each .onnx file")
     p.add_argument(
         "--no-peak", action="store_true",
         help="skip %% of peak (the machine-peak probe: about 5 s once, then cached)",

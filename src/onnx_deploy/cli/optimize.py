@@ -6,13 +6,13 @@ import argparse
 
 from onnx_deploy.cli._common import EXIT_OK
 from onnx_deploy.cli._common import add_force
+from onnx_deploy.cli._common import add_runtimes
 from onnx_deploy.cli._common import add_session_settings
 from onnx_deploy.cli._common import add_signature
 from onnx_deploy.cli._common import emit
 from onnx_deploy.cli._common import fail
 from onnx_deploy.cli._common import ints
 from onnx_deploy.cli._common import model_source
-from onnx_deploy.cli._common import runtimes
 from onnx_deploy.cli._common import size_bytes
 from onnx_deploy.cli._common import step
 
@@ -89,11 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     search = p.add_argument_group("the search")
     search.add_argument("--target", choices=("cpu", "cuda"), default="cpu")
     search.add_argument("--batch-sizes", type=ints, default=(1, 8), help="default 1,8")
-    search.add_argument(
-        "--runtimes", type=runtimes, default=("onnxruntime",),
-        help="runtimes to run the candidates on: onnxruntime (default), openvino, "
-        "openvino-bf16 (an FP32 file computed in bf16; pip install 'onnx-deploy[openvino]')",
-    )  # fmt: skip
+    add_runtimes(search, "the candidates")
     search.add_argument(
         "--passes", type=_names,
         help="only these passes (comma-separated; default all; --list-passes names them)",

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from typing import ClassVar
 
+from onnx_deploy.core.errors import OnnxDeployError
 from onnx_deploy.core.registry import discover
 
 ROOT = ""  # the FP32 model every chain starts from
@@ -42,6 +43,11 @@ ROOT = ""  # the FP32 model every chain starts from
 
 def _quiet(_: str) -> None:
     pass
+
+
+class NothingToDo(OnnxDeployError):
+    """A pass ran and found nothing to do on this graph (a fusion pass that fused nothing):
+    in a search its candidate is skipped, with this reason."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,14 @@ class Context:
     log: Callable[[str], None] = _quiet
     hooks: dict[str, Any] = field(default_factory=dict)
 
+    def checks(self) -> dict[str, Any]:
+        """The keyword arguments a convert function takes for checking and writing its
+        output: ``validate``, ``validation_inputs``, ``labels``, ``force``."""
+        return {
+            "validate": self.validate, "validation_inputs": self.validation_inputs,
+            "labels": self.labels, "force": self.force,
+        }  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Facts:
@@ -127,6 +141,10 @@ class Facts:
 
     def balance(self) -> str:
         return f"{self.matmuls} MatMul/Gemm vs {self.convolutions} Conv nodes"
+
+    def not_matmul_heavy(self, what: str) -> str:
+        """'' for a MatMul-heavy graph, else why ``what`` does not suit it."""
+        return "" if self.matmul_heavy else f"not MatMul-heavy ({self.balance()}): {what}"
 
 
 def facts(path: str | os.PathLike[str]) -> Facts:
@@ -169,10 +187,12 @@ class Pass:
     optional: ClassVar[bool] = False  # when it cannot run, chains go on from its input
     in_search: ClassVar[bool] = True  # a card tries it (False: only its command runs it)
     order: ClassVar[int] = 50  # where its candidates are listed
+    float_input: ClassVar[bool] = False  # it needs a float graph (not a quantized one)
 
     def applies(self, facts: Facts, ctx: Context) -> str:
-        """'' when the pass has something to do on this input, else why not."""
-        return ""
+        """'' when the pass has something to do on this input, else why not (a subclass
+        adds its own reasons to ``super().applies``)."""
+        return "the graph is quantized already" if self.float_input and facts.quantized else ""
 
     def missing(self, ctx: Context) -> str:
         """'' when what the pass needs is here, else what is missing and how to get it."""
@@ -284,8 +304,6 @@ def run_pass(
     step = get_pass(name)
     why = step.missing(ctx)
     if why:
-        from onnx_deploy.core.errors import OnnxDeployError
-
         raise OnnxDeployError(f"{step.title}: {why}")
     source = Artifact(str(input_path))
     return step.run(source, Path(output_path), ctx, options or step.default_options())
@@ -296,7 +314,8 @@ def describe_registry() -> str:
     table of chains, as ``onnx-deploy optimize --list-passes`` prints it."""
     lines = ["passes:"]
     for p in passes().values():
-        opts = ", ".join(f"{f.name}={f.default!r}" for f in p.option_fields()) or "none"
+        defaults = dataclasses.asdict(p.default_options())
+        opts = ", ".join(f"{k}={v!r}" for k, v in defaults.items()) or "none"
         alone = f"; alone: onnx-deploy {p.command}" + (f" --method {p.method}" if p.method else "")
         lines.append(
             f"  {p.name:<18} {p.title}: needs {p.needs.describe()}; after "

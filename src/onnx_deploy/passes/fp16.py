@@ -38,16 +38,12 @@ class Fp16(Pass):
     method = "fp16"
     order = 10
 
-    def applies(self, facts: Any, ctx: Context) -> str:
-        return "the graph is quantized already" if facts.quantized else ""
+    float_input = True
 
     def run(self, source: Artifact, output: Path, ctx: Context, options: Any) -> Artifact:
         from onnx_deploy.convert.quantize import convert_fp16
 
-        result = convert_fp16(
-            source.path, output, validate=ctx.validate, validation_inputs=ctx.validation_inputs,
-            labels=ctx.labels, force=ctx.force, **asdict(options),
-        )  # fmt: skip
+        result = convert_fp16(source.path, output, **ctx.checks(), **asdict(options))
         return self.made(
             source, output, "float16 weights and compute, float32 inputs and outputs", result
         )

@@ -12,6 +12,7 @@ from typing import Any
 from onnx_deploy.passes import Artifact
 from onnx_deploy.passes import Context
 from onnx_deploy.passes import Needs
+from onnx_deploy.passes import NothingToDo
 from onnx_deploy.passes import Pass
 
 NOTHING_FUSED = "the fusion pass found no transformer block"
@@ -26,25 +27,19 @@ class Fuse(Pass):
     needs = Needs(packages=("onnxscript", "onnx_ir"))
     command = "fuse"
     order = 40
+    float_input = True
 
     def applies(self, facts: Any, ctx: Context) -> str:
-        if facts.quantized:
-            return "the graph is quantized already"
-        if not facts.matmul_heavy:
-            return f"not a transformer ({facts.balance()})"
-        return ""
+        return super().applies(facts, ctx) or facts.not_matmul_heavy("not a transformer")
 
     def run(self, source: Artifact, output: Path, ctx: Context, options: Any) -> Artifact:
         from onnx_deploy.convert.fusion import fuse_transformer
-        from onnx_deploy.core.errors import FusionError
 
-        result = fuse_transformer(
-            source.path, output, validate=ctx.validate, validation_inputs=ctx.validation_inputs,
-            force=ctx.force,
-        )  # fmt: skip
+        checks = {k: v for k, v in ctx.checks().items() if k != "labels"}
+        result = fuse_transformer(source.path, output, **checks)
         if not result.fused_ops and not ctx.validate:  # in a search, nothing fused is nothing new
             Path(output).unlink(missing_ok=True)
-            raise FusionError(NOTHING_FUSED)
+            raise NothingToDo(NOTHING_FUSED)
         details = "fused: " + (
             ", ".join(f"{v} {k}" for k, v in result.fused_ops.items()) or "nothing"
         )

@@ -16,8 +16,7 @@ from onnx_deploy.core.defaults import DYNAMIC_OP_TYPES
 from onnx_deploy.passes import Artifact
 from onnx_deploy.passes import Context
 from onnx_deploy.passes import Pass
-from onnx_deploy.passes.int8_static import PORTABLE_ISA
-from onnx_deploy.passes.int8_static import same_types_here
+from onnx_deploy.passes.int8_static import X86Types
 
 
 @dataclass(frozen=True)
@@ -46,39 +45,24 @@ class Int8Dynamic(Pass):
     method = "dynamic"
     order = 30
 
+    float_input = True
+
     def applies(self, facts: Any, ctx: Context) -> str:
-        if facts.quantized:
-            return "the graph is quantized already"
-        if not facts.matmul_heavy:
-            return f"not MatMul-heavy ({facts.balance()}): dynamic INT8 suits transformers and MLPs"
-        return ""
+        return super().applies(facts, ctx) or facts.not_matmul_heavy(
+            "dynamic INT8 suits transformers and MLPs"
+        )
 
     def run(self, source: Artifact, output: Path, ctx: Context, options: Any) -> Artifact:
         from onnx_deploy.convert.quantize import quantize_dynamic_model
 
-        result = quantize_dynamic_model(
-            source.path, output, validate=ctx.validate, validation_inputs=ctx.validation_inputs,
-            labels=ctx.labels, force=ctx.force, **asdict(options),
-        )  # fmt: skip
+        result = quantize_dynamic_model(source.path, output, **ctx.checks(), **asdict(options))
         ops = "/".join(options.op_types) if options.op_types else "every op"
         return self.made(source, output, f"{ops} weights {result.types.short}", result)
 
 
-@dataclass(frozen=True)
-class Int8DynamicX86Options(Int8DynamicOptions):
-    """As ``Int8DynamicOptions``, with the weight types of every x86 CPU."""
-
-    target_isa: str | None = PORTABLE_ISA
-
-
-class Int8DynamicX86(Int8Dynamic):
+class Int8DynamicX86(X86Types, Int8Dynamic):
     name = "int8-dynamic-x86"
     order = 31
     title = "INT8 dynamic x86"
     suffix = ".dynint8x86"
-    options = Int8DynamicX86Options
-    command = ""
-    method = ""
-
-    def applies(self, facts: Any, ctx: Context) -> str:
-        return super().applies(facts, ctx) or same_types_here(PORTABLE_ISA, dynamic=True)
+    dynamic = True

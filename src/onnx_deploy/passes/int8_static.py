@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +66,14 @@ class Int8Static(Pass):
     method = "static"
     order = 20
 
-    def applies(self, facts: Any, ctx: Context) -> str:
-        return "the graph is quantized already" if facts.quantized else ""
+    float_input = True
 
     def run(self, source: Artifact, output: Path, ctx: Context, options: Any) -> Artifact:
         from onnx_deploy.convert.quantize import quantize_static_model
 
         result = quantize_static_model(
             source.path, output, ctx.calibration, calibration_size=ctx.calibration_size,
-            validate=ctx.validate, validation_inputs=ctx.validation_inputs, labels=ctx.labels,
-            force=ctx.force, **asdict(options),
+            **ctx.checks(), **asdict(options),
         )  # fmt: skip
         kind = "QDQ" if options.quant_format == "qdq" else "QOperator"
         per = "per-channel" if options.per_channel else "per-tensor"
@@ -82,22 +81,26 @@ class Int8Static(Pass):
         return self.made(source, output, details, result)
 
 
-@dataclass(frozen=True)
-class Int8StaticX86Options(Int8StaticOptions):
-    """As ``Int8StaticOptions``, with the types of every x86 CPU."""
+class X86Types:
+    """Mixed into an INT8 pass: the types that hold on every x86 CPU (``PORTABLE_ISA``'s
+    row), where this CPU's differ; the pass runs in a search only (its command is the
+    original pass with ``--target-isa x86-no-vnni``)."""
 
-    target_isa: str | None = PORTABLE_ISA
+    command = ""
+    method = ""
+    dynamic = False
+
+    def default_options(self) -> Any:
+        return replace(super().default_options(), target_isa=PORTABLE_ISA)  # type: ignore[misc]
+
+    def applies(self, facts: Any, ctx: Context) -> str:
+        own = super().applies(facts, ctx)  # type: ignore[misc]
+        return own or same_types_here(PORTABLE_ISA, dynamic=self.dynamic)
 
 
-class Int8StaticX86(Int8Static):
+class Int8StaticX86(X86Types, Int8Static):
     name = "int8-static-x86"
     order = 21
     title = "INT8 static x86"
     suffix = ".int8x86"
     follows = ("slim",)
-    options = Int8StaticX86Options
-    command = ""
-    method = ""
-
-    def applies(self, facts: Any, ctx: Context) -> str:
-        return super().applies(facts, ctx) or same_types_here(PORTABLE_ISA, dynamic=False)

@@ -5,6 +5,7 @@ on any machine; for the TensorRT engine pass (an x86 CPU's fast path is ``int8-s
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,19 +35,18 @@ class TensorRTQdq(Pass):
     method = "tensorrt"
     order = 60
 
+    float_input = True
+
     def applies(self, facts: Any, ctx: Context) -> str:
-        if facts.quantized:
-            return "the graph is quantized already"
         # in a search, only for a TensorRT target: on a CPU, int8-static is the INT8 file
-        return "" if ctx.target == "cuda" or ctx.validate else "for TensorRT (--target cuda)"
+        for_here = ctx.target == "cuda" or ctx.validate
+        return super().applies(facts, ctx) or ("" if for_here else "for TensorRT (--target cuda)")
 
     def run(self, source: Artifact, output: Path, ctx: Context, options: Any) -> Artifact:
         from onnx_deploy.convert.quantize import quantize_for_tensorrt
 
         result = quantize_for_tensorrt(
             source.path, output, ctx.calibration, calibration_size=ctx.calibration_size,
-            calibration_method=options.calibration_method,
-            nodes_to_exclude=options.nodes_to_exclude, validate=ctx.validate,
-            validation_inputs=ctx.validation_inputs, labels=ctx.labels, force=ctx.force,
+            **ctx.checks(), **asdict(options),
         )  # fmt: skip
         return self.made(source, output, "symmetric int8 QDQ, float bias (TensorRT)", result)

@@ -52,6 +52,18 @@ class Mode:
 DEFAULT_MODE = Mode()
 
 
+@dataclass(frozen=True)
+class Request:
+    """What a runner is made for: the file, the device, the runtime's mode, the session
+    settings (threads, spinning: where the runtime has them) and the runner's name."""
+
+    path: str
+    device: str = "cpu"
+    mode: Mode = DEFAULT_MODE
+    settings: SessionSettings | None = None
+    name: str | None = None
+
+
 class Runtime:
     """One runtime. Subclasses set the class attributes and implement ``make_runner``;
     they may override ``available`` and ``accepts``."""
@@ -80,12 +92,16 @@ class Runtime:
     def display(self, mode: Mode = DEFAULT_MODE) -> str:
         return f"{self.title} {mode.title}".strip()
 
+    def install_hint(self) -> str:
+        """How to install the runtime (``core.extras`` names the extra)."""
+        return install_hint(self.package)
+
     def available(self, device: str = "cpu") -> str:
         """'' when the runtime runs here on ``device``, else why not and how to get it."""
-        if self.package and not available(self.package):
-            return f"{self.title} is not installed: {install_hint(self.package)}"
         if device not in self.devices:
-            return f"{self.title} runs on {', '.join(self.devices)}, not {device}"
+            return f"{self.title} runs on {' or '.join(self.devices)}, not {device}"
+        if self.package and not available(self.package):
+            return f"{self.title} is not installed: {self.install_hint()}"
         return ""
 
     def accepts(self, path: str | os.PathLike[str], mode: Mode = DEFAULT_MODE) -> str:
@@ -102,14 +118,7 @@ class Runtime:
                 )
         return ""
 
-    def make_runner(
-        self,
-        path: str | os.PathLike[str],
-        device: str,
-        mode: Mode,
-        settings: SessionSettings | None,
-        name: str | None,
-    ) -> Runner:
+    def make_runner(self, request: Request) -> Runner:
         raise NotImplementedError
 
     def describe_run(self, runner: Runner) -> str:
@@ -135,7 +144,7 @@ class Runtime:
             mode = self.mode(mode)
         if settings is None and threads is not None:
             settings = SessionSettings(threads=threads)
-        return self.make_runner(path, device, mode, settings, name)
+        return self.make_runner(Request(str(path), device, mode, settings, name))
 
 
 def graph_ops(path: str | os.PathLike[str]) -> frozenset[tuple[str, str]]:
@@ -191,7 +200,7 @@ def check_runtimes(wanted: Sequence[str], device: str = "cpu") -> None:
         if runtime.package and not available(runtime.package):
             raise MissingExtraError(
                 f"--runtimes {','.join(wanted)} needs {runtime.title}, which is not installed: "
-                f"{install_hint(runtime.package)}; or leave it out (--runtimes onnxruntime)"
+                f"{runtime.install_hint()}; or leave it out (--runtimes onnxruntime)"
             )
 
 

@@ -5,15 +5,13 @@ graphs, dynamic INT8), with the session settings of ``infer.sessions.SessionSett
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
-from onnx_deploy.runtimes import Mode
+from onnx_deploy.runtimes import Request
 from onnx_deploy.runtimes import Runtime
 
 if TYPE_CHECKING:
     from onnx_deploy.infer.runners.base import Runner
-    from onnx_deploy.infer.sessions import SessionSettings
 
 
 class OnnxRuntime(Runtime):
@@ -24,14 +22,9 @@ class OnnxRuntime(Runtime):
     contrib_ops = True
     order = 0
 
-    def make_runner(
-        self,
-        path: str | os.PathLike[str],
-        device: str,
-        mode: Mode,
-        settings: SessionSettings | None,
-        name: str | None,
-    ) -> Runner:
+    def make_runner(self, request: Request) -> Runner:
         from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(path, device, settings=settings, name=name)
+        return OnnxRuntimeRunner(
+            request.path, request.device, settings=request.settings, name=request.name
+        )

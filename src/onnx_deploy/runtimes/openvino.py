@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from onnx_deploy.runtimes import DEFAULT_MODE
 from onnx_deploy.runtimes import Mode
+from onnx_deploy.runtimes import Request
 from onnx_deploy.runtimes import Runtime
 
 if TYPE_CHECKING:
     from onnx_deploy.infer.runners.base import Runner
-    from onnx_deploy.infer.sessions import SessionSettings
 
 
 class OpenVino(Runtime):
@@ -41,18 +41,12 @@ class OpenVino(Runtime):
         missing = [c for c in mode.cpu if c not in cpu_capabilities()]
         return f"this CPU has no {', '.join(missing)} for OpenVINO" if missing else ""
 
-    def make_runner(
-        self,
-        path: str | os.PathLike[str],
-        device: str,
-        mode: Mode,
-        settings: SessionSettings | None,
-        name: str | None,
-    ) -> Runner:
+    def make_runner(self, request: Request) -> Runner:
         from onnx_deploy.infer.runners.openvino import OpenVinoRunner
 
-        threads = settings.threads if settings is not None else None
-        return OpenVinoRunner(path, mode.setting or "f32", threads=threads, name=name)
+        threads = request.settings.threads if request.settings is not None else None
+        hint = request.mode.setting or "f32"
+        return OpenVinoRunner(request.path, hint, threads=threads, name=request.name)
 
     def describe_run(self, runner: Runner) -> str:
         kinds = ", ".join(

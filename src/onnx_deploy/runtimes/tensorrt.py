@@ -5,44 +5,29 @@ and how to get them (``convert.tensorrt.INSTALL_HINT``)."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
-from onnx_deploy.runtimes import Mode
+from onnx_deploy.runtimes import Request
 from onnx_deploy.runtimes import Runtime
 
 if TYPE_CHECKING:
     from onnx_deploy.infer.runners.base import Runner
-    from onnx_deploy.infer.sessions import SessionSettings
 
 
 class TensorRT(Runtime):
     name = "tensorrt"
     title = "TensorRT"
     package = "tensorrt"
-    devices = ("cuda",)
+    devices = ("cuda",)  # an NVIDIA GPU: --target cuda
     formats = (".plan",)
     order = 20
 
-    def available(self, device: str = "cpu") -> str:
-        if device != "cuda":
-            return "TensorRT needs an NVIDIA GPU (--target cuda)"
-        from onnx_deploy.core.extras import available
+    def install_hint(self) -> str:
+        from onnx_deploy.convert.tensorrt import INSTALL_HINT
 
-        if not available("tensorrt"):
-            from onnx_deploy.convert.tensorrt import INSTALL_HINT
+        return INSTALL_HINT
 
-            return f"TensorRT is not installed: {INSTALL_HINT}"
-        return ""
-
-    def make_runner(
-        self,
-        path: str | os.PathLike[str],
-        device: str,
-        mode: Mode,
-        settings: SessionSettings | None,
-        name: str | None,
-    ) -> Runner:
+    def make_runner(self, request: Request) -> Runner:
         from onnx_deploy.convert.runners.tensorrt import TensorRTRunner
 
-        return TensorRTRunner(path, name=name)
+        return TensorRTRunner(request.path, name=request.name)

@@ -78,15 +78,9 @@ class Source:
         """A name for files and tables: ``torchvision:resnet18`` -> ``resnet18``."""
         return spec.partition(":")[2] or "model"
 
-    def load_module(
-        self,
-        spec: str,
-        *,
-        pretrained: bool = False,
-        image_size: tuple[int, int] | None = None,
-        **kwargs: Any,
-    ) -> torch.nn.Module:
-        """The bare model the spec names (weights are applied by ``load_model``)."""
+    def load_module(self, spec: str, **options: Any) -> torch.nn.Module:
+        """The bare model the spec names (weights are applied by ``load_model``);
+        ``options``: ``pretrained``, ``image_size`` (torchvision), or the factory's own."""
         raise NotImplementedError
 
     def sample_shape(self, spec: str) -> tuple[int, ...] | None:
@@ -167,9 +161,8 @@ def load_model(
     from onnx_deploy.core.extras import require
 
     require("torch", f"loading {spec}")
-    model = source_for(spec).load_module(
-        spec, pretrained=pretrained, image_size=image_size, **kwargs
-    )
+    asked = {"pretrained": pretrained, "image_size": image_size}
+    model = source_for(spec).load_module(spec, **{k: v for k, v in asked.items() if v}, **kwargs)
     if weights is not None:
         apply_checkpoint(model, weights)
     return model.eval()

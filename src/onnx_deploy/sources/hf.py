@@ -47,17 +47,12 @@ class HuggingFaceSource(Source):
     def short_name(self, spec: str) -> str:
         return Path(spec.removeprefix("hf:").rstrip("/\\")).name or "model"
 
-    def load_module(
-        self,
-        spec: str,
-        *,
-        pretrained: bool = False,
-        image_size: tuple[int, int] | None = None,
-        **kwargs: Any,
-    ) -> torch.nn.Module:
+    def load_module(self, spec: str, **options: Any) -> torch.nn.Module:
         from onnx_deploy.convert.hf import load_hf_model
 
-        return load_hf_model(spec, **kwargs)
+        options.pop("pretrained", None)  # a folder holds its own weights
+        options.pop("image_size", None)
+        return load_hf_model(spec, **options)
 
     def trained(self, source: ModelSource) -> bool:
         from onnx_deploy.convert.hf import has_weights

@@ -30,14 +30,7 @@ class ProjectSource(Source):
     example = "project:digits_cnn"
     help = "this package's trained models: digits_cnn (with its digits data), shapes_detector"
 
-    def load_module(
-        self,
-        spec: str,
-        *,
-        pretrained: bool = False,
-        image_size: tuple[int, int] | None = None,
-        **kwargs: Any,
-    ) -> torch.nn.Module:
+    def load_module(self, spec: str, **options: Any) -> torch.nn.Module:
         name = spec.partition(":")[2]
         if name == "shapes_detector":
             from onnx_deploy.teach.shapes import load_shapes_detector

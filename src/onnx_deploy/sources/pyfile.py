@@ -31,14 +31,7 @@ class PythonFileSource(Source):
     def short_name(self, spec: str) -> str:
         return spec.rsplit(":", 1)[-1]
 
-    def load_module(
-        self,
-        spec: str,
-        *,
-        pretrained: bool = False,
-        image_size: tuple[int, int] | None = None,
-        **kwargs: Any,
-    ) -> torch.nn.Module:
+    def load_module(self, spec: str, **options: Any) -> torch.nn.Module:
         import torch
 
         path, factory = spec.rsplit(":", 1)
@@ -56,7 +49,7 @@ class PythonFileSource(Source):
         if fn is None:
             names = [n for n in vars(module) if not n.startswith("_") and callable(vars(module)[n])]
             raise ModelSpecError(f"{file} has no {factory!r}; callables there: {names}")
-        model = fn(**kwargs)
+        model = fn(**options)
         if not isinstance(model, torch.nn.Module):
             raise ModelSpecError(
                 f"{file}:{factory} returned {type(model).__name__}, not an nn.Module"

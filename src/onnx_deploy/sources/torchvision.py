@@ -46,16 +46,11 @@ class TorchvisionSource(Source):
     example = "torchvision:resnet18"
     help = "an architecture from torchvision (random weights unless --weights)"
 
-    def load_module(
-        self,
-        spec: str,
-        *,
-        pretrained: bool = False,
-        image_size: tuple[int, int] | None = None,
-        **kwargs: Any,
-    ) -> torch.nn.Module:
+    def load_module(self, spec: str, **options: Any) -> torch.nn.Module:
         from onnx_deploy.core.extras import require
 
+        pretrained = options.pop("pretrained", False)
+        image_size = options.pop("image_size", None)
         name = spec.partition(":")[2]
         torchvision = require("torchvision", spec)
         weights = "DEFAULT" if pretrained else None
@@ -63,8 +58,8 @@ class TorchvisionSource(Source):
             from onnx_deploy.convert.detectors import detector_for_export
 
             # weights_backbone=None: no ImageNet backbone download behind the user's back
-            kwargs.setdefault("weights_backbone", "DEFAULT" if pretrained else None)
-            model = torchvision.models.get_model(name, weights=weights, **kwargs)
+            options.setdefault("weights_backbone", "DEFAULT" if pretrained else None)
+            model = torchvision.models.get_model(name, weights=weights, **options)
             return detector_for_export(model, image_size or DETECTION_IMAGE_SHAPE[1:])
         available = set(torchvision.models.list_models(module=torchvision.models))
         if name not in available:
@@ -73,7 +68,7 @@ class TorchvisionSource(Source):
                 f"torchvision has no classification or detection model {name!r}; similar: "
                 f"{close[:8] or 'none'} (see torchvision.models.list_models())"
             )
-        return torchvision.models.get_model(name, weights=weights, **kwargs)
+        return torchvision.models.get_model(name, weights=weights, **options)
 
     def is_detector(self, spec: str) -> bool:
         return spec.partition(":")[2] in detection_names()

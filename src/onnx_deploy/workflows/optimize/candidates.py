@@ -21,6 +21,7 @@ from onnx_deploy.core.files import file_size
 from onnx_deploy.core.timing import Speedup
 from onnx_deploy.passes import Artifact
 from onnx_deploy.passes import Context
+from onnx_deploy.passes import NothingToDo
 from onnx_deploy.passes import chain_file
 from onnx_deploy.passes import chain_title
 from onnx_deploy.passes import chains
@@ -149,6 +150,8 @@ def build_candidates(
         if not why:
             try:
                 artifact = step.run(source, chain_file(folder, chain), ctx, step.default_options())
+            except NothingToDo as e:
+                status, why = "skipped", first_line(e)
             except Exception as e:
                 status, why = "failed", first_line(e)
         if artifact is not None:

@@ -9,7 +9,8 @@ For ``latency`` and ``throughput`` at the objective's batch size:
    above the margin (1, or the user's ``min_speedup``); the fastest such is the anchor
    (FP32 itself when none is);
 3. candidates level with the anchor in speed (the interval of their paired ratio to it
-   includes 1, or lies within 5% of it: ``EQUIVALENCE``) tie with it; a tie goes to the higher
+   includes 1, or lies within 5% of it: ``EQUIVALENCE``) tie with it; a tie goes to the one
+   faster at the other batch sizes timed (decided pairwise, beyond noise), then the higher
    precision, then the smaller file, then the one that asks less of the machine it ships
    to (another runtime, contrib ops, INT8 types of one kind of CPU), then the faster
    estimate.
@@ -64,15 +65,18 @@ def rule_text(config: OptimizeConfig) -> str:
         f"speed-up at batch {config.objective_batch} lies above {threshold} (within "
         f"{100 * (EQUIVALENCE - 1):.0f}% of it either way: as fast); the fastest such ships "
         "(FP32 when none is); candidates level with it (within this run's noise, or within "
-        f"{100 * (EQUIVALENCE - 1):.0f}%) tie, and a tie "
-        "goes to the higher precision, then the smaller file, then the one asking less of "
-        "the machine it ships to (another runtime, contrib ops, INT8 types of one CPU kind)"
+        f"{100 * (EQUIVALENCE - 1):.0f}%) tie, and a tie goes to the one faster at the other "
+        "batch sizes timed, then the higher precision, then the smaller file, then the one "
+        "asking less of the machine it ships to (another runtime, contrib ops, INT8 types of "
+        "one CPU kind)"
     )
 
 
-def _pair(config: OptimizeConfig, a: Candidate, b: Candidate) -> Speedup:
-    """``b``'s speed relative to ``a`` at the objective's batch size (above 1: faster)."""
-    ta, tb = a.timing(config.objective_batch), b.timing(config.objective_batch)
+def _pair(config: OptimizeConfig, a: Candidate, b: Candidate, batch: int | None = None) -> Speedup:
+    """``b``'s speed relative to ``a`` at ``batch`` (default: the objective's; above 1:
+    faster), paired round by round."""
+    batch = batch or config.objective_batch
+    ta, tb = a.timing(batch), b.timing(batch)
     if ta is None or tb is None:
         nan = float("nan")
         return Speedup(nan, nan, nan, 0)
@@ -89,23 +93,60 @@ def _level(pair: Speedup) -> str:
     return ""
 
 
-def _key(c: Candidate, smallest: int) -> tuple[int, int, int, float]:
-    size = 0 if c.size <= smallest * (1 + SAME_SIZE) else c.size
-    estimate = c.speedup.estimate if c.speedup is not None else 0.0
-    return (PRECISION_RANK.get(c.precision, 3), size, c.requirements, -estimate)
+@dataclass(frozen=True)
+class Tie:
+    """The candidates level with the anchor at the objective's batch size, and how they
+    fare against each other at the other batch sizes timed (``elsewhere``: decided wins
+    minus decided losses, each a paired interval that excludes 1)."""
 
+    members: tuple[Candidate, ...]
+    elsewhere: dict[str, int]
+    smallest: int
+    config: OptimizeConfig
 
-def _lost_tie(loser: Candidate, winner: Candidate, smallest: int) -> str:
-    """Why ``loser`` lost a tie to ``winner``, in the order the tie is settled."""
-    lk, wk = _key(loser, smallest), _key(winner, smallest)
-    if lk[0] != wk[0]:
-        return f"{winner.name} keeps the higher precision ({winner.precision} vs {loser.precision})"
-    if lk[1] != wk[1]:
-        return f"{winner.name} is smaller ({human_size(winner.size)} vs {human_size(loser.size)})"
-    if lk[2] != wk[2]:
-        mine = ", ".join(winner.asks) or "nothing more"
-        return f"{winner.name} asks less of the machine ({mine}, vs {', '.join(loser.asks)})"
-    return f"{winner.name}'s estimate is higher"
+    @classmethod
+    def of(cls, members: Sequence[Candidate], config: OptimizeConfig) -> Tie:
+        others = [b for b in config.batch_sizes if b != config.objective_batch]
+        score = {c.name: 0 for c in members}
+        for c in members:
+            for d in members:
+                if d is c:
+                    continue
+                for b in others:
+                    pair = _pair(config, d, c, b)
+                    score[c.name] += pair.above(1.0) - pair.below(1.0)
+        return cls(tuple(members), score, min(c.size for c in members), config)
+
+    def key(self, c: Candidate) -> tuple[int, int, int, int, float]:
+        size = 0 if c.size <= self.smallest * (1 + SAME_SIZE) else c.size
+        estimate = c.speedup.estimate if c.speedup is not None else 0.0
+        rank = PRECISION_RANK.get(c.precision, 3)
+        return (-self.elsewhere[c.name], rank, size, c.requirements, -estimate)
+
+    def winner(self) -> Candidate:
+        return min(self.members, key=self.key)
+
+    def why(self, loser: Candidate, winner: Candidate) -> str:
+        """Why ``loser`` lost the tie to ``winner``, in the order the tie is settled."""
+        lk, wk = self.key(loser), self.key(winner)
+        if lk[0] != wk[0]:
+            for b in self.config.batch_sizes:
+                pair = _pair(self.config, loser, winner, b)
+                if b != self.config.objective_batch and pair.above(1.0):
+                    return f"{winner.name} is faster at batch {b}, {pair.text(1.0, 'its speed')}"
+            return (
+                f"{winner.name} is faster than more of the tied candidates at the other batch sizes"
+            )
+        if lk[1] != wk[1]:
+            return f"{winner.name} keeps the higher precision ({winner.precision} vs {loser.precision})"
+        if lk[2] != wk[2]:
+            return (
+                f"{winner.name} is smaller ({human_size(winner.size)} vs {human_size(loser.size)})"
+            )
+        if lk[3] != wk[3]:
+            spared = [a for a in loser.asks if a not in winner.asks]
+            return f"{winner.name} does not need {' or '.join(spared)}"
+        return f"{winner.name}'s estimate is higher"
 
 
 def choose(
@@ -129,11 +170,14 @@ def _failed(c: Candidate) -> str:
     return "not timed"
 
 
-def _by_speed(
-    candidates: Sequence[Candidate], feasible: list[Candidate], config: OptimizeConfig
-) -> tuple[list[Candidate], Decision]:
-    b = config.objective_batch
+def standing(
+    candidates: Sequence[Candidate], config: OptimizeConfig
+) -> tuple[Candidate, list[Candidate], list[Candidate]]:
+    """Where the speed objective stands: the anchor (the fastest candidate faster than FP32
+    beyond noise and margin, or FP32), the candidates faster than FP32, and the tie (the
+    anchor and the candidates level with it). Needs the candidates judged and timed."""
     margin = config.goal.margin
+    feasible = [c for c in candidates if c.feasible and c.timings]
     ref = next(c for c in candidates if c.name == REFERENCE)
     faster = [
         c for c in feasible
@@ -152,12 +196,22 @@ def _by_speed(
         anchor = max(feasible, key=lambda c: c.speedup.estimate if c.speedup else 0.0)
         pool = feasible
     tied = [anchor] + [c for c in pool if c is not anchor and _level(_pair(config, anchor, c))]
-    smallest = min(c.size for c in tied)
-    chosen = min(tied, key=lambda c: _key(c, smallest))
+    return anchor, faster, tied
+
+
+def _by_speed(
+    candidates: Sequence[Candidate], feasible: list[Candidate], config: OptimizeConfig
+) -> tuple[list[Candidate], Decision]:
+    b = config.objective_batch
+    margin = config.goal.margin
+    ref = next(c for c in candidates if c.name == REFERENCE)
+    anchor, faster, tied = standing(candidates, config)
+    tie = Tie.of(tied, config)
+    chosen = tie.winner()
     verdicts = {}
     for c in candidates:
         if c is chosen:
-            verdicts[c.name] = _chosen_text(c, anchor, ref, config, smallest)
+            verdicts[c.name] = _chosen_text(c, anchor, ref, config, tie)
         elif not c.feasible or not c.timings:
             verdicts[c.name] = _failed(c)
         elif c is anchor:
@@ -166,7 +220,7 @@ def _by_speed(
                 if c is not ref and c.speedup is not None
                 else ""
             )
-            won = _lost_tie(c, chosen, smallest).removeprefix(chosen.name + " ")
+            won = tie.why(c, chosen).removeprefix(chosen.name + " ")
             pair = _pair(config, anchor, chosen)
             verdicts[c.name] = (
                 f"{lead}{chosen.name} is as fast {_level(pair)}, "
@@ -176,7 +230,7 @@ def _by_speed(
             pair = _pair(config, anchor, c)
             verdicts[c.name] = (
                 f"as fast as {anchor.name} at batch {b} {_level(pair)}, "
-                f"{pair.text(1.0, 'its speed')}; but {_lost_tie(c, chosen, smallest)}"
+                f"{pair.text(1.0, 'its speed')}; but {tie.why(c, chosen)}"
             )
         elif c in faster:
             verdicts[c.name] = (
@@ -191,26 +245,26 @@ def _by_speed(
         else:
             verdicts[c.name] = _not_faster(c, margin, b)
     out = [replace(c, verdict=verdicts[c.name]) for c in candidates]
-    tie = (
-        f"{chosen.name} won a tie with {anchor.name}: {_lost_tie(anchor, chosen, smallest)}."
+    settled = (
+        f"{chosen.name} won a tie with {anchor.name}: {tie.why(anchor, chosen)}."
         if chosen is not anchor
         else ""
     )
-    return out, Decision(chosen.name, rule_text(config), tie)
+    return out, Decision(chosen.name, rule_text(config), settled)
 
 
 _SPEED = "FP32's speed"
 
 
 def _chosen_text(
-    c: Candidate, anchor: Candidate, ref: Candidate, config: OptimizeConfig, smallest: int
+    c: Candidate, anchor: Candidate, ref: Candidate, config: OptimizeConfig, tie: Tie
 ) -> str:
     b, margin = config.objective_batch, config.goal.margin
     if c is anchor and c is not ref and c.speedup is not None:
         return f"chosen: the fastest at batch {b}, {c.speedup.text(margin, _SPEED)}"
     if c is anchor:
         return f"chosen: no candidate was faster than FP32 at batch {b} beyond this run's noise"
-    won = _lost_tie(anchor, c, smallest).removeprefix(c.name + " ")
+    won = tie.why(anchor, c).removeprefix(c.name + " ")
     pair = _pair(config, anchor, c)
     return (
         f"chosen: as fast as {anchor.name} at batch {b} {_level(pair)}, "

@@ -127,6 +127,8 @@ class Timing(Result):
     undecided: tuple[str, ...]
     busy: tuple[str, ...] = ()  # candidates whose timings carry the busy-machine warning
     stop: str = ""
+    tie_rounds: int = 0  # rounds added at the other batch sizes to settle a tie
+    open_tie: tuple[str, ...] = ()  # the fastest, and those still open against it
 
     @property
     def decided(self) -> bool:
@@ -139,18 +141,28 @@ class Timing(Result):
             if self.extra_rounds
             else ""
         )
+        if self.tie_rounds:
+            extra += f", and {self.tie_rounds} at the other batch sizes to settle a tie"
         head = f"{self.rounds} interleaved rounds at each batch size{extra}"
-        if self.decided:
+        if self.decided and not self.open_tie:
             return f"{head}: every interval decided."
         ended = (
             f"the {MAX_ROUNDS}-round limit was reached"
             if self.stop == "rounds"
             else "the budget ended"
         )
-        return (
-            f"{head}: {ended} with {', '.join(self.undecided)} undecided (an interval "
-            "straddling the margin); an undecided candidate does not count as faster."
-        )
+        still = []
+        if self.undecided:
+            still.append(
+                f"{', '.join(self.undecided)} undecided against FP32 (an interval straddling "
+                "the margin: it does not count as faster)"
+            )
+        if self.open_tie:
+            still.append(
+                f"{' and '.join(self.open_tie)} level within this run's noise (an interval "
+                "straddling 1, wider than 5%: they tie)"
+            )
+        return f"{head}: {ended} with {'; '.join(still)}."
 
 
 # A round times each candidate for at least this long: a model that runs in microseconds
@@ -188,10 +200,10 @@ def time_candidates(
                 log(
                     f"bench     {r.name} batch {b}: median {ms(r.median_ms)} ms, p90 {ms(r.p90_ms)}"
                 )
-        extra, spent, stop = 0, 0.0, ""
-        undecided = _undecided(ready, timings, config)
+        extra, spent, stop, extra_elsewhere = 0, 0.0, "", 0
+        undecided, open_tie = _undecided(ready, timings, config)
         start = time.perf_counter()
-        while undecided and config.goal.objective != "size" and b_obj in calls:
+        while (undecided or open_tie) and config.goal.objective != "size" and b_obj in calls:
             if spent >= config.budget_s:
                 stop = "budget"
                 break
@@ -199,7 +211,10 @@ def time_candidates(
                 stop = "rounds"
                 break
             group = [REFERENCE, *(c.name for c in ready if c.feasible and c.name != REFERENCE)]
-            log(f"rounds    {', '.join(undecided)} undecided at batch {b_obj}: 2 more rounds")
+            still = ", ".join(
+                [*undecided, *(["the tie of " + " and ".join(open_tie)] if open_tie else [])]
+            )
+            log(f"rounds    {still} open at batch {b_obj}: 2 more rounds")
             for r in benchmark(
                 {n: runners[n] for n in group}, b_obj, inputs=inputs.get(b_obj),
                 warmup=ROUND_WARMUP, iters=2 * calls[b_obj], rounds=2,
@@ -208,7 +223,10 @@ def time_candidates(
                 timings[r.name][b_obj] = merge_results(timings[r.name][b_obj], r)
             extra += 2
             spent = time.perf_counter() - start
-            undecided = _undecided(ready, timings, config)
+            undecided, open_tie = _undecided(ready, timings, config)
+        if not stop and config.goal.objective != "size":
+            settled = _settle_tie(candidates, timings, runners, inputs, calls, config, start, log)
+            extra_elsewhere, spent = settled
     out = []
     for c in candidates:
         if c.name not in timings:
@@ -222,8 +240,67 @@ def time_candidates(
     busy = tuple(c.name for c in out for t in c.timings if t.contention)
     return out, Timing(
         config.rounds, extra, spent, config.budget_s, b_obj, tuple(undecided),
-        tuple(dict.fromkeys(busy)), stop or ("" if not undecided else "budget"),
+        tuple(dict.fromkeys(busy)), stop, extra_elsewhere, tuple(open_tie),
     )  # fmt: skip
+
+
+def _provisional(
+    candidates: Sequence[Candidate], timings: Mapping[str, Mapping[int, Any]], b_obj: int
+) -> list[Candidate]:
+    """The candidates with the timings so far and their speed-up over FP32."""
+    ref = timings[REFERENCE].get(b_obj)
+    out = []
+    for c in candidates:
+        own = timings.get(c.name, {})
+        ts = tuple(own.values())
+        sp = paired_speedup(ref.rounds_ms, own[b_obj].rounds_ms) if ref and b_obj in own else None
+        out.append(replace(c, timings=ts, speedup=sp))
+    return out
+
+
+def _settle_tie(
+    candidates: Sequence[Candidate],
+    timings: dict[str, dict[int, Any]],
+    runners: Mapping[str, Any],
+    inputs: Mapping[int, Any],
+    calls: Mapping[int, int],
+    config: OptimizeConfig,
+    start: float,
+    log: Log,
+) -> tuple[int, float]:
+    """Candidates level at the objective's batch size tie; the tie goes first to the one
+    faster at the other batch sizes. Where two tied candidates are still open there (an
+    interval that straddles 1 and is wider than 5%), add rounds at that batch size for the
+    tie and FP32 while the budget lasts. Returns the rounds added and the seconds spent."""
+    from onnx_deploy.workflows.optimize.choose import standing
+
+    b_obj = config.objective_batch
+    _, _, tied = standing(_provisional(candidates, timings, b_obj), config)
+    names = [c.name for c in tied]
+    added, spent = 0, time.perf_counter() - start
+    for b in (b for b in config.batch_sizes if b != b_obj and len(names) > 1):
+        while spent < config.budget_s and config.rounds + added < 2 * MAX_ROUNDS:
+            open_pairs = [
+                (x, y) for i, x in enumerate(names) for y in names[i + 1 :]
+                if not _settled(paired_speedup(timings[x][b].rounds_ms, timings[y][b].rounds_ms))
+            ]  # fmt: skip
+            if not open_pairs:
+                break
+            group = list(dict.fromkeys([REFERENCE, *names]))
+            log(f"rounds    the tie of {', '.join(names)}: 2 more rounds at batch {b}")
+            first = max(max(timings[n][b].rounds_ms) for n in group) + 1
+            for r in benchmark(
+                {n: runners[n] for n in group}, b, inputs=inputs.get(b), warmup=ROUND_WARMUP,
+                iters=2 * calls[b], rounds=2, first_round=first,
+            ):  # fmt: skip
+                timings[r.name][b] = merge_results(timings[r.name][b], r)
+            added += 2
+            spent = time.perf_counter() - start
+    return added, spent
+
+
+def _settled(pair: Any) -> bool:
+    return pair.above(1.0) or pair.below(1.0) or pair.within(1.0, EQUIVALENCE)
 
 
 def _calls_per_round(reference: Any, batch: int, feeds: Any, config: OptimizeConfig) -> int:
@@ -238,21 +315,31 @@ def _calls_per_round(reference: Any, batch: int, feeds: Any, config: OptimizeCon
 
 def _undecided(
     ready: Sequence[Candidate], timings: Mapping[str, Mapping[int, Any]], config: OptimizeConfig
-) -> list[str]:
-    """Candidates that meet the constraints and whose speed-up over FP32 at the objective's
-    batch size neither clears the margin, nor falls below it, nor lies within 5% of it
-    (``EQUIVALENCE``): their interval straddles it, and is wide."""
+) -> tuple[list[str], list[str]]:
+    """Feasible candidates whose speed at the objective's batch size is still open and could
+    change the choice: against FP32, an interval that neither clears the margin, nor falls
+    below it, nor lies within 5% of it (``EQUIVALENCE``), and that reaches up to the best
+    speed-up decided so far; among those decided faster, one whose interval against the
+    fastest still straddles 1 and is wider than 5% (the tie is not yet settled by data).
+    Returns the open ones against FP32, and the fastest with those open against it."""
     b = config.objective_batch
-    ref = timings[REFERENCE].get(b)
-    if ref is None:
-        return []
-    found = []
-    for c in ready:
-        own = timings[c.name].get(b)
-        if c.name == REFERENCE or not c.feasible or own is None:
-            continue
-        sp = paired_speedup(ref.rounds_ms, own.rounds_ms)
-        m = config.goal.margin
-        if not (sp.above(m) or sp.below(m) or sp.within(m, EQUIVALENCE)):
-            found.append(c.name)
-    return found
+    if REFERENCE not in timings or b not in timings[REFERENCE]:
+        return [], []
+    m = config.goal.margin
+    rounds = {
+        c.name: timings[c.name][b].rounds_ms for c in ready if c.feasible and b in timings[c.name]
+    }
+    rounds[REFERENCE] = timings[REFERENCE][b].rounds_ms
+    vs_ref = {n: paired_speedup(rounds[REFERENCE], r) for n, r in rounds.items() if n != REFERENCE}
+    faster = {n: sp for n, sp in vs_ref.items() if sp.above(m)}
+    best = max(faster, key=lambda n: faster[n].estimate, default="")
+    top = faster[best].estimate if best else m
+    open_vs_ref = [
+        n for n, sp in vs_ref.items()
+        if not (sp.above(m) or sp.below(m) or sp.within(m, EQUIVALENCE))
+        and (not sp.decided or sp.high >= top / EQUIVALENCE)
+    ]  # fmt: skip
+    open_vs_best = [
+        n for n in faster if n != best and not _settled(paired_speedup(rounds[best], rounds[n]))
+    ]
+    return open_vs_ref, [best, *open_vs_best] if open_vs_best else []
