@@ -48,15 +48,18 @@ class OrtRequirement(Result):
     and why: the requirement that set it (``because``). ``version`` is None when no
     measured release has a kernel for one of its nodes (``missing``)."""
 
-    version: str | None
+    version: str | None  # a minor release: 1.18
     because: tuple[str, ...]
     missing: tuple[str, ...] = ()
     measured: str = ""  # the releases the table covers
+    wheel: str = ""  # the release measured for that minor version: 1.18.1
 
     def summary(self) -> str:
         if self.version is None:
             return f"no measured ONNX Runtime runs {', '.join(self.missing)} on the CPU"
-        return f"onnxruntime >= {self.version} ({'; '.join(self.because)})"
+        return (
+            f"onnxruntime >= {self.version} ({'; '.join(self.because)}; measured on {self.wheel})"
+        )
 
 
 def oldest_onnxruntime(model: Any) -> OrtRequirement:
@@ -97,7 +100,12 @@ def oldest_onnxruntime(model: Any) -> OrtRequirement:
         return OrtRequirement(None, (), tuple(unknown), measured)
     version = max((v for v, _ in needs), key=_version_key)
     because = tuple(why for v, why in needs if v == version)
-    return OrtRequirement(version, because[:4], (), measured)
+    return OrtRequirement(minor(version), because[:4], (), measured, version)
+
+
+def minor(version: str) -> str:
+    """``1.18.1`` -> ``1.18``: a minor release (the table measures its latest patch)."""
+    return ".".join(version.split(".")[:2])
 
 
 # --- measuring the releases (a maintainer's tool: module docstring) ------------------------

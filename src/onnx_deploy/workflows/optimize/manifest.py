@@ -94,6 +94,7 @@ def _onnx_facts(path: Path, target: str) -> dict[str, Any]:
             "version": need.version,
             "because": list(need.because),
             "missing": list(need.missing),
+            "measured_on": need.wheel or None,
             "measured_releases": need.measured,
         },
         "contrib_ops": contrib,
