@@ -156,6 +156,16 @@ def test_session_settings_reach_the_options() -> None:
     assert SessionSettings().describe() == "onnxruntime defaults"
 
 
+def test_sessions_taking_turns_stop_spinning_between_calls() -> None:
+    from onnx_deploy.workflows.optimize import OptimizeConfig
+
+    turns = SessionSettings.taking_turns(None, None)
+    so = turns.options()
+    assert so.get_session_config_entry("session.force_spinning_stop") == "1"
+    assert SessionSettings.taking_turns(2, False).stop_spinning is None  # nothing spins anyway
+    assert OptimizeConfig().settings() == turns, "the card's candidates take turns"
+
+
 def test_a_settings_study_is_relative_to_the_first(tiny_onnx: Path) -> None:
     grid = {"defaults": SessionSettings(), "1 thread": SessionSettings(threads=1)}
     study = study_settings(tiny_onnx, grid, batch_sizes=(1, 4), warmup=1, iters=3)

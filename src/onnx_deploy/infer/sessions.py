@@ -88,11 +88,18 @@ class SessionSettings:
     burns the cores another process, or a second session timed beside it, needs).
     ``memory_arena``: the CPU allocator's arena (default on); ``memory_pattern``: reuse the
     first run's allocation plan for inputs of the same shape (default on).
+    ``stop_spinning``: ``session.force_spinning_stop`` (default off): the pool stops spinning
+    when a call returns, instead of busy-waiting for the next one. Sessions timed in turns
+    want it: measured on the 2-vCPU EPYC (Zen 4), a 0.65 ms call (a small DistilBERT-style
+    classifier, batch 8) in 11 sessions taking turns of 10 calls: median 0.99 ms and 2.2%
+    of calls stalled over 3 ms with the default, 0.65 ms and 0.1% with it; one session alone
+    pays for it, a median of 0.145-0.161 ms -> 0.162-0.183 ms at batch 1 (three runs each).
     """
 
     threads: int | None = None
     inter_op_threads: int | None = None
     spinning: bool | None = None
+    stop_spinning: bool | None = None
     execution_mode: str | None = None
     memory_arena: bool | None = None
     memory_pattern: bool | None = None
@@ -102,6 +109,15 @@ class SessionSettings:
             raise ValueError(
                 f"execution_mode must be one of {EXECUTION_MODES}, got {self.execution_mode!r}"
             )
+
+    @classmethod
+    def taking_turns(cls, threads: int | None, spinning: bool | None) -> SessionSettings:
+        """The settings of sessions timed in turns on one machine: ``threads`` and
+        ``spinning`` as asked, and each pool stops spinning when its call returns (unless
+        spinning is off anyway), so it does not take the cores from the next session."""
+        return cls(
+            threads=threads, spinning=spinning, stop_spinning=None if spinning is False else True
+        )
 
     def describe(self) -> str:
         parts = [f"{k}={v}" for k, v in self.__dict__.items() if v is not None]
@@ -116,6 +132,8 @@ class SessionSettings:
         if self.spinning is not None:
             so.add_session_config_entry("session.intra_op.allow_spinning", str(int(self.spinning)))
             so.add_session_config_entry("session.inter_op.allow_spinning", str(int(self.spinning)))
+        if self.stop_spinning is not None:
+            so.add_session_config_entry("session.force_spinning_stop", str(int(self.stop_spinning)))
         if self.memory_arena is not None:
             so.enable_cpu_mem_arena = bool(self.memory_arena)
         if self.memory_pattern is not None:

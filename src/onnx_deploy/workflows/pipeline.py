@@ -163,17 +163,19 @@ def benchmark_targets(
     1.2-1.3 vs 1.5-1.8, ONNX Runtime unchanged: interleaving inflated the speed-up.
     ``threads`` and ``spinning``: the session settings of every runtime that has them
     (``infer.sessions.SessionSettings``; spinning off frees the cores between calls, which
-    a shared machine wants)."""
+    a shared machine wants); with ``rounds > 1`` each ONNX Runtime pool also stops spinning
+    when its call returns (``SessionSettings.taking_turns``)."""
     from onnx_deploy.infer.sessions import SessionSettings
     from onnx_deploy.runtimes import check_runtimes
     from onnx_deploy.runtimes import runtime_runner
 
     check_runtimes(runtimes)
-    settings = (
-        SessionSettings(threads=threads, spinning=spinning)
-        if threads is not None or spinning is not None
-        else None
-    )
+    if rounds > 1:  # sessions taking turns: each pool stops spinning when its call returns
+        settings = SessionSettings.taking_turns(threads, spinning)
+    elif threads is not None or spinning is not None:
+        settings = SessionSettings(threads=threads, spinning=spinning)
+    else:
+        settings = None
     groups: list[tuple[list[Any], Signature | None, ModelSource]] = []
     srcs = [ModelSource.of(t) for t in sources]
     basenames = [Path(t.target).name for t in srcs]

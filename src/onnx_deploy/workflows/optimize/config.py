@@ -159,9 +159,9 @@ class OptimizeConfig:
         return self.goal.batch_for(self.batch_sizes)
 
     def settings(self) -> Any:
-        """The session settings every runner gets (None: each runtime's defaults)."""
+        """The session settings every runner gets: ``threads`` and ``spinning`` (None: the
+        runtime's default), and, as the candidates take turns, each ONNX Runtime pool stops
+        spinning when its call returns (``SessionSettings.taking_turns``)."""
         from onnx_deploy.infer.sessions import SessionSettings
 
-        if self.threads is None and self.spinning is None:
-            return None
-        return SessionSettings(threads=self.threads, spinning=self.spinning)
+        return SessionSettings.taking_turns(self.threads, self.spinning)
