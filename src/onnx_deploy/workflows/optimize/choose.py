@@ -9,7 +9,9 @@ For ``latency`` and ``throughput`` at the objective's batch size:
    above the margin (1, or the user's ``min_speedup``); the fastest such is the anchor
    (FP32 itself when none is);
 3. candidates level with the anchor in speed (the interval of their paired ratio to it
-   includes 1, or lies within 5% of it: ``EQUIVALENCE``) tie with it; a tie goes to the one
+   includes 1: a difference the interval decides counts, however small) tie with it; the
+   card stops adding rounds to a tie whose interval lies within 5% either way
+   (``EQUIVALENCE``: no difference beyond 5%); a tie goes to the one
    faster at the other batch sizes timed (decided pairwise, beyond noise), then the higher
    precision, then the smaller file, then the one that asks less of the machine it ships
    to (another runtime, contrib ops, INT8 types of one kind of CPU), then the faster
@@ -62,10 +64,10 @@ def rule_text(config: OptimizeConfig) -> str:
     threshold = f"{goal.margin:.2f}"
     return (
         f"a candidate is faster than FP32 when the 95% interval of its paired per-round "
-        f"speed-up at batch {config.objective_batch} lies above {threshold} (within "
-        f"{100 * (EQUIVALENCE - 1):.0f}% of it either way: as fast); the fastest such ships "
-        "(FP32 when none is); candidates level with it (within this run's noise, or within "
-        f"{100 * (EQUIVALENCE - 1):.0f}%) tie, and a tie goes to the one faster at the other "
+        f"speed-up at batch {config.objective_batch} lies above {threshold} (an interval "
+        f"around it within {100 * (EQUIVALENCE - 1):.0f}% either way: as fast); the fastest "
+        "such ships (FP32 when none is); candidates level with it (an interval that includes "
+        "1: within this run's noise) tie, and a tie goes to the one faster at the other "
         "batch sizes timed, then the higher precision, then the smaller file, then the one "
         "asking less of the machine it ships to (another runtime, contrib ops, INT8 types of "
         "one CPU kind)"
@@ -84,12 +86,11 @@ def _pair(config: OptimizeConfig, a: Candidate, b: Candidate, batch: int | None 
 
 
 def _level(pair: Speedup) -> str:
-    """How two candidates are level in speed ('' when they are not): within this run's
-    noise (an interval that includes 1), or within 5% either way (``EQUIVALENCE``)."""
+    """How two candidates are level in speed ('' when they are not): their interval
+    includes 1. A difference the interval decides counts, however small; the 5% band
+    (``EQUIVALENCE``) only lets the card stop adding rounds to an interval that includes 1."""
     if not pair.below(1.0) and not pair.above(1.0):
         return "within this run's noise"
-    if pair.within(1.0, EQUIVALENCE):
-        return f"within {100 * (EQUIVALENCE - 1):.0f}%"
     return ""
 
 

@@ -87,9 +87,16 @@ def _onnx_facts(path: Path, target: str) -> dict[str, Any]:
     proto = load_onnx(path, load_external_data=False)
     need = oldest_onnxruntime(proto)
     contrib = sorted({n.op_type for n in proto.graph.node if n.domain in CONTRIB_DOMAINS})
+    # the opsets its nodes use: ONNX Runtime's fusions import every domain it knows
+    used = {"", "ai.onnx"} | {n.domain for n in proto.graph.node}
+    used |= {n.domain for f in proto.functions for n in f.node} | {
+        f.domain for f in proto.functions
+    }
     return {
         "ir_version": int(proto.ir_version),
-        "opsets": {o.domain or "ai.onnx": int(o.version) for o in proto.opset_import},
+        "opsets": {
+            o.domain or "ai.onnx": int(o.version) for o in proto.opset_import if o.domain in used
+        },
         "min_onnxruntime": {
             "version": need.version,
             "because": list(need.because),

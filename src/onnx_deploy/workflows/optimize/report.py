@@ -30,6 +30,7 @@ from onnx_deploy.workflows.optimize.candidates import REFERENCE
 from onnx_deploy.workflows.optimize.candidates import Candidate
 from onnx_deploy.workflows.optimize.choose import Decision
 from onnx_deploy.workflows.optimize.choose import quality
+from onnx_deploy.workflows.optimize.config import EQUIVALENCE
 from onnx_deploy.workflows.optimize.evaluate import Timing
 
 PLOTS = {"pareto_plot": "pareto.png", "batch_plot": "latency_by_batch.png"}
@@ -93,6 +94,48 @@ class ReportCard(Result):
             "over 1.5x the median, or a CV over 40%); the intervals above carry that noise, "
             "and the rounds added to decide them say how much it took"
         ]
+
+    def contradictions(self) -> list[str]:
+        """Verdicts whose words and shown numbers disagree ('' list: none). Each verdict that
+        quotes an interval is read back: "the fastest" needs its low bound above the margin,
+        "slower" a high bound below 1, "not faster ... beyond this run's noise" a low bound
+        not above the margin, "within this run's noise" an interval that includes 1,
+        "within 5%" or "no difference beyond 5%" an interval inside that band, "not by the
+        margin" a low bound between 1 and the margin; a failed accuracy budget a drop above
+        the budget. The report card is written so this list is empty; tests and notebooks
+        hold it to that."""
+        import re
+
+        interval = re.compile(r"(?:95% interval )([\d.]+)-([\d.]+)")
+        found = []
+        for c in self.candidates:
+            text = c.verdict
+            bounds = [(float(a), float(b)) for a, b in interval.findall(text)]
+            first = bounds[0] if bounds else None
+            ok = True
+            if first is not None:
+                lo, hi = first
+                if text.startswith(("chosen: the fastest", "the fastest")):
+                    ok = lo > self.margin
+                elif text.startswith("slower than") and ", which ran " in text:
+                    ok = lo > self.margin  # the interval quoted is the faster one's
+                elif text.startswith("slower than"):
+                    ok = hi < 1.0
+                elif text.startswith("not faster than FP32"):
+                    ok = lo <= self.margin
+                elif "but not by the" in text:
+                    ok = 1.0 < lo <= self.margin
+                elif "within this run's noise" in text:
+                    ok = lo <= 1.0 <= hi
+                elif "within 5%" in text or "no difference beyond 5%" in text:
+                    center = self.margin if text.startswith("as fast as FP32") else 1.0
+                    ok = lo >= center / EQUIVALENCE and hi <= center * EQUIVALENCE
+            m = re.search(r"is ([\d.]+) points below .* \(at most ([\d.]+) allowed\)", text)
+            if m:
+                ok = ok and float(m.group(1)) > float(m.group(2))
+            if not ok:
+                found.append(f"{c.name}: {text}")
+        return found
 
     # --- as text -----------------------------------------------------------------------
 
@@ -170,6 +213,10 @@ class ReportCard(Result):
             "",
             self.table(),
             "",
+            "- the p50 / p90 columns are over all timed calls; the vs FP32 columns and the "
+            "verdicts pair the candidates round by round (the mean ratio of rounds run "
+            "back to back), which is what the choice compares: where the machine's speed "
+            "drifts between rounds, the two can rank close candidates differently",
         ]
         lines += [f"- not run: {line}" for line in self.not_run()]
         chosen = self.chosen_candidate
@@ -253,7 +300,12 @@ def markdown(card: ReportCard, plots: bool = True) -> str:
         f"- CPU: {cpu.get('model', '?')}, {cpu.get('physical_cores') or '?'} cores "
         f"({cpu.get('logical_cpus') or '?'} logical CPUs), INT8 row {cpu.get('int8_isa', '?')}"
         f"; intra-op threads: {env.get('threads') or 'one per core (onnxruntime default)'}"
-        f"; spinning: {env.get('spinning', 'default')}",
+        f"; spinning: {env.get('spinning', 'default')}"
+        + (
+            ""
+            if env.get("spinning") is False
+            else ", stopped when each call returns (the candidates take turns)"
+        ),
         f"- Python {env.get('python', '?')} on {env.get('platform', '?')}",
         f"- {versions}",
         f"- made in {card.seconds:.0f} s",
