@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install serve-env js chromium emulator run notebooks-refresh pipeline test lint-imports test-avx2 format bench bench-runtimes bench-optimum lab clean
+.PHONY: install serve-env js chromium emulator run notebooks-refresh pipeline test lint-imports test-avx2 format bench bench-runtimes bench-optimum bench-olive lab clean
 
 install: $(STAMP)
 
@@ -131,15 +131,27 @@ bench-runtimes: install
 	  --runtimes onnxruntime,openvino,openvino-bf16 --rounds 5 --warmup 5 --iters 30 \
 	  --batch-sizes 1,8 --output $(RUNTIMES_DIR)/bert.json --plot $(RUNTIMES_DIR)/bert.png --force
 
-## This project's transformer path vs optimum-onnx's on one BERT-base (110M, from its config),
+## The report card's choice vs optimum-onnx's files on one BERT-base (110M, from its config),
 ## timed interleaved on ONNX Runtime at seq 128, batch 1 and 8. optimum-onnx 0.1.0 pins
-## transformers 4.57, so it gets its own environment (about 6 GB with torch; minutes).
+## transformers 4.57, so it gets its own environment (about 6 GB with torch; tens of minutes:
+## the card builds, judges and times every candidate on BERT-base).
 OPTIMUM_VENV ?= .venv-optimum
 bench-optimum: install
 	@test -x $(OPTIMUM_VENV)/bin/optimum-cli || { $(PYTHON) -m venv $(OPTIMUM_VENV) && \
 	  $(OPTIMUM_VENV)/bin/python -m pip --disable-pip-version-check install -q \
 	    optimum-onnx==0.1.0 transformers==4.57.6 torch==2.14.1 onnxruntime-gpu==1.31.1; }
 	$(BIN)/python -m onnx_deploy.workflows.compare_optimum --optimum-venv $(OPTIMUM_VENV) --out artifacts/optimum
+
+## Microsoft Olive's goal-driven search (olive-ai: ONNX conversion, transformer fusions, INT8
+## searched) on the same BERT-base and samples toward the card's objective, timed beside its choice; run
+## bench-optimum first. olive-ai pins its own onnxruntime (the CPU wheel): its own env.
+OLIVE_VENV ?= .venv-olive
+bench-olive: install
+	@test -x $(OLIVE_VENV)/bin/olive || { $(PYTHON) -m venv $(OLIVE_VENV) && \
+	  $(OLIVE_VENV)/bin/python -m pip --disable-pip-version-check install -q \
+	    olive-ai==0.13.0 torch==2.14.1 transformers==5.25.0 onnxruntime==1.32.0 \
+	    torchmetrics==1.9.0 requests; }
+	$(BIN)/python -m onnx_deploy.workflows.compare_olive --olive-venv $(OLIVE_VENV) --out artifacts/olive
 
 lab: install
 	$(BIN)/jupyter lab notebooks/

@@ -1,18 +1,19 @@
-"""This project's transformer path side by side with optimum-onnx's, on one BERT-base.
+"""The report card's choice side by side with optimum-onnx's files, on one BERT-base.
 
 ``make bench-optimum`` runs it. optimum-onnx 0.1.0 pins transformers 4.57, so it lives in
 its own environment (``.venv-optimum``) and is driven through its command line; it is not
 a dependency. Both sides start from the same ``save_pretrained`` folder (BERT-base from its
 config, 110M parameters, seed 0: random weights, so only speed and agreement mean anything):
 
-- ours: ``export hf:DIR`` (dynamo), ``fuse`` (onnxscript ort_fusions), dynamic INT8 of the
-  plain and of the fused graph;
+- ours: ``onnx-deploy optimize hf:DIR`` on 32 samples at seq 128 (the card's goal: the
+  lowest latency at batch 1), its choice, and the FP32 and INT8 dynamic files it built;
 - optimum: ``optimum-cli export onnx`` (plain, and ``--optimize O2``), and
   ``optimum-cli onnxruntime quantize --avx512_vnni`` of each.
 
 Every file is timed on ONNX Runtime's CPU provider, interleaved in one process
-(``benchmark(rounds=...)``), at seq 128, batch 1 and 8, on the same unpadded inputs;
-fused-op counts and agreement with our FP32 file are reported beside the timings.
+(``benchmark(rounds=...)``), at seq 128, batch 1 and 8, on the same unpadded inputs; each
+is compared with the card's choice as a paired per-round speed-up with its 95% interval,
+beside its fused-op counts and its agreement with our FP32 file.
 """
 
 from __future__ import annotations
@@ -52,31 +53,38 @@ def samples(n: int = 32) -> dict[str, np.ndarray]:
 
 
 def ours(folder: Path, out: Path, sdpa: bool = False) -> dict[str, str]:
-    from onnx_deploy.convert.fusion import fuse_transformer
-    from onnx_deploy.convert.quantize import quantize_dynamic_model
-    from onnx_deploy.workflows.pipeline import export_spec
+    """The card's choice for ``hf:folder`` and the files it built that matter here."""
 
-    fp32 = out / "ours.fp32.onnx"
-    export_spec(f"hf:{folder}", fp32, force=True, log=_log)
-    fused = fuse_transformer(fp32, out / "ours.fused.onnx", force=True)
-    _log(fused.summary())
-    files = {"ours FP32": fp32, "ours fused": fused.output_path}
-    sources = [("ours INT8 dynamic", fp32), ("ours fused + INT8 dynamic", fused.output_path)]
+    from onnx_deploy.workflows.optimize import OptimizeConfig
+    from onnx_deploy.workflows.optimize import report_card
+
+    data = samples()
+    config = OptimizeConfig(
+        calibration=data, validation=data, batch_sizes=(1, 8), plots=False, force=True,
+        name="BERT-base (random weights, seq 128)",
+    )  # fmt: skip
+    card = report_card(f"hf:{folder}", out / "card", config, log=_log)
+    _log(card.summary())
+    by_name = {c.name: c for c in card.candidates if c.runs}
+    files = {"ours FP32": by_name["FP32"].path}
+    for name in ("INT8 dynamic", "INT8 dynamic fused"):
+        if name in by_name and name != card.chosen:
+            files[f"ours {name}"] = by_name[name].path
+    files[f"ours: the card's choice ({card.chosen})"] = card.files["model"]
     if sdpa:  # transformers' default attention, for the EXPORT_ATTENTION comparison
         from onnx_deploy.convert.export import export_model
         from onnx_deploy.convert.hf import load_hf_model
         from onnx_deploy.convert.hf import signature_for
+        from onnx_deploy.convert.quantize import quantize_dynamic_model
 
         model = load_hf_model(f"hf:{folder}", attn_implementation=None)
         path = out / "ours.sdpa.onnx"
         export_model(model, None, path, signature=signature_for(model), force=True)
-        files["ours FP32 (sdpa attention)"] = path
-        sources.append(("ours INT8 dynamic (sdpa attention)", path))
-    for name, src in sources:
-        dst = out / (Path(src).stem + ".int8.onnx")
-        _log(quantize_dynamic_model(src, dst, force=True).summary())
-        files[name] = dst
-    return {k: str(v) for k, v in files.items()}
+        files["ours FP32 (sdpa attention)"] = str(path)
+        dst = out / "ours.sdpa.int8.onnx"
+        _log(quantize_dynamic_model(path, dst, force=True).summary())
+        files["ours INT8 dynamic (sdpa attention)"] = str(dst)
+    return {k: str(v) for k, v in files.items() if v}
 
 
 def optimum(folder: Path, out: Path, venv: Path) -> tuple[dict[str, str], list[str]]:
@@ -132,21 +140,37 @@ def measure(files: dict[str, str], iters: int, rounds: int) -> dict[str, Any]:
     return result
 
 
+def choice_speedups(timings: list[dict[str, Any]], choice: str, name: str) -> list[str]:
+    """The paired speed-up of ``choice`` over ``name`` at batch 1 and 8, with its interval
+    (above 1: the choice is faster), from one interleaved run's ``timings``."""
+    from onnx_deploy.core.timing import paired_speedup
+
+    by = {(t["name"], t["batch_size"]): t for t in timings}
+    cells = []
+    for b in (1, 8):
+        mine = {int(k): v for k, v in by[(choice, b)]["rounds_ms"].items()}
+        theirs = {int(k): v for k, v in by[(name, b)]["rounds_ms"].items()}
+        cells.append("-" if name == choice else paired_speedup(theirs, mine).text())
+    return cells
+
+
 def table(result: dict[str, Any]) -> str:
+    """Each file against the card's choice: median latency at batch 1 and 8, the paired
+    speed-up of the choice over it (above 1: the choice is faster) with its interval."""
     by = {(t["name"], t["batch_size"]): t for t in result["timings"]}
     names = list(result["files"])
-    base = names[0]
+    choice = next(n for n in names if "card's choice" in n)
     rows = [
-        "| file | fused ops | b1 median ms | b8 median ms | vs ours FP32 (b1 / b8) | max abs vs ours FP32 |",
-        "|---|---|---|---|---|---|",
+        "| file | fused ops | b1 median ms | b8 median ms | the choice's speed-up over it (b1) "
+        "| (b8) | max abs vs ours FP32 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for n in names:
         ops = ", ".join(f"{v} {k}" for k, v in result["files"][n]["fused_ops"].items()) or "-"
-        b1, b8 = by[(n, 1)]["median_ms"], by[(n, 8)]["median_ms"]
-        r1, r8 = by[(base, 1)]["median_ms"] / b1, by[(base, 8)]["median_ms"] / b8
+        cells = choice_speedups(result["timings"], choice, n)
         rows.append(
-            f"| {n} | {ops} | {b1:.1f} | {b8:.1f} | {r1:.2f}x / {r8:.2f}x | "
-            f"{result['files'][n]['max_abs_vs_first']:.1e} |"
+            f"| {n} | {ops} | {by[(n, 1)]['median_ms']:.1f} | {by[(n, 8)]['median_ms']:.1f} | "
+            f"{cells[0]} | {cells[1]} | {result['files'][n]['max_abs_vs_first']:.1e} |"
         )
     return "\n".join(rows)
 
@@ -157,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--optimum-venv", default=".venv-optimum")
     p.add_argument("--out", default="artifacts/optimum")
-    p.add_argument("--iters", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--iters", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=10)
     p.add_argument(
         "--sdpa", action="store_true", help="also export with transformers' default attention"
     )
