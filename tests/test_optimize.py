@@ -140,6 +140,13 @@ def test_a_tie_goes_to_precision_then_size_then_fewer_requirements() -> None:
     }, sizes=(1,))  # fmt: skip
     assert decision.chosen == "FP32 slim"
     assert "FP32 slim keeps the higher precision (fp32 vs fp16)" in verdicts["FP16"]
+    # sizes that round alike are quoted in bytes, so the reason does not read "2.6 MB vs 2.6 MB"
+    verdicts, decision = _verdicts({
+        "FP32": {"size": 2_740_000},
+        "FP32 slim": {"ratio": 1.0, "size": 2_700_000},
+    }, sizes=(1,))  # fmt: skip
+    assert decision.chosen == "FP32 slim"
+    assert "is smaller (2,700,000 B vs 2,740,000 B)" in verdicts["FP32"], verdicts
 
 
 def test_a_tie_at_the_objective_goes_first_to_the_faster_at_the_other_batch_sizes() -> None:
@@ -225,6 +232,16 @@ def test_the_pareto_front_compares_latency_as_the_choice_does() -> None:
     # FP32 is level with FP32 slim in speed (within noise) and larger: dominated; FP16 is
     # smaller than FP32 slim with the same accuracy but slower beyond noise: on the front
     assert front == ["INT8 static", "FP32 slim", "FP16"], front
+
+
+def test_overlapping_points_share_one_label_on_the_pareto_plot() -> None:
+    from onnx_deploy.present.plots import _label_groups
+
+    cands, _ = _cands({"FP32": {}, "FP32 slim": {}, "FP16": {}, "INT8 static": {}})
+    points = [(0.0206, 98.22, cands[0]), (0.0207, 98.22, cands[1]), (0.0209, 98.22, cands[2]),
+              (0.0277, 98.00, cands[3])]  # fmt: skip
+    labels = [names for _, _, names, _ in _label_groups(points)]
+    assert labels == [["FP32", "FP32 slim", "FP16"], ["INT8 static"]]
 
 
 def test_the_cli_and_the_config_name_the_same_objectives() -> None:

@@ -201,6 +201,27 @@ def save_figure(
     return str(path)
 
 
+def _label_groups(
+    points: list[tuple[float, float, CandidateView]], near: tuple[float, float] = (0.08, 0.04)
+) -> list[tuple[float, float, list[str], bool]]:
+    """One label per group of points whose labels would overlap: points within ``near`` of
+    each other (fractions of the data's range along x and y; a label is wide) share one
+    label, their names joined, in order of latency."""
+    if not points:
+        return []
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    groups: list[tuple[float, float, list[str], bool]] = []
+    for x, y, c in sorted(points, key=lambda p: p[0]):
+        for gx, gy, names, _ in groups:
+            if abs(x - gx) <= near[0] * span_x and abs(y - gy) <= near[1] * span_y:
+                names.append(c.name)
+                break
+        else:
+            groups.append((x, y, [c.name], c.feasible))
+    return groups
+
+
 def plot_pareto(card: CardView) -> Figure:
     """The candidates against the goal's three measures: quality (accuracy with labels, else
     agreement with FP32, else the lowest cosine) and file size, each against the median
@@ -224,14 +245,15 @@ def plot_pareto(card: CardView) -> Figure:
         (ax_s, lambda c: c.size / 1e6, "file size, MB (lower is better)"),
     ):
         points = [(c.timing(b).median_ms, measure(c), c) for c in cands if measure(c) is not None]
-        for i, (x, y, c) in enumerate(sorted(points, key=lambda p: p[0])):
+        for x, y, c in points:
             color = "tab:green" if c.chosen else "tab:blue" if c.feasible else "tab:gray"
             ax.scatter([x], [y], s=90 if c.chosen else 45, color=color, zorder=3)
             if c.chosen:
                 ax.scatter([x], [y], s=260, facecolors="none", edgecolors=color)
-            ax.annotate(c.name, (x, y), textcoords="offset points",
+        for i, (x, y, names, feasible) in enumerate(_label_groups(points)):
+            ax.annotate(", ".join(names), (x, y), textcoords="offset points",
                         xytext=(6, 8 if i % 2 else -12), fontsize=7,
-                        color="black" if c.feasible else "dimgray")  # fmt: skip
+                        color="black" if feasible else "dimgray")  # fmt: skip
         front = sorted((x, y) for x, y, c in points if c.on_front)
         if len(front) > 1:
             ax.plot(*zip(*front, strict=True), color="tab:green", lw=1, alpha=0.6, zorder=2,

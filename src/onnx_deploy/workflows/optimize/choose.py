@@ -141,9 +141,10 @@ class Tie:
         if lk[1] != wk[1]:
             return f"{winner.name} keeps the higher precision ({winner.precision} vs {loser.precision})"
         if lk[2] != wk[2]:
-            return (
-                f"{winner.name} is smaller ({human_size(winner.size)} vs {human_size(loser.size)})"
-            )
+            small, large = human_size(winner.size), human_size(loser.size)
+            if small == large:  # rounded alike: the bytes say it
+                small, large = f"{winner.size:,} B", f"{loser.size:,} B"
+            return f"{winner.name} is smaller ({small} vs {large})"
         if lk[3] != wk[3]:
             spared = [a for a in loser.asks if a not in winner.asks]
             return f"{winner.name} does not need {' or '.join(spared)}"
@@ -219,7 +220,7 @@ def _by_speed(
             lead = (
                 f"the fastest at batch {b}, {c.speedup.text(margin, _SPEED)}; but "
                 if c is not ref and c.speedup is not None
-                else ""
+                else f"no candidate was faster than FP32 at batch {b} beyond this run's noise; but "
             )
             won = tie.why(c, chosen).removeprefix(chosen.name + " ")
             pair = _pair(config, anchor, chosen)
