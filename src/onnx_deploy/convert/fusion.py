@@ -90,12 +90,11 @@ def fuse_transformer(
 ) -> FusionResult:
     """Fuse a transformer graph for ONNX Runtime (the module docstring) and check it
     against the parent (fp32 tolerance); a graph that fails is not written."""
-    import onnx
-
     ir = require("onnx_ir", "transformer fusions")
     require("onnxscript", "transformer fusions")
     from onnxscript.rewriter.ort_fusions import optimize_for_ort
 
+    from onnx_deploy.convert.graphcheck import check_graph
     from onnx_deploy.infer.compare import compare_onnx
     from onnx_deploy.infer.modelinfo import load_onnx
 
@@ -110,7 +109,7 @@ def fuse_transformer(
     seconds = time.perf_counter() - start
     with atomic_output(output_path, force=force) as tmp:
         write_onnx(proto, tmp)
-        onnx.checker.check_model(str(tmp))
+        check_graph(tmp)
         report = None
         if validate:
             report = compare_onnx(input_path, tmp, validation_inputs)

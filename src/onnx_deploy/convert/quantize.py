@@ -45,8 +45,12 @@ from onnx_deploy.core.errors import QuantizeError
 from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.feeds import as_batches
 from onnx_deploy.core.feeds import concatenate
+from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX
+from onnx_deploy.core.files import PROTOBUF_LIMIT
 from onnx_deploy.core.files import atomic_output
+from onnx_deploy.core.files import copy_external_data
 from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import has_external_data
 from onnx_deploy.core.files import human_size
 from onnx_deploy.core.files import write_onnx
 from onnx_deploy.core.results import Result
@@ -55,6 +59,8 @@ from onnx_deploy.infer.compare import compare
 from onnx_deploy.infer.modelinfo import load_onnx
 from onnx_deploy.infer.runners.base import Runner
 from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+from onnx_deploy.infer.tokens import check_against_parent
+from onnx_deploy.infer.tokens import is_cached_decoder
 
 if TYPE_CHECKING:
     import onnx
@@ -198,6 +204,7 @@ class QuantizeResult(Result):
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     notes: tuple[str, ...] = ()
     types: TypeChoice | None = None  # INT8 methods: the types, the ISA and why
+    tokens: Any = None  # weight-only on a decoder: its ``infer.tokens.TokenCheck``
 
     @property
     def compression(self) -> float:
@@ -229,6 +236,8 @@ class QuantizeResult(Result):
                 f"  vs FP32 {'PASS' if self.validation.ok else 'FAIL'} ({self.validation.tolerance.name} "
                 f"preset): cosine {out.min_cosine:.4f}{top1}, max abs {out.max_abs:.2e}"
             )
+        if self.tokens is not None:
+            lines.append(self.tokens.summary())
         if self.metrics:
             lines.append("  metrics " + ", ".join(f"{k} {v:.4f}" for k, v in self.metrics.items()))
         lines += [f"  note    {n}" for n in self.notes]
@@ -290,7 +299,7 @@ def task_metrics(
     return metrics
 
 
-def _finish(
+def check_quantized(
     input_path: str | os.PathLike[str],
     tmp: Path,
     output_path: str | os.PathLike[str],
@@ -376,7 +385,7 @@ def quantize_static_model(
         val_inputs = (
             validation_inputs if validation_inputs is not None else [f for f in reader.feeds[:64]]
         )
-        report, metrics = _finish(
+        report, metrics = check_quantized(
             input_path, tmp, output_path, "int8", validate, val_inputs, labels,
             TENSORRT_CHECK_OPTIMIZATION if _for_tensorrt else "all",
         )  # fmt: skip
@@ -697,11 +706,15 @@ def _without_value_info(path: str | os.PathLike[str], out: Path) -> str:
     """``path`` with its intermediate ``value_info`` cleared, written to ``out``: the
     dynamo exporter records the example's sizes there (2, where the batch is dynamic),
     and onnxruntime's quantizers then stop at "Inferred shape and existing shape differ"."""
-    proto = load_onnx(path)
+    external = has_external_data(path)
+    proto = load_onnx(path, load_external_data=not external)
     if not len(proto.graph.value_info):
         return str(path)
     del proto.graph.value_info[:]
-    write_onnx(proto, out)
+    if external:  # the weights stay on disk, copied a chunk at a time
+        copy_external_data(proto, Path(path).resolve().parent, out)
+    else:
+        write_onnx(proto, out)
     return str(out)
 
 
@@ -741,10 +754,13 @@ def quantize_dynamic_model(
     choice = choose_types(None, weight_type, reduce_range, target_isa, dynamic=True)
     _warn_if_saturating(choice)
 
-    parent = load_onnx(input_path)
+    parent = load_onnx(input_path, load_external_data=False)  # the graph, not its weights
     if is_quantized(parent):
         raise QuantizeError(f"{input_path} is already quantized; quantize the FP32 model")
     convs = sum(n.op_type == "Conv" for n in parent.graph.node)
+    large = file_size(input_path) > PROTOBUF_LIMIT
+    decoder = is_cached_decoder(parent)
+    del parent
     if convs and (op_types is None or "Conv" in op_types):
         warnings.warn(
             f"dynamic quantization of {convs} Conv nodes: ONNX Runtime runs ConvInteger with "
@@ -757,11 +773,16 @@ def quantize_dynamic_model(
     with atomic_output(output_path, force=force) as tmp:
         pre = tmp.with_name("preprocessed.onnx")
         pre_notes: tuple[str, ...] = ()
-        if preprocess:
+        if preprocess and not large:
             pre_notes = preprocess_model(input_path, pre)
             source = str(pre)
         else:
             source = _without_value_info(input_path, pre)
+            if preprocess:  # its shape inference parses the model as one protobuf
+                pre_notes = (
+                    "past protobuf's 2 GB: quantized without onnxruntime's pre-processing "
+                    "(quant_pre_process parses the model as one protobuf and fails)",
+                )
         src_abs, tmp_abs = str(Path(source).resolve()), str(tmp.resolve())
         with warnings.catch_warnings(), _scratch_dir():
             warnings.simplefilter("ignore")
@@ -770,13 +791,24 @@ def quantize_dynamic_model(
                 weight_type=_qtype(choice.weight_type),
                 per_channel=per_channel, reduce_range=choice.reduce_range,
                 op_types_to_quantize=list(op_types) if op_types is not None else None,
+                use_external_data_format=large,
             )  # fmt: skip
-        if pre.exists():
-            pre.unlink()
+        for scratch in (pre, pre.with_name(pre.name + EXTERNAL_DATA_SUFFIX)):
+            scratch.unlink(missing_ok=True)
         seconds = time.perf_counter() - start
-        report, metrics = _finish(
-            input_path, tmp, output_path, "int8", validate, validation_inputs, labels
-        )
+        tokens = None
+        if validate and decoder and validation_inputs is None:  # a decoder: by its tokens
+            report, metrics = None, {}
+            tokens = check_against_parent(input_path, tmp, str(output_path))
+            if not tokens.ok:
+                raise QuantizeError(
+                    tokens.summary() + "\ndynamic INT8 changes the greedy tokens; nothing was "
+                    "written. Try --method int8-weight (activations stay float)."
+                )
+        else:
+            report, metrics = check_quantized(
+                input_path, tmp, output_path, "int8", validate, validation_inputs, labels
+            )
     details = {
         "weights": choice.weight_type, "reduce_range": choice.reduce_range,
         "op_types": tuple(op_types) if op_types else "all",
@@ -784,7 +816,7 @@ def quantize_dynamic_model(
     return QuantizeResult(
         str(input_path), str(output_path), "dynamic", details, file_size(input_path),
         file_size(output_path), seconds, report, metrics,
-        (*pre_notes, *_saturation_notes(choice)), choice,
+        (*pre_notes, *_saturation_notes(choice)), choice, tokens,
     )  # fmt: skip
 
 
@@ -808,6 +840,9 @@ def convert_fp16(
     """
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
+    from onnx_deploy.convert.graphcheck import check_graph
+    from onnx_deploy.convert.graphcheck import sort_nodes
+
     parent = load_onnx(input_path)
     if is_quantized(parent):
         raise QuantizeError(f"{input_path} is quantized; convert the FP32 model to FP16")
@@ -821,9 +856,11 @@ def convert_fp16(
             fp16 = convert_float_to_float16(parent, keep_io_types=keep_io_types, **kwargs)
         if node_block_list:
             drop_cast_round_trips(fp16)
+        sort_nodes(fp16)  # the converter can append a graph input's Cast after its readers
+        check_graph(fp16)
         write_onnx(fp16, tmp)
         seconds = time.perf_counter() - start
-        report, metrics = _finish(
+        report, metrics = check_quantized(
             input_path, tmp, output_path, "fp16", validate and keep_io_types, validation_inputs,
             labels,
         )  # fmt: skip

@@ -13,18 +13,22 @@ is moved into place, so a slimming that changes results never lands on disk.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from onnx_deploy.core.defaults import SLIM_CHECK_BATCH_SIZES
 from onnx_deploy.core.errors import InputMismatchError
 from onnx_deploy.core.errors import SlimError
 from onnx_deploy.core.files import atomic_output
+from onnx_deploy.core.files import copy_external_data
 from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import has_external_data
 from onnx_deploy.core.files import human_size
 from onnx_deploy.core.files import write_onnx
 from onnx_deploy.core.results import Result
@@ -99,7 +103,12 @@ def slim_model(
 
     onnxslim = require("onnxslim", "slimming")
 
-    model = load_onnx(input_path)
+    # weights in external data stay on disk: onnxslim works on the graph (it reads a
+    # weight only to fold it, from the model's folder), and the weights are copied
+    # tensor by tensor into the output's data file (``copy_external_data``)
+    source_dir = Path(input_path).resolve().parent
+    external = has_external_data(input_path)
+    model = load_onnx(input_path, load_external_data=not external)
     before = op_histogram(model)
     inputs_before, _ = graph_io(model)
     size_before = file_size(input_path)
@@ -107,7 +116,8 @@ def slim_model(
     start = time.perf_counter()
     with atomic_output(output_path, force=force) as tmp:
         try:
-            slimmed = onnxslim.slim(model, **slim_kwargs)
+            with contextlib.chdir(source_dir) if external else contextlib.nullcontext():
+                slimmed = onnxslim.slim(model, **slim_kwargs)
         except Exception as e:
             raise SlimError(
                 f"onnxslim failed on {input_path}: {type(e).__name__}: {e}. Keep the unslimmed "
@@ -118,9 +128,14 @@ def slim_model(
                 f"onnxslim returned None for {input_path}: its own model check failed. Keep the "
                 "unslimmed model, or retry with no_shape_infer=True or skip_fusion_patterns."
             )
-        write_onnx(slimmed, tmp)
+        if external:
+            copy_external_data(slimmed, source_dir, tmp)
+        else:
+            write_onnx(slimmed, tmp)
         seconds = time.perf_counter() - start
         inputs_after, _ = graph_io(slimmed)
+        after = op_histogram(slimmed)
+        del model, slimmed  # the numerics check opens the files: free the weights first
         lost = [
             str(a)
             for a, b in zip(inputs_after, inputs_before, strict=False)
@@ -150,7 +165,7 @@ def slim_model(
         input_path=str(input_path),
         output_path=str(output_path),
         ops_before=before,
-        ops_after=op_histogram(slimmed),
+        ops_after=after,
         size_before=size_before,
         size_after=file_size(output_path),
         seconds=seconds,

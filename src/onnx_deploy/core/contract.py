@@ -102,7 +102,9 @@ class ModelContract:
         merged_inputs = [given_inputs.get(s.name) or own_inputs.get(s.name) for s in specs]
         given_dims = {d.name: d for d in dims}
         merged_dims = [given_dims.pop(d.name, d) for d in self.dims] + list(given_dims.values())
-        return Signature.from_specs(specs, merged_dims, [i for i in merged_inputs if i])
+        return Signature.from_specs(
+            specs, merged_dims, [i for i in merged_inputs if i], self.relations or None
+        )
 
     def describe(self) -> str:
         parts = [self.family or "model"]

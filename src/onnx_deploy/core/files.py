@@ -185,3 +185,53 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
             for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
+
+
+def has_external_data(path: str | os.PathLike[str]) -> bool:
+    """Whether any initializer of the file at ``path`` keeps its data in another file."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+
+COPY_CHUNK = 64 * 1024**2
+
+
+def copy_external_data(
+    model: Any, source_dir: str | os.PathLike[str], path: str | os.PathLike[str]
+) -> None:
+    """Save ``model`` (whose large initializers refer to data files in ``source_dir``) at
+    ``path``, its external tensors copied one chunk at a time into ``path.name + '.data'``
+    beside it: memory stays at one chunk, whatever the model's size."""
+    import numpy as np
+    import onnx
+
+    path, source_dir = Path(path), Path(source_dir)
+    data_name = path.name + EXTERNAL_DATA_SUFFIX
+    with open(path.parent / data_name, "wb") as out:
+        for tensor in model.graph.initializer:
+            if tensor.data_location != onnx.TensorProto.EXTERNAL:
+                continue
+            info = {e.key: e.value for e in tensor.external_data}
+            offset = int(info.get("offset", 0))
+            length = info.get("length")
+            if length is None:
+                dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+                length = int(np.prod(tensor.dims, dtype=np.int64)) * np.dtype(dtype).itemsize
+            length = int(length)
+            start = out.tell()
+            with open(source_dir / info["location"], "rb") as src:
+                src.seek(offset)
+                left = length
+                while left:
+                    chunk = src.read(min(COPY_CHUNK, left))
+                    if not chunk:
+                        raise OSError(f"{info['location']} ends before {tensor.name}'s data")
+                    out.write(chunk)
+                    left -= len(chunk)
+            del tensor.external_data[:]
+            for key, value in (("location", data_name), ("offset", start), ("length", length)):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, str(value)
+    onnx.save_model(model, str(path))

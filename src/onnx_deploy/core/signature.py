@@ -236,6 +236,9 @@ class Signature:
 
     inputs: tuple[InputSpec, ...]
     dims: tuple[DimRange, ...] = field(default=())
+    # equalities between dims, "total = past + seq": a decoder's mask covers the cache and
+    # the new tokens; generated sizes follow them (``sizes``), ``check`` holds data to them
+    relations: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -258,6 +261,12 @@ class Signature:
             given.get(s) or _default_dim(s, s in batch_like) for s in _ordered(self.inputs)
         )
         object.__setattr__(self, "dims", ordered)
+        known = {d.name for d in ordered}
+        for text in self.relations:
+            target, terms = parse_relation(text)
+            unknown = [n for n in (target, *terms) if n not in known]
+            if unknown:
+                raise SignatureError(f"relation {text!r} names dims {unknown} no input uses")
 
     # --- construction ---------------------------------------------------------------
 
@@ -272,10 +281,12 @@ class Signature:
         specs: Sequence[TensorSpec],
         dims: Iterable[DimRange] = (),
         declared: Iterable[InputSpec] = (),
+        relations: Sequence[str] | None = None,
     ) -> Signature:
         """A model's own specs (an ONNX file's, a runner's), with ranges from ``dims``
         and value ranges from ``declared`` inputs of the same name. Unknown dims (``?``)
-        become symbolic names ``<input>_dim<axis>``."""
+        become symbolic names ``<input>_dim<axis>``. ``relations`` default to those a
+        decoder's names imply (``guess_relations``)."""
         by_name = {d.name: d for d in declared}
         inputs = []
         for s in specs:
@@ -294,7 +305,9 @@ class Signature:
                 low, high = 0, 1  # segment ids: 0 is valid for every vocabulary of types
             inputs.append(InputSpec(s.name, s.dtype, shape, low, high, kind))
         used = {sym for i in inputs for sym in i.symbols}
-        return cls(tuple(inputs), tuple(d for d in dims if d.name in used))
+        if relations is None:
+            relations = guess_relations(inputs)
+        return cls(tuple(inputs), tuple(d for d in dims if d.name in used), tuple(relations))
 
     @classmethod
     def from_examples(
@@ -397,14 +410,40 @@ class Signature:
                         problems.append(
                             f"{spec.name} axis {axis} ({want}) is {got}, outside {rng.text()}"
                         )
+        sizes = {name: size for name, (size, _) in seen.items()}
+        for text in self.relations:
+            target, terms = parse_relation(text)
+            if all(n in sizes for n in (target, *terms)):
+                total = sum(sizes[n] for n in terms)
+                if sizes[target] != total:
+                    problems.append(
+                        f"{text} does not hold: {target} is {sizes[target]}, "
+                        + " + ".join(f"{n} {sizes[n]}" for n in terms)
+                        + f" = {total}"
+                    )
         if problems:
             raise SignatureError("the data does not fit the signature: " + "; ".join(problems))
 
     # --- data -------------------------------------------------------------------------
 
     def sizes(self, **overrides: int) -> dict[str, int]:
-        """Each dim's example size, with ``overrides`` by name."""
-        return {d.name: overrides.get(d.name, d.example) for d in self.dims}
+        """Each dim's example size, with ``overrides`` by name; dims a relation derives
+        (``total = past + seq``) follow the others."""
+        return self._related({d.name: overrides.get(d.name, d.example) for d in self.dims})
+
+    def _related(self, sizes: dict[str, int]) -> dict[str, int]:
+        """``sizes`` with every relation's target set to the sum of its terms; where the
+        sum passes the target's max, the last terms shrink (to their min) until it fits."""
+        out = dict(sizes)
+        for text in self.relations:
+            target, terms = parse_relation(text)
+            cap = self.dim(target).max
+            for name in reversed(terms):
+                excess = sum(out[n] for n in terms) - cap
+                if excess > 0:
+                    out[name] = max(self.dim(name).min, out[name] - excess)
+            out[target] = max(self.dim(target).min, sum(out[n] for n in terms))
+        return out
 
     def examples(self, sizes: Mapping[str, int] | None = None, seed: int = 0) -> Feeds:
         """Valid random data for every input at ``sizes`` (default: each dim's example)."""
@@ -445,7 +484,7 @@ class Signature:
             for k, d in enumerate(others):
                 probes = d.probe_sizes()
                 sizes[d.name] = probes[(i + k) % len(probes)]
-            plan.append(sizes)
+            plan.append(self._related(sizes))
         return plan
 
 
@@ -453,6 +492,34 @@ MASK_NAMES = ("attention_mask",)
 # Integer inputs whose only value valid for every model is 0: Hugging Face's segment ids
 # (BERT has 2 token types, RoBERTa 1); the default range 0..9 would index past the table.
 ZERO_NAMES = ("token_type_ids",)
+
+
+def parse_relation(text: str) -> tuple[str, tuple[str, ...]]:
+    """``"total = past + seq"`` -> ``("total", ("past", "seq"))``."""
+    target, _, rest = text.partition("=")
+    terms = tuple(t.strip() for t in rest.split("+") if t.strip())
+    if not target.strip() or not terms:
+        raise SignatureError(f"a relation reads 'total = past + seq', got {text!r}")
+    return target.strip(), terms
+
+
+PAST_PREFIX = "past_key_values."
+
+
+def guess_relations(inputs: Sequence[InputSpec]) -> tuple[str, ...]:
+    """The relation a decoder exported with its cache implies by its names (ours,
+    optimum's): ``attention_mask`` spans the cache and the new tokens, so its last dim is
+    the cache's length (axis 2 of ``past_key_values.*``) plus ``input_ids``' last."""
+    by_name = {i.name: i for i in inputs}
+    ids, mask = by_name.get("input_ids"), by_name.get("attention_mask")
+    past = next((i for i in inputs if i.name.startswith(PAST_PREFIX)), None)
+    if ids is None or mask is None or past is None or len(past.shape) < 3:
+        return ()
+    seq, total, cached = ids.shape[-1], mask.shape[-1], past.shape[2]
+    names = (seq, total, cached)
+    if not all(isinstance(n, str) for n in names) or len(set(names)) < 3:
+        return ()
+    return (f"{total} = {cached} + {seq}",)
 
 
 def guess_kind(name: str, dtype: str, shape: Sequence[int | str]) -> str:

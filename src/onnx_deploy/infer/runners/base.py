@@ -85,6 +85,13 @@ class Runner(abc.ABC):
             self._deactivate()
             self._active = False
 
+    def release(self) -> None:
+        """Free what a runner holds while nobody uses it (an ONNX Runtime session opened
+        to read its inputs); the next use opens it again. A model of several GB is then
+        held once at a time, not twice."""
+        if not self._active:
+            self._deactivate()
+
     def __enter__(self) -> Runner:
         self._entered.append(not self._active)
         self.activate()
