@@ -36,13 +36,20 @@ def test_the_chain_table_comes_from_the_passes_declarations() -> None:
             assert before in get_pass(after).follows, chain  # each step follows its declaration
     assert ("slim", "fuse", "int8-dynamic") in table and ("slim", "fuse", "int8-static") in table
     assert all(c[0] == "slim" for c in table)  # slimming first, for every source
-    assert set(by_command("quantize")) == {"static", "dynamic", "fp16", "tensorrt"}
+    assert set(by_command("quantize")) == {
+        "static",
+        "dynamic",
+        "fp16",
+        "int4",
+        "int8-weight",
+        "tensorrt",
+    }
     assert chain_file("v", ("slim", "fuse", "int8-dynamic")).name == "model.slim.fused.dynint8.onnx"
     assert chain_file("v", ("slim", "tensorrt-engine")).suffix == ".plan"
     for p in passes().values():  # every pass declares its options with defaults
         p.default_options()
-    with pytest.raises(ValueError, match="unknown pass 'int4'"):
-        get_pass("int4")
+    with pytest.raises(ValueError, match="unknown pass 'int3'"):
+        get_pass("int3")
 
 
 def test_a_pass_that_does_not_apply_says_why(tiny_onnx: Path) -> None:

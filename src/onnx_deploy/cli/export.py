@@ -59,11 +59,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "say so, and validate its result)",
     )
     p.add_argument("--report", metavar="DIR", help="keep torch's export report in DIR")
-    p.add_argument(
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument(
         "--with-cache",
         action="store_true",
-        help="hf: causal LMs: export with past_key_values inputs and present outputs (one "
-        "graph for prefill and decode; run it with onnx-deploy generate)",
+        help="hf: causal LMs (the default for them): export with past_key_values inputs and "
+        "present outputs (one graph for prefill and decode; run it with onnx-deploy generate)",
+    )
+    cache.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="hf: causal LMs: export one forward pass without a cache (logits only)",
     )
     p.add_argument(
         "--no-validate", action="store_true", help="skip the PyTorch vs ONNX Runtime check"
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from onnx_deploy.workflows.pipeline import export_spec
 
     output = args.output or f"{Path(spec_name(args.model)).stem}.onnx"
-    if args.with_cache:
+    if args.with_cache or (not args.no_cache and _is_causal_lm(args.model)):
         from onnx_deploy.convert.hf import export_decoder
         from onnx_deploy.convert.hf import is_hf_spec
 
@@ -96,3 +102,13 @@ def run(args: argparse.Namespace) -> int:
     if not result.ok:
         return fail("the exported model does not match PyTorch (see above)")
     return EXIT_OK
+
+
+def _is_causal_lm(spec: str) -> bool:
+    """An ``hf:`` folder whose config names a causal LM: it exports with its cache, as
+    optimum exports text generation (``--no-cache`` for one forward pass)."""
+    from onnx_deploy.convert.hf import is_decoder
+    from onnx_deploy.convert.hf import is_hf_spec
+    from onnx_deploy.convert.hf import load_config
+
+    return is_hf_spec(spec) and is_decoder(load_config(spec))

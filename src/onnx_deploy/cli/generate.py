@@ -27,11 +27,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="with --sample; default 0")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--threads", type=int, help="intra-op threads (default: one per core)")
+    check = p.add_argument_group(
+        "token check", "greedy tokens against a reference over many prompts (with --reference)"
+    )
+    check.add_argument(
+        "--reference",
+        help="hf:DIR (transformers' generate) or another decoder .onnx: report identical "
+        "prompts, teacher-forced agreement, the first differing step and its margin",
+    )
+    check.add_argument(
+        "--prompts",
+        help="prompts file: .npy int rows left-padded with -1, or .npz with input_ids and "
+        "attention_mask (default: 64 random prompts)",
+    )
+    check.add_argument("--num-prompts", type=int, default=64, help="random prompts; default 64")
+    check.add_argument(
+        "--min-identical",
+        type=float,
+        default=1.0,
+        help="share of prompts that must be identical (a reference near-tie not counted); "
+        "default 1.0",
+    )
+    check.add_argument(
+        "--past-limit", action="store_true", help="run past the model's position limit"
+    )
+    check.add_argument(
+        "--bench",
+        action="store_true",
+        help="prefill and decode tokens/s over the prompts (and --reference hf:DIR's generate "
+        "in its own block), decode against this machine's memory-read bound",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from onnx_deploy.infer.generate import generate
     from onnx_deploy.infer.generate import load_tokenizer
+
+    if args.bench:
+        return _bench(args)
+    if args.reference is not None:
+        return _check(args)
+    if args.prompts is not None:
+        return fail("--prompts is for the token check: add --reference hf:DIR")
 
     if (args.prompt_ids is None) == (args.prompt is None):
         return fail("give the prompt once: --prompt-ids 5,17,99 or --prompt TEXT --tokenizer DIR")
@@ -51,5 +88,33 @@ def run(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         result = replace(result, text=tokenizer.decode(list(result.tokens)))
+    emit(args, result)
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from onnx_deploy.workflows.generation import check_generation
+
+    if args.prompt_ids is not None or args.prompt is not None:
+        return fail("the token check takes --prompts FILE (or random prompts), not --prompt")
+    result = check_generation(
+        args.model, args.reference, prompts=args.prompts, num_prompts=args.num_prompts,
+        max_new_tokens=args.max_new_tokens, min_identical=args.min_identical,
+        eos_token_id=args.eos_token_id, threads=args.threads, past_limit=args.past_limit,
+    )  # fmt: skip
+    emit(args, result)
+    return EXIT_OK if result.ok else fail("the tokens differ on more prompts than allowed (above)")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from onnx_deploy.workflows.generation import bench_generation
+
+    if args.reference is not None and not args.reference.startswith("hf:"):
+        return fail("--bench --reference takes hf:DIR (transformers' generate)")
+    num = args.num_prompts if args.num_prompts != 64 else 8  # timing: 8 prompts by default
+    result = bench_generation(
+        args.model, reference=args.reference, prompts=args.prompts, num_prompts=num,
+        max_new_tokens=args.max_new_tokens, threads=args.threads,
+    )  # fmt: skip
     emit(args, result)
     return EXIT_OK

@@ -60,6 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "attention_mask, ...) or .pt; default: random valid inputs. Timings run on them too",
     )
     data.add_argument("--labels", help=".npy labels for --data: adds accuracy and its budget")
+    data.add_argument(
+        "--prompts",
+        help="a decoder: prompts its greedy tokens are judged on (.npy rows left-padded with "
+        "-1, or .npz input_ids + attention_mask); default: 32 drawn from the FP32 file",
+    )
     goal = p.add_argument_group("the goal")
     goal.add_argument(
         "--objective", choices=OBJECTIVES, default="latency",
@@ -137,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         passes=args.passes, warmup=args.warmup, iters=args.iters, rounds=args.rounds,
         budget_s=args.budget, threads=args.threads, spinning=args.spinning,
         plots=not args.no_plots, force=args.force, calibration=args.calibration,
-        validation=args.data, labels=args.labels,
+        validation=args.data, labels=args.labels, prompts=args.prompts,
     )  # fmt: skip
     card = report_card(replace(model_source(args), data=None), args.out_dir, config, log=step(args))
     if not args.json:

@@ -40,7 +40,6 @@ from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import DimRange
 from onnx_deploy.core.signature import InputSpec
 from onnx_deploy.core.signature import Signature
-from onnx_deploy.core.tables import format_table
 
 if TYPE_CHECKING:
     import torch
@@ -233,6 +232,72 @@ class CacheLayout:
         return [f"present.{i}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
 
 
+# generation settings a contract carries: what transformers' ``generate`` applies from
+# ``generation_config.json`` beyond greedy decoding (the token check applies or names each)
+GENERATION_KEYS = (
+    "eos_token_id", "bos_token_id", "pad_token_id", "forced_bos_token_id",
+    "forced_eos_token_id", "suppress_tokens", "begin_suppress_tokens", "repetition_penalty",
+    "no_repeat_ngram_size", "bad_words_ids", "min_length", "min_new_tokens",
+    "max_length", "do_sample", "num_beams", "temperature", "top_k", "top_p",
+)  # fmt: skip
+
+
+def generation_settings(model: Any) -> dict[str, Any]:
+    """The settings of ``model.generation_config`` that differ from transformers' defaults
+    (and ``eos_token_id`` always), as JSON values."""
+    gen = getattr(model, "generation_config", None)
+    if gen is None:
+        return {}
+    diff = gen.to_diff_dict() if hasattr(gen, "to_diff_dict") else {}
+    out = {k: diff[k] for k in GENERATION_KEYS if k in diff and diff[k] is not None}
+    if getattr(gen, "eos_token_id", None) is not None:
+        out["eos_token_id"] = gen.eos_token_id
+    return out
+
+
+def decoder_contract(model: Any, layout: CacheLayout, source: str, trained: bool) -> Any:
+    """The contract ``export_decoder`` writes into its file: token ids below the
+    vocabulary, a padding mask over the cache and the new tokens (``total = past + seq``),
+    the position limit, judged by its tokens, with the generation config."""
+    from onnx_deploy.core.contract import ModelContract
+
+    top = layout.max_positions
+    past_shape = ("batch", layout.kv_heads, "past", layout.head_dim)
+    inputs = (
+        InputSpec("input_ids", "int64", ("batch", "seq"), 0, layout.vocab_size),
+        InputSpec("attention_mask", "int64", ("batch", "total"), kind="mask"),
+        *(InputSpec(n, "float32", past_shape) for n in layout.past_names()),
+    )
+    dims = (
+        DimRange("batch", 1, HF_MAX_BATCH),
+        DimRange("seq", 1, top, opt=min(HF_OPT_SEQ, max(2, top // 4))),
+        DimRange("total", 2, top),
+        DimRange("past", 1, top - 1, opt=min(HF_OPT_SEQ, max(2, top // 4))),
+    )
+    roles = {"input_ids": "token_ids", "attention_mask": "padding_mask", "logits": "logits"}
+    roles |= {n: "past_cache" for n in layout.past_names()}
+    roles |= {n: "present_cache" for n in layout.present_names()}
+    return ModelContract(
+        source=source, family="decoder", task="generation", judge="tokens",
+        weights="trained" if trained else "random", inputs=inputs, dims=dims, roles=roles,
+        relations=("total = past + seq",), generation=generation_settings(model),
+    )  # fmt: skip
+
+
+def reference_module(model: Any, input_names: Sequence[str]) -> Any:
+    """The PyTorch module to hold an ONNX file with ``input_names`` against: a causal LM
+    wrapped to take and return its cache as flat tensors when the file has
+    ``past_key_values.*`` inputs (``export_decoder``'s form), else ``model`` itself."""
+    if not any(n.startswith("past_key_values.") for n in input_names):
+        return model
+    if not hasattr(model, "config") or not is_decoder(model.config):
+        raise ModelSpecError(
+            f"the ONNX file takes a KV cache (past_key_values.*) but {type(model).__name__} "
+            "is not a causal LM; pass the hf:DIR it was exported from"
+        )
+    return _cache_module(model, CacheLayout.from_config(model.config))
+
+
 def _cache_module(model: Any, layout: CacheLayout) -> Any:
     """``model`` as a module of flat tensors: (input_ids, attention_mask, *past) ->
     (logits, *present); the cache is a ``DynamicCache`` inside."""
@@ -321,6 +386,9 @@ def export_decoder(
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     torch = require("torch", "exporting a decoder")
+    from onnx_deploy.core.contract import stamp_file
+    from onnx_deploy.core.files import PROTOBUF_LIMIT
+
     check_output_path(output, force=force)
     model = load_hf_model(spec_or_model) if isinstance(spec_or_model, str) else spec_or_model
     if not is_decoder(model.config):
@@ -329,6 +397,12 @@ def export_decoder(
             f"{getattr(model.config, 'architectures', None)}); export it without --with-cache"
         )
     layout = CacheLayout.from_config(model.config)
+    source = spec_or_model if isinstance(spec_or_model, str) else type(model).__name__
+    trained = isinstance(spec_or_model, str) and has_weights(hf_folder(spec_or_model))
+    contract = decoder_contract(model, layout, source, trained)
+    # past 2 GB the weights go to one external file beside the graph (protobuf's limit)
+    tensors = [*model.parameters(), *model.buffers()]
+    external = sum(t.numel() * t.element_size() for t in tensors) > PROTOBUF_LIMIT
     wrapper = _cache_module(model, layout)
     top = layout.max_positions
     gen = torch.Generator().manual_seed(0)
@@ -357,11 +431,12 @@ def export_decoder(
                 dynamic_shapes=shapes, opset_version=opset or DEFAULT_OPSET,
                 input_names=["input_ids", "attention_mask", *layout.past_names()],
                 output_names=["logits", *layout.present_names()],
-                external_data=False, verbose=False,
+                external_data=external, verbose=False,
             )  # fmt: skip
 
         run_captured(run, "dynamo", [])
         onnx.checker.check_model(str(tmp), full_check=True)
+        stamp_file(tmp, contract)
         seconds = time.perf_counter() - start
         # the check, before the file is moved into place: a prefill with an empty cache
         # (past length 0, which the graph takes though it was traced with 4), then one step
@@ -410,94 +485,70 @@ def hf_generate(
     return [int(t) for t in out[0, len(prompt_ids) :]]
 
 
-@dataclass(frozen=True)
-class GenerationSpeed:
-    """Tokens per second of one way to generate: the prefill (the prompt) and the decode
-    steps (one new token each), medians over repeats."""
+class HfTokens:
+    """transformers' own greedy ``generate`` as a ``infer.tokens.TokenSource``: plain
+    greedy decoding (``do_sample=False``, ``num_beams=1``) stopping at ``eos_token_id``,
+    with a clean generation config so that no other setting of the folder's config
+    (repetition penalty, suppressed tokens) is applied on this side only."""
 
-    name: str
-    prefill_tokens_per_s: float
-    decode_tokens_per_s: float
-    tokens: tuple[int, ...]
+    def __init__(self, spec_or_model: str | Any, threads: int | None = None) -> None:
+        torch = require("torch", "the transformers reference")
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = (
+            load_hf_model(spec_or_model) if isinstance(spec_or_model, str) else spec_or_model
+        )
+        self.name = spec_or_model if isinstance(spec_or_model, str) else type(self.model).__name__
 
+    def greedy(
+        self, prompt: Sequence[int], max_new_tokens: int, eos_token_id: int | None
+    ) -> tuple[list[int], list[Any]]:
+        import torch
+        import transformers
 
-@dataclass(frozen=True)
-class GenerationComparison(Result):
-    """ONNX Runtime with its KV cache against transformers' ``generate`` with and without
-    a cache, on one prompt, timed in one run."""
-
-    COMPUTED = ("same_tokens",)
-
-    prompt_length: int
-    new_tokens: int
-    rows: tuple[GenerationSpeed, ...]
-
-    @property
-    def same_tokens(self) -> bool:
-        return len({r.tokens for r in self.rows}) == 1
-
-    def summary(self) -> str:
-        table = format_table(
-            ("", "prefill tok/s", "decode tok/s"),
-            [(r.name, f"{r.prefill_tokens_per_s:.0f}", f"{r.decode_tokens_per_s:.0f}")
-             for r in self.rows],
-            widths=(32, 14, 13), align="<>>", indent="  ",
+        ids = torch.tensor([list(prompt)], dtype=torch.int64)
+        config = transformers.GenerationConfig(
+            max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+            eos_token_id=eos_token_id,
+            pad_token_id=eos_token_id if eos_token_id is not None else 0,
         )  # fmt: skip
-        return (
-            f"generate  prompt {self.prompt_length} tokens, {self.new_tokens} new tokens; "
-            f"same tokens everywhere: {self.same_tokens}\n{table}"
-        )
+        with torch.no_grad():
+            out = self.model.generate(
+                ids, attention_mask=torch.ones_like(ids), generation_config=config,
+                output_logits=True, return_dict_in_generate=True,
+            )  # fmt: skip
+        tokens = [int(t) for t in out.sequences[0, len(prompt) :]]
+        logits = [step[0].float().numpy() for step in out.logits]
+        if eos_token_id is not None and eos_token_id in tokens:  # nothing after the stop
+            stop = tokens.index(eos_token_id) + 1
+            tokens, logits = tokens[:stop], logits[:stop]
+        return tokens, logits
 
+    def sample(self, first: int, length: int, seed: int, eos_token_id: int | None) -> list[int]:
+        import torch
+        import transformers
 
-def compare_generation(
-    spec: str,
-    onnx_path: str | os.PathLike[str],
-    prompt_ids: Sequence[int],
-    max_new_tokens: int = 32,
-    repeats: int = 3,
-    threads: int | None = None,
-) -> GenerationComparison:
-    """Greedy generation of ``max_new_tokens`` three ways, interleaved ``repeats`` times:
-    ONNX Runtime with the cache (``generate``), and transformers' ``generate`` with and
-    without its cache. PyTorch's prefill is timed as a one-token ``generate``; its decode
-    rate is the remaining tokens over the remaining time."""
-    import statistics
+        if length < 2:
+            return [first]
+        torch.manual_seed(seed)
+        ids = torch.tensor([[first]], dtype=torch.int64)
+        config = transformers.GenerationConfig(
+            max_new_tokens=length - 1, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+            eos_token_id=eos_token_id,
+            pad_token_id=eos_token_id if eos_token_id is not None else 0,
+        )  # fmt: skip
+        with torch.no_grad():
+            out = self.model.generate(
+                ids, attention_mask=torch.ones_like(ids), generation_config=config
+            )
+        return [first, *(int(t) for t in out[0, 1:] if int(t) != eos_token_id)]
 
-    from onnx_deploy.infer.generate import Decoder
-    from onnx_deploy.infer.generate import generate
+    def score(self, ids: Sequence[int]) -> Any:
+        import torch
 
-    model = load_hf_model(spec)
-    prompt = list(prompt_ids)
-    samples: dict[str, list[tuple[float, float]]] = {}
-    tokens: dict[str, tuple[int, ...]] = {}
-    with Decoder(onnx_path, "cpu", threads) as decoder:
-        generate(decoder, prompt, max_new_tokens=2)  # warm-up
-        hf_generate(model, prompt, 2)
-        for _ in range(repeats):
-            got = generate(decoder, prompt, max_new_tokens=max_new_tokens)
-            name = "onnxruntime, KV cache (IOBinding)"
-            samples.setdefault(name, []).append((got.prefill_tokens_per_s, got.decode_tokens_per_s))
-            tokens[name] = got.tokens
-            for use_cache in (True, False):
-                name = f"PyTorch generate, {'KV cache' if use_cache else 'no cache'}"
-                start = time.perf_counter()
-                hf_generate(model, prompt, 1, use_cache=use_cache)
-                first = time.perf_counter() - start
-                start = time.perf_counter()
-                out = hf_generate(model, prompt, max_new_tokens, use_cache=use_cache)
-                total = time.perf_counter() - start
-                rest = max(total - first, 1e-9)
-                samples.setdefault(name, []).append(
-                    (len(prompt) / first, (max_new_tokens - 1) / rest)
-                )
-                tokens[name] = tuple(out)
-    rows = tuple(
-        GenerationSpeed(
-            name,
-            statistics.median(p for p, _ in values),
-            statistics.median(d for _, d in values),
-            tokens[name],
-        )
-        for name, values in samples.items()
-    )
-    return GenerationComparison(len(prompt), max_new_tokens, rows)
+        with torch.no_grad():
+            out = self.model(input_ids=torch.tensor([list(ids)], dtype=torch.int64))
+        return out.logits[0].float().numpy()
+
+    def close(self) -> None:
+        pass

@@ -489,18 +489,21 @@ def compare(
             f"the models take different inputs: {[str(s) for s in reference.inputs]} vs "
             f"{[str(s) for s in candidate.inputs]}"
         )
-    with reference, candidate:
-        if inputs is None:
-            # valid inputs from the model's contract where either side has one
-            sig = signature or (candidate if candidate.contract else reference).signature()
-            batches = sig.variations(batch_sizes, seed)
-        else:
-            batches = as_batches(inputs, reference.inputs)
-        start = time.perf_counter()
-        refs, cands = [], []
-        for feeds in batches:
-            refs.append(_run(reference, feeds))
-            cands.append(_run(candidate, feeds))
+    if inputs is None:
+        # valid inputs from the model's contract where either side has one
+        sig = signature or (candidate if candidate.contract else reference).signature()
+        batches = sig.variations(batch_sizes, seed)
+    else:
+        batches = as_batches(inputs, reference.inputs)
+    start = time.perf_counter()
+    # one side in memory at a time: the other's session (opened to read its inputs) is
+    # freed while this one runs, so a model of N bytes is held once, not twice
+    candidate.release()
+    with reference:
+        refs = [_run(reference, feeds) for feeds in batches]
+    reference.release()
+    with candidate:
+        cands = [_run(candidate, feeds) for feeds in batches]
     report = compare_results(
         refs, cands, tol, names=(reference.name, candidate.name),
         batch_sizes=[batch_size_of(b) or 0 for b in batches],

@@ -106,6 +106,16 @@ class Decoder:
         self.vocab = next(s for s in self.runner.outputs if s.name == "logits").shape[-1]
         self.where = "cuda" if self.runner.uses_cuda else "cpu"
 
+    def score(self, ids: Sequence[int]) -> np.ndarray:
+        """The logits at every position of ``ids`` (one prefill with an empty cache):
+        ``[len(ids), vocab]``, for teacher-forced checks."""
+        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), np.float32)
+        feeds = {"input_ids": np.asarray([list(ids)], np.int64)}
+        feeds["attention_mask"] = np.ones((1, len(ids)), np.int64)
+        feeds |= {n: empty for n in self.past}
+        out = self.runner.session.run(["logits"], feeds)[0]
+        return np.asarray(out[0], np.float32)
+
     def close(self) -> None:
         self.runner.close()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from onnx_deploy.convert.hf import is_hf_spec
+from onnx_deploy.convert.hf import reference_module
 from onnx_deploy.convert.runners.pytorch import TorchRunner
 from onnx_deploy.core.defaults import REAL_DATA_BATCH
 from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES
@@ -11,7 +13,6 @@ from onnx_deploy.core.feeds import as_feeds
 from onnx_deploy.core.feeds import load_data
 from onnx_deploy.core.feeds import split
 from onnx_deploy.core.feeds import split_sizes
-from onnx_deploy.core.signature import Signature
 from onnx_deploy.infer.compare import Tolerance
 from onnx_deploy.infer.compare import ValidationReport
 from onnx_deploy.infer.compare import compare
@@ -51,11 +52,13 @@ def validate_model(
         real = as_feeds(load_data(source.data), candidate.inputs)
         feeds = split_sizes(real, batch_sizes) if batch_sizes else split(real, data_batch_size)
     batch_sizes = batch_sizes or VALIDATE_BATCH_SIZES
-    signature = Signature.from_specs(candidate.inputs, source.dims, source.inputs)
+    signature = candidate.signature(source.dims, source.inputs)  # the file's contract
     if ref_source.is_onnx:
         ref: Runner = onnx_runner(ref_source.target, device)
     else:
         module = load_model(ref_source.target, weights=ref_source.weights)
+        if is_hf_spec(ref_source.target):  # a decoder file with its cache: the same in PyTorch
+            module = reference_module(module, [s.name for s in candidate.inputs])
         settings = _served_detector(source.target, candidate.output_names)
         if settings is not None:  # NMS (and letterbox) in the graph: the same in PyTorch
             from onnx_deploy.convert.detectors import DetectionPipeline

@@ -25,6 +25,7 @@ from an FP32 ONNX file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -51,6 +52,7 @@ from onnx_deploy.workflows.optimize.choose import pareto_front
 from onnx_deploy.workflows.optimize.config import OBJECTIVES
 from onnx_deploy.workflows.optimize.config import Goal
 from onnx_deploy.workflows.optimize.config import OptimizeConfig
+from onnx_deploy.workflows.optimize.evaluate import TokenJudge
 from onnx_deploy.workflows.optimize.evaluate import judge_candidates
 from onnx_deploy.workflows.optimize.evaluate import time_candidates
 from onnx_deploy.workflows.optimize.manifest import build_manifest
@@ -71,6 +73,9 @@ __all__ = [
 ]
 
 Log = Callable[[str], None]
+# a decoder's candidate keeps the FP32 file's greedy tokens on at least this share of the
+# prompts (63 of 64; a difference at an FP32 near-tie is not counted)
+MIN_IDENTICAL = 0.98
 DEFAULT_SOURCE = "project:digits_cnn"  # the trained digits CNN with its real data
 # what a card writes in its folder besides variants/ (checked before any work)
 OUTPUTS = ("report.md", "report.json", "model.onnx", "model.plan", "manifest.json", *PLOTS.values())
@@ -156,11 +161,6 @@ def min_agreement(goal: Goal, contract: Any, notes: list[str]) -> float | str | 
         return None
     if contract.judge == "elementwise":
         return None
-    if contract.judge == "tokens":
-        notes.append(
-            "a generative model: judged here by its outputs (elementwise, cosine, top-1 of "
-            "the logits), not yet by the tokens it generates"
-        )
     return "preset"
 
 
@@ -244,7 +244,8 @@ def optimize(
     if contract is None:
         notes.append(NO_CONTRACT)
     data = task_data(specs, sig, config, notes)
-    agreement = min_agreement(config.goal, contract, notes)
+    tokens = token_judge(str(model), contract, specs, config, notes)
+    agreement = None if tokens is not None else min_agreement(config.goal, contract, notes)
     ctx = Context(
         calibration=data.calibration, calibration_size=config.calibration_size,
         target=config.target, force=True, batch_sizes=config.batch_sizes, log=log,
@@ -252,10 +253,12 @@ def optimize(
     candidates = build_candidates(str(model), out / "variants", config, ctx, log)
     candidates = judge_candidates(
         candidates, data.validation, config, labels=data.labels, min_agreement=agreement,
-        device=device, log=log,
+        device=device, tokens=tokens, log=log,
     )  # fmt: skip
     real = concatenate(data.validation) if data.real else None
     inputs = {b: batch_feeds(real, sig, b, specs) for b in config.batch_sizes}
+    if tokens is not None:  # a decoder is timed on what it repeats: one decode step
+        inputs = {b: decode_step(sig, b) for b in config.batch_sizes}
     candidates, timing = time_candidates(candidates, config, inputs, device=device, log=log)
     candidates, decision = choose(candidates, config)
     front = {c.name for c in pareto_front(candidates, config.objective_batch)}
@@ -272,6 +275,54 @@ def optimize(
     )  # fmt: skip
     manifest = build_manifest(card, contract) if card.chosen else None
     return write_report(card, out, force=config.force, plots=config.plots, manifest=manifest)
+
+
+def token_judge(
+    model: str, contract: Any, specs: Sequence[Any], config: OptimizeConfig, notes: list[str]
+) -> TokenJudge | None:
+    """A decoder exported with its cache (its contract judges it by tokens) is judged by
+    its greedy tokens: on ``config.prompts``, or prompts drawn from the FP32 file."""
+    from onnx_deploy.infer.tokens import OnnxTokens
+    from onnx_deploy.infer.tokens import load_prompts
+    from onnx_deploy.infer.tokens import sampled_prompts
+    from onnx_deploy.infer.tokens import stop_token
+
+    cached = any(s.name.startswith("past_key_values.") for s in specs)
+    if contract is None or contract.judge != "tokens" or not cached:
+        return None
+    eos = stop_token(contract.generation)
+    prompts = config.prompts
+    if prompts is None:
+        with contextlib.closing(OnnxTokens(model)) as ref:
+            prompts = sampled_prompts(ref, ref.decoder.vocab, config.num_prompts, eos_token_id=eos)
+        what = f"{config.num_prompts} prompts of 4-16 tokens drawn from the FP32 file"
+    else:
+        prompts = load_prompts(prompts) if isinstance(prompts, (str, os.PathLike)) else prompts
+        what = f"{len(prompts)} given prompts"
+    share = config.goal.min_agreement if config.goal.min_agreement is not None else MIN_IDENTICAL
+    if contract.random_weights and config.goal.min_agreement is None:
+        share = 0.0
+        notes.append(
+            "random weights: near-tied logits make greedy tokens change under any rounding, "
+            "so tokens are reported, not judged; give trained weights for a token decision"
+        )
+    notes.append(
+        f"a decoder: judged by its greedy tokens against FP32 on {what}, up to "
+        f"{config.max_new_tokens} new tokens each, stopping at EOS {eos}; a candidate needs "
+        f"at least {100 * share:g}% of the prompts identical. Timed on one decode step "
+        "(one new token after the example cache)"
+    )
+    return TokenJudge(tuple(tuple(p) for p in prompts), config.max_new_tokens, eos, share)
+
+
+def decode_step(sig: Any, batch: int) -> dict[str, np.ndarray]:
+    """A decoder's decode-step inputs: one new token per row after a cache of ``past``'s
+    example length (the mask covers both)."""
+    sizes = {d: batch for d in sig.batch_dims}
+    new = next((i.shape[-1] for i in sig.inputs if i.name == "input_ids"), None)
+    if isinstance(new, str):
+        sizes[new] = 1
+    return sig.examples(sizes)
 
 
 @dataclass(frozen=True)
@@ -302,6 +353,12 @@ def prepare(
     if source.is_onnx:
         return Prepared(str(source.target))
     path = Path(folder) / "model.fp32.onnx"
+    if _causal_lm(source.target):  # a decoder is deployed with its cache
+        from onnx_deploy.convert.hf import export_decoder
+
+        decoder = export_decoder(source.target, path, force=force)
+        log(decoder.summary())
+        return Prepared(str(path))
     # the data is for validation and timing, not example inputs to export with
     exported = export_spec(replace(source, data=None), path, force=force, log=log)
     if not exported.ok:
@@ -313,6 +370,14 @@ def prepare(
     return Prepared(
         str(path), shipped.calibration, shipped.validation, shipped.labels, shipped.note
     )
+
+
+def _causal_lm(spec: str) -> bool:
+    from onnx_deploy.convert.hf import is_decoder
+    from onnx_deploy.convert.hf import is_hf_spec
+    from onnx_deploy.convert.hf import load_config
+
+    return is_hf_spec(spec) and is_decoder(load_config(spec))
 
 
 def report_card(

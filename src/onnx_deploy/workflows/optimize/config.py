@@ -114,7 +114,8 @@ class OptimizeConfig:
     ``rounds``: interleaved rounds at every batch size; ``budget_s``: seconds for extra
     rounds at the objective's batch size until every interval decides (0: none).
     ``calibration``, ``validation``, ``labels``: arrays, dicts by input name or files;
-    ``dims``/``inputs``: the signature's ranges and kinds for generated inputs.
+    ``dims``/``inputs``: the signature's ranges and kinds for generated inputs;
+    ``prompts``/``max_new_tokens``/``num_prompts``: a decoder's token judge.
     """
 
     goal: Goal = field(default_factory=Goal)
@@ -136,6 +137,11 @@ class OptimizeConfig:
     calibration: Any = field(default=None, compare=False, repr=False)
     validation: Any = field(default=None, compare=False, repr=False)
     labels: Any = field(default=None, compare=False, repr=False)
+    # a decoder: the prompts its tokens are judged on (a file or lists of ids; None: drawn
+    # from the FP32 file), the new tokens each, and how many prompts when drawn
+    prompts: Any = field(default=None, compare=False, repr=False)
+    max_new_tokens: int = 16
+    num_prompts: int = 32
     dims: tuple[Any, ...] = ()
     inputs: tuple[Any, ...] = ()
 

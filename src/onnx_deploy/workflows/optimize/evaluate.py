@@ -18,6 +18,7 @@ ended.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -52,6 +53,41 @@ def open_runner(candidate: Candidate, device: str, settings: Any) -> Any:
     return runtime.runner(candidate.path, device, mode=mode, settings=settings, name=candidate.name)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class TokenJudge:
+    """A decoder's judge: greedy tokens on ``prompts`` against the FP32 file, at least
+    ``min_identical`` of them identical (``infer.tokens``)."""
+
+    prompts: tuple[tuple[int, ...], ...]
+    max_new_tokens: int
+    eos_token_id: int | None
+    min_identical: float
+
+    def check(self, reference: str, candidate: str) -> Any:
+        from onnx_deploy.infer.tokens import OnnxTokens
+        from onnx_deploy.infer.tokens import check_tokens
+
+        ref, cand = OnnxTokens(reference), OnnxTokens(candidate)
+        try:
+            return check_tokens(
+                ref, cand, self.prompts, max_new_tokens=self.max_new_tokens,
+                eos_token_id=self.eos_token_id, min_identical=self.min_identical,
+            )  # fmt: skip
+        finally:
+            ref.close()
+            cand.close()
+
+    def fails(self, check: Any) -> tuple[str, ...]:
+        if check.ok:
+            return ()
+        n = len(check.prompts)
+        need = math.ceil(self.min_identical * n - 1e-9)
+        return (
+            f"greedy tokens identical on {check.identical}/{n} prompts (at least {need} "
+            f"needed; teacher-forced agreement {100 * check.teacher_forced:.1f}%)",
+        )
+
+
 def judge_candidates(
     candidates: Sequence[Candidate],
     batches: Sequence[Any],
@@ -60,9 +96,11 @@ def judge_candidates(
     labels: Any = None,
     min_agreement: float | str | None = "preset",
     device: str = "cpu",
+    tokens: TokenJudge | None = None,
     log: Log,
 ) -> list[Candidate]:
-    """Judge every candidate that runs against the reference (the module docstring)."""
+    """Judge every candidate that runs against the reference (the module docstring); a
+    decoder (``tokens``) by its greedy tokens, the elementwise numbers shown beside."""
     ref_c = next(c for c in candidates if c.name == REFERENCE)
     goal = config.goal
     out = []
@@ -87,6 +125,11 @@ def judge_candidates(
                         labels=labels, reference_accuracy=ref_acc,
                         max_accuracy_drop=goal.max_accuracy_drop,
                     )  # fmt: skip
+                if tokens is not None:
+                    check = tokens.check(ref_c.path, c.path)
+                    j = replace(
+                        j, fails=tokens.fails(check), agreement=check.identical / len(check.prompts)
+                    )
             except Exception as e:
                 from onnx_deploy.core.errors import first_line
 

@@ -1,0 +1,298 @@
+"""``onnx-deploy generate --reference``: a decoder file's greedy tokens against transformers'
+``generate`` (or another decoder file) over many prompts (``infer.tokens``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from onnx_deploy.core.contract import read_contract
+from onnx_deploy.core.errors import GenerationError
+from onnx_deploy.core.results import Result
+from onnx_deploy.infer.tokens import OnnxTokens
+from onnx_deploy.infer.tokens import TokenCheck
+from onnx_deploy.infer.tokens import TokenSource
+from onnx_deploy.infer.tokens import check_tokens
+from onnx_deploy.infer.tokens import load_prompts
+from onnx_deploy.infer.tokens import random_prompts
+from onnx_deploy.infer.tokens import sampled_prompts
+from onnx_deploy.infer.tokens import stop_token
+
+DEFAULT_PROMPTS = 64
+
+
+def file_contract(path: str | os.PathLike[str]) -> Any:
+    """The contract in a decoder file's metadata, or None (weights are not read)."""
+    import onnx
+
+    return read_contract(onnx.load(str(path), load_external_data=False))
+
+
+def token_source(spec: str, threads: int | None = None) -> TokenSource:
+    """``hf:DIR`` -> transformers' ``generate``; an ``.onnx`` decoder -> ONNX Runtime."""
+    from onnx_deploy.convert.hf import is_hf_spec
+
+    if is_hf_spec(spec):
+        from onnx_deploy.convert.hf import HfTokens
+
+        return HfTokens(spec, threads)
+    return OnnxTokens(spec, threads)
+
+
+def check_generation(
+    model: str | os.PathLike[str],
+    reference: str,
+    *,
+    prompts: str | os.PathLike[str] | Sequence[Sequence[int]] | None = None,
+    num_prompts: int = DEFAULT_PROMPTS,
+    max_new_tokens: int = 24,
+    min_identical: float = 1.0,
+    eos_token_id: int | None = None,
+    threads: int | None = None,
+    past_limit: bool = False,
+) -> TokenCheck:
+    """The token check of ``model`` (a decoder exported with its cache) against
+    ``reference`` (``hf:DIR`` or another decoder file). ``prompts``: a prompts file or
+    lists of ids; default ``num_prompts`` random prompts from the vocabulary. EOS: the
+    reference folder's ``generation_config`` (what transformers stops at), else the file's
+    contract, unless ``eos_token_id`` is given. A prompt whose length plus
+    ``max_new_tokens`` passes the model's position limit is refused unless ``past_limit``."""
+    contract = file_contract(model)
+    generation: dict[str, Any] = dict(contract.generation) if contract is not None else {}
+    notes: list[str] = []
+    ref = token_source(reference, threads)
+    cand = OnnxTokens(model, threads)
+    try:
+        hf_model = getattr(ref, "model", None)
+        if hf_model is not None:
+            from onnx_deploy.convert.hf import generation_settings
+            from onnx_deploy.convert.hf import max_sequence
+
+            generation = generation_settings(hf_model)
+            limit = max_sequence(hf_model.config)
+        else:
+            limit = _file_limit(contract)
+        if eos_token_id is None:
+            eos_token_id = stop_token(generation)
+            listed = generation.get("eos_token_id")
+            if isinstance(listed, list) and len(listed) > 1:
+                notes.append(
+                    f"the generation config stops at any of {listed}; checked: {eos_token_id}"
+                )
+        if prompts is None:
+            prompt_ids = sampled_prompts(
+                ref, cand.decoder.vocab, num_prompts, eos_token_id=eos_token_id
+            )
+            notes.append(
+                f"{num_prompts} prompts of 4-16 tokens drawn from {ref.name} (no prompts "
+                "given: pass --prompts FILE for your own)"
+            )
+        elif isinstance(prompts, (str, os.PathLike)):
+            prompt_ids = load_prompts(prompts)
+        else:
+            prompt_ids = [list(p) for p in prompts]
+        bad = [t for p in prompt_ids for t in p if not 0 <= t < cand.decoder.vocab]
+        if bad:
+            raise GenerationError(
+                f"token ids {bad[:5]} are outside the vocabulary 0..{cand.decoder.vocab - 1}"
+            )
+        longest = max(len(p) for p in prompt_ids) + max_new_tokens
+        if limit is not None and longest > limit and not past_limit:
+            raise GenerationError(
+                f"the longest prompt plus {max_new_tokens} new tokens is {longest} positions, "
+                f"past the model's limit of {limit}: lower --max-new-tokens, shorten the "
+                "prompts, or pass --past-limit to run anyway"
+            )
+        return check_tokens(
+            ref, cand, prompt_ids, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id,
+            min_identical=min_identical, generation=generation, notes=notes,
+        )  # fmt: skip
+    finally:
+        cand.close()
+        ref.close()
+
+
+def _file_limit(contract: Any) -> int | None:
+    if contract is None:
+        return None
+    return next((d.max for d in contract.dims if d.name == "total"), None)
+
+
+# --- speed: prefill and decode tokens/s against the memory-read bound --------------------
+
+
+@dataclass(frozen=True)
+class SpeedRow:
+    """One way to generate: tokens/s of the prefill (prompt tokens over prefill time) and
+    of the decode steps (new tokens after the first over their time), over all prompts."""
+
+    name: str
+    prefill_tokens_per_s: float
+    decode_tokens_per_s: float
+    decode_p10: float  # the slowest and fastest tenth of the prompts' decode rates
+    decode_p90: float
+
+
+@dataclass(frozen=True)
+class GenerationBench(Result):
+    """``generate --bench``: the decoder file on ONNX Runtime and, with a reference,
+    transformers' ``generate`` (its KV cache), each timed in its own block over the same
+    prompts at the same thread count; decode against the memory-read bound."""
+
+    COMPUTED = ("bound_tokens_per_s", "percent_of_bound")
+
+    model: str
+    threads: int
+    prompts: int
+    prompt_tokens: int
+    new_tokens: int
+    rows: tuple[SpeedRow, ...]
+    weight_bytes: int  # read once per decode step: every initializer but the embedding
+    read_gbps: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def bound_tokens_per_s(self) -> float:
+        from onnx_deploy.infer.peak import decode_bound
+
+        return decode_bound(self.weight_bytes, self.read_gbps)
+
+    @property
+    def percent_of_bound(self) -> float:
+        return 100 * self.rows[0].decode_tokens_per_s / self.bound_tokens_per_s
+
+    def summary(self) -> str:
+        from onnx_deploy.core.files import human_size
+        from onnx_deploy.core.tables import format_table
+
+        table = format_table(
+            ("", "prefill tok/s", "decode tok/s", "decode p10-p90"),
+            [(r.name, f"{r.prefill_tokens_per_s:.0f}", f"{r.decode_tokens_per_s:.1f}",
+              f"{r.decode_p10:.1f}-{r.decode_p90:.1f}") for r in self.rows],
+            widths=(36, 14, 13, 15), align="<>>>", indent="  ",
+        )  # fmt: skip
+        lines = [
+            f"generate  {self.model}: {self.prompts} prompts ({self.prompt_tokens} tokens), "
+            f"{self.new_tokens} new tokens each, batch 1, {self.threads} threads",
+            table,
+            f"  bound   {human_size(self.weight_bytes)} of weights read per token at "
+            f"{self.read_gbps:.1f} GB/s (the fastest read measured here) = "
+            f"{self.bound_tokens_per_s:.1f} tokens/s: decode at {self.percent_of_bound:.0f}% "
+            "of it",
+        ]
+        lines += [f"  note    {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def weight_bytes_per_token(path: str | os.PathLike[str]) -> int:
+    """Bytes a decode step reads: every initializer of the graph but the token embedding
+    (a ``Gather``'s table, of which one row per token is read)."""
+    import onnx
+    from onnx import external_data_helper
+
+    model = onnx.load(str(path), load_external_data=False)
+    gathered = {
+        n.input[0] for n in model.graph.node if n.op_type in ("Gather", "GatherBlockQuantized")
+    }
+    gathered |= {  # GatherBlockQuantized's scales and zero points
+        i for n in model.graph.node if n.op_type == "GatherBlockQuantized" for i in n.input[2:]
+    }
+    total = 0
+    for t in model.graph.initializer:
+        if t.name in gathered:
+            continue
+        if external_data_helper.uses_external_data(t):
+            info = {e.key: e.value for e in t.external_data}
+            total += int(info.get("length", 0))
+        elif t.raw_data:
+            total += len(t.raw_data)
+        else:
+            total += onnx.numpy_helper.to_array(t).nbytes
+    return total
+
+
+def _rates(samples: Sequence[tuple[int, float, int, float]], name: str) -> SpeedRow:
+    import numpy as np
+
+    prompt = sum(s[0] for s in samples)
+    prefill = sum(s[1] for s in samples)
+    steps = sum(s[2] for s in samples)
+    decode = sum(s[3] for s in samples)
+    each = [s[2] / s[3] for s in samples if s[3] > 0]
+    p10, p90 = (float(np.percentile(each, q)) for q in (10, 90)) if each else (0.0, 0.0)
+    return SpeedRow(name, prompt / prefill, steps / decode if decode else 0.0, p10, p90)
+
+
+def bench_generation(
+    model: str | os.PathLike[str],
+    *,
+    reference: str | None = None,
+    prompts: str | os.PathLike[str] | Sequence[Sequence[int]] | None = None,
+    num_prompts: int = 8,
+    max_new_tokens: int = 32,
+    threads: int | None = None,
+    log: Any = None,
+) -> GenerationBench:
+    """Prefill and decode tokens/s of ``model`` over the prompts (default ``num_prompts``
+    of random ids, 8-64 tokens), and of ``reference``'s ``generate`` (``hf:DIR``)
+    in a separate block at the same thread count; EOS is not applied (every prompt makes
+    ``max_new_tokens``). One session serves every prompt; a warm-up prompt runs first."""
+    from onnx_deploy.infer.generate import generate
+    from onnx_deploy.infer.peak import memory_read_rate
+
+    threads = threads or os.cpu_count() or 1
+    notes: list[str] = []
+    with contextlib.closing(OnnxTokens(model, threads)) as onnx_side:
+        if prompts is None:  # the speed does not depend on the text: random ids
+            ids = random_prompts(onnx_side.decoder.vocab, num_prompts, min_length=8, max_length=64)
+            notes.append(f"{num_prompts} random prompts of 8-64 tokens")
+        elif isinstance(prompts, (str, os.PathLike)):
+            ids = load_prompts(prompts)
+        else:
+            ids = [list(p) for p in prompts]
+        generate(onnx_side.decoder, ids[0], max_new_tokens=4)  # warm-up
+        samples = []
+        for p in ids:
+            got = generate(onnx_side.decoder, p, max_new_tokens=max_new_tokens)
+            samples.append((len(p), got.prefill_seconds, len(got.tokens) - 1, got.decode_seconds))
+        rows = [_rates(samples, "onnxruntime (KV cache, IOBinding)")]
+    if reference is not None:
+        rows.append(_hf_rates(reference, ids, max_new_tokens, threads))
+    weight = weight_bytes_per_token(model)
+    read = memory_read_rate(threads=threads)
+    return GenerationBench(
+        str(model), threads, len(ids), sum(len(p) for p in ids), max_new_tokens, tuple(rows),
+        weight, read, tuple(notes),
+    )  # fmt: skip
+
+
+def _hf_rates(spec: str, ids: Sequence[Sequence[int]], new: int, threads: int) -> SpeedRow:
+    """transformers' ``generate`` with its cache, ``threads`` torch threads: the prefill
+    timed as a one-token ``generate``, the decode as the rest of a full one."""
+    import time
+
+    from onnx_deploy.convert.hf import hf_generate
+    from onnx_deploy.convert.hf import load_hf_model
+    from onnx_deploy.core.extras import require
+
+    torch = require("torch", "timing transformers' generate")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = load_hf_model(spec)
+        hf_generate(model, ids[0], 4)  # warm-up
+        samples = []
+        for p in ids:
+            start = time.perf_counter()
+            hf_generate(model, p, 1)
+            first = time.perf_counter() - start
+            start = time.perf_counter()
+            hf_generate(model, p, new)
+            total = time.perf_counter() - start
+            samples.append((len(p), first, new - 1, max(total - first, 1e-9)))
+    finally:
+        torch.set_num_threads(before)
+    return _rates(samples, "transformers generate (KV cache)")
