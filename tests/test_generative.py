@@ -1,0 +1,269 @@
+"""Generative models through every command: a trained GQA decoder (Qwen2 layout) exported
+with its cache, checked by its greedy tokens, weight-only INT4/INT8, and the report card
+judging it by tokens. Tiny configs; the 600M figures are measurements entries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from onnx_deploy.cli import main
+from onnx_deploy.core.signature import DimRange
+from onnx_deploy.core.signature import InputSpec
+from onnx_deploy.core.signature import Signature
+from onnx_deploy.core.signature import guess_relations
+from onnx_deploy.infer.tokens import NEAR_TIE
+from onnx_deploy.infer.tokens import check_tokens
+from onnx_deploy.infer.tokens import load_prompts
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+def run_cli(capsys, *argv: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    """A trained two-layer Qwen2 (GQA 4/2, RMSNorm, rotary), its decoder file with the
+    cache exported from the CLI's default, and 64 prompts of its language."""
+    from onnx_deploy.teach.lmdata import make_prompts
+    from onnx_deploy.teach.lmdata import save_prompts
+    from onnx_deploy.teach.lmdata import train_causal_lm
+
+    root = tmp_path_factory.mktemp("lm")
+    accuracy = train_causal_lm(root / "qwen")
+    assert accuracy > 0.95, accuracy  # the language is learnt: its tokens mean something
+    path = root / "qwen.onnx"
+    assert main(["export", f"hf:{root / 'qwen'}", "-o", str(path)]) == 0
+    prompts = save_prompts(make_prompts(64, seed=7), root / "prompts.npy")
+    return {"spec": f"hf:{root / 'qwen'}", "onnx": path, "prompts": prompts, "root": root}
+
+
+# --- inputs that fit a decoder: total = past + seq ---------------------------------------
+
+
+def _decoder_inputs() -> tuple[InputSpec, ...]:
+    past = ("batch", 2, "past", 8)
+    return (
+        InputSpec("input_ids", "int64", ("batch", "seq"), 0, 50),
+        InputSpec("attention_mask", "int64", ("batch", "total"), kind="mask"),
+        InputSpec("past_key_values.0.key", "float32", past),
+        InputSpec("past_key_values.0.value", "float32", past),
+    )
+
+
+def test_generated_sizes_keep_the_mask_over_the_cache_and_the_new_tokens() -> None:
+    inputs = _decoder_inputs()
+    assert guess_relations(inputs) == ("total = past + seq",)
+    dims = (DimRange("seq", 1, 96), DimRange("past", 1, 95), DimRange("total", 2, 96))
+    sig = Signature(inputs, dims, guess_relations(inputs))
+    plan = sig.size_plan([1, 2, 8])
+    assert len(plan) >= 3
+    for sizes in plan:
+        assert sizes["total"] == sizes["past"] + sizes["seq"] <= 96, sizes
+    feeds = sig.variations([1, 8])[1]
+    sig.check(feeds)  # holds to the relation
+    assert (
+        feeds["attention_mask"].shape[1]
+        == feeds["input_ids"].shape[1] + 8 * 0 + feeds["past_key_values.0.key"].shape[2]
+    )
+    bad = dict(feeds, attention_mask=feeds["attention_mask"][:, :-1])
+    with pytest.raises(Exception, match="total = past \\+ seq does not hold"):
+        sig.check(bad)
+    # an encoder's names imply nothing
+    assert guess_relations(inputs[:2]) == ()
+
+
+# --- the token check itself --------------------------------------------------------------
+
+
+class _Fake:
+    """A token source with fixed answers: ``tokens`` per prompt, logits with ``margin``
+    between the top two at every step."""
+
+    def __init__(self, name: str, tokens: list[int], margin: float = 5.0, vocab: int = 10):
+        self.name, self.tokens, self.margin, self.vocab = name, tokens, margin, vocab
+
+    def _logits(self, token: int) -> np.ndarray:
+        row = np.zeros(self.vocab, np.float32)
+        row[token] = self.margin
+        return row
+
+    def greedy(self, prompt, max_new_tokens, eos_token_id):
+        self.prompt_length = len(prompt)
+        out = self.tokens[:max_new_tokens]
+        return list(out), [self._logits(t) for t in out]
+
+    def score(self, ids):
+        """Teacher-forced: at each generated position, this source's own next token."""
+        rows = [self._logits(0) for _ in ids]
+        for k, t in enumerate(self.tokens[: len(ids) - self.prompt_length]):
+            rows[self.prompt_length - 1 + k] = self._logits(t)
+        return np.stack(rows)
+
+    def sample(self, first, length, seed, eos_token_id):
+        return [first]
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_check_names_the_first_differing_step_and_its_margin() -> None:
+    ref = _Fake("ref", [3, 4, 5, 6])
+    same = check_tokens(ref, _Fake("same", [3, 4, 5, 6]), [[1, 2]], max_new_tokens=4)
+    assert same.identical == 1 and same.ok and same.teacher_forced == 1.0
+    other = check_tokens(ref, _Fake("other", [3, 4, 7, 6]), [[1, 2]], max_new_tokens=4)
+    assert other.identical == 0 and not other.ok
+    (p,) = other.prompts
+    assert p.first_diff == 2 and p.reference_margin == pytest.approx(5.0)
+    assert "first differs at step 2: 5 vs 7" in other.summary()
+    # a reference near-tie is shown and not counted against the candidate
+    tie = check_tokens(
+        _Fake("ref", [3, 4, 5, 6], margin=NEAR_TIE / 2), _Fake("c", [3, 4, 7, 6]), [[1, 2]],
+        max_new_tokens=4,
+    )  # fmt: skip
+    assert tie.near_ties == 1 and tie.ok and "(near-tie)" in tie.summary()
+    # a side that stops early differs where it stopped
+    short = check_tokens(ref, _Fake("s", [3, 4]), [[1, 2]], max_new_tokens=4)
+    assert short.prompts[0].first_diff == 2 and "(stopped)" in short.summary()
+
+
+def test_prompts_files_with_padding(tmp_path: Path) -> None:
+    from onnx_deploy.teach.lmdata import save_prompts
+
+    path = save_prompts([[5, 6, 7], [8]], tmp_path / "p.npy")
+    assert load_prompts(path) == [[5, 6, 7], [8]]
+    np.savez(
+        tmp_path / "p.npz", input_ids=np.array([[1, 2, 0], [3, 4, 5]]),
+        attention_mask=np.array([[1, 1, 0], [1, 1, 1]]),
+    )  # fmt: skip
+    assert load_prompts(tmp_path / "p.npz") == [[1, 2], [3, 4, 5]]
+    np.save(tmp_path / "f.npy", np.ones((2, 3), np.float32))
+    with pytest.raises(Exception, match="2-D integer array"):
+        load_prompts(tmp_path / "f.npy")
+
+
+# --- every command on a decoder with its cache, with no data flags ----------------------
+
+
+def test_causal_lms_export_with_their_cache_and_contract(lm, tmp_path, capsys) -> None:
+    import onnx
+
+    from onnx_deploy.core.contract import read_contract
+
+    contract = read_contract(onnx.load(str(lm["onnx"]), load_external_data=False))
+    assert contract.judge == "tokens" and contract.relations == ("total = past + seq",)
+    assert contract.generation["eos_token_id"] == 0  # from generation_config.json
+    assert any(
+        i.name.startswith("past_key_values.") for i in onnx.load(str(lm["onnx"])).graph.input
+    )
+    code, _out, err = run_cli(capsys, "export", lm["spec"], "--no-cache", "-o", tmp_path / "n.onnx")
+    assert code == 0, err
+    names = [i.name for i in onnx.load(str(tmp_path / "n.onnx")).graph.input]
+    assert not any(n.startswith("past_key_values.") for n in names)
+
+
+def test_slim_fuse_quantize_validate_and_bench_run_on_the_decoder(lm, tmp_path, capsys) -> None:
+    import onnx
+
+    from onnx_deploy.convert.graphcheck import check_graph
+    from onnx_deploy.core.contract import read_contract
+
+    src = lm["onnx"]
+    for argv in (
+        ("slim", src, "-o", tmp_path / "s.onnx"),
+        ("fuse", src, "-o", tmp_path / "f.onnx"),
+        ("quantize", src, "--method", "dynamic", "-o", tmp_path / "d.onnx"),
+        ("quantize", src, "--method", "fp16", "-o", tmp_path / "h.onnx"),
+        ("validate", src, "--reference", lm["spec"]),
+        ("bench", src, "--batch-sizes", "1", "--iters", "3", "--warmup", "1"),
+    ):
+        code, _out, err = run_cli(capsys, *argv)
+        assert code == 0, (argv, err)
+        assert "GatherND" not in err
+    assert "PASS" in run_cli(capsys, "validate", src, "--reference", lm["spec"])[1]
+    onnx.checker.check_model(str(tmp_path / "h.onnx"), full_check=True)  # topologically sorted
+    fused = onnx.load(str(tmp_path / "f.onnx"))
+    ops = {n.op_type for n in fused.graph.node}
+    assert "SimplifiedLayerNormalization" in ops or "SkipSimplifiedLayerNormalization" in ops
+    check_graph(fused)  # the checker passes on every node outside ORT's own schemas
+    for name in ("s", "d", "h", "f"):  # every derived file keeps the contract
+        assert read_contract(onnx.load(str(tmp_path / f"{name}.onnx"), load_external_data=False))
+
+
+def test_int4_keeps_the_greedy_tokens_of_the_trained_model(lm, tmp_path, capsys) -> None:
+    out4 = tmp_path / "q.int4.onnx"
+    code, out, err = run_cli(capsys, "quantize", lm["onnx"], "--method", "int4", "-o", out4)
+    assert code == 0, err
+    assert "MatMulNBits" in out and "GatherBlockQuantized" in out and "tokens" in out
+    assert out4.stat().st_size < 0.6 * lm["onnx"].stat().st_size
+    code, out, err = run_cli(
+        capsys, "generate", out4, "--reference", lm["spec"], "--prompts", lm["prompts"],
+        "--max-new-tokens", "24", "--min-identical", "0.98", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["identical"] >= 63 and len(report["prompts"]) == 64, report["identical"]
+    assert report["eos_token_id"] == 0
+    # the FP32 file itself: every prompt identical to transformers' generate
+    code, out, err = run_cli(
+        capsys, "generate", lm["onnx"], "--reference", lm["spec"], "--prompts", lm["prompts"],
+        "--max-new-tokens", "24", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    fp32 = json.loads(out)
+    assert fp32["identical"] == 64 and fp32["teacher_forced"] == 1.0
+    stops = sum(1 for p in fp32["prompts"] if 0 in p["reference"])
+    assert 0 < stops < 64  # some prompts reach EOS, where both sides stop
+
+
+def test_the_position_limit_is_refused_unless_asked(lm, capsys) -> None:
+    code, _out, err = run_cli(
+        capsys, "generate", lm["onnx"], "--reference", lm["spec"], "--num-prompts", "2",
+        "--max-new-tokens", "200",
+    )  # fmt: skip
+    assert code == 1 and "past the model's limit of 128" in err
+
+
+def test_the_card_judges_a_decoder_by_its_tokens(lm, tmp_path) -> None:
+    from onnx_deploy.workflows.optimize import Goal
+    from onnx_deploy.workflows.optimize import OptimizeConfig
+    from onnx_deploy.workflows.optimize import optimize
+
+    config = OptimizeConfig(
+        goal=Goal(), passes=("slim", "int4", "int8-static"), rounds=2, iters=3, budget_s=0,
+        plots=False, prompts=lm["prompts"], max_new_tokens=12,
+    )  # fmt: skip
+    card = optimize(lm["onnx"], tmp_path / "card", config)
+    by_name = {c.name: c for c in card.candidates}
+    assert any("judged by its greedy tokens" in n for n in card.notes)
+    int4 = by_name["INT4 weights"]
+    assert int4.passed and int4.agreement >= 0.98, int4.fails
+    static = by_name["INT8 static"]
+    if not static.passed:  # judged by tokens, the number says how far off
+        assert "greedy tokens identical on" in static.fails[0]
+    assert card.contradictions() == []
+
+
+def test_bench_times_both_in_their_own_blocks_against_the_bound(lm, capsys) -> None:
+    from onnx_deploy.workflows.generation import weight_bytes_per_token
+
+    code, out, err = run_cli(
+        capsys, "generate", lm["onnx"], "--bench", "--reference", lm["spec"], "--num-prompts",
+        "2", "--max-new-tokens", "8", "--threads", "2", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    bench = json.loads(out)
+    onnx_row, torch_row = bench["rows"]
+    assert onnx_row["decode_tokens_per_s"] > 0 and torch_row["decode_tokens_per_s"] > 0
+    assert 0 < bench["percent_of_bound"] < 100  # nothing reads the weights faster
+    # the embedding table is read one row per token: not counted
+    weights = weight_bytes_per_token(lm["onnx"])
+    assert 0 < weights < lm["onnx"].stat().st_size - 96 * 64 * 4 + 1
