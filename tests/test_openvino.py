@@ -193,3 +193,34 @@ def test_bench_on_openvino_alone(tiny_source: Path, tiny_onnx: Path, tmp_path: P
         (tiny_onnx.name, "openvino"),
         ("other.onnx", "openvino"),
     ]
+
+
+@needs_openvino
+def test_bench_leaves_out_bf16_where_the_cpu_has_none(
+    tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The skill's `bench --runtimes onnxruntime,openvino,openvino-bf16` runs on an AVX2
+    CPU too: bf16 is left out with the reason, the others are timed."""
+    from onnx_deploy.runtimes import usable_runtimes
+
+    monkeypatch.setattr(
+        "onnx_deploy.infer.runners.openvino.cpu_capabilities", lambda: ("FP32", "INT8")
+    )
+    kept, notes = usable_runtimes(("onnxruntime", "openvino", "openvino-bf16"), tiny_onnx)
+    assert kept == ["onnxruntime", "openvino"]
+    assert notes == [
+        f"openvino-bf16 left out for {tiny_onnx.name}: this CPU has no BF16 for OpenVINO"
+    ]
+    argv = [
+        "bench",
+        str(tiny_onnx),
+        "--runtimes",
+        "onnxruntime,openvino-bf16",
+        "--batch-sizes",
+        "1",
+    ]
+    assert main([*argv, "--iters", "3", "--warmup", "1"]) == 0
+    out, _err = capsys.readouterr()
+    assert "left out" in out and "no BF16" in out
+    assert main([*argv[:3], "openvino-bf16", *argv[4:]]) == 1
+    assert "none of --runtimes openvino-bf16 can run" in capsys.readouterr().err

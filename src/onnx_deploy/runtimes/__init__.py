@@ -204,6 +204,23 @@ def check_runtimes(wanted: Sequence[str], device: str = "cpu") -> None:
             )
 
 
+def usable_runtimes(
+    wanted: Sequence[str], path: str | os.PathLike[str]
+) -> tuple[list[str], list[str]]:
+    """The runtimes of ``wanted`` that can run the file at ``path`` here, and why each
+    other one cannot (``Runtime.accepts``: OpenVINO and contrib ops, bf16 on a CPU
+    without it). A comparison goes on without those and says so."""
+    kept, notes = [], []
+    for name in wanted:
+        runtime, mode = resolve(name)
+        why = runtime.accepts(path, mode)
+        if why:
+            notes.append(f"{name} left out for {Path(path).name}: {why}")
+        else:
+            kept.append(name)
+    return kept, notes
+
+
 def runtime_runner(
     name: str,
     model: str | os.PathLike[str],

@@ -35,6 +35,7 @@ from onnx_deploy.core.defaults import BENCH_WARMUP
 from onnx_deploy.core.defaults import PIPELINE_ITERS
 from onnx_deploy.core.defaults import PIPELINE_WARMUP
 from onnx_deploy.core.defaults import VALIDATE_BATCH_SIZES
+from onnx_deploy.core.errors import ProviderError
 from onnx_deploy.core.extras import require
 from onnx_deploy.core.feeds import Feeds
 from onnx_deploy.core.files import atomic_output
@@ -187,7 +188,7 @@ def benchmark_targets(
             label = Path(target).name if basenames.count(Path(target).name) == 1 else target
             runners = [
                 runtime_runner(rt, target, device, settings=settings, name_as=label)
-                for rt in runtimes
+                for rt in _usable(runtimes, target, log)
             ]
             if source.inputs or source.dims:
                 sig = runners[0].signature(source.dims, source.inputs)
@@ -199,7 +200,7 @@ def benchmark_targets(
             runners += [
                 runtime_runner(rt, runners[1].model_path, device, settings=settings,
                                name_as=runners[1].name)
-                for rt in runtimes if rt != "onnxruntime"
+                for rt in _usable(runtimes, runners[1].model_path, log) if rt != "onnxruntime"
             ]  # fmt: skip
             if "onnxruntime" not in runtimes:
                 runners.pop(1)
@@ -246,6 +247,21 @@ def benchmark_targets(
                     results.append(result)  # one name per target: results pair by (name, batch)
                     log(result.summary())
     return results
+
+
+def _usable(runtimes: Sequence[str], path: str | os.PathLike[str], log: Log) -> list[str]:
+    """``runtimes`` less those that cannot run ``path`` here, each named in the log; an
+    error when none can."""
+    from onnx_deploy.runtimes import usable_runtimes
+
+    kept, notes = usable_runtimes(runtimes, path)
+    for note in notes:
+        log(f"  note    {note}")
+    if not kept:
+        raise ProviderError(
+            f"none of --runtimes {','.join(runtimes)} can run {path} here: {'; '.join(notes)}"
+        )
+    return kept
 
 
 def _flops(
