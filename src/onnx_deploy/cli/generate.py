@@ -49,6 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "default 1.0",
     )
     check.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="decode the prompts in left-padded batches of this size on both sides; default 1",
+    )
+    check.add_argument(
         "--past-limit", action="store_true", help="run past the model's position limit"
     )
     check.add_argument(
@@ -101,6 +107,7 @@ def _check(args: argparse.Namespace) -> int:
         args.model, args.reference, prompts=args.prompts, num_prompts=args.num_prompts,
         max_new_tokens=args.max_new_tokens, min_identical=args.min_identical,
         eos_token_id=args.eos_token_id, threads=args.threads, past_limit=args.past_limit,
+        batch_size=args.batch_size,
     )  # fmt: skip
     emit(args, result)
     return EXIT_OK if result.ok else fail("the tokens differ on more prompts than allowed (above)")

@@ -79,6 +79,16 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
         "--per-tensor", action="store_true", help="per-tensor instead of per-channel weights"
     )
     q.add_argument("--format", choices=("qdq", "qoperator"), default="qdq")
+    q.add_argument(
+        "--block-size", type=int, default=32, help="int4/int8-weight: weights per scale; default 32"
+    )
+    q.add_argument(
+        "--algorithm",
+        choices=("rtn", "hqq"),
+        default="rtn",
+        help="int4/int8-weight: rtn rounds to nearest; hqq (4 bits) fits the scales to the "
+        "weights; neither needs data. Default rtn",
+    )
     q.add_argument("--exclude", help="comma-separated node names to keep in float")
     q.add_argument(
         "--op-types",
@@ -109,6 +119,8 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "calibration_method": args.calibration_method,
         "nodes_to_exclude": tuple(n for n in (args.exclude or "").split(",") if n),
         "op_types": None if args.op_types == "all" else tuple(args.op_types.split(",")),
+        "block_size": args.block_size,
+        "algorithm": args.algorithm,
     }
 
 

@@ -310,6 +310,10 @@ def _cache_module(model: Any, layout: CacheLayout) -> Any:
     # 4.x knows only ``past_key_values``.
     params = inspect.signature(model.forward).parameters
     cache_arg = "cache" if "cache" in params else "past_key_values"
+    # positions come from the padding mask, as transformers' ``generate`` makes them
+    # (``_prepare_position_ids_for_generation``): a left-padded row starts at position 0
+    # after its padding, and the file needs no position input.
+    with_positions = "position_ids" in params
 
     class WithCache(torch.nn.Module):
         def __init__(self) -> None:
@@ -319,10 +323,14 @@ def _cache_module(model: Any, layout: CacheLayout) -> Any:
         def forward(self, input_ids: Any, attention_mask: Any, *past: Any) -> tuple[Any, ...]:
             pairs = [(past[2 * i], past[2 * i + 1]) for i in range(layout.layers)]
             cache = DynamicCache(ddp_cache_data=pairs, config=self.model.config)
+            extra: dict[str, Any] = {cache_arg: cache}
+            if with_positions:
+                positions = attention_mask.cumsum(-1) - 1
+                positions = positions.masked_fill(attention_mask == 0, 0)
+                extra["position_ids"] = positions[:, -input_ids.shape[1] :]
             out = self.model(
-                input_ids=input_ids, attention_mask=attention_mask, use_cache=True,
-                **{cache_arg: cache},
-            )  # fmt: skip
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=True, **extra
+            )
             new = getattr(out, "cache", None) or out.past_key_values
             flat = [t for layer in new.layers for t in (layer.keys, layer.values)]
             return (out.logits, *flat)
@@ -523,6 +531,40 @@ class HfTokens:
             stop = tokens.index(eos_token_id) + 1
             tokens, logits = tokens[:stop], logits[:stop]
         return tokens, logits
+
+    def greedy_batch(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, eos_token_id: int | None
+    ) -> list[tuple[list[int], list[Any]]]:
+        """``generate`` on one left-padded batch (padding masked, as a tokenizer with
+        ``padding_side="left"`` makes it; the pad id is the EOS, else 0)."""
+        import torch
+        import transformers
+
+        pad = eos_token_id if eos_token_id is not None else 0
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad, dtype=torch.int64)
+        mask = torch.zeros((len(prompts), width), dtype=torch.int64)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p) :] = torch.tensor(list(p), dtype=torch.int64)
+            mask[i, width - len(p) :] = 1
+        config = transformers.GenerationConfig(
+            max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+            eos_token_id=eos_token_id, pad_token_id=pad,
+        )  # fmt: skip
+        with torch.no_grad():
+            out = self.model.generate(
+                ids, attention_mask=mask, generation_config=config,
+                output_logits=True, return_dict_in_generate=True,
+            )  # fmt: skip
+        rows = []
+        for i in range(len(prompts)):
+            tokens = [int(t) for t in out.sequences[i, width:]]
+            logits = [step[i].float().numpy() for step in out.logits]
+            if eos_token_id is not None and eos_token_id in tokens:  # nothing after the stop
+                stop = tokens.index(eos_token_id) + 1
+                tokens, logits = tokens[:stop], logits[:stop]
+            rows.append((tokens, logits))
+        return rows
 
     def sample(self, first: int, length: int, seed: int, eos_token_id: int | None) -> list[int]:
         import torch

@@ -79,7 +79,11 @@ def quantize_weight_only(
     if is_quantized(parent) or any(n.op_type == "MatMulNBits" for n in parent.graph.node):
         raise QuantizeError(f"{input_path} is quantized already; start from the float model")
     decoder = is_cached_decoder(parent)
-    ops: tuple[str, ...] = ("MatMul", "Gather") if embeddings and bits == 4 else ("MatMul",)
+    # onnxruntime's HQQ quantizes MatMul weights only ("Gather quantization is not
+    # supported yet in HQQ"): with it the embedding stays float, and the result says so
+    hqq_embedding = algorithm == "hqq" and embeddings and bits == 4
+    embed = embeddings and bits == 4 and algorithm != "hqq"
+    ops: tuple[str, ...] = ("MatMul", "Gather") if embed else ("MatMul",)
     axes = (("MatMul", 0), ("Gather", 1))
     if algorithm == "hqq":
         if bits != 4:
@@ -147,6 +151,8 @@ def quantize_weight_only(
             notes.append("weights in external data beside the file (past protobuf's 2 GB)")
         if bits == 4:
             notes.append("opset raised to 21 (the int4 type); ONNX Runtime 1.20 or newer loads it")
+        if hqq_embedding:
+            notes.append("the token embedding stays float: onnxruntime's HQQ quantizes MatMul only")
         size = file_size(tmp)
     result = QuantizeResult(
         str(input_path), str(output_path), f"int{bits}-weight", details,

@@ -226,6 +226,60 @@ def generate(
     )  # fmt: skip
 
 
+def greedy_batch(
+    decoder: Decoder,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int = 32,
+    eos_token_id: int | None = None,
+    pad_token_id: int | None = None,
+) -> list[tuple[list[int], list[np.ndarray]]]:
+    """Greedy tokens for several prompts in one batch, left-padded as transformers'
+    ``generate`` pads them: the padding masked out (``attention_mask`` 0), positions
+    counted from each row's first real token (the exported graph makes them from the
+    mask), a finished row fed ``pad_token_id`` (default: ``eos_token_id``, else 0) until
+    every row has stopped. Each row's tokens (through its EOS) and the logits of each of
+    its steps."""
+    rows = [[int(t) for t in p] for p in prompts]
+    if not rows or any(not r for r in rows):
+        raise GenerationError("every prompt of a batch needs at least one token id")
+    if max_new_tokens < 1:
+        raise GenerationError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    bad = [t for r in rows for t in r if not 0 <= t < decoder.vocab]
+    if bad:
+        raise InputMismatchError(
+            f"token ids {bad[:5]} are outside the vocabulary 0..{decoder.vocab - 1}"
+        )
+    pad = pad_token_id if pad_token_id is not None else (eos_token_id or 0)
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad, np.int64)
+    mask = np.zeros((len(rows), width), np.int64)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r) :] = r
+        mask[i, width - len(r) :] = 1
+    empty = np.zeros((len(rows), decoder.kv_heads, 0, decoder.head_dim), np.float32)
+    feeds: dict[str, np.ndarray] = {n: empty for n in decoder.past}
+    out: list[tuple[list[int], list[np.ndarray]]] = [([], []) for _ in rows]
+    done = np.zeros(len(rows), bool)
+    names = ["logits", *decoder.present]
+    for _ in range(max_new_tokens):
+        feeds |= {"input_ids": ids, "attention_mask": mask}
+        got = decoder.runner.session.run(names, feeds)
+        last = np.asarray(got[0][:, -1], np.float32)
+        feeds = dict(zip(decoder.past, got[1:], strict=True))
+        step = last.argmax(axis=1).astype(np.int64)
+        for i in np.flatnonzero(~done):
+            out[i][0].append(int(step[i]))
+            out[i][1].append(last[i].copy())
+            if eos_token_id is not None and step[i] == eos_token_id:
+                done[i] = True
+        if done.all():
+            break
+        ids = np.where(done, pad, step)[:, None].astype(np.int64)
+        mask = np.concatenate([mask, np.ones((len(rows), 1), np.int64)], axis=1)
+    return out
+
+
 def load_tokenizer(folder: str | os.PathLike[str]) -> Any:
     """A tokenizer saved with ``save_pretrained`` in ``folder`` (offline)."""
     from onnx_deploy.core.extras import require

@@ -56,6 +56,12 @@ class TokenSource(Protocol):
         """Greedy tokens after ``prompt`` and the raw logits of each step."""
         ...
 
+    def greedy_batch(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, eos_token_id: int | None
+    ) -> list[tuple[list[int], list[np.ndarray]]]:
+        """``greedy`` for several prompts in one left-padded batch."""
+        ...
+
     def score(self, ids: Sequence[int]) -> np.ndarray:
         """Logits at every position of ``ids``: ``[len(ids), vocab]``."""
         ...
@@ -87,6 +93,15 @@ class OnnxTokens:
             keep_logits=True,
         )  # fmt: skip
         return list(got.tokens), list(got.step_logits)
+
+    def greedy_batch(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, eos_token_id: int | None
+    ) -> list[tuple[list[int], list[np.ndarray]]]:
+        from onnx_deploy.infer.generate import greedy_batch
+
+        return greedy_batch(
+            self.decoder, prompts, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id
+        )
 
     def score(self, ids: Sequence[int]) -> np.ndarray:
         return self.decoder.score(ids)
@@ -147,6 +162,7 @@ class TokenCheck(Result):
     min_identical: float = 1.0
     not_applied: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    batch_size: int = 1  # above 1: left-padded batches on both sides
 
     @property
     def identical(self) -> int:
@@ -175,6 +191,9 @@ class TokenCheck(Result):
     def ok(self) -> bool:
         return self.share >= self.min_identical
 
+    def _batches(self) -> str:
+        return f", left-padded batches of {self.batch_size}" if self.batch_size > 1 else ""
+
     def summary(self) -> str:
         n = len(self.prompts)
         eos = (
@@ -183,7 +202,8 @@ class TokenCheck(Result):
         need = math.ceil(self.min_identical * n - 1e-9)
         lines = [
             f"tokens    {self.candidate} vs {self.reference}: identical on {self.identical}/{n} "
-            f"prompts (greedy, up to {self.max_new_tokens} new tokens, stop {eos}); "
+            f"prompts (greedy, up to {self.max_new_tokens} new tokens, stop {eos}"
+            f"{self._batches()}); "
             f"{'PASS' if self.ok else 'FAIL'} (at least {need}/{n} needed, a reference "
             f"near-tie under {NEAR_TIE} logits not counted: {self.near_ties})",
             f"  teacher-forced next-token agreement {100 * self.teacher_forced:.1f}%; "
@@ -251,20 +271,33 @@ def check_tokens(
     min_identical: float = 1.0,
     generation: dict[str, Any] | None = None,
     notes: Sequence[str] = (),
+    batch_size: int = 1,
 ) -> TokenCheck:
     """Greedy tokens of ``candidate`` against ``reference`` on every prompt (the module
-    docstring). Both stop at ``eos_token_id``."""
+    docstring). Both stop at ``eos_token_id``. ``batch_size`` above 1 decodes the prompts
+    in left-padded batches of that size on both sides (prompts of different lengths)."""
     if not prompts:
         raise GenerationError("the token check needs at least one prompt")
     if not 0.0 <= min_identical <= 1.0:
         raise GenerationError(f"min_identical is a share of prompts, 0..1; got {min_identical}")
+    if batch_size < 1:
+        raise GenerationError(f"batch_size must be >= 1, got {batch_size}")
+    rows = [[int(t) for t in p] for p in prompts]
+
+    def runs(side: TokenSource, chunk: list[list[int]]) -> list[Any]:
+        if batch_size == 1:
+            return [side.greedy(chunk[0], max_new_tokens, eos_token_id)]
+        return side.greedy_batch(chunk, max_new_tokens, eos_token_id)
+
+    def pairs() -> Any:  # one batch at a time, so only one batch's logits are held
+        for k in range(0, len(rows), batch_size):
+            chunk = rows[k : k + batch_size]
+            yield from zip(chunk, runs(reference, chunk), runs(candidate, chunk), strict=True)
+
     checks = []
     nll = {"reference": 0.0, "candidate": 0.0}
     count = 0
-    for prompt in prompts:
-        prompt = [int(t) for t in prompt]
-        ref_tokens, ref_logits = reference.greedy(prompt, max_new_tokens, eos_token_id)
-        cand_tokens, cand_logits = candidate.greedy(prompt, max_new_tokens, eos_token_id)
+    for prompt, (ref_tokens, ref_logits), (cand_tokens, cand_logits) in pairs():
         shorter = min(len(ref_tokens), len(cand_tokens))
         first = next(
             (k for k in range(shorter) if ref_tokens[k] != cand_tokens[k]),
@@ -294,7 +327,7 @@ def check_tokens(
     return TokenCheck(
         reference.name, candidate.name, max_new_tokens, eos_token_id, tuple(checks),
         ppl["reference"], ppl["candidate"], min_identical,
-        not_applied(generation or {}), tuple(notes),
+        not_applied(generation or {}), tuple(notes), batch_size,
     )  # fmt: skip
 
 

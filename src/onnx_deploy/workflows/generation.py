@@ -53,13 +53,15 @@ def check_generation(
     eos_token_id: int | None = None,
     threads: int | None = None,
     past_limit: bool = False,
+    batch_size: int = 1,
 ) -> TokenCheck:
     """The token check of ``model`` (a decoder exported with its cache) against
     ``reference`` (``hf:DIR`` or another decoder file). ``prompts``: a prompts file or
     lists of ids; default ``num_prompts`` random prompts from the vocabulary. EOS: the
     reference folder's ``generation_config`` (what transformers stops at), else the file's
     contract, unless ``eos_token_id`` is given. A prompt whose length plus
-    ``max_new_tokens`` passes the model's position limit is refused unless ``past_limit``."""
+    ``max_new_tokens`` passes the model's position limit is refused unless ``past_limit``.
+    ``batch_size`` above 1: left-padded batches on both sides (``check_tokens``)."""
     contract = file_contract(model)
     generation: dict[str, Any] = dict(contract.generation) if contract is not None else {}
     notes: list[str] = []
@@ -109,6 +111,7 @@ def check_generation(
         return check_tokens(
             ref, cand, prompt_ids, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id,
             min_identical=min_identical, generation=generation, notes=notes,
+            batch_size=batch_size,
         )  # fmt: skip
     finally:
         cand.close()

