@@ -170,6 +170,25 @@ def test_random_weights_note_only_without_a_weights_file(hf_models, tmp_path, ca
     assert "random weights" in out
 
 
+def test_a_config_only_folder_is_the_same_model_on_every_load(hf_models, tmp_path, capsys):
+    """Random weights from a fixed seed: export in one process and validate in another
+    compare the same model (they drew different weights before, and validate failed)."""
+    from onnx_deploy.convert.hf import load_hf_model
+
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    first = load_hf_model(hf_models["config_only"]).state_dict()
+    second = load_hf_model(hf_models["config_only"]).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert torch.equal(torch.rand(1), before)  # the caller's random state is untouched
+    path = tmp_path / "m.onnx"
+    assert run_cli(capsys, "export", hf_models["config_only"], "-o", path)[0] == 0
+    load_hf_model(hf_models["config_only"])  # as a separate validate process would
+    code, out, err = run_cli(capsys, "validate", path, "--reference", hf_models["config_only"])
+    assert code == 0 and "PASS" in out, err
+
+
 def test_a_hub_id_gets_a_clear_error(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _out, err = run_cli(capsys, "export", "hf:distilbert-base-uncased")

@@ -48,6 +48,7 @@ PREFIX = "hf:"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 HF_MAX_BATCH = 64
 HF_OPT_SEQ = 128  # the sequence length exported and timed, at most
+RANDOM_WEIGHTS_SEED = 0  # a config-only folder's weights: the same model on every load
 DEFAULT_MAX_SEQ = 512  # for configs without max_position_embeddings (T5)
 
 
@@ -109,8 +110,9 @@ def load_hf_model(
 ) -> torch.nn.Module:
     """The model a ``save_pretrained`` folder holds, in eval mode, offline, with the
     attention code to export (``EXPORT_ATTENTION``; None: transformers' default). Without
-    a weights file the model is built from the config (random weights)."""
-    require("torch", f"loading {spec}")
+    a weights file the model is built from the config: random weights, the same on every
+    load (``RANDOM_WEIGHTS_SEED``)."""
+    torch = require("torch", f"loading {spec}")
     config = load_config(spec)
     folder = hf_folder(spec)
     cls = model_class(config)
@@ -119,12 +121,18 @@ def load_hf_model(
     try:
         if has_weights(folder):
             model = cls.from_pretrained(folder, local_files_only=True, **attention)
-        elif cls.__name__ == "AutoModel":
-            model = cls.from_config(config, **attention)
         else:
-            if attn_implementation:
-                config._attn_implementation = attn_implementation
-            model = cls(config)
+            # random weights drawn from a fixed seed, so that every command that loads
+            # the folder (export, then validate or generate --reference) gets the same
+            # model; the caller's random state is left as it was
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(RANDOM_WEIGHTS_SEED)
+                if cls.__name__ == "AutoModel":
+                    model = cls.from_config(config, **attention)
+                else:
+                    if attn_implementation:
+                        config._attn_implementation = attn_implementation
+                    model = cls(config)
     except Exception as e:
         first = first_line(e)
         raise ModelSpecError(f"{spec}: transformers could not load {cls.__name__}: {first}") from e
