@@ -1,11 +1,12 @@
 """Past 2 GB: a graph whose weights (2.21 GB) cannot live in one protobuf, built cheaply
 (its weights written to their ``.data`` file a block at a time, never held in memory), through
-inspect, slim, dynamic INT8 and INT4 weights from the CLI, each in its own process with its peak memory
+inspect, slim, fuse, FP16, dynamic INT8 and INT4 weights from the CLI, each in its own process with its peak memory
 read off the operating system. The 600M decoder's figures for every command are in
 notebooks/MEASUREMENTS.md; this keeps the external-data paths from regressing."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,11 +21,13 @@ from onnx_deploy.core.files import PROTOBUF_LIMIT
 
 VOCAB, WIDTH, BRANCHES = 8192, 4096, 31  # a 128 MB table and 31 weights of 64 MB: 2.21 GB
 
-# what a command may peak at, over the model's file size: the issue's aim is 3x. Dynamic
-# INT8 is allowed 3.5x: onnxruntime's quantize_dynamic loads the whole float model and
-# holds its INT8 weights beside it, then the check runs both files (the 600M decoder:
-# 3.15x, notebooks/MEASUREMENTS.md); it was 5.57x before the weights stayed on disk.
-MAX_PEAK = {"inspect": 1.5, "slim": 3.0, "dynamic": 3.5, "int4": 3.0}
+# what a command may peak at, over the model's file size: the issue's aim is 3x. Two are
+# over it, and the bounds below hold them where they are (notebooks/MEASUREMENTS.md) so
+# that they do not grow: dynamic INT8 (3.07x here, 3.15x on the 600M decoder:
+# onnxruntime's quantize_dynamic loads the whole float model and holds its INT8 weights
+# beside it) and FP16 (5.8x here, 5.6x on the 600M decoder: onnxruntime's float16
+# converter works on the loaded model and copies each tensor as it converts it).
+MAX_PEAK = {"inspect": 1.5, "slim": 3.0, "fuse": 3.0, "fp16": 6.5, "dynamic": 3.5, "int4": 3.0}
 
 # runs one command and prints its peak resident memory (KiB on Linux) as the last line
 PEAK = (
@@ -110,6 +113,21 @@ def test_every_command_past_2gb_stays_under_3x_its_size(big: Path, tmp_path: Pat
     assert peak < MAX_PEAK["slim"] * size, f"slim peaked at {peak / size:.2f}x"
     assert _size(slim) > PROTOBUF_LIMIT
     onnx.checker.check_model(str(slim))
+    shutil.rmtree(slim.parent)  # 2.2 GB each: the disk holds one output at a time
+
+    fused = tmp_path / "fused" / "model.onnx"  # onnx_ir reads the weights lazily
+    code, out, peak = run_peak("fuse", big, "-o", fused)
+    assert code == 0, out
+    assert peak < MAX_PEAK["fuse"] * size, f"fuse peaked at {peak / size:.2f}x"
+    assert _size(fused) > PROTOBUF_LIMIT and "PASS" in out
+    shutil.rmtree(fused.parent)
+
+    half = tmp_path / "fp16" / "model.onnx"  # shapes inferred from the graph alone
+    code, out, peak = run_peak("quantize", big, "--method", "fp16", "-o", half)
+    assert code == 0, out
+    assert peak < MAX_PEAK["fp16"] * size, f"FP16 peaked at {peak / size:.2f}x"
+    assert "PASS" in out and 0.45 * size < _size(half) < 0.55 * size
+    shutil.rmtree(half.parent)
 
     int8 = tmp_path / "int8" / "model.onnx"
     code, out, peak = run_peak("quantize", big, "--method", "dynamic", "-o", int8)

@@ -198,6 +198,29 @@ def test_slim_fuse_quantize_validate_and_bench_run_on_the_decoder(lm, tmp_path, 
         assert read_contract(onnx.load(str(tmp_path / f"{name}.onnx"), load_external_data=False))
 
 
+def test_fuse_and_fp16_keep_weights_in_external_data(lm, tmp_path, capsys) -> None:
+    """The decoder with its weights beside it, as past 2 GB: fuse reads them lazily and the
+    checker (with ONNX Runtime's own SimplifiedLayerNormalization set aside) finds them."""
+    import onnx
+
+    src = tmp_path / "src" / "model.onnx"
+    src.parent.mkdir()
+    onnx.save_model(onnx.load(str(lm["onnx"])), str(src), save_as_external_data=True,
+                    location="model.onnx.data", size_threshold=1024)  # fmt: skip
+    for argv in (
+        ("fuse", src, "-o", tmp_path / "f" / "model.onnx"),
+        ("quantize", src, "--method", "fp16", "-o", tmp_path / "h" / "model.onnx"),
+    ):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 0, (argv, err)
+        assert "PASS" in out
+    fused = tmp_path / "f" / "model.onnx"
+    assert (tmp_path / "f" / "model.onnx.data").exists()
+    assert not [p.name for p in fused.parent.iterdir() if p.name.startswith(".")]
+    ops = {n.op_type for n in onnx.load(str(fused), load_external_data=False).graph.node}
+    assert "SimplifiedLayerNormalization" in ops or "SkipSimplifiedLayerNormalization" in ops
+
+
 def test_int4_keeps_the_greedy_tokens_of_the_trained_model(lm, tmp_path, capsys) -> None:
     out4 = tmp_path / "q.int4.onnx"
     code, out, err = run_cli(capsys, "quantize", lm["onnx"], "--method", "int4", "-o", out4)

@@ -27,8 +27,10 @@ from typing import Any
 from onnx_deploy.core.errors import FusionError
 from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.extras import require
+from onnx_deploy.core.files import EXTERNAL_DATA_SUFFIX
 from onnx_deploy.core.files import atomic_output
 from onnx_deploy.core.files import file_size
+from onnx_deploy.core.files import has_external_data
 from onnx_deploy.core.files import human_size
 from onnx_deploy.core.files import write_onnx
 from onnx_deploy.core.results import Result
@@ -98,17 +100,26 @@ def fuse_transformer(
     from onnx_deploy.infer.compare import compare_onnx
     from onnx_deploy.infer.modelinfo import load_onnx
 
-    parent = load_onnx(input_path)
+    # weights in external data stay on disk: onnx_ir reads them lazily and ``ir.save``
+    # copies them into the output's own data file (past 2 GB a loaded copy would not fit
+    # one protobuf, and the 600M decoder peaked at 15 GB before failing)
+    external = has_external_data(input_path)
+    model = ir.load(str(input_path)) if external else ir.from_proto(load_onnx(input_path))
+    nodes_before = len(model.graph)
     start = time.perf_counter()
     try:
-        fused, counts = optimize_for_ort(ir.from_proto(parent))
+        fused, counts = optimize_for_ort(model)
     except Exception as e:
         first = first_line(e)
         raise FusionError(f"onnxscript's ort_fusions failed on {input_path}: {first}") from e
-    proto = ir.to_proto(fused)
     seconds = time.perf_counter() - start
     with atomic_output(output_path, force=force) as tmp:
-        write_onnx(proto, tmp)
+        if external:
+            ir.save(fused, str(tmp), external_data=tmp.name + EXTERNAL_DATA_SUFFIX)
+            proto = load_onnx(tmp, load_external_data=False)
+        else:
+            proto = ir.to_proto(fused)
+            write_onnx(proto, tmp)
         check_graph(tmp)
         report = None
         if validate:
@@ -122,7 +133,7 @@ def fuse_transformer(
         size = file_size(tmp)
     return FusionResult(
         str(input_path), str(output_path), {k: v for k, v in counts.items() if v},
-        fused_op_counts(proto), len(parent.graph.node), len(proto.graph.node), seconds, size,
+        fused_op_counts(proto), nodes_before, len(proto.graph.node), seconds, size,
         report,
     )  # fmt: skip
 

@@ -52,6 +52,7 @@ from onnx_deploy.core.files import copy_external_data
 from onnx_deploy.core.files import file_size
 from onnx_deploy.core.files import has_external_data
 from onnx_deploy.core.files import human_size
+from onnx_deploy.core.files import over_protobuf_limit
 from onnx_deploy.core.files import write_onnx
 from onnx_deploy.core.results import Result
 from onnx_deploy.infer.compare import ValidationReport
@@ -851,25 +852,52 @@ def convert_fp16(
         kwargs: dict[str, Any] = {"op_block_list": list(op_block_list)} if op_block_list else {}
         if node_block_list:
             kwargs["node_block_list"] = list(node_block_list)
+        # past protobuf's 2 GB the converter's own shape inference (one protobuf) fails:
+        # the shapes come from the graph without its weights, which is all they need
+        large = over_protobuf_limit(parent)
+        decoder = is_cached_decoder(parent)
+        if large:
+            import onnx
+
+            graph_only = load_onnx(input_path, load_external_data=False)
+            del parent.graph.value_info[:]
+            parent.graph.value_info.extend(
+                onnx.shape_inference.infer_shapes(graph_only).graph.value_info
+            )
+            del graph_only
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fp16 = convert_float_to_float16(parent, keep_io_types=keep_io_types, **kwargs)
+            fp16 = convert_float_to_float16(
+                parent, keep_io_types=keep_io_types, disable_shape_infer=large, **kwargs
+            )
+        del parent
         if node_block_list:
             drop_cast_round_trips(fp16)
         sort_nodes(fp16)  # the converter can append a graph input's Cast after its readers
-        check_graph(fp16)
         write_onnx(fp16, tmp)
+        check_graph(tmp)  # by path: it may hold external data
         seconds = time.perf_counter() - start
-        report, metrics = check_quantized(
-            input_path, tmp, output_path, "fp16", validate and keep_io_types, validation_inputs,
-            labels,
-        )  # fmt: skip
+        tokens = None
+        if validate and keep_io_types and decoder and validation_inputs is None:
+            report, metrics = None, {}  # a decoder: by its greedy tokens
+            tokens = check_against_parent(input_path, tmp, str(output_path))
+            if not tokens.ok:
+                raise QuantizeError(
+                    tokens.summary() + "\nFP16 changes the greedy tokens; nothing was "
+                    "written. Keep the FP32 file, or block the overflowing nodes "
+                    "(fp16_overflow_nodes)."
+                )
+        else:
+            report, metrics = check_quantized(
+                input_path, tmp, output_path, "fp16", validate and keep_io_types,
+                validation_inputs, labels,
+            )  # fmt: skip
     details: dict[str, Any] = {"keep_io_types": keep_io_types}
     if node_block_list:
         details["kept_fp32"] = tuple(node_block_list)
     return QuantizeResult(
         str(input_path), str(output_path), "fp16", details, file_size(input_path),
-        file_size(output_path), seconds, report, metrics,
+        file_size(output_path), seconds, report, metrics, (), None, tokens,
     )  # fmt: skip
 
 
