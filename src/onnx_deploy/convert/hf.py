@@ -548,13 +548,11 @@ class HfTokens:
         import torch
         import transformers
 
+        from onnx_deploy.infer.generate import left_pad
+
         pad = eos_token_id if eos_token_id is not None else 0
         width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), pad, dtype=torch.int64)
-        mask = torch.zeros((len(prompts), width), dtype=torch.int64)
-        for i, p in enumerate(prompts):
-            ids[i, width - len(p) :] = torch.tensor(list(p), dtype=torch.int64)
-            mask[i, width - len(p) :] = 1
+        ids, mask = (torch.from_numpy(a) for a in left_pad(prompts, pad))
         config = transformers.GenerationConfig(
             max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
             eos_token_id=eos_token_id, pad_token_id=pad,

@@ -167,11 +167,7 @@ def generate(
     if do_sample and not temperature > 0:
         raise GenerationError(f"temperature must be > 0, got {temperature}")
     dec = model if isinstance(model, Decoder) else Decoder(model, device, threads)
-    bad = [t for t in prompt if not 0 <= t < dec.vocab]
-    if bad:
-        raise InputMismatchError(
-            f"token ids {bad[:5]} are outside the vocabulary 0..{dec.vocab - 1}"
-        )
+    check_token_ids([prompt], dec.vocab)
     from onnx_deploy.infer.sessions import ort_module
 
     ort = ort_module()
@@ -226,6 +222,25 @@ def generate(
     )  # fmt: skip
 
 
+def check_token_ids(rows: Sequence[Sequence[int]], vocab: int) -> None:
+    """Raise ``InputMismatchError`` naming the ids of ``rows`` outside ``0..vocab - 1``."""
+    bad = [t for r in rows for t in r if not 0 <= t < vocab]
+    if bad:
+        raise InputMismatchError(f"token ids {bad[:5]} are outside the vocabulary 0..{vocab - 1}")
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """``input_ids`` and ``attention_mask`` for ``rows`` of different lengths, padded on
+    the left with ``pad`` (mask 0), as a tokenizer with ``padding_side="left"`` makes them."""
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad, np.int64)
+    mask = np.zeros((len(rows), width), np.int64)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r) :] = r
+        mask[i, width - len(r) :] = 1
+    return ids, mask
+
+
 def greedy_batch(
     decoder: Decoder,
     prompts: Sequence[Sequence[int]],
@@ -245,18 +260,9 @@ def greedy_batch(
         raise GenerationError("every prompt of a batch needs at least one token id")
     if max_new_tokens < 1:
         raise GenerationError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    bad = [t for r in rows for t in r if not 0 <= t < decoder.vocab]
-    if bad:
-        raise InputMismatchError(
-            f"token ids {bad[:5]} are outside the vocabulary 0..{decoder.vocab - 1}"
-        )
+    check_token_ids(rows, decoder.vocab)
     pad = pad_token_id if pad_token_id is not None else (eos_token_id or 0)
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad, np.int64)
-    mask = np.zeros((len(rows), width), np.int64)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r) :] = r
-        mask[i, width - len(r) :] = 1
+    ids, mask = left_pad(rows, pad)
     empty = np.zeros((len(rows), decoder.kv_heads, 0, decoder.head_dim), np.float32)
     feeds: dict[str, np.ndarray] = {n: empty for n in decoder.past}
     out: list[tuple[list[int], list[np.ndarray]]] = [([], []) for _ in rows]

@@ -12,6 +12,7 @@ from typing import Any
 from onnx_deploy.core.contract import read_contract
 from onnx_deploy.core.errors import GenerationError
 from onnx_deploy.core.results import Result
+from onnx_deploy.infer.generate import check_token_ids
 from onnx_deploy.infer.tokens import OnnxTokens
 from onnx_deploy.infer.tokens import TokenCheck
 from onnx_deploy.infer.tokens import TokenSource
@@ -96,11 +97,7 @@ def check_generation(
             prompt_ids = load_prompts(prompts)
         else:
             prompt_ids = [list(p) for p in prompts]
-        bad = [t for p in prompt_ids for t in p if not 0 <= t < cand.decoder.vocab]
-        if bad:
-            raise GenerationError(
-                f"token ids {bad[:5]} are outside the vocabulary 0..{cand.decoder.vocab - 1}"
-            )
+        check_token_ids(prompt_ids, cand.decoder.vocab)
         longest = max(len(p) for p in prompt_ids) + max_new_tokens
         if limit is not None and longest > limit and not past_limit:
             raise GenerationError(
