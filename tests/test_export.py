@@ -206,3 +206,26 @@ def test_data_dependent_models_do_not_fall_back(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="data-dependent"):
         export_model(DataDependent().eval(), torch.randn(2, 3), tmp_path / "m.onnx", fallback=True)
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_stack_traces_carry_no_machine_paths(tiny_module, tmp_path: Path) -> None:
+    """torch writes each node's Python stack trace with absolute paths; the shipped file
+    keeps the traces (they say which line made a node) but not this machine's folders, so
+    the same export is the same bytes in CI's folder and in the learner's."""
+    import re
+
+    import onnx
+
+    from onnx_deploy.core.contract import STACK_TRACE_KEY
+
+    res = export_model(tiny_module, torch.randn(3, 3, 16, 16), tmp_path / "m.onnx")
+    traces = [
+        p.value
+        for n in onnx.load(res.path).graph.node
+        for p in n.metadata_props
+        if p.key == STACK_TRACE_KEY
+    ]
+    files = [f for t in traces for f in re.findall(r'File "([^"]+)"', t)]
+    assert files, "the exporter wrote stack traces to check"
+    assert not [f for f in files if f.startswith("/")], files
+    assert any(f.startswith("torch/") for f in files), files

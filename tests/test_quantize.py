@@ -191,6 +191,32 @@ def test_fp16_keeps_float32_io(digits_onnx: Path, data, tmp_path: Path) -> None:
     assert 1.5 < res.compression < 2.1
 
 
+def test_fp16_of_external_data_streams_the_same_weights(digits_onnx: Path, tmp_path: Path) -> None:
+    """Weights in external data are converted a chunk at a time and never loaded whole (the
+    2.2 GB graph of tests/test_big_model.py peaks near 1x its size): the result holds the
+    same FP16 values, clamps included, as onnxruntime's converter on the loaded model."""
+    from onnx import numpy_helper
+
+    model = onnx.load(digits_onnx)
+    big = next(t for t in model.graph.initializer if numpy_helper.to_array(t).size > 1000)
+    weights = numpy_helper.to_array(big).copy()
+    weights.flat[:3] = (1e6, -1e6, 1e-9)  # past FP16's range, and below its smallest value
+    big.CopyFrom(numpy_helper.from_array(weights, big.name))
+    inline, ext = tmp_path / "inline.onnx", tmp_path / "ext" / "m.onnx"
+    onnx.save(model, inline)
+    ext.parent.mkdir()
+    onnx.save(model, ext, save_as_external_data=True, location="w.bin", size_threshold=0)
+    convert_fp16(inline, tmp_path / "a.onnx", validate=False)
+    res = convert_fp16(ext, tmp_path / "b" / "m.onnx", validate=False)
+    assert not (tmp_path / "b" / "w.bin").exists(), "the output has its own data file"
+    a = {t.name: numpy_helper.to_array(t) for t in onnx.load(tmp_path / "a.onnx").graph.initializer}
+    b = {t.name: numpy_helper.to_array(t) for t in onnx.load(res.output_path).graph.initializer}
+    assert a.keys() == b.keys() and b[big.name].dtype == np.float16
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert b[big.name].flat[:3].tolist() == [65504.0, -65504.0, np.float16(5.96e-8)]
+
+
 def test_layer_errors_and_exclusion(digits_onnx: Path, data, tmp_path: Path) -> None:
     pre = preprocessed_copy(digits_onnx, tmp_path / "pre.onnx")
     q = tmp_path / "q.onnx"

@@ -52,7 +52,6 @@ from onnx_deploy.core.files import copy_external_data
 from onnx_deploy.core.files import file_size
 from onnx_deploy.core.files import has_external_data
 from onnx_deploy.core.files import human_size
-from onnx_deploy.core.files import over_protobuf_limit
 from onnx_deploy.core.files import write_onnx
 from onnx_deploy.core.results import Result
 from onnx_deploy.infer.compare import ValidationReport
@@ -844,7 +843,10 @@ def convert_fp16(
     from onnx_deploy.convert.graphcheck import check_graph
     from onnx_deploy.convert.graphcheck import sort_nodes
 
-    parent = load_onnx(input_path)
+    # weights in external data never enter memory: the graph is converted without them
+    # and each FP32 weight is converted a chunk at a time on its way to the output's file
+    external = has_external_data(input_path)
+    parent = load_onnx(input_path, load_external_data=not external)
     if is_quantized(parent):
         raise QuantizeError(f"{input_path} is quantized; convert the FP32 model to FP16")
     start = time.perf_counter()
@@ -852,29 +854,39 @@ def convert_fp16(
         kwargs: dict[str, Any] = {"op_block_list": list(op_block_list)} if op_block_list else {}
         if node_block_list:
             kwargs["node_block_list"] = list(node_block_list)
-        # past protobuf's 2 GB the converter's own shape inference (one protobuf) fails:
-        # the shapes come from the graph without its weights, which is all they need
-        large = over_protobuf_limit(parent)
         decoder = is_cached_decoder(parent)
-        if large:
+        stored_fp32 = set()
+        if external:  # the converter's own shape inference would need the weights
             import onnx
 
-            graph_only = load_onnx(input_path, load_external_data=False)
+            inferred = onnx.shape_inference.infer_shapes(parent).graph.value_info
             del parent.graph.value_info[:]
-            parent.graph.value_info.extend(
-                onnx.shape_inference.infer_shapes(graph_only).graph.value_info
-            )
-            del graph_only
-        with warnings.catch_warnings():
+            parent.graph.value_info.extend(inferred)
+            stored_fp32 = {
+                t.name
+                for t in parent.graph.initializer
+                if t.data_location == onnx.TensorProto.EXTERNAL
+                and t.data_type == onnx.TensorProto.FLOAT
+            }
+        with warnings.catch_warnings(), _shapes_from_dims():
             warnings.simplefilter("ignore")
             fp16 = convert_float_to_float16(
-                parent, keep_io_types=keep_io_types, disable_shape_infer=large, **kwargs
+                parent, keep_io_types=keep_io_types, disable_shape_infer=external, **kwargs
             )
         del parent
         if node_block_list:
             drop_cast_round_trips(fp16)
         sort_nodes(fp16)  # the converter can append a graph input's Cast after its readers
-        write_onnx(fp16, tmp)
+        if external:
+            halved = {t.name for t in fp16.graph.initializer if t.data_type == 10}
+            copy_external_data(
+                fp16,
+                Path(input_path).resolve().parent,
+                tmp,
+                convert=dict.fromkeys(stored_fp32 & halved, _fp32_bytes_to_fp16),
+            )
+        else:
+            write_onnx(fp16, tmp)
         check_graph(tmp)  # by path: it may hold external data
         seconds = time.perf_counter() - start
         tokens = None
@@ -899,6 +911,32 @@ def convert_fp16(
         str(input_path), str(output_path), "fp16", details, file_size(input_path),
         file_size(output_path), seconds, report, metrics, (), None, tokens,
     )  # fmt: skip
+
+
+def _fp32_bytes_to_fp16(chunk: bytes) -> bytes:
+    """FP32 bytes as FP16 bytes, as onnxruntime's converter turns a weight it holds: values
+    past FP16's range clamp to +-65504 and tiny ones to +-5.96e-8, never to 0 or inf."""
+    from onnxruntime.transformers.float16 import convert_np_to_float16
+
+    return convert_np_to_float16(np.frombuffer(chunk, dtype=np.float32)).tobytes()
+
+
+@contextlib.contextmanager
+def _shapes_from_dims() -> Any:
+    """onnxruntime's float16 converter reads a converted weight's values only to learn its
+    shape (``make_value_info_from_tensor``); a weight left in external data has no values
+    in memory, and its ``dims`` say the same. Restored on exit."""
+    from onnx import helper
+    from onnxruntime.transformers import float16
+
+    original = float16.make_value_info_from_tensor
+    float16.make_value_info_from_tensor = lambda t: helper.make_tensor_value_info(
+        t.name, t.data_type, list(t.dims)
+    )
+    try:
+        yield
+    finally:
+        float16.make_value_info_from_tensor = original
 
 
 def drop_cast_round_trips(model: Any) -> int:

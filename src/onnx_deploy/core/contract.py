@@ -18,6 +18,7 @@ the model).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -182,15 +183,67 @@ def with_judge(contract: ModelContract | None, judge: str) -> ModelContract | No
     return None if contract is None else replace(contract, judge=judge)
 
 
+STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
+_FILE_IN_TRACE = re.compile(r'File "([^"]+)"')
+
+
+def _portable_path(path: str, roots: Sequence[str]) -> str:
+    """``path`` as a stack trace should show it in a shipped file: from the package down
+    (``transformers/models/...``), never the build machine's folders."""
+    if "site-packages/" in path:
+        return path.rsplit("site-packages/", 1)[1]
+    for root in roots:
+        if path.startswith(root):
+            return path[len(root) :].lstrip("/")
+    return path.rsplit("/", 1)[-1] if path.startswith("/") else path
+
+
+def portable_stack_traces(model: Any) -> int:
+    """Rewrite the absolute paths in the exporter's per-node stack traces (metadata key
+    ``pkg.torch.onnx.stack_trace``) as package-relative ones, in place; returns how many
+    were rewritten. torch writes ``/home/me/.venv/.../modeling_qwen2.py``: the shipped file
+    would carry the build machine's folders, and the same export made in two folders would
+    differ in bytes."""
+    import sys
+
+    roots = sorted(
+        {p.rstrip("/") + "/" for p in sys.path if p.startswith("/") and len(p) > 1},
+        key=len,
+        reverse=True,
+    )
+    count = 0
+
+    def fix(match: re.Match[str]) -> str:
+        nonlocal count
+        short = _portable_path(match.group(1), roots)
+        count += short != match.group(1)
+        return f'File "{short}"'
+
+    graphs = [model.graph, *[f for f in model.functions]]
+    while graphs:
+        graph = graphs.pop()
+        for node in graph.node:
+            for prop in node.metadata_props:
+                if prop.key == STACK_TRACE_KEY:
+                    prop.value = _FILE_IN_TRACE.sub(fix, prop.value)
+            for attr in node.attribute:
+                graphs.extend([attr.g] if attr.HasField("g") else [])
+                graphs.extend(attr.graphs)
+    return count
+
+
 def stamp_file(path: Any, contract: ModelContract | None) -> None:
-    """Write ``contract`` into the ONNX file at ``path`` in place. Only the graph's own
-    protobuf is read and rewritten: weights in an external ``.data`` file stay where they
-    are (the file refers to them by name). Meant for a file being staged (an export's
-    temporary output), not for a user's finished file."""
+    """Finish an export's staged file at ``path`` in place: write ``contract`` into it and
+    make the exporter's stack traces free of this machine's paths
+    (``portable_stack_traces``). Only the graph's own protobuf is read and rewritten:
+    weights in an external ``.data`` file stay where they are (the file refers to them by
+    name). Meant for a file being staged (an export's temporary output), not for a user's
+    finished file."""
     import onnx
 
-    if contract is None:
-        return
     model = onnx.load(str(path), load_external_data=False)
+    changed = portable_stack_traces(model)
+    if contract is None and not changed:
+        return
     write_contract(model, contract)
     onnx.save(model, str(path))

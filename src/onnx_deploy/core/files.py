@@ -8,7 +8,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -199,11 +201,17 @@ COPY_CHUNK = 64 * 1024**2
 
 
 def copy_external_data(
-    model: Any, source_dir: str | os.PathLike[str], path: str | os.PathLike[str]
+    model: Any,
+    source_dir: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    convert: Mapping[str, Callable[[bytes], bytes]] | None = None,
 ) -> None:
     """Save ``model`` (whose large initializers refer to data files in ``source_dir``) at
     ``path``, its external tensors copied one chunk at a time into ``path.name + '.data'``
-    beside it: memory stays at one chunk, whatever the model's size."""
+    beside it: memory stays at one chunk, whatever the model's size. ``convert`` maps a
+    tensor's name to a function applied to each chunk of its stored bytes on the way
+    (FP32 to FP16: the tensor's proto already says the new type); chunks are whole
+    multiples of 8 bytes."""
     import numpy as np
     import onnx
 
@@ -221,6 +229,7 @@ def copy_external_data(
                 length = int(np.prod(tensor.dims, dtype=np.int64)) * np.dtype(dtype).itemsize
             length = int(length)
             start = out.tell()
+            change = (convert or {}).get(tensor.name)
             with open(source_dir / info["location"], "rb") as src:
                 src.seek(offset)
                 left = length
@@ -228,10 +237,11 @@ def copy_external_data(
                     chunk = src.read(min(COPY_CHUNK, left))
                     if not chunk:
                         raise OSError(f"{info['location']} ends before {tensor.name}'s data")
-                    out.write(chunk)
+                    out.write(change(chunk) if change else chunk)
                     left -= len(chunk)
             del tensor.external_data[:]
-            for key, value in (("location", data_name), ("offset", start), ("length", length)):
+            written = out.tell() - start
+            for key, value in (("location", data_name), ("offset", start), ("length", written)):
                 entry = tensor.external_data.add()
                 entry.key, entry.value = key, str(value)
     onnx.save_model(model, str(path))
