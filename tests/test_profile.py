@@ -136,6 +136,12 @@ def test_bench_reports_gflops_and_percent_of_peak(tiny_onnx: Path) -> None:
     assert counted.gflops == pytest.approx(4 * TINY_FLOPS / counted.median_ms / 1e6)
     assert counted.percent_of_peak == pytest.approx(counted.gflops)  # a peak of 100
     assert "% of this machine's FP32 peak" in counted.summary()
+    low = MachinePeak(counted.gflops / 1.5, 1000.0, 20.0, None, "cpu", "x86", "1", "now")
+    over = with_flops(result, model_flops(tiny_onnx, {"x": (4, 3, 16, 16)}), low)
+    assert over.percent_of_peak == pytest.approx(150.0)  # the number stays in the result
+    assert "above this machine's measured FP32 peak" in over.summary()
+    compute = next(x for x in over.summary().splitlines() if "compute" in x)
+    assert "%" not in compute, compute
     bf16 = with_flops(
         result.__class__(**{**result.__dict__, "environment": {"inference_precision": "bf16"}}),
         model_flops(tiny_onnx, {"x": (4, 3, 16, 16)}),

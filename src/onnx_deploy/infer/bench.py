@@ -146,12 +146,18 @@ class BenchmarkResult(LatencyStats, Result):
         if self.gflops is not None:
             unit = "GOP/s" if self.integer else "GFLOP/s"
             pct = self.percent_of_peak
-            line += f"\n  compute {self.gflops:.1f} {unit}" + (
-                ""
-                if pct is None
-                else f", {pct:.0f}% of this machine's "
-                f"{'INT8' if self.integer else 'FP32'} peak ({self.peak:.0f})"
-            )
+            kind = "INT8" if self.integer else "FP32"
+            if pct is None:
+                share = ""
+            elif pct <= 100:
+                share = f", {pct:.0f}% of this machine's {kind} peak ({self.peak:.0f})"
+            else:  # a share over 100% would be read as a measurement; it is the probe's limit
+                share = (
+                    f", above this machine's measured {kind} peak ({self.peak:.0f}): the "
+                    "probe's MatMuls (up to 1024) set that peak and larger ones can run "
+                    "faster; read the GFLOP/s, not a percentage"
+                )
+            line += f"\n  compute {self.gflops:.1f} {unit}{share}"
         return f"{line}\n  warning {self.contention}" if self.contention else line
 
     def _threads(self) -> str:
