@@ -198,6 +198,34 @@ def test_slim_fuse_quantize_validate_and_bench_run_on_the_decoder(lm, tmp_path, 
         assert read_contract(onnx.load(str(tmp_path / f"{name}.onnx"), load_external_data=False))
 
 
+def test_gqa_fusion_keeps_the_tokens_at_batch_1_and_names_left_padding(
+    lm, tmp_path, capsys
+) -> None:
+    """transformers 5 writes rotary angles as a broadcast product that onnxscript's fusions
+    do not match; ``--gqa`` rewrites them so that RotaryEmbedding and GroupQueryAttention
+    fuse. The file is judged by its tokens: identical at batch 1 (else nothing is written),
+    and in left-padded batches, where ORT's GroupQueryAttention reads row lengths, measured
+    and named."""
+    import onnx
+
+    from onnx_deploy.core.contract import read_contract
+
+    out = tmp_path / "g.onnx"
+    code, text, err = run_cli(capsys, "fuse", lm["onnx"], "--gqa", "-o", out)
+    assert code == 0, err
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    assert ops.count("GroupQueryAttention") == 2, ops  # one per layer
+    assert "tokens at batch 1: identical on 32/32 prompts" in text, text
+    assert "in left-padded batches of 8: identical on" in text, text
+    assert read_contract(onnx.load(str(out), load_external_data=False)).judge == "tokens"
+    code, text, err = run_cli(capsys, "generate", out, "--reference", lm["spec"],
+                              "--prompts", lm["prompts"])  # fmt: skip
+    assert code == 0 and "identical on 64/64" in text, (err, text)
+    plain = tmp_path / "p.onnx"  # without --gqa: no GroupQueryAttention
+    assert run_cli(capsys, "fuse", lm["onnx"], "-o", plain)[0] == 0
+    assert "GroupQueryAttention" not in {n.op_type for n in onnx.load(str(plain)).graph.node}
+
+
 def test_fuse_and_fp16_keep_weights_in_external_data(lm, tmp_path, capsys) -> None:
     """The decoder with its weights beside it, as past 2 GB: fuse reads them lazily and the
     checker (with ONNX Runtime's own SimplifiedLayerNormalization set aside) finds them."""

@@ -23,6 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="real samples to validate on (.npz by input name); default: random valid inputs",
     )
+    p.add_argument(
+        "--gqa",
+        action="store_true",
+        help="a decoder's rotary embedding and grouped-query attention too "
+        "(GroupQueryAttention: checked by tokens at batch 1; left-padded batches measured)",
+    )
     add_force(p)
 
 
@@ -31,10 +37,11 @@ def run(args: argparse.Namespace) -> int:
     from onnx_deploy.passes import Context
     from onnx_deploy.passes import get_pass
     from onnx_deploy.passes import run_pass
+    from onnx_deploy.passes.fuse import FuseOptions
 
     src = Path(args.model)
     output = args.output or src.with_name(src.stem + get_pass(PASS).suffix + ".onnx")
     data = load_data(args.data) if args.data else None
     ctx = Context(validate=True, validation_inputs=data, force=args.force)
-    emit(args, run_pass(PASS, src, output, ctx).result)
+    emit(args, run_pass(PASS, src, output, ctx, FuseOptions(gqa=args.gqa)).result)
     return EXIT_OK

@@ -88,10 +88,17 @@ def fuse_transformer(
     *,
     validate: bool = True,
     validation_inputs: Any = None,
+    gqa: bool = False,
     force: bool = False,
 ) -> FusionResult:
     """Fuse a transformer graph for ONNX Runtime (the module docstring) and check it
-    against the parent (fp32 tolerance); a graph that fails is not written."""
+    against the parent (fp32 tolerance); a graph that fails is not written.
+
+    ``gqa``: a decoder's rotary embedding and grouped-query attention too
+    (``RotaryEmbedding``, ``GroupQueryAttention``), through ``rotary_angles_as_matmul``.
+    The file must give the parent's greedy tokens at batch 1; its tokens in left-padded
+    batches are measured and named in the notes (ONNX Runtime's ``GroupQueryAttention``
+    takes each row's length, not a mask, so a left-padded row differs)."""
     ir = require("onnx_ir", "transformer fusions")
     require("onnxscript", "transformer fusions")
     from onnxscript.rewriter.ort_fusions import optimize_for_ort
@@ -99,6 +106,7 @@ def fuse_transformer(
     from onnx_deploy.convert.graphcheck import check_graph
     from onnx_deploy.infer.compare import compare_onnx
     from onnx_deploy.infer.modelinfo import load_onnx
+    from onnx_deploy.infer.tokens import is_cached_decoder
 
     # weights in external data stay on disk: onnx_ir reads them lazily and ``ir.save``
     # copies them into the output's own data file (past 2 GB a loaded copy would not fit
@@ -108,6 +116,7 @@ def fuse_transformer(
     nodes_before = len(model.graph)
     start = time.perf_counter()
     try:
+        rewritten = rotary_angles_as_matmul(model) if gqa else 0
         fused, counts = optimize_for_ort(model)
     except Exception as e:
         first = first_line(e)
@@ -122,7 +131,11 @@ def fuse_transformer(
             write_onnx(proto, tmp)
         check_graph(tmp)
         report = None
-        if validate:
+        # GroupQueryAttention refuses a batch above 1 with new tokens and a past at once,
+        # which generated inputs hold: such a decoder is judged by its tokens alone
+        by_tokens = gqa and "GroupQueryAttention" in fused_op_counts(proto)
+        by_tokens = by_tokens and is_cached_decoder(proto)
+        if validate and not by_tokens:
             report = compare_onnx(input_path, tmp, validation_inputs)
             if not report.ok:
                 raise FusionError(
@@ -130,12 +143,99 @@ def fuse_transformer(
                     "was written. Ship the unfused file, and report the pattern to onnxscript."
                 )
             report = _renamed(report, str(output_path))
+        notes: list[str] = []
+        if gqa:
+            notes += _check_gqa(input_path, tmp, str(output_path), proto, rewritten, validate)
         size = file_size(tmp)
     return FusionResult(
         str(input_path), str(output_path), {k: v for k, v in counts.items() if v},
         fused_op_counts(proto), nodes_before, len(proto.graph.node), seconds, size,
-        report,
+        report, tuple(notes),
     )  # fmt: skip
+
+
+def _check_gqa(
+    parent: Any, staged: Any, name: str, proto: Any, rewritten: int, validate: bool
+) -> list[str]:
+    """A decoder fused with GroupQueryAttention: its greedy tokens at batch 1 must be the
+    parent's (else nothing is written); in left-padded batches of 8 they are measured and
+    named. What the notes say about it."""
+    from onnx_deploy.infer.tokens import check_against_parent
+    from onnx_deploy.infer.tokens import is_cached_decoder
+
+    if not rewritten or "GroupQueryAttention" not in fused_op_counts(proto):
+        return [
+            f"--gqa: no GroupQueryAttention fused (rotary angle patterns rewritten: {rewritten})"
+        ]
+    if not (validate and is_cached_decoder(proto)):
+        return ["GroupQueryAttention: not checked by tokens (validation off, or no decoder)"]
+    single = check_against_parent(parent, staged, name)
+    if not single.ok:
+        raise FusionError(
+            single.summary() + "\nthe GroupQueryAttention graph changes the greedy tokens at "
+            "batch 1; nothing was written. Fuse without --gqa."
+        )
+    batched = check_against_parent(parent, staged, name, batch_size=8)
+    n = len(batched.prompts)
+    return [
+        "ONNX Runtime's GroupQueryAttention refuses a batch above 1 that brings new tokens "
+        "and a past at once (a chunked prefill); generation's prefill (no past) and decode "
+        "steps (one token) run",
+        f"tokens at batch 1: identical on {single.identical}/{len(single.prompts)} prompts "
+        "to the unfused file",
+        f"in left-padded batches of 8: identical on {batched.identical}/{n}"
+        + (
+            ""
+            if batched.identical == n
+            else " (ONNX Runtime's GroupQueryAttention takes each row's length, not a mask:"
+            " serve this file at batch 1 or with right padding, or fuse without --gqa)"
+        ),
+    ]
+
+
+def rotary_angles_as_matmul(model: Any) -> int:
+    """Rewrite a rotary embedding's angles from the broadcast product transformers 5 writes
+    (``position_ids[..., None].float() * inv_freq``) to the ``MatMul`` then ``Transpose``
+    of transformers 4 that onnxscript's ``ort_fusions`` match (their cos/sin cache, then
+    ``RotaryEmbedding`` and ``GroupQueryAttention``; onnxscript 0.7.2 matches only the
+    older form). Each product has a single term, so the values are the same. Edits the
+    ``onnx_ir`` model in place; returns how many were rewritten."""
+    from onnxscript.rewriter import pattern
+
+    rules = pattern.RewriteRuleSet([_rotary_angles_rule().rule()], commute=True)
+    return int(rules.apply_to_model(model))
+
+
+def _rotary_angles_rule() -> Any:
+    import numpy as np
+    import onnx_ir as ir
+    from onnxscript.rewriter import _ir_utils
+    from onnxscript.rewriter import pattern
+
+    class RotaryAnglesAsMatMul(pattern.RewriteRuleClassBase):
+        def pattern(self, op: Any, position_ids: Any, axes: Any, inv_freq: Any) -> Any:
+            ids = op.Cast(op.Unsqueeze(position_ids, axes), to=ir.DataType.FLOAT)
+            return op.Mul(ids, inv_freq)
+
+        def check(self, context: Any, position_ids: Any, axes: Any, inv_freq: Any, **_: Any) -> Any:
+            result = pattern.MatchResult()
+            if not _ir_utils.has_rank(position_ids, 2):
+                return result.fail("position ids are not 2-D", position_ids)
+            if not any(_ir_utils.is_singleton_value(axes, a) for a in (-1, 2)):
+                return result.fail("not unsqueezed on the last axis", axes)
+            value = inv_freq.const_value
+            if value is None or len(value.shape) != 1:
+                return result.fail("the inverse frequencies are not a 1-D constant", inv_freq)
+            return result
+
+        def rewrite(self, op: Any, position_ids: Any, inv_freq: Any, **_: Any) -> Any:
+            values = inv_freq.const_value.numpy().astype(np.float32).reshape(1, -1, 1)
+            inv = op.Constant(value=ir.tensor(values))
+            ids = op.Unsqueeze(position_ids, op.Constant(value_ints=[1]))
+            ids = op.Cast(ids, to=ir.DataType.FLOAT)
+            return op.Transpose(op.MatMul(inv, ids), perm=[0, 2, 1])
+
+    return RotaryAnglesAsMatMul
 
 
 def _renamed(report: Any, name: str) -> Any:

@@ -413,12 +413,16 @@ def is_cached_decoder(model: Any) -> bool:
 
 
 def check_against_parent(
-    parent: str | os.PathLike[str], candidate: str | os.PathLike[str], name: str = ""
+    parent: str | os.PathLike[str],
+    candidate: str | os.PathLike[str],
+    name: str = "",
+    batch_size: int = 1,
 ) -> TokenCheck:
     """The token check a quantized decoder gets when it is written: greedy tokens on
     ``PARENT_PROMPTS`` prompts drawn from ``parent`` (its contract's EOS), at least
     ``PARENT_MIN_IDENTICAL`` identical. With random weights (the contract says so) the
-    tokens are reported, not judged: near-tied logits flip under any rounding."""
+    tokens are reported, not judged: near-tied logits flip under any rounding.
+    ``batch_size`` above 1: both sides in left-padded batches."""
     import onnx
 
     from onnx_deploy.core.contract import read_contract
@@ -441,7 +445,7 @@ def check_against_parent(
         prompts = sampled_prompts(ref, ref.decoder.vocab, PARENT_PROMPTS, eos_token_id=eos)
         check = check_tokens(
             ref, cand, prompts, max_new_tokens=PARENT_NEW_TOKENS, eos_token_id=eos,
-            min_identical=share, notes=notes,
+            min_identical=share, notes=notes, batch_size=batch_size,
         )  # fmt: skip
     finally:
         ref.close()

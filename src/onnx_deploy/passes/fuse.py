@@ -6,6 +6,7 @@ no transformer block has nothing to fuse: the candidate is skipped with that rea
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,22 @@ from onnx_deploy.passes import Pass
 NOTHING_FUSED = "the fusion pass found no transformer block"
 
 
+@dataclass(frozen=True)
+class FuseOptions:
+    """``gqa``: a decoder's rotary embedding and grouped-query attention too
+    (``GroupQueryAttention``: right for batch 1 and right padding, measured in left-padded
+    batches and named; ``convert.fusion.fuse_transformer``)."""
+
+    gqa: bool = False
+
+
 class Fuse(Pass):
     name = "fuse"
     title = "FP32 fused"
     tag = "fused"
     suffix = ".fused"
     follows = ("slim",)
+    options = FuseOptions
     needs = Needs(packages=("onnxscript", "onnx_ir"))
     command = "fuse"
     order = 40
@@ -36,7 +47,7 @@ class Fuse(Pass):
         from onnx_deploy.convert.fusion import fuse_transformer
 
         checks = {k: v for k, v in ctx.checks().items() if k != "labels"}
-        result = fuse_transformer(source.path, output, **checks)
+        result = fuse_transformer(source.path, output, gqa=options.gqa, **checks)
         if not result.fused_ops and not ctx.validate:  # in a search, nothing fused is nothing new
             Path(output).unlink(missing_ok=True)
             raise NothingToDo(NOTHING_FUSED)
