@@ -233,3 +233,22 @@ def test_wrong_input_is_reported_by_the_predictor(tiny_onnx: Path) -> None:
 
     with pytest.raises(InputMismatchError, match="dtype int64"):
         Predictor(tiny_onnx, device="cpu")(np.zeros((2, 3, 16, 16), np.int64))
+
+
+def test_commands_on_an_onnx_file_do_not_import_torch(tiny_onnx: Path, tmp_path: Path) -> None:
+    """bench (its FLOP count uses onnxruntime's symbolic shape inference) and quantize (its
+    pre-processing does) import no torch: ``onnxruntime/tools/__init__.py`` imports torch
+    wherever it is installed, seconds a user waits for nothing (``core.extras``)."""
+    code = (
+        "import sys\n"
+        "from onnx_deploy.cli import main\n"
+        f"assert main(['bench', {str(tiny_onnx)!r}, '--batch-sizes', '1', '--iters', '2',"
+        " '--warmup', '1', '--no-peak']) == 0\n"
+        f"assert main(['quantize', {str(tiny_onnx)!r}, '--method', 'dynamic', '-o',"
+        f" {str(tmp_path / 'q.onnx')!r}]) == 0\n"
+        "assert 'onnxruntime.tools.symbolic_shape_infer' in sys.modules\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-500:]

@@ -672,6 +672,9 @@ def preprocess_model(
     never land in the working directory (``_scratch_dir``)."""
     from onnxruntime.quantization import quant_pre_process
 
+    from onnx_deploy.core.extras import symbolic_shape_infer
+
+    symbolic_shape_infer()  # what quant_pre_process imports, without torch's import
     src, dst = str(Path(input_path).resolve()), str(Path(output_path).resolve())
     with _scratch_dir() as work, warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -49,3 +49,36 @@ def require(module: str, purpose: str) -> ModuleType:
 def available(module: str) -> bool:
     """Whether ``module`` can be imported (without importing it)."""
     return importlib.util.find_spec(module.split(".")[0]) is not None
+
+
+SYMBOLIC_SHAPE_INFER = "onnxruntime.tools.symbolic_shape_infer"
+
+
+def symbolic_shape_infer() -> ModuleType:
+    """onnxruntime's ``symbolic_shape_infer`` module, loaded from its file without running
+    ``onnxruntime/tools/__init__.py``, which imports torch wherever torch is installed (2.4 s
+    here) for a helper nothing here uses. Registered under its own name, so
+    ``quant_pre_process``'s import finds it too; loaded as usual once ``onnxruntime.tools``
+    is imported."""
+    import sys
+    from pathlib import Path
+
+    if SYMBOLIC_SHAPE_INFER in sys.modules:
+        return sys.modules[SYMBOLIC_SHAPE_INFER]
+    if "onnxruntime.tools" in sys.modules:
+        return importlib.import_module(SYMBOLIC_SHAPE_INFER)
+    ort = importlib.util.find_spec("onnxruntime")
+    if ort is None or ort.origin is None:
+        raise MissingExtraError(f"onnxruntime is not installed: {install_hint('onnxruntime')}")
+    path = Path(ort.origin).parent / "tools" / "symbolic_shape_infer.py"
+    spec = importlib.util.spec_from_file_location(SYMBOLIC_SHAPE_INFER, path)
+    if spec is None or spec.loader is None:
+        return importlib.import_module(SYMBOLIC_SHAPE_INFER)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[SYMBOLIC_SHAPE_INFER] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[SYMBOLIC_SHAPE_INFER]
+        raise
+    return module

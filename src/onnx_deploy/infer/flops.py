@@ -140,9 +140,10 @@ def model_flops(
 
 def _symbolic(model: Any) -> Any:
     try:
-        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+        from onnx_deploy.core.extras import symbolic_shape_infer
 
-        return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+        inference = symbolic_shape_infer().SymbolicShapeInference
+        return inference.infer_shapes(model, auto_merge=True)
     except Exception:  # no sympy, or an op it does not know
         return None
 
