@@ -131,10 +131,11 @@ def fuse_transformer(
             write_onnx(proto, tmp)
         check_graph(tmp)
         report = None
+        fused_ops = fused_op_counts(proto)
         # GroupQueryAttention refuses a batch above 1 with new tokens and a past at once,
         # which generated inputs hold: such a decoder is judged by its tokens alone
-        by_tokens = gqa and "GroupQueryAttention" in fused_op_counts(proto)
-        by_tokens = by_tokens and is_cached_decoder(proto)
+        has_gqa = "GroupQueryAttention" in fused_ops
+        by_tokens = gqa and has_gqa and is_cached_decoder(proto)
         if validate and not by_tokens:
             report = compare_onnx(input_path, tmp, validation_inputs)
             if not report.ok:
@@ -144,31 +145,30 @@ def fuse_transformer(
                 )
             report = _renamed(report, str(output_path))
         notes: list[str] = []
-        if gqa:
-            notes += _check_gqa(input_path, tmp, str(output_path), proto, rewritten, validate)
+        if gqa and not has_gqa:
+            notes.append(
+                f"--gqa: no GroupQueryAttention fused (rotary angles rewritten: {rewritten})"
+            )
+        elif gqa and not (validate and by_tokens):
+            notes.append(
+                "GroupQueryAttention: not checked by tokens (validation off, or no decoder)"
+            )
+        elif gqa:
+            notes += _check_gqa(input_path, tmp, str(output_path))
         size = file_size(tmp)
     return FusionResult(
         str(input_path), str(output_path), {k: v for k, v in counts.items() if v},
-        fused_op_counts(proto), nodes_before, len(proto.graph.node), seconds, size,
+        fused_ops, nodes_before, len(proto.graph.node), seconds, size,
         report, tuple(notes),
     )  # fmt: skip
 
 
-def _check_gqa(
-    parent: Any, staged: Any, name: str, proto: Any, rewritten: int, validate: bool
-) -> list[str]:
+def _check_gqa(parent: Any, staged: Any, name: str) -> list[str]:
     """A decoder fused with GroupQueryAttention: its greedy tokens at batch 1 must be the
     parent's (else nothing is written); in left-padded batches of 8 they are measured and
     named. What the notes say about it."""
     from onnx_deploy.infer.tokens import check_against_parent
-    from onnx_deploy.infer.tokens import is_cached_decoder
 
-    if not rewritten or "GroupQueryAttention" not in fused_op_counts(proto):
-        return [
-            f"--gqa: no GroupQueryAttention fused (rotary angle patterns rewritten: {rewritten})"
-        ]
-    if not (validate and is_cached_decoder(proto)):
-        return ["GroupQueryAttention: not checked by tokens (validation off, or no decoder)"]
     single = check_against_parent(parent, staged, name)
     if not single.ok:
         raise FusionError(

@@ -858,7 +858,7 @@ def convert_fp16(
         if node_block_list:
             kwargs["node_block_list"] = list(node_block_list)
         decoder = is_cached_decoder(parent)
-        stored_fp32 = set()
+        stored_fp32: set[str] = set()
         if external:  # the converter's own shape inference would need the weights
             import onnx
 

@@ -219,7 +219,7 @@ def portable_stack_traces(model: Any) -> int:
         count += short != match.group(1)
         return f'File "{short}"'
 
-    graphs = [model.graph, *[f for f in model.functions]]
+    graphs = [model.graph, *model.functions]
     while graphs:
         graph = graphs.pop()
         for node in graph.node:
