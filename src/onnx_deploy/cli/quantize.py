@@ -92,8 +92,8 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--exclude", help="comma-separated node names to keep in float")
     q.add_argument(
         "--op-types",
-        default=",".join(DYNAMIC_OP_TYPES),
-        help="dynamic: op types to quantize, or 'all'",
+        help="static/dynamic: comma-separated op types to quantize, or 'all'; default: every "
+        f"op for static, {','.join(DYNAMIC_OP_TYPES)} for dynamic",
     )
     q.add_argument(
         "--validation-data", help=".npy/.npz/.pt inputs to validate on (default: calibration data)"
@@ -118,10 +118,16 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "quant_format": args.format,
         "calibration_method": args.calibration_method,
         "nodes_to_exclude": tuple(n for n in (args.exclude or "").split(",") if n),
-        "op_types": None if args.op_types == "all" else tuple(args.op_types.split(",")),
+        **({} if args.op_types is None else {"op_types": _op_types(args.op_types)}),
         "block_size": args.block_size,
         "algorithm": args.algorithm,
     }
+
+
+def _op_types(value: str) -> tuple[str, ...] | None:
+    """``--op-types``: 'all' is every op; absent, each method keeps its own default (static
+    INT8 quantizes every op it can, dynamic MatMul and Gemm)."""
+    return None if value == "all" else tuple(t for t in value.split(",") if t)
 
 
 def run(args: argparse.Namespace) -> int:
