@@ -74,6 +74,66 @@ def test_torch_vs_onnx_passes(tiny_module, tiny_onnx: Path) -> None:
     assert report.to_dict()["ok"] is True
 
 
+def test_a_loading_reference_is_built_once_and_freed_before_the_candidate_runs(
+    tiny_module, tiny_onnx: Path
+) -> None:
+    """``validate --reference SPEC``: the PyTorch model is built when compare runs it and
+    freed before ONNX Runtime runs, so a model of N bytes is held once (the 600M decoder
+    peaked at 4.4x its file with both in memory)."""
+    import copy
+    import weakref
+
+    from onnx_deploy.convert.runners.pytorch import TorchRunner
+    from onnx_deploy.infer.compare import compare
+    from onnx_deploy.infer.compare import onnx_runner
+
+    built: list[weakref.ref] = []
+    alive_when_onnx_ran: list[bool] = []
+
+    def load() -> torch.nn.Module:
+        module = copy.deepcopy(tiny_module)
+        built.append(weakref.ref(module))
+        return module
+
+    candidate = onnx_runner(str(tiny_onnx), "cpu")
+    infer = candidate._infer
+
+    def watched(feeds):
+        alive_when_onnx_ran.append(built[-1]() is not None)
+        return infer(feeds)
+
+    candidate._infer = watched
+    ref = TorchRunner.loading(load, candidate.inputs, candidate.output_names)
+    report = compare(ref, candidate, batch_sizes=(1, 4))
+    assert report.ok and len(built) == 1 and ref.name == "torch:TinyNet"
+    assert alive_when_onnx_ran == [False, False] and built[0]() is None
+
+
+def test_compare_onnx_holds_one_session_at_a_time(tiny_onnx: Path, monkeypatch) -> None:
+    """Both files' sessions open at once held a model of N bytes twice (fuse on the 600M
+    decoder peaked at 4.0x its file): each runner is opened to read its inputs, closed,
+    and opened again only while it runs."""
+    import weakref
+
+    from onnx_deploy.infer import sessions
+
+    made: list[weakref.ref] = []
+    create = sessions.create_session
+
+    def counted(*args, **kwargs):
+        session = create(*args, **kwargs)
+        made.append(weakref.ref(session))
+        most[0] = max(most[0], sum(r() is not None for r in made))
+        return session
+
+    most = [0]
+    from onnx_deploy.infer.runners import onnxrt
+
+    monkeypatch.setattr(onnxrt, "create_session", counted)
+    report = compare_onnx(tiny_onnx, tiny_onnx, batch_sizes=(1, 2))
+    assert report.ok and most[0] == 1, f"{most[0]} sessions open at once"
+
+
 def test_real_inputs_are_used(tiny_module, tiny_onnx: Path) -> None:
     batches = [np.full((2, 3, 16, 16), v, np.float32) for v in (0.0, 1.0)]
     report = compare_torch_onnx(tiny_module, tiny_onnx, inputs=batches)

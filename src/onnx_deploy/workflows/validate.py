@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from onnx_deploy.convert.hf import is_hf_spec
 from onnx_deploy.convert.hf import reference_module
@@ -56,15 +57,22 @@ def validate_model(
     if ref_source.is_onnx:
         ref: Runner = onnx_runner(ref_source.target, device)
     else:
-        module = load_model(ref_source.target, weights=ref_source.weights)
-        if is_hf_spec(ref_source.target):  # a decoder file with its cache: the same in PyTorch
-            module = reference_module(module, [s.name for s in candidate.inputs])
         settings = _served_detector(source.target, candidate.output_names)
-        if settings is not None:  # NMS (and letterbox) in the graph: the same in PyTorch
-            from onnx_deploy.convert.detectors import DetectionPipeline
+        names = [s.name for s in candidate.inputs]
 
-            module = DetectionPipeline(module, settings)
-        ref = TorchRunner(module, candidate.inputs, candidate.output_names, device=device)
+        def load() -> Any:
+            module = load_model(ref_source.target, weights=ref_source.weights)
+            if is_hf_spec(ref_source.target):  # a decoder file with its cache: the same
+                module = reference_module(module, names)
+            if settings is not None:  # NMS (and letterbox) in the graph: the same in PyTorch
+                from onnx_deploy.convert.detectors import DetectionPipeline
+
+                module = DetectionPipeline(module, settings)
+            return module
+
+        # built when compare runs it, freed before the ONNX side runs: the weights are held
+        # once (the 600M decoder peaked at 4.4x its file with both in memory)
+        ref = TorchRunner.loading(load, candidate.inputs, candidate.output_names, device=device)
     return compare(ref, candidate, feeds, precision, batch_sizes=batch_sizes, signature=signature)
 
 

@@ -148,7 +148,41 @@ class TorchRunner(Runner):
             return self._outputs
         return tuple(TensorSpec(n, "?", ()) for n in self._output_names or ())
 
+    @classmethod
+    def loading(
+        cls,
+        load: Callable[[], torch.nn.Module],
+        inputs: Sequence[TensorSpec],
+        output_names: Sequence[str] | None = None,
+        device: str = "cpu",
+        name: str | None = None,
+    ) -> TorchRunner:
+        """A runner that builds its module with ``load()`` when it is first used and frees
+        it when released (``compare`` releases the reference before the candidate runs):
+        a model of N bytes is then held once, not beside the ONNX session of the same
+        weights. The module is built again if the runner is used after that. ``name``:
+        default ``torch:`` and the built module's class, as for a module given."""
+        runner = cls.__new__(cls)
+        Runner.__init__(runner, name or "torch", torch_device(device))
+        runner._named = name is not None
+        runner._load = load
+        runner.module = None
+        runner._inputs = tuple(inputs)
+        runner._output_names = list(output_names) if output_names else None
+        runner._outputs = ()
+        runner._running = None
+        runner._was_training = False
+        runner._keywords = False
+        return runner
+
+    _load: Callable[[], torch.nn.Module] | None = None
+    _named = True
+
     def _activate(self) -> None:
+        if self.module is None and self._load is not None:
+            self.module = self._load()
+            if not self._named:
+                self.name = f"torch:{type(self.module).__name__}"
         self._was_training = self.module.training
         running = self.module
         if _module_device(running) != self.device:
@@ -157,9 +191,14 @@ class TorchRunner(Runner):
         self._keywords = self.by_keyword
 
     def _deactivate(self) -> None:
-        if self._running is self.module:
+        if self._running is not None and self._running is self.module:
             self.module.train(self._was_training)
         self._running = None
+        if self._load is not None:  # built here, so freed here
+            from onnx_deploy.core.memory import release_freed_memory
+
+            self.module = None
+            release_freed_memory()
 
     def _tensors(self, feeds: Feeds) -> list[Any]:
         import torch

@@ -20,6 +20,9 @@ import numpy as np
 
 from onnx_deploy.core.contract import read_contract
 from onnx_deploy.core.feeds import Feeds
+from onnx_deploy.core.files import file_size
+from onnx_deploy.core.memory import LARGE_MODEL_BYTES
+from onnx_deploy.core.memory import release_freed_memory
 from onnx_deploy.core.specs import TensorSpec
 from onnx_deploy.core.specs import from_ort
 from onnx_deploy.infer.runners.base import Runner
@@ -140,8 +143,10 @@ class OnnxRuntimeRunner(Runner):
     def _deactivate(self) -> None:
         self._bindings.clear()
         self._last = None
-        if not hasattr(self._source, "get_inputs"):
+        if not hasattr(self._source, "get_inputs") and self.session is not None:
             self.session = None  # a session we opened: let onnxruntime free it
+            if self.model_path and _on_disk(self.model_path) >= LARGE_MODEL_BYTES:
+                release_freed_memory(collect=False)  # freed by refcount: only the trim
 
     def _infer(self, feeds: Feeds) -> dict[str, np.ndarray]:
         if self.io_binding:
@@ -208,3 +213,11 @@ class OnnxRuntimeRunner(Runner):
     def bound_shapes(self) -> int:
         """How many input shapes have an IOBinding (for tests and diagnostics)."""
         return len(self._bindings)
+
+
+def _on_disk(path: str) -> int:
+    """The model's bytes on disk, external data included (0 once the file is gone)."""
+    try:
+        return file_size(path)
+    except OSError:
+        return 0
