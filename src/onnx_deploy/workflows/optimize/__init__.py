@@ -96,9 +96,19 @@ class TaskData:
     real: bool
 
 
-def task_data(specs: Sequence[Any], sig: Any, config: OptimizeConfig, notes: list[str]) -> TaskData:
+# random samples for a decoder judged by its tokens: its elementwise numbers are shown
+# beside the token check, and 32 samples of logits and cache held on both sides, in float64
+# for the statistics, put the 600M decoder's card over 4x its file
+DECODER_RANDOM_SAMPLES = 8
+
+
+def task_data(
+    specs: Sequence[Any], sig: Any, config: OptimizeConfig, notes: list[str], *,
+    decoder: bool = False,
+) -> TaskData:  # fmt: skip
     """Calibration, validation and labels: given (arrays or files), or random from the
-    signature with a note that says what that proves."""
+    signature with a note that says what that proves (fewer for a ``decoder`` judged by
+    its tokens: ``DECODER_RANDOM_SAMPLES``)."""
     from onnx_deploy.core.feeds import as_feeds
     from onnx_deploy.core.feeds import load_data
     from onnx_deploy.core.feeds import split
@@ -107,7 +117,8 @@ def task_data(specs: Sequence[Any], sig: Any, config: OptimizeConfig, notes: lis
     calibration, validation, labels = config.calibration, config.validation, config.labels
     real = validation is not None
     if calibration is None and validation is None:
-        calibration = sig.examples({d: 64 for d in sig.batch_dims}, seed=1)
+        n = DECODER_RANDOM_SAMPLES if decoder else 64
+        calibration = sig.examples({d: n for d in sig.batch_dims}, seed=1)
         notes.append(
             "random calibration and validation inputs: speed and conversion checks only; "
             "pass real samples (and labels) for an accuracy decision"
@@ -117,7 +128,8 @@ def task_data(specs: Sequence[Any], sig: Any, config: OptimizeConfig, notes: lis
     if isinstance(calibration, (str, os.PathLike)):
         calibration = load_data(calibration)
     if validation is None:
-        validation = sig.examples({d: 32 for d in sig.batch_dims}, seed=2)
+        n = DECODER_RANDOM_SAMPLES if decoder else 32
+        validation = sig.examples({d: n for d in sig.batch_dims}, seed=2)
     elif isinstance(validation, (str, os.PathLike)):
         validation = load_data(validation)
     batches = split(as_feeds(validation, specs), config.validation_batch)
@@ -243,8 +255,8 @@ def optimize(
         sig = probe.signature(config.dims, config.inputs)
     if contract is None:
         notes.append(NO_CONTRACT)
-    data = task_data(specs, sig, config, notes)
     tokens = token_judge(str(model), contract, specs, config, notes)
+    data = task_data(specs, sig, config, notes, decoder=tokens is not None)
     agreement = None if tokens is not None else min_agreement(config.goal, contract, notes)
     ctx = Context(
         calibration=data.calibration, calibration_size=config.calibration_size,

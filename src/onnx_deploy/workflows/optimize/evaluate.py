@@ -48,9 +48,15 @@ Log = Callable[[str], None]
 
 
 def open_runner(candidate: Candidate, device: str, settings: Any) -> Any:
-    """A runner for the candidate's file on its runtime, in its mode."""
+    """A runner for the candidate's file on its runtime, in its mode, as a context that
+    closes it on exit (a runner opens its session when made, and ``with`` alone would
+    leave that one open: three 2.4 GB sessions were held at once)."""
+    import contextlib
+
     runtime, mode = resolve(candidate.runtime)
-    return runtime.runner(candidate.path, device, mode=mode, settings=settings, name=candidate.name)  # type: ignore[arg-type]
+    return contextlib.closing(
+        runtime.runner(candidate.path, device, mode=mode, settings=settings, name=candidate.name)  # type: ignore[arg-type]
+    )
 
 
 @dataclass(frozen=True)
@@ -104,46 +110,53 @@ def judge_candidates(
     ref_c = next(c for c in candidates if c.name == REFERENCE)
     goal = config.goal
     out = []
-    with open_runner(ref_c, device, None) as ref:
-        ref_acc = None if labels is None else task_accuracy(ref, batches, labels)
-        for c in candidates:
-            if not c.runs:
-                out.append(c)
-                continue
-            if c is ref_c:  # the reference against itself: only its size can fail
-                fails = _size_fails(c, goal.max_size)
-                out.append(
-                    replace(c, passed=not fails, max_abs=0.0, min_cosine=1.0, agreement=1.0,
-                            accuracy=ref_acc, fails=fails)
-                )  # fmt: skip
-                continue
-            try:
-                with open_runner(c, device, None) as runner:
-                    ran = resolve(c.runtime)[0].describe_run(runner)
-                    j = judge(
-                        ref, runner, batches, tolerance_for(c.precision, min_agreement),
-                        labels=labels, reference_accuracy=ref_acc,
-                        max_accuracy_drop=goal.max_accuracy_drop,
-                    )  # fmt: skip
-                if tokens is not None:
-                    check = tokens.check(ref_c.path, c.path)
-                    j = replace(
-                        j, fails=tokens.fails(check), agreement=check.identical / len(check.prompts)
-                    )
-            except Exception as e:
-                from onnx_deploy.core.errors import first_line
-
-                out.append(replace(c, status="failed", reason=f"does not run: {first_line(e)}"))
-                log(f"validate  {c.name}: does not run ({first_line(e)})")
-                continue
-            fails = j.fails + _size_fails(c, goal.max_size)
-            c = replace(
-                c, passed=not fails, fails=fails, max_abs=j.max_abs, min_cosine=j.min_cosine,
-                agreement=j.agreement, accuracy=j.accuracy,
-                details="; ".join(filter(None, (c.details, ran))),
-            )  # fmt: skip
-            log(f"validate  {c.name}: {'PASS' if c.passed else 'FAIL ' + '; '.join(fails)}")
+    ref_acc = None
+    if labels is not None:
+        with open_runner(ref_c, device, None) as ref:
+            ref_acc = task_accuracy(ref, batches, labels)
+    for c in candidates:
+        if not c.runs:
             out.append(c)
+            continue
+        if c is ref_c:  # the reference against itself: only its size can fail
+            fails = _size_fails(c, goal.max_size)
+            out.append(
+                replace(c, passed=not fails, max_abs=0.0, min_cosine=1.0, agreement=1.0,
+                        accuracy=ref_acc, fails=fails)
+            )  # fmt: skip
+            continue
+        try:
+            # the reference opened beside each candidate, not held through the loop, and
+            # each runs alone (the 600M decoder peaked at 7.1x its file with the reference,
+            # the candidate and the token check's two sessions open at once)
+            with open_runner(ref_c, device, None) as ref, open_runner(c, device, None) as runner:
+                ran = resolve(c.runtime)[0].describe_run(runner)
+                ref.close()  # compare opens each again in turn: one model held at a time
+                runner.close()
+                j = judge(
+                    ref, runner, batches, tolerance_for(c.precision, min_agreement),
+                    labels=labels, reference_accuracy=ref_acc,
+                    max_accuracy_drop=goal.max_accuracy_drop,
+                )  # fmt: skip
+            if tokens is not None:
+                check = tokens.check(ref_c.path, c.path)
+                j = replace(
+                    j, fails=tokens.fails(check), agreement=check.identical / len(check.prompts)
+                )
+        except Exception as e:
+            from onnx_deploy.core.errors import first_line
+
+            out.append(replace(c, status="failed", reason=f"does not run: {first_line(e)}"))
+            log(f"validate  {c.name}: does not run ({first_line(e)})")
+            continue
+        fails = j.fails + _size_fails(c, goal.max_size)
+        c = replace(
+            c, passed=not fails, fails=fails, max_abs=j.max_abs, min_cosine=j.min_cosine,
+            agreement=j.agreement, accuracy=j.accuracy,
+            details="; ".join(filter(None, (c.details, ran))),
+        )  # fmt: skip
+        log(f"validate  {c.name}: {'PASS' if c.passed else 'FAIL ' + '; '.join(fails)}")
+        out.append(c)
     return out
 
 
