@@ -16,6 +16,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt -e ".[all]"
+	# onnxruntime-genai requires the CPU onnxruntime wheel, which must not sit beside
+	# onnxruntime-gpu: --no-deps, and it runs on onnxruntime-gpu's module (src/onnx_deploy/infer/genai.py)
+	$(PIP) install -q --no-deps onnxruntime-genai==0.18.0
 	@touch $(STAMP)
 
 ## The serving environment: nvidia-pytriton (a real Triton) needs numpy < 2, so it gets its

@@ -130,7 +130,9 @@ def test_every_command_past_2gb_stays_under_3x_its_size(big: Path, tmp_path: Pat
     shutil.rmtree(half.parent)
 
     int8 = tmp_path / "int8" / "model.onnx"
-    code, out, peak = run_peak("quantize", big, "--method", "dynamic", "-o", int8)
+    # per tensor: onnxruntime's per-channel weights loop in Python over 126,976 channels
+    # here (27 s of 50); the same peak memory (6.63 GB both ways), which is what this checks
+    code, out, peak = run_peak("quantize", big, "--method", "dynamic", "--per-tensor", "-o", int8)
     assert code == 0, out
     assert peak < MAX_PEAK["dynamic"] * size, f"dynamic INT8 peaked at {peak / size:.2f}x"
     assert "PASS" in out

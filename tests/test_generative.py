@@ -363,3 +363,65 @@ def test_left_padded_batches_keep_the_tokens_of_generate(tmp_path, capsys) -> No
     assert code == 0, err
     report = json.loads(out)
     assert report["batch_size"] == 8 and report["identical"] == 16, report["identical"]
+
+
+def test_an_onnxruntime_genai_folder_is_checked_by_its_tokens_and_timed_beside_ours(
+    lm, tmp_path, capsys
+) -> None:
+    """onnxruntime-genai's model builder on the trained folder (a word-level tokenizer
+    saved beside it: the builder needs one), its folder checked by tokens against
+    transformers through onnxruntime-genai, and timed in its own block beside the file."""
+    import shutil
+    import subprocess
+    import sys
+
+    from onnx_deploy.infer.genai import GENAI_CONFIG
+    from onnx_deploy.teach.lmdata import save_word_tokenizer
+
+    pytest.importorskip("onnxruntime_genai", reason="make install installs it (--no-deps)")
+    hf = tmp_path / "qwen"
+    shutil.copytree(lm["root"] / "qwen", hf)
+    save_word_tokenizer(hf)
+    out = tmp_path / "genai"
+    built = subprocess.run(
+        [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf), "-o", str(out),
+         "-p", "fp32", "-e", "cpu"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    assert (out / GENAI_CONFIG).is_file() and (out / "model.onnx").is_file()
+
+    code, text, err = run_cli(
+        capsys, "generate", out, "--reference", lm["spec"], "--prompts", lm["prompts"],
+        "--max-new-tokens", "16", "--threads", "1", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    check = json.loads(text)
+    assert check["candidate"] == str(out) and check["identical"] == 64, check["identical"]
+    assert check["eos_token_id"] == 0  # transformers' generation config, as genai's own
+    assert check["teacher_forced"] == 1.0
+
+    code, text, err = run_cli(
+        capsys, "generate", lm["onnx"], "--bench", "--genai", out, "--num-prompts", "2",
+        "--max-new-tokens", "6", "--threads", "1", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    ours, genai = json.loads(text)["rows"]
+    assert genai["name"] == "onnxruntime-genai (genai)" and genai["decode_tokens_per_s"] > 0
+    assert ours["decode_tokens_per_s"] > 0
+
+    # a genai folder is for --reference or --bench --genai; a folder without its config fails
+    code, _, err = run_cli(capsys, "generate", out, "--prompt-ids", "5,6")
+    assert code != 0 and "--reference hf:DIR" in err
+    (out / GENAI_CONFIG).unlink()
+    code, _, err = run_cli(capsys, "generate", out, "--reference", lm["spec"])
+    assert code != 0 and "Traceback" not in err
+
+
+def test_make_install_pins_the_genai_version_the_error_names() -> None:
+    from onnx_deploy.infer.genai import GENAI_VERSION
+    from onnx_deploy.infer.genai import INSTALL
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert f"install -q --no-deps onnxruntime-genai=={GENAI_VERSION}" in makefile
+    assert f"--no-deps onnxruntime-genai=={GENAI_VERSION}" in INSTALL

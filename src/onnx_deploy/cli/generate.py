@@ -13,7 +13,11 @@ HELP = "generate tokens with a decoder exported with --with-cache (ONNX Runtime,
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help=".onnx from `onnx-deploy export hf:DIR --with-cache`")
+    p.add_argument(
+        "model",
+        help=".onnx from `onnx-deploy export hf:DIR --with-cache` (with --reference: also a "
+        "folder of onnxruntime-genai's model builder)",
+    )
     p.add_argument("--prompt-ids", type=token_ids, help="the prompt as token ids: 5,17,99")
     p.add_argument(
         "--prompt", help="the prompt as text: needs --tokenizer (a folder with a saved tokenizer)"
@@ -58,6 +62,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--past-limit", action="store_true", help="run past the model's position limit"
     )
     check.add_argument(
+        "--genai",
+        metavar="DIR",
+        help="with --bench: also time this folder of onnxruntime-genai's model builder on "
+        "onnxruntime-genai, in its own block (MODEL itself may be such a folder for the "
+        "token check)",
+    )
+    check.add_argument(
         "--bench",
         action="store_true",
         help="prefill and decode tokens/s over the prompts (and --reference hf:DIR's generate "
@@ -66,9 +77,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from onnx_deploy.infer.genai import is_genai_folder
     from onnx_deploy.infer.generate import generate
     from onnx_deploy.infer.generate import load_tokenizer
 
+    if is_genai_folder(args.model) and (args.reference is None or args.bench):
+        return fail(
+            f"{args.model} is a folder of onnxruntime-genai's model builder: check its tokens "
+            "with --reference hf:DIR, or time it with --bench --genai DIR beside an .onnx"
+        )
+    if args.genai is not None and not args.bench:
+        return fail("--genai DIR is for --bench (a genai folder is checked as MODEL itself)")
     if args.bench:
         return _bench(args)
     if args.reference is not None:
@@ -121,7 +140,7 @@ def _bench(args: argparse.Namespace) -> int:
     num = args.num_prompts if args.num_prompts != 64 else 8  # timing: 8 prompts by default
     result = bench_generation(
         args.model, reference=args.reference, prompts=args.prompts, num_prompts=num,
-        max_new_tokens=args.max_new_tokens, threads=args.threads,
+        max_new_tokens=args.max_new_tokens, threads=args.threads, genai=args.genai,
     )  # fmt: skip
     emit(args, result)
     return EXIT_OK

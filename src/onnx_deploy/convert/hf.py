@@ -516,6 +516,10 @@ class HfTokens:
         )
         self.name = spec_or_model if isinstance(spec_or_model, str) else type(self.model).__name__
 
+    @property
+    def vocab(self) -> int:
+        return int(self.model.config.get_text_config().vocab_size)
+
     def greedy(
         self, prompt: Sequence[int], max_new_tokens: int, eos_token_id: int | None
     ) -> tuple[list[int], list[Any]]:

@@ -916,12 +916,25 @@ def convert_fp16(
     )  # fmt: skip
 
 
-def _fp32_bytes_to_fp16(chunk: bytes) -> bytes:
-    """FP32 bytes as FP16 bytes, as onnxruntime's converter turns a weight it holds: values
-    past FP16's range clamp to +-65504 and tiny ones to +-5.96e-8, never to 0 or inf."""
-    from onnxruntime.transformers.float16 import convert_np_to_float16
+FP16_MAX, FP16_TINY = 65504.0, 5.96e-08  # onnxruntime's converter's clamps
 
-    return convert_np_to_float16(np.frombuffer(chunk, dtype=np.float32)).tobytes()
+
+def _fp32_bytes_to_fp16(chunk: bytes) -> bytes:
+    """FP32 bytes as FP16 bytes, as onnxruntime's converter (``convert_np_to_float16``)
+    turns a weight it holds, bit for bit: finite values past FP16's range clamp to +-65504
+    and nonzero ones under 5.96e-8 to +-5.96e-8, never to inf or 0; NaN, inf and 0 stay.
+    One cast and two masks (its ten passes of ``np.where`` took 15 s of a 2.2 GB file's
+    30)."""
+    values = np.frombuffer(chunk, dtype=np.float32)
+    half = values.astype(np.float16)
+    magnitude = np.abs(values)
+    for clamp, where in (
+        (FP16_TINY, (magnitude > 0) & (magnitude < FP16_TINY)),
+        (FP16_MAX, (magnitude > FP16_MAX) & np.isfinite(magnitude)),
+    ):
+        if where.any():
+            half[where] = np.copysign(np.float32(clamp), values[where]).astype(np.float16)
+    return half.tobytes()
 
 
 @contextlib.contextmanager

@@ -126,7 +126,7 @@ class Decoder:
         self.close()
 
 
-def _pick(
+def pick_token(
     logits: np.ndarray, rng: np.random.Generator | None, temperature: float, top_k: int
 ) -> int:
     """The next token: argmax, or a sample from softmax(logits / temperature) over the
@@ -207,7 +207,7 @@ def generate(
             past = dict(zip(dec.past, list(outputs)[1:], strict=True))
             if keep_logits:
                 kept.append(logits.copy())
-            token = _pick(logits, rng, temperature, top_k)
+            token = pick_token(logits, rng, temperature, top_k)
             tokens.append(token)
             if eos_token_id is not None and token == eos_token_id:
                 stopped = "eos"

@@ -50,6 +50,11 @@ APPLIED = ("eos_token_id", "pad_token_id", "bos_token_id", "max_length", "do_sam
 class TokenSource(Protocol):
     name: str
 
+    @property
+    def vocab(self) -> int:
+        """The vocabulary's size: token ids run ``0..vocab - 1``."""
+        ...
+
     def greedy(
         self, prompt: Sequence[int], max_new_tokens: int, eos_token_id: int | None
     ) -> tuple[list[int], list[np.ndarray]]:
@@ -82,6 +87,10 @@ class OnnxTokens:
 
         self.name = str(path)
         self.decoder = Decoder(path, "cpu", threads)
+
+    @property
+    def vocab(self) -> int:
+        return self.decoder.vocab
 
     def greedy(
         self, prompt: Sequence[int], max_new_tokens: int, eos_token_id: int | None

@@ -152,3 +152,25 @@ def train_causal_lm(
     Path(folder).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     return float(acc)
+
+
+def save_word_tokenizer(folder: str | os.PathLike[str], vocab: int = VOCAB) -> None:
+    """A word-level tokenizer for the language (token ``i`` is the word ``t{i}``; EOS and
+    padding ``t0``, BOS ``t1``) saved beside the model: onnxruntime-genai's model builder
+    needs one in the folder, and the language has no text of its own."""
+    from onnx_deploy.core.extras import require
+
+    require("tokenizers", "saving the word-level tokenizer")
+    from tokenizers import Tokenizer
+    from tokenizers import models
+    from tokenizers import pre_tokenizers
+
+    transformers = require("transformers", "saving the word-level tokenizer")
+    words = {f"t{i}": i for i in range(vocab)}
+    tokenizer = Tokenizer(models.WordLevel(words, unk_token=f"t{MODE_BASE}"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token=f"t{MODE_BASE}", bos_token=f"t{MODE_BASE}",
+        eos_token=f"t{EOS}", pad_token=f"t{PAD}",
+    )  # fmt: skip
+    fast.save_pretrained(folder)

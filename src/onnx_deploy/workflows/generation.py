@@ -7,11 +7,15 @@ import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from onnx_deploy.core.contract import read_contract
 from onnx_deploy.core.errors import GenerationError
 from onnx_deploy.core.results import Result
+from onnx_deploy.infer.genai import GenaiTokens
+from onnx_deploy.infer.genai import genai_config
+from onnx_deploy.infer.genai import is_genai_folder
 from onnx_deploy.infer.generate import check_token_ids
 from onnx_deploy.infer.tokens import OnnxTokens
 from onnx_deploy.infer.tokens import TokenCheck
@@ -32,15 +36,29 @@ def file_contract(path: str | os.PathLike[str]) -> Any:
     return read_contract(onnx.load(str(path), load_external_data=False))
 
 
-def token_source(spec: str, threads: int | None = None) -> TokenSource:
-    """``hf:DIR`` -> transformers' ``generate``; an ``.onnx`` decoder -> ONNX Runtime."""
+def token_source(spec: str | os.PathLike[str], threads: int | None = None) -> TokenSource:
+    """``hf:DIR`` -> transformers' ``generate``; a folder of onnxruntime-genai's model
+    builder -> onnxruntime-genai; an ``.onnx`` decoder -> ONNX Runtime."""
     from onnx_deploy.convert.hf import is_hf_spec
 
-    if is_hf_spec(spec):
+    if is_hf_spec(str(spec)):
         from onnx_deploy.convert.hf import HfTokens
 
-        return HfTokens(spec, threads)
+        return HfTokens(str(spec), threads)
+    if is_genai_folder(spec):
+        return GenaiTokens(spec, threads)
     return OnnxTokens(spec, threads)
+
+
+def _genai_settings(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], int | None]:
+    """What a genai folder's config says of generation (its ``search`` options and the
+    special tokens), and its context length."""
+    model = genai_config(folder)["model"]
+    settings = dict(genai_config(folder).get("search", {}))
+    settings |= {
+        k: model[k] for k in ("eos_token_id", "pad_token_id", "bos_token_id") if k in model
+    }
+    return settings, model.get("context_length")
 
 
 def check_generation(
@@ -63,11 +81,23 @@ def check_generation(
     contract, unless ``eos_token_id`` is given. A prompt whose length plus
     ``max_new_tokens`` passes the model's position limit is refused unless ``past_limit``.
     ``batch_size`` above 1: left-padded batches on both sides (``check_tokens``)."""
-    contract = file_contract(model)
+    genai = is_genai_folder(model)
+    contract = None if genai else file_contract(model)
     generation: dict[str, Any] = dict(contract.generation) if contract is not None else {}
+    limit: int | None = _file_limit(contract)
+    if genai:
+        generation, limit = _genai_settings(model)
     notes: list[str] = []
     ref = token_source(reference, threads)
-    cand = OnnxTokens(model, threads)
+    try:
+        cand = token_source(model, threads)
+    except BaseException:
+        ref.close()
+        raise
+    if genai and batch_size > 1:
+        notes.append(
+            f"onnxruntime-genai ran each prompt alone (the reference: batches of {batch_size})"
+        )
     try:
         hf_model = getattr(ref, "model", None)
         if hf_model is not None:
@@ -76,8 +106,6 @@ def check_generation(
 
             generation = generation_settings(hf_model)
             limit = max_sequence(hf_model.config)
-        else:
-            limit = _file_limit(contract)
         if eos_token_id is None:
             eos_token_id = stop_token(generation)
             listed = generation.get("eos_token_id")
@@ -86,9 +114,7 @@ def check_generation(
                     f"the generation config stops at any of {listed}; checked: {eos_token_id}"
                 )
         if prompts is None:
-            prompt_ids = sampled_prompts(
-                ref, cand.decoder.vocab, num_prompts, eos_token_id=eos_token_id
-            )
+            prompt_ids = sampled_prompts(ref, cand.vocab, num_prompts, eos_token_id=eos_token_id)
             notes.append(
                 f"{num_prompts} prompts of 4-16 tokens drawn from {ref.name} (no prompts "
                 "given: pass --prompts FILE for your own)"
@@ -97,7 +123,7 @@ def check_generation(
             prompt_ids = load_prompts(prompts)
         else:
             prompt_ids = [list(p) for p in prompts]
-        check_token_ids(prompt_ids, cand.decoder.vocab)
+        check_token_ids(prompt_ids, cand.vocab)
         longest = max(len(p) for p in prompt_ids) + max_new_tokens
         if limit is not None and longest > limit and not past_limit:
             raise GenerationError(
@@ -234,12 +260,15 @@ def bench_generation(
     num_prompts: int = 8,
     max_new_tokens: int = 32,
     threads: int | None = None,
+    genai: str | os.PathLike[str] | None = None,
     log: Any = None,
 ) -> GenerationBench:
     """Prefill and decode tokens/s of ``model`` over the prompts (default ``num_prompts``
-    of random ids, 8-64 tokens), and of ``reference``'s ``generate`` (``hf:DIR``)
-    in a separate block at the same thread count; EOS is not applied (every prompt makes
-    ``max_new_tokens``). One session serves every prompt; a warm-up prompt runs first."""
+    of random ids, 8-64 tokens), and of ``reference``'s ``generate`` (``hf:DIR``) and of
+    ``genai`` (a folder of onnxruntime-genai's model builder, run by onnxruntime-genai),
+    each in a separate block at the same thread count; EOS is not applied (every prompt
+    makes ``max_new_tokens``). One session serves every prompt; a warm-up prompt runs
+    first."""
     from onnx_deploy.infer.generate import generate
     from onnx_deploy.infer.peak import memory_read_rate
 
@@ -259,6 +288,8 @@ def bench_generation(
             got = generate(onnx_side.decoder, p, max_new_tokens=max_new_tokens)
             samples.append((len(p), got.prefill_seconds, len(got.tokens) - 1, got.decode_seconds))
         rows = [_rates(samples, "onnxruntime (KV cache, IOBinding)")]
+    if genai is not None:
+        rows.append(_genai_rates(genai, ids, max_new_tokens, threads))
     if reference is not None:
         rows.append(_hf_rates(reference, ids, max_new_tokens, threads))
     weight = weight_bytes_per_token(model)
@@ -267,6 +298,19 @@ def bench_generation(
         str(model), threads, len(ids), sum(len(p) for p in ids), max_new_tokens, tuple(rows),
         weight, read, tuple(notes),
     )  # fmt: skip
+
+
+def _genai_rates(folder: Any, ids: Sequence[Sequence[int]], new: int, threads: int) -> SpeedRow:
+    """onnxruntime-genai on its own folder: the prompt's ``append_tokens`` timed as the
+    prefill, each next token's as a decode step (the greedy choice outside the timing, as
+    on the ONNX Runtime side)."""
+    with contextlib.closing(GenaiTokens(folder, threads)) as side:
+        side.run(ids[0], 4, None, keep_logits=False)  # warm-up
+        samples = []
+        for p in ids:
+            tokens, _, prefill, decode = side.run(p, new, None, keep_logits=False)
+            samples.append((len(p), prefill, len(tokens) - 1, decode))
+    return _rates(samples, f"onnxruntime-genai ({Path(folder).name})")
 
 
 def _hf_rates(spec: str, ids: Sequence[Sequence[int]], new: int, threads: int) -> SpeedRow:
