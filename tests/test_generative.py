@@ -425,3 +425,26 @@ def test_make_install_pins_the_genai_version_the_error_names() -> None:
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     assert f"install -q --no-deps onnxruntime-genai=={GENAI_VERSION}" in makefile
     assert f"--no-deps onnxruntime-genai=={GENAI_VERSION}" in INSTALL
+
+
+def test_a_decoder_judged_by_its_tokens_gets_fewer_random_samples(lm) -> None:
+    """The card's random validation and calibration samples: 8 for a decoder judged by its
+    tokens (its logits and cache held on both sides put the 600M card over 4x its file),
+    32 and 64 for any other model."""
+    from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
+    from onnx_deploy.workflows.optimize import DECODER_RANDOM_SAMPLES
+    from onnx_deploy.workflows.optimize import task_data
+    from onnx_deploy.workflows.optimize.config import OptimizeConfig
+
+    runner = OnnxRuntimeRunner(lm["onnx"], "cpu")
+    runner.release()
+    specs, sig = runner.inputs, runner.signature()
+
+    def samples(decoder: bool) -> tuple[int, int]:
+        data = task_data(specs, sig, OptimizeConfig(), [], decoder=decoder)
+        ids = data.calibration["input_ids"]
+        return len(ids), sum(len(b["input_ids"]) for b in data.validation)
+
+    assert DECODER_RANDOM_SAMPLES == 8
+    assert samples(decoder=True) == (8, 8)
+    assert samples(decoder=False) == (64, 32)

@@ -73,6 +73,25 @@ def test_context_manager_opens_and_releases(tiny_onnx: Path) -> None:
     assert runner.active
 
 
+def test_a_runner_opened_to_read_its_inputs_is_not_in_use(tiny_onnx: Path) -> None:
+    """A new ONNX Runtime runner holds its session (it read the inputs from it) but is not
+    in use until it runs or is entered: ``release()`` frees it (it counted as in use from
+    construction, so release never did, and every comparison of two paths held both)."""
+    fresh = OnnxRuntimeRunner(tiny_onnx, "cpu")
+    assert fresh.session is not None
+    fresh.release()
+    assert fresh.session is None and not fresh.active and fresh.inputs  # its specs stay
+    fresh.infer(fresh.example_inputs(1))  # used again: opens again, in use until closed
+    fresh.release()
+    assert fresh.active and fresh.session is not None
+    entered = OnnxRuntimeRunner(tiny_onnx, "cpu")
+    with entered:
+        entered.release()  # inside a block: in use
+        assert entered.session is not None
+    fresh.close()
+    assert fresh.session is None and not fresh.active
+
+
 def test_torch_runner_leaves_the_module_as_it_was(tiny_module, monkeypatch) -> None:
     from onnx_deploy.core.specs import TensorSpec
 

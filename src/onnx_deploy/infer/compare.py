@@ -563,10 +563,10 @@ def onnx_runner(model: Any, device: str) -> Runner:
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
     runner = OnnxRuntimeRunner(model, device=device, name=str(model))
-    # opened to read its inputs, outputs and contract: closed until it runs, so compare
-    # holds one side's weights at a time (both sessions stayed open, and fuse on the 600M
-    # decoder peaked at 4.0x its file)
-    runner.close()
+    # opened to read its inputs, outputs and contract: released until it runs, so the
+    # next model opens alone and compare holds one side's weights at a time (both
+    # sessions stayed open, and fuse on the 600M decoder peaked at 4.0x its file)
+    runner.release()
     return runner
 
 

@@ -119,21 +119,29 @@ class TorchRunner(Runner):
 
     ``inputs``: the specs to feed (names, dtypes, shapes); ``output_names``: names for the
     flattened outputs; ``device``: ``auto`` (CUDA if torch sees a GPU), ``cpu``, ``cuda``.
+    ``load``: instead of a module, how to build it (``TorchRunner.loading``).
     """
 
     backend = "torch"
 
     def __init__(
         self,
-        module: torch.nn.Module,
+        module: torch.nn.Module | None,
         inputs: Sequence[TensorSpec],
         output_names: Sequence[str] | None = None,
         device: str = "cpu",
         name: str | None = None,
+        *,
+        load: Callable[[], torch.nn.Module] | None = None,
     ) -> None:
         require("torch", "the PyTorch runner")
-        super().__init__(name or f"torch:{type(module).__name__}", torch_device(device))
+        if (module is None) == (load is None):
+            raise ValueError("TorchRunner takes a module or load=, one of them")
+        default = "torch" if module is None else f"torch:{type(module).__name__}"
+        super().__init__(name or default, torch_device(device))
         self.module = module
+        self._load = load
+        self._named = name is not None or module is not None  # else named once built
         self._inputs = tuple(inputs)
         self._output_names = list(output_names) if output_names else None
         self._outputs: tuple[TensorSpec, ...] = ()
@@ -162,21 +170,7 @@ class TorchRunner(Runner):
         a model of N bytes is then held once, not beside the ONNX session of the same
         weights. The module is built again if the runner is used after that. ``name``:
         default ``torch:`` and the built module's class, as for a module given."""
-        runner = cls.__new__(cls)
-        Runner.__init__(runner, name or "torch", torch_device(device))
-        runner._named = name is not None
-        runner._load = load
-        runner.module = None
-        runner._inputs = tuple(inputs)
-        runner._output_names = list(output_names) if output_names else None
-        runner._outputs = ()
-        runner._running = None
-        runner._was_training = False
-        runner._keywords = False
-        return runner
-
-    _load: Callable[[], torch.nn.Module] | None = None
-    _named = True
+        return cls(None, inputs, output_names, device, name, load=load)
 
     def _activate(self) -> None:
         if self.module is None and self._load is not None:
@@ -194,7 +188,7 @@ class TorchRunner(Runner):
         if self._running is not None and self._running is self.module:
             self.module.train(self._was_training)
         self._running = None
-        if self._load is not None:  # built here, so freed here
+        if self._load is not None and self.module is not None:  # built here, so freed here
             from onnx_deploy.core.memory import release_freed_memory
 
             self.module = None

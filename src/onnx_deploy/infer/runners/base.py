@@ -31,7 +31,10 @@ class Runner(abc.ABC):
 
     Resources are acquired on first use or on ``with runner:`` and released by
     ``close()`` or at the end of the ``with`` block that acquired them, so nested
-    ``with`` blocks and a runner passed to several comparisons share one session.
+    ``with`` blocks and a runner passed to several comparisons share one session. A
+    runner that opens its session on construction to read its inputs (ONNX Runtime,
+    OpenVINO) holds it from there on, but is not in use until it runs or is entered:
+    ``release()`` frees it until then.
     """
 
     backend: str = "?"
@@ -43,6 +46,7 @@ class Runner(abc.ABC):
         self.name = name
         self.device = device
         self._active = False
+        self._used = False  # run or entered since it was last closed: release() keeps it
         self._entered: list[bool] = []
 
     # --- interface -----------------------------------------------------------------
@@ -78,19 +82,23 @@ class Runner(abc.ABC):
         if not self._active:
             self._activate()
             self._active = True
+        self._used = True
         return self
 
     def close(self) -> None:
+        """Free what the runner holds; the next use opens it again."""
         if self._active:
             self._deactivate()
             self._active = False
+        self._used = False
 
     def release(self) -> None:
         """Free what a runner holds while nobody uses it (an ONNX Runtime session opened
-        to read its inputs); the next use opens it again. A model of several GB is then
-        held once at a time, not twice."""
-        if not self._active:
+        to read its inputs, not yet run or entered); the next use opens it again. A model
+        of several GB is then held once at a time, not twice."""
+        if not self._used:
             self._deactivate()
+            self._active = False
 
     def __enter__(self) -> Runner:
         self._entered.append(not self._active)
