@@ -76,8 +76,6 @@ class GenaiTokens:
         self.name = str(folder)
         self.vocab = int(config["model"]["vocab_size"])
         self.context_length = config["model"].get("context_length")
-        self.eos_token_id = config["model"].get("eos_token_id")
-        self.threads = threads
         settings = og.Config(str(folder))
         settings.clear_providers()  # the CPU, as every other side of a check
         if threads is not None:

@@ -53,8 +53,9 @@ def token_source(spec: str | os.PathLike[str], threads: int | None = None) -> To
 def _genai_settings(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], int | None]:
     """What a genai folder's config says of generation (its ``search`` options and the
     special tokens), and its context length."""
-    model = genai_config(folder)["model"]
-    settings = dict(genai_config(folder).get("search", {}))
+    config = genai_config(folder)
+    model = config["model"]
+    settings = dict(config.get("search", {}))
     settings |= {
         k: model[k] for k in ("eos_token_id", "pad_token_id", "bos_token_id") if k in model
     }
