@@ -1,6 +1,7 @@
 """Optional dependencies, and the message that names the extra to install.
 
-The core install (numpy, onnx, onnxruntime-gpu) runs models, inspects and benchmarks them;
+The core install (numpy, onnx, and ONNX Runtime: ``onnxruntime_wheel`` says which wheel) runs
+models, inspects and benchmarks them;
 exporting needs ``onnx-deploy[export]``, the notebooks and plots ``onnx-deploy[notebooks]``.
 A module that needs an optional package asks for it through ``require`` when it runs, so
 ``import onnx_deploy`` and ``onnx-deploy --help`` work on the core install.
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import platform
+import sys
 from types import ModuleType
 
 from onnx_deploy.core.errors import MissingExtraError
@@ -24,6 +27,21 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "papermill": ("notebooks", "papermill"), "nbformat": ("notebooks", "nbformat"),
     "nbclient": ("notebooks", "nbclient"), "PIL": ("notebooks", "pillow"),
 }  # fmt: skip
+
+
+# Where pyproject.toml installs onnxruntime-gpu (sys.platform, machine): its wheels serve every
+# glibc this project supports there; elsewhere the CPU wheel `onnxruntime` (macOS has no GPU
+# wheel; Linux aarch64's needs glibc 2.34 or newer). Both install the module `onnxruntime`.
+GPU_WHEEL_PLATFORMS = frozenset({("linux", "x86_64"), ("win32", "amd64")})
+
+
+def onnxruntime_wheel(sys_platform: str | None = None, machine: str | None = None) -> str:
+    """The ONNX Runtime distribution this project installs on a platform (default: this one):
+    ``onnxruntime-gpu`` on Linux and Windows x86-64, ``onnxruntime`` elsewhere, as the
+    environment markers in pyproject.toml choose."""
+    where = sys.platform if sys_platform is None else sys_platform
+    arch = (platform.machine() if machine is None else machine).lower()
+    return "onnxruntime-gpu" if (where, arch) in GPU_WHEEL_PLATFORMS else "onnxruntime"
 
 
 def install_hint(module: str) -> str:

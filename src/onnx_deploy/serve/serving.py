@@ -44,7 +44,7 @@ from onnx_deploy.core.results import Result
 
 SERVE_ENV = ".venv-serve"
 SERVE_HINT = (
-    "serving needs nvidia-pytriton, which requires numpy < 2: make its own environment "
+    "serving needs nvidia-pytriton (Linux wheels only), which requires numpy < 2: make its own environment "
     "with `make serve-env` (in a checkout), or `python -m venv .venv-serve && "
     '.venv-serve/bin/pip install "onnx-deploy[serve]"`; onnx-deploy serve then finds '
     "./.venv-serve, or pass --python PATH or set ONNX_DEPLOY_SERVE_PYTHON"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import platform
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +14,12 @@ from onnx_deploy.core.cpu import cpu_info
 from onnx_deploy.core.cpu import int8_profile
 from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.extras import install_hint
+from onnx_deploy.core.extras import onnxruntime_wheel
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.tables import format_table
 from onnx_deploy.infer.bench import package_version
 
+ORT_WHEELS = ("onnxruntime-gpu", "onnxruntime")  # one module, two wheels: never both
 PACKAGES = (
     "torch",
     "torchvision",
@@ -23,8 +27,7 @@ PACKAGES = (
     "onnxscript",
     "onnx-ir",
     "onnxslim",
-    "onnxruntime-gpu",
-    "onnxruntime",
+    *ORT_WHEELS,
     "numpy",
     "matplotlib",
     "openvino",
@@ -169,27 +172,57 @@ def _peak_check(refresh: bool = False) -> Check:
     )
 
 
+def platform_checks(
+    versions: dict[str, str | None],
+    sys_platform: str | None = None,
+    machine: str | None = None,
+) -> list[Check]:
+    """The platform, the ONNX Runtime wheel this project installs on it, and the wheel that
+    is installed (``versions``: distribution -> version or None)."""
+    wheel = onnxruntime_wheel(sys_platform, machine)
+    where = sys_platform or sys.platform
+    system = {"linux": "Linux", "darwin": "macOS", "win32": "Windows"}.get(where, where)
+    arch = machine or platform.machine()
+    if wheel == "onnxruntime-gpu":
+        what = "the GPU wheel: CUDA where an NVIDIA GPU and its driver work, the CPU otherwise"
+    elif where == "darwin":
+        what = "the CPU wheel (onnxruntime-gpu has no macOS wheel); CoreML is its Apple provider"
+    elif where == "linux" and arch.lower() in ("aarch64", "arm64"):
+        what = (
+            "the CPU wheel (onnxruntime-gpu's aarch64 wheels need glibc 2.34 or newer; on such "
+            "an NVIDIA host: pip uninstall -y onnxruntime && pip install onnxruntime-gpu)"
+        )
+    else:
+        what = "the CPU wheel (onnxruntime-gpu has no wheel for this platform)"
+    checks = [Check("platform", "info", f"{system} {arch}: this project installs {wheel}, {what}")]
+    installed = [w for w in ORT_WHEELS if versions.get(w)]
+    if len(installed) == 2:
+        checks.append(
+            Check(
+                "onnxruntime",
+                "warn",
+                "both onnxruntime and onnxruntime-gpu are installed; they share one module and "
+                f"overwrite each other: pip uninstall -y onnxruntime onnxruntime-gpu && pip install {wheel}",
+            )
+        )
+    elif not installed:
+        checks.append(Check(wheel, "missing", f"pip install {wheel} (or pip install onnx-deploy)"))
+    return checks
+
+
 def run_doctor(
     probe_torch: bool = True, peak: bool = True, refresh_peak: bool = False
 ) -> DoctorReport:
     """Collect every check. ``probe_torch=False`` skips importing torch (faster);
     ``peak=False`` skips the machine-peak probe (cached after its first run)."""
     checks = []
-    for pkg in PACKAGES:
-        v = package_version(pkg)
+    versions = {pkg: package_version(pkg) for pkg in PACKAGES}
+    for pkg, v in versions.items():
         if v:
             checks.append(Check(pkg, "ok", v))
-        elif pkg != "onnxruntime":
+        elif pkg not in ORT_WHEELS:
             checks.append(Check(pkg, "missing", install_hint(pkg.replace("-", "_"))))
-    if package_version("onnxruntime") and package_version("onnxruntime-gpu"):
-        checks.append(
-            Check(
-                "onnxruntime",
-                "warn",
-                "both onnxruntime and onnxruntime-gpu are installed; they share one module and "
-                "overwrite each other: pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu",
-            )
-        )
+    checks += platform_checks(versions)
     try:
         import onnxruntime as ort
 
