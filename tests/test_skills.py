@@ -7,9 +7,11 @@ import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from forkserver import ForkServer
 
 from onnx_deploy.cli import build_parser
 from onnx_deploy.core.extras import available
@@ -101,22 +103,36 @@ def test_links_files_notebooks_and_commands_exist(path: Path) -> None:
         )
 
 
-def _run_block(lang: str, body: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def forkserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkServer]:
+    """One process that imported torch, transformers and the rest; each block's commands fork
+    from it instead of importing them again (tests/forkserver.py)."""
+    with ForkServer() as server:
+        server.shim(tmp_path_factory.mktemp("shim"))
+        yield server
+
+
+def _run_block(
+    lang: str, body: str, cwd: Path, server: ForkServer | None = None
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if server is not None:  # `onnx-deploy` through the fork server, first on PATH
+        env["PATH"] = f"{server.shim_dir}{os.pathsep}{env['PATH']}"
     env["MPLBACKEND"] = "Agg"
     if lang == "python":
         script = cwd / "block.py"
         script.write_text(body)
-        cmd = [sys.executable, str(script)]
+        cmd = server.python(script) if server is not None else [sys.executable, str(script)]
     else:
         cmd = ["bash", "-euo", "pipefail", "-c", body]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("path", DOCS, ids=_rel)
-def test_every_code_block_runs(path: Path, tmp_path: Path) -> None:
-    """Python and bash blocks run in document order in one fresh folder, as a reader would."""
+def test_every_code_block_runs(path: Path, tmp_path: Path, forkserver: ForkServer) -> None:
+    """Python and bash blocks run in document order in one fresh folder, as a reader would
+    (their commands fork from a process that has imported torch: tests/forkserver.py)."""
     ran = 0
     for lang, body in blocks(path):
         if lang not in ("python", "bash"):
@@ -133,7 +149,7 @@ def test_every_code_block_runs(path: Path, tmp_path: Path) -> None:
                 f"{_rel(path)}: a '# requires:' bash block no test runs"
             )
             continue
-        out = _run_block(lang, body, tmp_path)
+        out = _run_block(lang, body, tmp_path, forkserver)
         assert out.returncode == 0, (
             f"{_rel(path)}: {lang} block failed (exit {out.returncode}):\n{body}\n--- stderr ---\n{out.stderr[-3000:]}"
         )
