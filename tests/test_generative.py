@@ -410,6 +410,42 @@ def test_an_onnxruntime_genai_folder_is_checked_by_its_tokens_and_timed_beside_o
     assert genai["name"] == "onnxruntime-genai (genai)" and genai["decode_tokens_per_s"] > 0
     assert ours["decode_tokens_per_s"] > 0
 
+    # one decode step through onnxruntime-genai's runner is the model's step: the logits of
+    # the FP32 file at the last of the same tokens
+    from onnx_deploy.infer.genai import GenaiRunner
+    from onnx_deploy.infer.tokens import OnnxTokens
+
+    with GenaiRunner(out, threads=1) as runner:
+        mask = np.ones((1, 6), np.int64)
+        got = runner.infer({"input_ids": np.array([[7]]), "attention_mask": mask})["logits"]
+        again = runner.infer({"input_ids": np.array([[7]]), "attention_mask": mask})["logits"]
+    ref = OnnxTokens(lm["onnx"])
+    want = ref.score([1, 2, 3, 4, 5, 7])[-1]  # the runner's past: tokens 1..5
+    ref.close()
+    assert got.shape == (1, 1, want.shape[-1]) and np.array_equal(got, again)
+    assert np.abs(got[0, -1] - want).max() < 1e-3, np.abs(got[0, -1] - want).max()
+
+    # the card: genai's folder is a candidate, judged by tokens, timed on a decode step
+    code, text, err = run_cli(
+        capsys, "optimize", lm["onnx"], "--genai", out, "--prompts", lm["prompts"],
+        "--passes", "slim", "--batch-sizes", "1,2", "--iters", "3", "--rounds", "2",
+        "--budget", "0", "--threads", "1", "--no-plots", "--out-dir", tmp_path / "card",
+        "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    rows = {c["name"]: c for c in json.loads(text)["candidates"]}
+    assert rows["genai"]["passed"] and rows["genai"]["agreement"] == 1.0, rows["genai"]
+    assert rows["genai"]["runtime"] == "onnxruntime-genai"
+    # timed at batch 1 only: onnxruntime-genai appends to a batch above 1 once
+    assert [t["batch_size"] for t in rows["genai"]["timings"]] == [1]
+    card = (tmp_path / "card" / "report.md").read_text()
+    assert "onnxruntime-genai's model builder folder" in card
+    code, _, err = run_cli(
+        capsys, "optimize", lm["onnx"], "--runtimes", "onnxruntime,onnxruntime-genai",
+        "--out-dir", tmp_path / "card2",
+    )  # fmt: skip
+    assert code != 0 and "--genai DIR" in err
+
     # a genai folder is for --reference or --bench --genai; a folder without its config fails
     code, _, err = run_cli(capsys, "generate", out, "--prompt-ids", "5,6")
     assert code != 0 and "--reference hf:DIR" in err

@@ -65,6 +65,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a decoder: prompts its greedy tokens are judged on (.npy rows left-padded with "
         "-1, or .npz input_ids + attention_mask); default: 32 drawn from the FP32 file",
     )
+    data.add_argument(
+        "--genai",
+        metavar="DIR",
+        help="a decoder: the folder of onnxruntime-genai's model builder (python -m "
+        "onnxruntime_genai.models.builder -i HF_DIR -o DIR -p int4 -e cpu) as a candidate, "
+        "judged by its tokens and timed on one decode step by onnxruntime-genai itself",
+    )
     goal = p.add_argument_group("the goal")
     goal.add_argument(
         "--objective", choices=OBJECTIVES, default="latency",
@@ -142,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         passes=args.passes, warmup=args.warmup, iters=args.iters, rounds=args.rounds,
         budget_s=args.budget, threads=args.threads, spinning=args.spinning,
         plots=not args.no_plots, force=args.force, calibration=args.calibration,
-        validation=args.data, labels=args.labels, prompts=args.prompts,
+        validation=args.data, labels=args.labels, prompts=args.prompts, genai=args.genai,
     )  # fmt: skip
     card = report_card(replace(model_source(args), data=None), args.out_dir, config, log=step(args))
     if not args.json:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,16 @@ import numpy as np
 
 from onnx_deploy.core.errors import GenerationError
 from onnx_deploy.core.errors import MissingExtraError
+from onnx_deploy.core.feeds import Feeds
+from onnx_deploy.core.specs import TensorSpec
+from onnx_deploy.infer.runners.base import Runner
 
 GENAI_CONFIG = "genai_config.json"
 GENAI_VERSION = "0.18.0"
 INSTALL = (
     f"pip install --no-deps onnxruntime-genai=={GENAI_VERSION} (--no-deps: it requires the "
-    "CPU onnxruntime wheel, and runs on onnxruntime-gpu's module instead)"
+    "CPU onnxruntime wheel, which must not sit beside onnxruntime-gpu; it runs on whichever "
+    "ONNX Runtime wheel is installed)"
 )
 
 
@@ -87,9 +92,12 @@ class GenaiTokens:
             raise GenerationError(f"onnxruntime-genai could not load {folder}: {e}") from None
         self._og = og
 
-    def _generator(self, length: int) -> Any:
+    def generator(self, length: int, batch_size: int = 1) -> Any:
+        """A fresh ``Generator`` for sequences of up to ``length`` tokens (the cache's size)."""
         params = self._og.GeneratorParams(self.model)
-        params.set_search_options(max_length=int(length), batch_size=1, do_sample=False)
+        params.set_search_options(
+            max_length=int(length), batch_size=int(batch_size), do_sample=False
+        )
         return self._og.Generator(self.model, params)
 
     def _check(self, ids: Sequence[int], new: int) -> list[int]:
@@ -122,7 +130,7 @@ class GenaiTokens:
         if max_new_tokens < 1:
             raise GenerationError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         row = self._check(prompt, max_new_tokens)
-        gen = self._generator(len(row) + max_new_tokens)
+        gen = self.generator(len(row) + max_new_tokens)
         tokens: list[int] = []
         kept: list[np.ndarray] = []
         start = time.perf_counter()
@@ -156,7 +164,7 @@ class GenaiTokens:
 
     def score(self, ids: Sequence[int]) -> np.ndarray:
         row = self._check(ids, 0)
-        gen = self._generator(len(row))
+        gen = self.generator(len(row))
         gen.append_tokens(np.asarray([row], np.int32))
         return np.asarray(gen.get_output("logits"), np.float32).reshape(len(row), -1)
 
@@ -169,3 +177,102 @@ class GenaiTokens:
 
     def close(self) -> None:
         self.model = None
+
+
+# --- one decode step, for timing beside files (the report card's runtime) ------------------
+# The folder's own graph takes onnxruntime-genai's inputs (its cache, its buffers), so this
+# runner takes what a cache decoder file of this project takes at one decode step:
+# ``input_ids`` of the new tokens per row and ``attention_mask`` over past + new (the rest,
+# the past tensors, are ignored: onnxruntime-genai's ``Generator`` holds its own cache). The
+# first call at a batch size and past length fills the cache with that many prompt tokens;
+# every call then rewinds the generator to the past and appends the new tokens, which is what
+# one decode step does. ``infer`` returns the logits of the new tokens.
+
+STEP_INPUTS = ("input_ids", "attention_mask")
+
+
+class GenaiRunner(Runner):
+    """One decode step of an onnxruntime-genai folder on the CPU (the comment above);
+    ``threads``: the session's intra-op threads (default: the folder's config)."""
+
+    backend = "onnxruntime-genai"
+    # onnxruntime-genai 0.18 appends tokens to a batch of more than one row once (its batched
+    # loop is generate_next_token): a decode step after a cache is timed at batch 1 only
+    max_batch = 1
+    max_batch_reason = (
+        "onnxruntime-genai appends to a batch above 1 once; its decode step is timed at batch 1"
+    )
+
+    def __init__(
+        self, folder: str | os.PathLike[str], threads: int | None = None, name: str | None = None
+    ) -> None:
+        super().__init__(name or str(folder), "cpu")
+        self.folder = str(folder)
+        self.threads = threads
+        self._source: GenaiTokens | None = None
+        self._state: tuple[int, int] | None = None  # (batch, past) the generator holds
+        self._generator: Any = None
+        self._inputs = (
+            TensorSpec("input_ids", "int64", ("batch", "seq")),
+            TensorSpec("attention_mask", "int64", ("batch", "total")),
+        )
+        self._outputs = (TensorSpec("logits", "float32", ("batch", "seq", "vocab")),)
+
+    def _activate(self) -> None:
+        self._source = GenaiTokens(self.folder, threads=self.threads)
+
+    def _deactivate(self) -> None:
+        if self._source is not None:
+            self._source.close()
+        self._source, self._generator, self._state = None, None, None
+
+    def feeds(self, data: Any) -> Feeds:
+        """The decode step's ``input_ids`` and ``attention_mask`` (a dict by name)."""
+        if not isinstance(data, dict) or any(n not in data for n in STEP_INPUTS):
+            raise GenerationError(
+                f"{self.name}: onnxruntime-genai's runner takes a decode step's "
+                f"{' and '.join(STEP_INPUTS)} by name"
+            )
+        ids = np.asarray(data["input_ids"])
+        mask = np.asarray(data["attention_mask"])
+        if ids.ndim != 2 or mask.ndim != 2 or mask.shape[0] != ids.shape[0]:
+            raise GenerationError(
+                f"{self.name}: input_ids {ids.shape} and attention_mask {mask.shape} must be "
+                "(batch, new) and (batch, past + new)"
+            )
+        if mask.shape[1] < ids.shape[1]:
+            raise GenerationError(f"{self.name}: attention_mask is shorter than input_ids")
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def _ready(self, batch: int, past: int, new: int) -> Any:
+        """A generator holding ``past`` tokens per row (made once per batch and past)."""
+        assert self._source is not None
+        if self._state != (batch, past):
+            gen = self._source.generator(past + new, batch)
+            if past:
+                prompt = (np.arange(past, dtype=np.int32) % max(self._source.vocab - 1, 1)) + 1
+                gen.append_tokens(np.tile(prompt, (batch, 1)))
+            self._generator, self._state = gen, (batch, past)
+        return self._generator
+
+    def _infer(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        ids = np.asarray(feeds["input_ids"])
+        batch, new = ids.shape
+        if batch > self.max_batch:
+            raise GenerationError(f"{self.name}: batch {batch}: {self.max_batch_reason}")
+        past = int(np.asarray(feeds["attention_mask"]).shape[1]) - new
+        gen = self._ready(batch, past, new)
+        gen.rewind_to(past)
+        gen.append_tokens(ids.astype(np.int32))
+        logits = np.asarray(gen.get_logits(), np.float32)
+        return {"logits": logits.reshape(batch, -1, logits.shape[-1])}
+
+    def timed_call(self, data: Any) -> Callable[[], Any]:
+        feeds = self.feeds(data)
+        self.activate()
+        return lambda: self._infer(feeds)
+
+    def environment(self) -> dict[str, Any]:
+        from importlib.metadata import version
+
+        return {"onnxruntime-genai": version("onnxruntime-genai"), "threads": self.threads}

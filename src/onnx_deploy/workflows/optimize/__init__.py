@@ -47,6 +47,7 @@ from onnx_deploy.sources import ModelSource
 from onnx_deploy.workflows.optimize.candidates import REFERENCE
 from onnx_deploy.workflows.optimize.candidates import Candidate
 from onnx_deploy.workflows.optimize.candidates import build_candidates
+from onnx_deploy.workflows.optimize.candidates import genai_candidate
 from onnx_deploy.workflows.optimize.choose import choose
 from onnx_deploy.workflows.optimize.choose import pareto_front
 from onnx_deploy.workflows.optimize.config import OBJECTIVES
@@ -56,6 +57,7 @@ from onnx_deploy.workflows.optimize.evaluate import TokenJudge
 from onnx_deploy.workflows.optimize.evaluate import judge_candidates
 from onnx_deploy.workflows.optimize.evaluate import time_candidates
 from onnx_deploy.workflows.optimize.manifest import build_manifest
+from onnx_deploy.workflows.optimize.report import GENAI_FOLDER
 from onnx_deploy.workflows.optimize.report import PLOTS
 from onnx_deploy.workflows.optimize.report import ReportCard
 from onnx_deploy.workflows.optimize.report import write_report
@@ -78,7 +80,15 @@ Log = Callable[[str], None]
 MIN_IDENTICAL = 0.98
 DEFAULT_SOURCE = "project:digits_cnn"  # the trained digits CNN with its real data
 # what a card writes in its folder besides variants/ (checked before any work)
-OUTPUTS = ("report.md", "report.json", "model.onnx", "model.plan", "manifest.json", *PLOTS.values())
+OUTPUTS = (
+    "report.md",
+    "report.json",
+    "model.onnx",
+    "model.plan",
+    GENAI_FOLDER,
+    "manifest.json",
+    *PLOTS.values(),
+)
 
 
 def _quiet(_: str) -> None:
@@ -186,6 +196,12 @@ def _start(model: str | os.PathLike[str], out: Path, config: OptimizeConfig) -> 
     device = _check_target(config.target)
     require_runtime_loads(model, "no candidates, no report")
     for written in OUTPUTS:  # never replace a file of the user's without force
+        if written == GENAI_FOLDER and (out / written).is_dir():
+            if not config.force:
+                raise OptimizeError(
+                    f"{out / written} exists (an earlier card's choice): pass --force"
+                )
+            continue
         check_output_path(out / written, force=config.force)
     variants = out / "variants"
     for chain in chains():  # an earlier run's files: never judged or timed again
@@ -263,6 +279,18 @@ def optimize(
         target=config.target, force=True, batch_sizes=config.batch_sizes, log=log,
     )  # fmt: skip
     candidates = build_candidates(str(model), out / "variants", config, ctx, log)
+    if config.genai is not None:
+        if tokens is None:
+            raise OptimizeError(
+                "--genai: onnxruntime-genai's folder is a decoder's candidate; this model is "
+                "not a decoder exported with its cache (export hf:DIR of a causal LM)"
+            )
+        from onnx_deploy.infer.tokens import OnnxTokens
+
+        with contextlib.closing(OnnxTokens(str(model))) as ref:
+            vocab = ref.vocab
+        candidates.append(genai_candidate(config.genai, vocab))
+        log(f"candidate genai: {candidates[-1].details}")
     candidates = judge_candidates(
         candidates, data.validation, config, labels=data.labels, min_agreement=agreement,
         device=device, tokens=tokens, log=log,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from onnx_deploy.core.errors import OptimizeError
 from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.files import file_size
 from onnx_deploy.core.timing import Speedup
@@ -209,3 +210,32 @@ def _runtime_title(runtime: Any, mode: Any, chain: tuple[str, ...]) -> str:
     if mode.title:
         return f"{runtime.title} {mode.title}" + (f" ({chain_title(chain)})" if chain else "")
     return f"{runtime.title} {chain_title(chain)}"
+
+
+GENAI = "onnxruntime-genai"
+
+
+def genai_candidate(folder: str, vocab: int) -> Candidate:
+    """The folder of onnxruntime-genai's model builder as a decoder's candidate: judged by
+    its greedy tokens against the FP32 file, timed on one decode step by onnxruntime-genai
+    itself (``infer.genai.GenaiRunner``). ``vocab``: the FP32 file's, which it must share."""
+    from onnx_deploy.infer.genai import genai_config
+    from onnx_deploy.infer.genai import genai_module
+
+    genai_module()  # says how to install it
+    config = genai_config(folder)
+    if int(config["model"]["vocab_size"]) != vocab:
+        raise OptimizeError(
+            f"--genai {folder}: its vocabulary ({config['model']['vocab_size']}) is not the "
+            f"FP32 file's ({vocab}); build it from the same model"
+        )
+    name = config["model"].get("decoder", {}).get("filename", "model.onnx")
+    graph = Path(folder) / name
+    size = sum(p.stat().st_size for p in Path(folder).iterdir() if p.name.startswith(name))
+    ops = sorted({op for dom, op in graph_ops(graph) if dom in CONTRIB_DOMAINS})
+    nbits = "MatMulNBits" in ops
+    return Candidate(
+        name="genai", chain=(GENAI,), runtime=GENAI, precision="int8" if nbits else "fp32",
+        path=str(folder), size=size, contrib_ops=tuple(ops),
+        details=f"onnxruntime-genai's model builder folder ({name}: {', '.join(ops) or 'standard ops'})",
+    )  # fmt: skip

@@ -115,7 +115,8 @@ class OptimizeConfig:
     rounds at the objective's batch size until every interval decides (0: none).
     ``calibration``, ``validation``, ``labels``: arrays, dicts by input name or files;
     ``dims``/``inputs``: the signature's ranges and kinds for generated inputs;
-    ``prompts``/``max_new_tokens``/``num_prompts``: a decoder's token judge.
+    ``prompts``/``max_new_tokens``/``num_prompts``: a decoder's token judge; ``genai``:
+    a folder of onnxruntime-genai's model builder, a decoder's candidate beside the files.
     """
 
     goal: Goal = field(default_factory=Goal)
@@ -144,6 +145,7 @@ class OptimizeConfig:
     num_prompts: int = 32
     dims: tuple[Any, ...] = ()
     inputs: tuple[Any, ...] = ()
+    genai: str | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -157,6 +159,11 @@ class OptimizeConfig:
             )
         if "onnxruntime" not in self.runtimes:
             raise OptimizeError("--runtimes must include onnxruntime: its FP32 is the reference")
+        if "onnxruntime-genai" in self.runtimes:
+            raise OptimizeError(
+                "onnxruntime-genai runs its model builder's folder, not the card's files: "
+                "give the folder with --genai DIR"
+            )
         if self.rounds < 1 or self.iters < 1 or self.budget_s < 0:
             raise OptimizeError("rounds and iters must be at least 1, the budget 0 or more")
 

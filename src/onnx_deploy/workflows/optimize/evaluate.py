@@ -38,6 +38,7 @@ from onnx_deploy.infer.judge import judge
 from onnx_deploy.infer.judge import task_accuracy
 from onnx_deploy.infer.judge import tolerance_for
 from onnx_deploy.runtimes import resolve
+from onnx_deploy.workflows.optimize.candidates import GENAI
 from onnx_deploy.workflows.optimize.candidates import REFERENCE
 from onnx_deploy.workflows.optimize.candidates import Candidate
 from onnx_deploy.workflows.optimize.config import EQUIVALENCE
@@ -70,10 +71,13 @@ class TokenJudge:
     min_identical: float
 
     def check(self, reference: str, candidate: str) -> Any:
+        from onnx_deploy.infer.genai import GenaiTokens
+        from onnx_deploy.infer.genai import is_genai_folder
         from onnx_deploy.infer.tokens import OnnxTokens
         from onnx_deploy.infer.tokens import check_tokens
 
-        ref, cand = OnnxTokens(reference), OnnxTokens(candidate)
+        ref = OnnxTokens(reference)
+        cand = GenaiTokens(candidate) if is_genai_folder(candidate) else OnnxTokens(candidate)
         try:
             return check_tokens(
                 ref, cand, self.prompts, max_new_tokens=self.max_new_tokens,
@@ -126,6 +130,14 @@ def judge_candidates(
             )  # fmt: skip
             continue
         try:
+            if c.runtime == GENAI and tokens is not None:  # its own graph: tokens alone
+                check = tokens.check(ref_c.path, c.path)
+                fails = tokens.fails(check) + _size_fails(c, goal.max_size)
+                share = check.identical / len(check.prompts)
+                c = replace(c, passed=not fails, fails=fails, agreement=share)
+                log(f"validate  {c.name}: {'PASS' if c.passed else 'FAIL ' + '; '.join(fails)}")
+                out.append(c)
+                continue
             # the reference opened beside each candidate, not held through the loop, and
             # each runs alone (the 600M decoder peaked at 7.1x its file with the reference,
             # the candidate and the token check's two sessions open at once)
@@ -248,8 +260,11 @@ def time_candidates(
         runners = {c.name: stack.enter_context(open_runner(c, device, settings)) for c in ready}
         for b in config.batch_sizes:
             calls[b] = _calls_per_round(runners[REFERENCE], b, inputs.get(b), config)
+            fits = {n: r for n, r in runners.items() if b <= getattr(r, "max_batch", b)}
+            for name in runners.keys() - fits.keys():
+                log(f"bench     {name} batch {b}: not timed ({runners[name].max_batch_reason})")
             for r in benchmark(
-                runners, b, inputs=inputs.get(b), warmup=config.warmup,
+                fits, b, inputs=inputs.get(b), warmup=config.warmup,
                 iters=calls[b] * config.rounds, rounds=config.rounds,
             ):  # fmt: skip
                 timings[r.name][b] = r
@@ -266,7 +281,8 @@ def time_candidates(
             if config.rounds + extra >= MAX_ROUNDS:
                 stop = "rounds"
                 break
-            group = [REFERENCE, *(c.name for c in ready if c.feasible and c.name != REFERENCE)]
+            group = [REFERENCE, *(c.name for c in ready if c.feasible and c.name != REFERENCE
+                                  and b_obj in timings[c.name])]  # fmt: skip
             still = ", ".join(
                 [*undecided, *(["the tie of " + " and ".join(open_tie)] if open_tie else [])]
             )
@@ -332,9 +348,11 @@ def _settle_tie(
 
     b_obj = config.objective_batch
     _, _, tied = standing(_provisional(candidates, timings, b_obj), config)
-    names = [c.name for c in tied]
     added, spent = 0, time.perf_counter() - start
-    for b in (b for b in config.batch_sizes if b != b_obj and len(names) > 1):
+    for b in (b for b in config.batch_sizes if b != b_obj):
+        names = [c.name for c in tied if b in timings.get(c.name, {})]
+        if len(names) < 2:
+            continue
         while spent < config.budget_s and config.rounds + added < 2 * MAX_ROUNDS:
             open_pairs = [
                 (x, y) for i, x in enumerate(names) for y in names[i + 1 :]

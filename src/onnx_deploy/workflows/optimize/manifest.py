@@ -26,9 +26,17 @@ def build_manifest(card: Any, contract: ModelContract | None) -> dict[str, Any]:
     chosen = card.chosen_candidate
     path = Path(chosen.path)
     runtime, mode = resolve(chosen.runtime)
+    if path.is_dir():  # onnxruntime-genai's folder: every file's hash, its graph's facts
+        graph = path / "model.onnx"
+        file, sha = (
+            "genai/",
+            {p.name: file_sha256(p) for p in sorted(path.iterdir()) if p.is_file()},
+        )
+    else:
+        graph, file, sha = path, "model" + path.suffix, file_sha256(path)
     manifest: dict[str, Any] = {
-        "file": "model" + path.suffix,
-        "sha256": file_sha256(path),
+        "file": file,
+        "sha256": sha,
         "bytes": chosen.size,
         "candidate": chosen.name,
         "chain": list(chosen.chain),
@@ -39,8 +47,8 @@ def build_manifest(card: Any, contract: ModelContract | None) -> dict[str, Any]:
             "devices": list(runtime.devices),
         },
     }
-    if path.suffix == ".onnx":
-        manifest |= _onnx_facts(path, card.target)
+    if graph.suffix == ".onnx" and graph.is_file():
+        manifest |= _onnx_facts(graph, card.target)
     sp = chosen.speedup
     manifest["validation"] = {
         "against": "FP32 (the model as given, on ONNX Runtime)",

@@ -34,6 +34,7 @@ from onnx_deploy.workflows.optimize.config import EQUIVALENCE
 from onnx_deploy.workflows.optimize.evaluate import Timing
 
 PLOTS = {"pareto_plot": "pareto.png", "batch_plot": "latency_by_batch.png"}
+GENAI_FOLDER = "genai"  # where a chosen onnxruntime-genai folder is copied
 
 
 @dataclass(frozen=True)
@@ -255,9 +256,22 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     chosen = card.chosen_candidate
+    keep = Path(chosen.path).resolve() if chosen is not None and chosen.path else None
+    for stale in ("model.onnx", "model.plan", GENAI_FOLDER):  # an earlier card's choice
+        old = out / stale
+        if old.resolve() == keep:
+            continue
+        if old.is_dir():
+            shutil.rmtree(old)
+        elif old.exists():
+            old.unlink()
     if chosen is not None and chosen.path is not None:
-        files["model"] = str(out / f"model{Path(chosen.path).suffix}")
-        copy_model(chosen.path, files["model"], force=True)
+        if Path(chosen.path).is_dir():  # onnxruntime-genai's folder ships whole
+            files["model"] = str(out / GENAI_FOLDER)
+            copy_folder(chosen.path, files["model"])
+        else:
+            files["model"] = str(out / f"model{Path(chosen.path).suffix}")
+            copy_model(chosen.path, files["model"], force=True)
         if manifest is not None:
             files["manifest"] = str(write_json(out / "manifest.json", manifest, force=True))
     if plots:
@@ -311,6 +325,21 @@ def markdown(card: ReportCard, plots: bool = True) -> str:
         f"- made in {card.seconds:.0f} s",
     ]
     return "\n".join(lines) + "\n"
+
+
+def copy_folder(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy a folder beside ``dst`` first, then swap it in (the card's outputs are replaced
+    as a whole: ``optimize`` refused an existing card without ``--force`` before this)."""
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(src, tmp)
+        if dst.exists():
+            shutil.rmtree(dst)
+        tmp.rename(dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def copy_model(src: str | os.PathLike[str], dst: str | os.PathLike[str], force: bool) -> None:
