@@ -484,3 +484,11 @@ def test_a_decoder_judged_by_its_tokens_gets_fewer_random_samples(lm) -> None:
     assert DECODER_RANDOM_SAMPLES == 8
     assert samples(decoder=True) == (8, 8)
     assert samples(decoder=False) == (64, 32)
+
+
+def test_the_token_check_names_a_missing_or_wrong_candidate_file(lm, tmp_path, capsys) -> None:
+    for bad, says in ((tmp_path / "nope.onnx", "no such file"), (tmp_path, "is a directory")):
+        code, _, err = run_cli(
+            capsys, "generate", bad, "--reference", lm["spec"], "--prompts", lm["prompts"]
+        )
+        assert code == 1 and says in err and "unexpected" not in err, err

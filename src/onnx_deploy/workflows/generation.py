@@ -30,10 +30,11 @@ DEFAULT_PROMPTS = 64
 
 
 def file_contract(path: str | os.PathLike[str]) -> Any:
-    """The contract in a decoder file's metadata, or None (weights are not read)."""
-    import onnx
+    """The contract in a decoder file's metadata, or None (weights are not read); a missing
+    or unreadable file is a ``ModelFileError`` that says so."""
+    from onnx_deploy.infer.modelinfo import load_onnx
 
-    return read_contract(onnx.load(str(path), load_external_data=False))
+    return read_contract(load_onnx(path, load_external_data=False))
 
 
 def token_source(spec: str | os.PathLike[str], threads: int | None = None) -> TokenSource:
