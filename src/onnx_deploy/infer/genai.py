@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +58,12 @@ def genai_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError) as e:
         raise GenerationError(f"{path} is not a valid genai config: {e}") from None
     return config
+
+
+def genai_graph(folder: str | os.PathLike[str]) -> Path:
+    """The decoder's ONNX file in the folder, as its ``genai_config.json`` names it."""
+    decoder = genai_config(folder)["model"].get("decoder", {})
+    return Path(folder) / decoder.get("filename", "model.onnx")
 
 
 def genai_module() -> Any:
@@ -197,8 +202,8 @@ class GenaiRunner(Runner):
 
     backend = "onnxruntime-genai"
     # onnxruntime-genai 0.18 appends tokens to a batch of more than one row once (its batched
-    # loop is generate_next_token): a decode step after a cache is timed at batch 1 only
-    max_batch = 1
+    # loop is generate_next_token): a decode step after a cache runs at batch 1 only
+    max_batch: int | None = 1
     max_batch_reason = (
         "onnxruntime-genai appends to a batch above 1 once; its decode step is timed at batch 1"
     )
@@ -266,11 +271,6 @@ class GenaiRunner(Runner):
         gen.append_tokens(ids.astype(np.int32))
         logits = np.asarray(gen.get_logits(), np.float32)
         return {"logits": logits.reshape(batch, -1, logits.shape[-1])}
-
-    def timed_call(self, data: Any) -> Callable[[], Any]:
-        feeds = self.feeds(data)
-        self.activate()
-        return lambda: self._infer(feeds)
 
     def environment(self) -> dict[str, Any]:
         from importlib.metadata import version

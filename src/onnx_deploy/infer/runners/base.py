@@ -41,6 +41,8 @@ class Runner(abc.ABC):
     _inputs: tuple[TensorSpec, ...] = ()
     _outputs: tuple[TensorSpec, ...] = ()
     contract: ModelContract | None = None  # what the file's source recorded (core.contract)
+    max_batch: int | None = None  # the largest batch it runs (None: any), and why
+    max_batch_reason: str = ""
 
     def __init__(self, name: str, device: str) -> None:
         self.name = name

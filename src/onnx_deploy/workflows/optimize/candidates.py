@@ -31,6 +31,7 @@ from onnx_deploy.passes import get_pass
 from onnx_deploy.runtimes import CONTRIB_DOMAINS
 from onnx_deploy.runtimes import graph_ops
 from onnx_deploy.runtimes import resolve
+from onnx_deploy.runtimes.genai import OnnxRuntimeGenai
 from onnx_deploy.workflows.optimize.config import OptimizeConfig
 
 REFERENCE = "FP32"
@@ -212,7 +213,7 @@ def _runtime_title(runtime: Any, mode: Any, chain: tuple[str, ...]) -> str:
     return f"{runtime.title} {chain_title(chain)}"
 
 
-GENAI = "onnxruntime-genai"
+GENAI = OnnxRuntimeGenai.name
 
 
 def genai_candidate(folder: str, vocab: int) -> Candidate:
@@ -220,6 +221,7 @@ def genai_candidate(folder: str, vocab: int) -> Candidate:
     its greedy tokens against the FP32 file, timed on one decode step by onnxruntime-genai
     itself (``infer.genai.GenaiRunner``). ``vocab``: the FP32 file's, which it must share."""
     from onnx_deploy.infer.genai import genai_config
+    from onnx_deploy.infer.genai import genai_graph
     from onnx_deploy.infer.genai import genai_module
 
     genai_module()  # says how to install it
@@ -229,8 +231,8 @@ def genai_candidate(folder: str, vocab: int) -> Candidate:
             f"--genai {folder}: its vocabulary ({config['model']['vocab_size']}) is not the "
             f"FP32 file's ({vocab}); build it from the same model"
         )
-    name = config["model"].get("decoder", {}).get("filename", "model.onnx")
-    graph = Path(folder) / name
+    graph = genai_graph(folder)
+    name = graph.name
     size = sum(p.stat().st_size for p in Path(folder).iterdir() if p.name.startswith(name))
     ops = sorted({op for dom, op in graph_ops(graph) if dom in CONTRIB_DOMAINS})
     nbits = "MatMulNBits" in ops

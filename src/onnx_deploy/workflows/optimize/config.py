@@ -159,7 +159,9 @@ class OptimizeConfig:
             )
         if "onnxruntime" not in self.runtimes:
             raise OptimizeError("--runtimes must include onnxruntime: its FP32 is the reference")
-        if "onnxruntime-genai" in self.runtimes:
+        from onnx_deploy.runtimes.genai import OnnxRuntimeGenai
+
+        if OnnxRuntimeGenai.name in self.runtimes:
             raise OptimizeError(
                 "onnxruntime-genai runs its model builder's folder, not the card's files: "
                 "give the folder with --genai DIR"

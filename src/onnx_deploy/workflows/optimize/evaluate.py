@@ -260,7 +260,7 @@ def time_candidates(
         runners = {c.name: stack.enter_context(open_runner(c, device, settings)) for c in ready}
         for b in config.batch_sizes:
             calls[b] = _calls_per_round(runners[REFERENCE], b, inputs.get(b), config)
-            fits = {n: r for n, r in runners.items() if b <= getattr(r, "max_batch", b)}
+            fits = {n: r for n, r in runners.items() if r.max_batch is None or b <= r.max_batch}
             for name in runners.keys() - fits.keys():
                 log(f"bench     {name} batch {b}: not timed ({runners[name].max_batch_reason})")
             for r in benchmark(

@@ -27,7 +27,9 @@ def build_manifest(card: Any, contract: ModelContract | None) -> dict[str, Any]:
     path = Path(chosen.path)
     runtime, mode = resolve(chosen.runtime)
     if path.is_dir():  # onnxruntime-genai's folder: every file's hash, its graph's facts
-        graph = path / "model.onnx"
+        from onnx_deploy.infer.genai import genai_graph
+
+        graph = genai_graph(path)
         file, sha = (
             "genai/",
             {p.name: file_sha256(p) for p in sorted(path.iterdir()) if p.is_file()},
