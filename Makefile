@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install serve-env js chromium emulator run notebooks-refresh pipeline test check-platforms lint-imports test-avx2 format bench bench-runtimes bench-optimum bench-olive lab clean
+.PHONY: install serve-env js chromium emulator debian deps-run deps-test run notebooks-refresh pipeline test check-platforms lint-imports test-avx2 format bench bench-runtimes bench-optimum bench-olive lab clean
 
 install: $(STAMP)
 
@@ -61,9 +61,27 @@ chromium:
 	    echo "note: no chromium; the browser test will skip (sudo apt-get install chromium)"; \
 	  fi; }
 
+# The package's bytecode, written once: an editable install leaves src/ uncompiled, and
+# where PYTHONDONTWRITEBYTECODE is set (as on this project's machines) every process that
+# imports onnx_deploy (each notebook kernel, each command a test runs) compiled it again.
+PYC := $(BIN)/python -m compileall -q src >/dev/null
+
+## What `run` and `test` need, installed side by side: pip installs on one core, so the
+## serving environment, npm's packages and Debian's install on the other meanwhile
+## (notebooks/MEASUREMENTS.md, "The test command's time"). apt-get takes one lock: Debian's
+## packages install one after the other (`debian`).
+deps-run:
+	@$(MAKE) --no-print-directory -j4 install serve-env js chromium
+deps-test:
+	@$(MAKE) --no-print-directory -j4 install serve-env js debian
+debian:
+	@$(MAKE) --no-print-directory chromium
+	@$(MAKE) --no-print-directory emulator
+
 ## The main job: execute every notebook with papermill into artifacts/executed/ (device=cuda
 ## when a GPU is present) and print a summary table (also artifacts/executed/summary.json).
-run: install serve-env js chromium
+run: deps-run
+	$(PYC)
 	$(BIN)/python -m onnx_deploy.teach.notebooks run --notebooks notebooks --out-dir artifacts/executed
 
 ## Re-execute the notebooks in place on the CPU, so committed outputs come from a full run.
@@ -89,7 +107,8 @@ emulator:
 	  fi; }
 
 ## Every test: lint and format check, the layer contract, unit tests, and nbval over the notebooks.
-test: install serve-env js chromium emulator
+test: deps-test
+	$(PYC)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache

@@ -92,6 +92,31 @@ def test_a_runner_opened_to_read_its_inputs_is_not_in_use(tiny_onnx: Path) -> No
     assert fresh.session is None and not fresh.active
 
 
+def test_a_large_file_is_read_from_its_graph_and_opens_when_it_runs(
+    tiny_onnx: Path, monkeypatch
+) -> None:
+    """``open_now=False`` (what compare uses): a file of LARGE_MODEL_BYTES or more on the
+    CPU gets its inputs, outputs and contract from its graph, with no session until it runs
+    (a 2.2 GB file loaded twice per side before); the same specs and answers as a session's.
+    A small file still opens, as ONNX Runtime's own reading of its inputs is the reference."""
+    from onnx_deploy.infer.runners import onnxrt
+
+    opened = OnnxRuntimeRunner(tiny_onnx, "cpu")
+    small = OnnxRuntimeRunner(tiny_onnx, "cpu", open_now=False)
+    assert small.session is not None, "below the size where a load costs anything: opened"
+    monkeypatch.setattr(onnxrt, "LARGE_MODEL_BYTES", 0)
+    deferred = OnnxRuntimeRunner(tiny_onnx, "cpu", open_now=False)
+    assert deferred.session is None and not deferred.active
+    assert deferred.inputs == opened.inputs and deferred.outputs == opened.outputs
+    assert deferred.contract == opened.contract and deferred.name == opened.name
+    x = deferred.example_inputs(2)
+    name = opened.output_names[0]
+    np.testing.assert_array_equal(deferred.infer(x)[name], opened.infer(x)[name])
+    assert deferred.session is not None and deferred.providers == ["CPUExecutionProvider"]
+    named = OnnxRuntimeRunner(tiny_onnx, "cpu", open_now=False, providers=["CPUExecutionProvider"])
+    assert named.session is not None, "providers named: opened, to report what really runs"
+
+
 def test_torch_runner_leaves_the_module_as_it_was(tiny_module, monkeypatch) -> None:
     from onnx_deploy.core.specs import TensorSpec
 

@@ -562,10 +562,12 @@ def onnx_runner(model: Any, device: str) -> Runner:
         return model
     from onnx_deploy.infer.runners.onnxrt import OnnxRuntimeRunner
 
-    runner = OnnxRuntimeRunner(model, device=device, name=str(model))
-    # opened to read its inputs, outputs and contract: released until it runs, so the
-    # next model opens alone and compare holds one side's weights at a time (both
-    # sessions stayed open, and fuse on the 600M decoder peaked at 4.0x its file)
+    # inputs, outputs and contract read without running it (a large file's from its
+    # graph on the CPU: its session opens when it runs), and any session opened to read
+    # them released until it runs: the next model opens alone and compare holds one
+    # side's weights at a time (both sessions stayed open, and fuse on the 600M decoder
+    # peaked at 4.0x its file)
+    runner = OnnxRuntimeRunner(model, device=device, name=str(model), open_now=False)
     runner.release()
     return runner
 

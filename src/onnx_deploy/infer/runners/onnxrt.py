@@ -80,6 +80,9 @@ class OnnxRuntimeRunner(Runner):
     ``SessionSettings``: threads, spinning, execution mode, memory arena and pattern) makes
     the ``options``. ``io_binding``: bind inputs and outputs to device
     buffers (default: on CUDA only; ``True`` on the CPU exercises the same path).
+    ``open_now=False``: a file of ``LARGE_MODEL_BYTES`` or more on the CPU (no
+    ``providers``) has its inputs, outputs and contract read from its graph, weights left
+    on disk, and its session opens when it first runs.
     """
 
     backend = "onnxruntime"
@@ -98,6 +101,7 @@ class OnnxRuntimeRunner(Runner):
         name: str | None = None,
         provider_options: Mapping[str, Mapping[str, str]] | None = None,
         settings: SessionSettings | None = None,
+        open_now: bool = True,
     ) -> None:
         self._source = model
         self.model_path = str(model) if isinstance(model, (str, os.PathLike)) else None
@@ -115,6 +119,9 @@ class OnnxRuntimeRunner(Runner):
         }
         if hasattr(model, "get_inputs"):
             self.session: Any = model
+        elif not open_now and self._can_defer(device, providers):
+            self._read_graph(model, name)  # type: ignore[arg-type]
+            return
         else:
             self.session = create_session(model, **self._session_kwargs)  # type: ignore[arg-type]
         self.uses_cuda = self.session.get_providers()[0] in (
@@ -131,9 +138,37 @@ class OnnxRuntimeRunner(Runner):
         self._last: _Bound | None = None
         self._active = True  # the session is open from here on
 
+    def _can_defer(self, device: str, providers: list[str] | None) -> bool:
+        """A large file on the CPU: its inputs can be read without loading its weights."""
+        if self.model_path is None or device != "cpu" or providers is not None:
+            return False
+        return _on_disk(self.model_path) >= LARGE_MODEL_BYTES
+
+    def _read_graph(self, model: str | os.PathLike[str], name: str | None) -> None:
+        """Inputs, outputs and contract from the file's graph, its weights left on disk:
+        the session opens at the first run. For a model of several GB a session opened
+        only to read its inputs cost a full load before the one that runs."""
+        from onnx_deploy.infer.modelinfo import load_onnx
+        from onnx_deploy.infer.modelinfo import value_info_spec
+
+        graph_file = load_onnx(model, load_external_data=False)
+        weights = {t.name for t in graph_file.graph.initializer}
+        self.session = None
+        self.uses_cuda = False
+        super().__init__(name or Path(model).name, "cpu")
+        self._inputs = tuple(
+            value_info_spec(v) for v in graph_file.graph.input if v.name not in weights
+        )
+        self._outputs = tuple(value_info_spec(v) for v in graph_file.graph.output)
+        self.contract = read_contract({p.key: p.value for p in graph_file.metadata_props})
+        self.io_binding = False
+        self._bindings = OrderedDict()
+        self._last = None
+
     @property
     def providers(self) -> list[str]:
         """Providers really in use, first one first."""
+        self.activate()
         return list(self.session.get_providers())
 
     def _activate(self) -> None:
@@ -200,6 +235,7 @@ class OnnxRuntimeRunner(Runner):
             self._last.binding.synchronize_outputs()
 
     def environment(self) -> dict[str, Any]:
+        self.activate()
         env = {
             "providers": self.providers,
             "io_binding": self.io_binding,
