@@ -113,6 +113,12 @@ def test_a_large_file_is_read_from_its_graph_and_opens_when_it_runs(
     name = opened.output_names[0]
     np.testing.assert_array_equal(deferred.infer(x)[name], opened.infer(x)[name])
     assert deferred.session is not None and deferred.providers == ["CPUExecutionProvider"]
+    bound = OnnxRuntimeRunner(tiny_onnx, "cpu", open_now=False, io_binding=True)
+    assert bound.session is None and bound.io_binding, "io_binding as asked, deferred too"
+    np.testing.assert_array_equal(bound.infer(x)[name], opened.infer(x)[name])
+    assert bound.bound_shapes == 1
+    later = OnnxRuntimeRunner(tiny_onnx, "cpu", open_now=False)
+    assert later.environment()["providers"] == ["CPUExecutionProvider"]
     named = OnnxRuntimeRunner(tiny_onnx, "cpu", open_now=False, providers=["CPUExecutionProvider"])
     assert named.session is not None, "providers named: opened, to report what really runs"
 

@@ -120,7 +120,7 @@ class OnnxRuntimeRunner(Runner):
         if hasattr(model, "get_inputs"):
             self.session: Any = model
         elif not open_now and self._can_defer(device, providers):
-            self._read_graph(model, name)  # type: ignore[arg-type]
+            self._read_graph(model, name, bool(io_binding))  # type: ignore[arg-type]
             return
         else:
             self.session = create_session(model, **self._session_kwargs)  # type: ignore[arg-type]
@@ -144,7 +144,9 @@ class OnnxRuntimeRunner(Runner):
             return False
         return _on_disk(self.model_path) >= LARGE_MODEL_BYTES
 
-    def _read_graph(self, model: str | os.PathLike[str], name: str | None) -> None:
+    def _read_graph(
+        self, model: str | os.PathLike[str], name: str | None, io_binding: bool
+    ) -> None:
         """Inputs, outputs and contract from the file's graph, its weights left on disk:
         the session opens at the first run. For a model of several GB a session opened
         only to read its inputs cost a full load before the one that runs."""
@@ -161,7 +163,7 @@ class OnnxRuntimeRunner(Runner):
         )
         self._outputs = tuple(value_info_spec(v) for v in graph_file.graph.output)
         self.contract = read_contract({p.key: p.value for p in graph_file.metadata_props})
-        self.io_binding = False
+        self.io_binding = io_binding  # as asked: the CPU's default is off
         self._bindings = OrderedDict()
         self._last = None
 
@@ -235,8 +237,7 @@ class OnnxRuntimeRunner(Runner):
             self._last.binding.synchronize_outputs()
 
     def environment(self) -> dict[str, Any]:
-        self.activate()
-        env = {
+        env = {  # `providers` opens a session not yet opened
             "providers": self.providers,
             "io_binding": self.io_binding,
             **intra_op_threads(self.session),
