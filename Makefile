@@ -107,12 +107,16 @@ emulator:
 	  fi; }
 
 ## Every test: lint and format check, the layer contract, unit tests, and nbval over the notebooks.
+## The unit tests run in TEST_WORKERS pytest-xdist workers, a test file to each (their own
+## fixtures, one PyTorch thread each: tests/conftest.py); the notebooks one after the other,
+## alone on the machine, because they time things and assert on the timings.
+TEST_WORKERS ?= 2
 test: deps-test
 	$(PYC)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile
 	$(BIN)/python -m pytest --nbval notebooks/ --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
 

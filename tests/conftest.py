@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# `make test` runs the unit tests in two pytest-xdist workers on a 2-core machine. PyTorch's
+# OpenMP threads wait for each other by spinning: two workers with two threads each made the
+# tests that train a model about 3x slower (notebooks/MEASUREMENTS.md, "The test command's
+# time"). Each worker, and every command it starts, runs PyTorch on one thread instead.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 TINY_MODEL_SOURCE = '''
 import torch
