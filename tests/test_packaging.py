@@ -130,3 +130,43 @@ def test_core_install_ships_the_skills(core_env: Path, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "agent" / "onnx-deploy" / "SKILL.md").is_file()
     assert (tmp_path / "agent" / "onnx-quantize" / "reference.md").is_file()
+
+
+def _install_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ci_install", ROOT / ".ci" / "install.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_install_splits_pips_plan_into_two_lanes(tmp_path: Path) -> None:
+    """`.ci/install.py` reads pip's own --report (a real one here): the large wheels in the
+    first lane, each by the URL pip resolved, and the project itself left to the plain
+    install."""
+    import json
+
+    script = _install_script()
+    report = tmp_path / "plan.json"
+    got = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "install", "-q",
+         "--dry-run", "--ignore-installed", "--no-deps", "--report", str(report),
+         f"numpy=={np.__version__}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert got.returncode == 0, got.stderr[-2000:]
+    items = json.loads(report.read_text())["install"]
+    heavy, rest = script.split_plan(items)
+    assert heavy == [] and len(rest) == 1 and rest[0].startswith("numpy @ "), rest
+    fake = {"download_info": {"url": "file:///w/torch-2.whl"}, "metadata": {"name": "Torch"}}
+    nvidia = {"download_info": {"url": "file:///w/n.whl"}, "metadata": {"name": "nvidia-cublas"}}
+    project = {  # as pip reports `-e .` (PEP 610's direct URL of a local folder)
+        "download_info": {"url": f"file://{ROOT}", "dir_info": {"editable": True}},
+        "metadata": {"name": "onnx-deploy"},
+    }
+    assert script.split_plan([fake, project, nvidia, *items]) == (
+        ["torch @ file:///w/torch-2.whl", "nvidia-cublas @ file:///w/n.whl"],
+        rest,
+    )
+    assert script.main([]) == 2  # usage
