@@ -24,3 +24,13 @@ def test_readme_python_examples_run(tmp_path: Path) -> None:
     assert out.returncode == 0, f"README python examples failed:\n{out.stderr[-3000:]}"
     assert out.stdout.count("median") >= 3, out.stdout  # one bench, then two runners
     assert ": PASS" in out.stdout and "FAIL" not in out.stdout, out.stdout
+
+
+def test_readme_names_every_skill_folder() -> None:
+    """The README's list of focused skills names each folder in skills/ (it once left out
+    detection)."""
+    listed = re.search(r"one folder per stage: ([^)]*)\)", README.read_text().replace("\n", " "))
+    assert listed, "the README lists the skills' stages"
+    named = {f"onnx-{s.strip()}" for s in listed[1].split(",")}
+    folders = {p.name for p in (README.parent / "skills").iterdir() if (p / "SKILL.md").exists()}
+    assert named == folders, f"README lists {sorted(named)}, skills/ has {sorted(folders)}"
