@@ -2,12 +2,12 @@
 
 pip installs one wheel after another on one core, and `make test` spent about 230 s in it
 on a 2-core machine (notebooks/MEASUREMENTS.md, "The test command's time"). This resolves
-once (``pip install --dry-run --report``: what is missing or at another version), installs the plan's wheels in two pip processes
-at once (PyTorch, CUDA's libraries and Triton's compiler in one; everything else in the
-other), then runs the plain install, which finds them in place, installs the project itself
-and repairs anything the two left out: 238.2 s -> 159.9 s on a 2-core machine, the same
-packages at the same versions. Where resolving fails, it stops with pip's exit code and the
-Makefile runs the plain install alone.
+once (``pip install --dry-run --report``: what is missing or at another version), installs
+the plan's wheels in two pip processes at once (PyTorch, CUDA's libraries, Triton's compiler
+and client in one; everything else in the other), then runs the plain install, which finds
+them in place, installs the project itself and repairs anything the two left out: 238.2 s
+-> 159.9 s on a 2-core machine, the same packages at the same versions. Where resolving
+fails, it stops with pip's exit code and the Makefile runs the plain install alone.
 
 Usage: python .ci/install.py VENV PIP_INSTALL_ARGS...   (as ``pip install ARGS``)
 """
@@ -47,9 +47,7 @@ def main(argv: list[str]) -> int:
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "plan.json"
-        plan = subprocess.run(
-            [*pip, "install", "-q", "--dry-run", "--report", str(report), *args]
-        )  # fmt: skip
+        plan = subprocess.run([*pip, "install", "-q", "--dry-run", "--report", str(report), *args])
         if plan.returncode:
             return plan.returncode
         lanes = split_plan(json.loads(report.read_text())["install"])

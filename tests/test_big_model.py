@@ -198,7 +198,7 @@ def test_every_command_past_2gb_stays_under_3x_its_size(big: Path, work: Path) -
         assert peak < MAX_PEAK["slim"] * size, f"slim peaked at {peak / size:.2f}x"
         assert _size(slim) > PROTOBUF_LIMIT
         onnx.checker.check_model(str(slim))
-        shutil.rmtree(slim.parent)  # 2.2 GB each: the disk holds one output at a time
+        shutil.rmtree(slim.parent)  # 2.2 GB each: each lane holds one output at a time
 
         fused = tmp_path / "fused" / "model.onnx"  # onnx_ir reads the weights lazily
         code, out, peak = run_peak("fuse", big, "-o", fused)
