@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install serve-env js chromium emulator debian deps-run deps-test run notebooks-refresh pipeline test check-platforms lint-imports test-avx2 format bench bench-runtimes bench-optimum bench-olive lab clean
+.PHONY: test-families install serve-env js chromium emulator debian deps-run deps-test run notebooks-refresh pipeline test check-platforms lint-imports test-avx2 format bench bench-runtimes bench-optimum bench-olive lab clean
 
 install: $(STAMP)
 
@@ -122,6 +122,13 @@ test: deps-test
 	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile
 	$(BIN)/python -m pytest --nbval notebooks/ --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider
+
+## Every model family in onnx_deploy.teach.families (about 40 Hugging Face architectures from
+## tiny configs: text, vision, detection, audio, seq2seq) exported with `export hf:DIR` and no
+## other flag, and validated; `make test` runs a subset of eleven, one per task.
+test-families: install
+	ONNX_DEPLOY_FAMILIES=all $(BIN)/python -m pytest tests/test_families.py -n $(TEST_WORKERS) \
+		--durations=0 -p no:cacheprovider
 
 ## The dependencies (core and every extra) resolved for macOS arm64, Linux aarch64, Windows
 ## x86-64 and Linux x86-64 with uv, which evaluates environment markers for the target

@@ -406,6 +406,85 @@ def test_validate_with_real_inputs_honours_batch_sizes(hf_models, tmp_path, caps
     assert report["batch_sizes"] == [1, 8] and report["num_samples"] == 20  # 1+8+1+8+1+1
 
 
+def test_real_inputs_without_segment_ids_are_filled_as_transformers_fills_them(
+    hf_models, tmp_path, capsys
+):
+    """A tokenizer pipeline that gives input_ids and attention_mask only: BERT's
+    token_type_ids are zeros in transformers, and so here, with a note (validate, and
+    static quantization's calibration)."""
+    model = tmp_path / "bert.onnx"
+    assert run_cli(capsys, "export", hf_models["bert"], "-o", model)[0] == 0
+    rng = np.random.default_rng(3)
+    mask = padding_mask("int64", (6, 10), rng)
+    data = tmp_path / "pairs.npz"
+    np.savez(data, input_ids=rng.integers(1, VOCAB, mask.shape) * mask, attention_mask=mask)
+    code, out, err = run_cli(
+        capsys, "validate", model, "--reference", hf_models["bert"], "--inputs", data
+    )
+    assert code == 0, err
+    assert "the data has no token_type_ids: filled with token_type_ids=0" in out, out
+    code, out, err = run_cli(
+        capsys, "quantize", model, "--method", "static", "--calibration", data,
+        "-o", tmp_path / "q.onnx",
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_position_tables_with_an_offset_limit_the_sequence(tmp_path):
+    """RoBERTa numbers positions from padding_idx + 1: a table of 64 takes 62 tokens."""
+    from onnx_deploy.convert.hf import position_limit
+    from onnx_deploy.convert.hf import signature_for
+
+    config = transformers.RobertaConfig(
+        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=37, max_position_embeddings=64,
+    )  # fmt: skip
+    roberta = transformers.RobertaForTokenClassification(config).eval()
+    assert position_limit(roberta) == 62
+    assert signature_for(roberta).dim("seq").max == 62
+    ids = torch.randint(2, VOCAB, (1, 62))
+    roberta(input_ids=ids)  # the longest valid sequence runs ...
+    with pytest.raises((IndexError, RuntimeError), match="index"):
+        roberta(input_ids=torch.randint(2, VOCAB, (1, 63)))  # ... and one more does not
+    bert = transformers.BertModel(transformers.BertConfig(**config.to_diff_dict())).eval()
+    assert position_limit(bert) is None
+
+
+def test_audio_signatures_come_from_the_config():
+    from onnx_deploy.convert.hf import signature_for
+    from onnx_deploy.teach.families import family
+
+    whisper = signature_for(family("whisper").build())
+    assert [i.name for i in whisper.inputs] == ["input_features", "decoder_input_ids"]
+    assert whisper.inputs[0].shape == ("batch", 16, 60)  # num_mel_bins, 2 x source positions
+    wav = signature_for(family("wav2vec2-ctc").build())
+    samples = wav.dim("samples")
+    assert wav.inputs[0].shape == ("batch", "samples") and samples.opt == 16_000
+    assert samples.min == 10 + 2 * 5 + 2 * 10  # the convolutions' window: 10, 3x5, 3x10
+    ast = signature_for(family("ast-audio").build())
+    assert ast.inputs[0].shape == ("batch", 32, 16)
+
+
+def test_a_model_that_fails_in_pytorch_is_not_blamed_on_the_exporter(tmp_path, capsys):
+    source = tmp_path / "picky.py"
+    source.write_text(
+        "import torch\n"
+        "class Picky(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        if x.shape[0] < 1000:\n"
+        "            raise ValueError('needs a batch of 1000')\n"
+        "        return x\n"
+        "def make():\n"
+        "    return Picky()\n"
+    )
+    out = tmp_path / "picky.onnx"
+    code, _, err = run_cli(capsys, "export", f"{source}:make", "--input-shape", "3", "-o", out)
+    assert code != 0 and not out.exists()
+    assert "PyTorch itself failed on the example inputs (input_0 float32[2, 3])" in err, err
+    assert "needs a batch of 1000" in err and "--example" in err
+    assert "torch.export could not capture" not in err
+
+
 def test_generate_takes_text_with_a_saved_tokenizer(hf_models, tmp_path, capsys):
     tokenizers = pytest.importorskip("tokenizers")
     from onnx_deploy.convert.hf import export_decoder

@@ -139,3 +139,40 @@ def test_dim_names_from_files_become_identifiers() -> None:
     sig = Signature.from_specs(specs)
     assert sig.inputs[0].shape == ("batch_size", "d_2_h", 3, "x_dim3")
     assert sig.examples({"batch_size": 2})["x"].shape == (2, 16, 3, 16)
+
+
+def test_an_end_token_closes_every_row_once_at_its_last_kept_position() -> None:
+    """BART's classifier needs one <eos> per example: generated ids hold it once, where the
+    padding mask's ones end, and nowhere else."""
+    sig = Signature(
+        (
+            InputSpec("input_ids", "int64", ("batch", "seq"), 0, 5, end=2),
+            InputSpec("attention_mask", "int64", ("batch", "seq"), kind="mask"),
+        ),
+        (DimRange("batch", 1, 8), DimRange("seq", 1, 32, opt=12)),
+    )
+    for feeds in sig.variations([1, 3, 8]):
+        ids, mask = feeds["input_ids"], feeds["attention_mask"]
+        assert ((ids == 2).sum(-1) == 1).all()
+        last = mask.sum(-1) - 1
+        assert (ids[np.arange(len(ids)), last] == 2).all()
+    with pytest.raises(SignatureError, match="end token"):
+        InputSpec("input_ids", "int64", ("batch", "seq"), 0, 5, end=7)
+
+
+def test_defaults_fill_what_the_data_lacks_shaped_like_the_rest() -> None:
+    from onnx_deploy.core.feeds import fill_defaults
+
+    specs = [
+        TensorSpec("input_ids", "int64", ("batch", "seq")),
+        TensorSpec("attention_mask", "int64", ("batch", "seq")),
+        TensorSpec("token_type_ids", "int64", ("batch", "seq")),
+    ]
+    given = {"input_ids": np.ones((3, 7), np.int64), "attention_mask": np.ones((3, 7), np.int64)}
+    feeds, filled = fill_defaults(given, specs, {"token_type_ids": 0.0})
+    assert filled == ("token_type_ids",)
+    assert feeds["token_type_ids"].shape == (3, 7) and feeds["token_type_ids"].dtype == np.int64
+    assert not feeds["token_type_ids"].any()
+    # nothing to fill from: left missing for check_inputs to name
+    _, filled = fill_defaults({}, specs, {"token_type_ids": 0.0})
+    assert filled == ()

@@ -23,11 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from onnx_deploy.core.contract import read_contract
 from onnx_deploy.core.errors import InputMismatchError
 from onnx_deploy.core.errors import QuantizeError
 from onnx_deploy.core.feeds import Feeds
 from onnx_deploy.core.feeds import as_batches
 from onnx_deploy.core.feeds import check_inputs
+from onnx_deploy.core.feeds import fill_defaults
 from onnx_deploy.core.feeds import load_data
 from onnx_deploy.core.feeds import split
 from onnx_deploy.core.specs import TensorSpec
@@ -121,6 +123,9 @@ def calibration_reader(
     proto = load_onnx(model, load_external_data=False) if not hasattr(model, "graph") else model
     specs, _ = graph_io(proto)
     feeds = calibration_samples(data, specs, preprocess)
+    contract = read_contract(proto)
+    if contract is not None and contract.defaults:  # token_type_ids = 0, as transformers
+        feeds = [fill_defaults(f, specs, contract.defaults)[0] for f in feeds]
     if limit is not None:
         feeds = feeds[:limit]
     if not feeds or not any(v.size for v in feeds[0].values()):

@@ -542,9 +542,30 @@ def _structured_names(model: Any, call: _Call) -> list[str] | None:
     try:
         with torch.no_grad():
             out = model(*call.args, **call.kwargs)
+    except Exception as e:
+        # the model itself, not the exporter: say so, and on what
+        names = list(call.input_names or []) + [f"input_{i}" for i in range(len(call.args))]
+        shown = [
+            f"{n}{_shape_text(v)}"
+            for n, v in [*zip(names, call.args, strict=False), *call.kwargs.items()]
+            if hasattr(v, "shape")
+        ]
+        raise ExportError(
+            f"PyTorch itself failed on the example inputs ({', '.join(shown)}): "
+            f"{type(e).__name__}: {first_line(e)}. This is the model, not the exporter: pass "
+            "real inputs (CLI: --example FILE.npz by input name; library: example_inputs) or "
+            "declare the inputs and their ranges (--input, --dim)",
+            kind="model_failed",
+        ) from e
+    try:
         return output_names_of(out)
     except Exception:
-        return None  # the exporter reports what fails, with its own context
+        return None  # an output type without names: the exporter names them
+
+
+def _shape_text(value: Any) -> str:
+    dtype = str(getattr(value, "dtype", "")).removeprefix("torch.")
+    return f" {dtype}{list(value.shape)}"
 
 
 def _output_names(out: Any) -> list[str]:

@@ -136,8 +136,12 @@ def load_hf_model(
     except Exception as e:
         first = first_line(e)
         raise ModelSpecError(f"{spec}: transformers could not load {cls.__name__}: {first}") from e
-    if hasattr(model.config, "use_cache"):
-        model.config.use_cache = use_cache
+    # every config the model holds: T5's decoder stack has its own copy, and with its cache
+    # on the exporter meets an EncoderDecoderCache in the outputs
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is not None and hasattr(config, "use_cache"):
+            config.use_cache = use_cache
     return model.eval()
 
 
@@ -168,6 +172,79 @@ def max_sequence(config: Any) -> int:
     return DEFAULT_MAX_SEQ
 
 
+def position_limit(model: Any) -> int | None:
+    """The longest sequence a model's learned position table takes, where it numbers
+    positions from an offset: RoBERTa, XLM-RoBERTa and MPNet count from ``padding_idx +
+    1``, so a table of 514 takes 512 tokens (transformers fails with "index out of range in
+    self" past it). None where no such table is found."""
+    import torch
+
+    limits = [
+        m.num_embeddings - m.padding_idx - 1
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Embedding)
+        and name.rsplit(".", 1)[-1] in ("position_embeddings", "embed_positions")
+        and m.padding_idx is not None
+        and getattr(model.config, "position_embedding_type", "absolute") == "absolute"
+    ]
+    return min(limits) if limits else None
+
+
+def _sequence_dim(model: Any, name: str, top: int) -> DimRange:
+    limit = position_limit(model)
+    top = min(top, limit) if limit else top
+    return DimRange(name, 1, top, opt=min(HF_OPT_SEQ, max(2, top // 4)))
+
+
+def _needs_end_token(model: Any) -> int | None:
+    """The ``<eos>`` id a BART-style classifier needs once in every example (it reads the
+    hidden state there: "Each example must contain at least one <eos> token"), else None."""
+    config = model.config
+    if type(model).__name__.endswith("ForSequenceClassification") and getattr(
+        config, "is_encoder_decoder", False
+    ):
+        eos = getattr(config, "eos_token_id", None)
+        return eos if isinstance(eos, int) else None
+    return None
+
+
+# audio: a waveform's sample rate and length where the config gives none (16 kHz speech,
+# exported at one second, valid up to the 30 s window Whisper and most CTC models take)
+SAMPLE_RATE = 16_000
+MAX_AUDIO_SECONDS = 30
+
+
+def _audio_inputs(model: Any, params: Sequence[str]) -> tuple[list[InputSpec], list[DimRange]]:
+    """Speech inputs from the config: Whisper's log-mel ``input_features`` ``[batch,
+    num_mel_bins, 2 * max_source_positions]`` (its encoder takes exactly that many frames),
+    AST's spectrogram ``input_values`` ``[batch, max_length, num_mel_bins]``, else a
+    waveform ``input_values`` ``[batch, samples]`` in [-1, 1] at least one convolution
+    window long (wav2vec2, HuBERT: any length)."""
+    config = model.config
+    mels = getattr(config, "num_mel_bins", None)
+    if "input_features" in params:
+        frames = 2 * int(getattr(config, "max_source_positions", 1500))
+        if not isinstance(mels, int):
+            raise ModelSpecError(
+                f"{type(model).__name__} takes input_features but its config has no "
+                "num_mel_bins; declare the input with --input input_features:float32:..."
+            )
+        return [InputSpec("input_features", "float32", ("batch", mels, frames))], []
+    if isinstance(mels, int) and isinstance(getattr(config, "max_length", None), int):
+        shape = ("batch", int(config.max_length), mels)
+        return [InputSpec("input_values", "float32", shape)], []
+    kernels = getattr(config, "conv_kernel", None) or (1,)
+    strides = getattr(config, "conv_stride", None) or (1,)
+    window, step = 1, 1
+    for k, s in zip(kernels, strides, strict=False):
+        window += (int(k) - 1) * step
+        step *= int(s)
+    rate = int(getattr(config, "sampling_rate", SAMPLE_RATE) or SAMPLE_RATE)
+    samples = DimRange("samples", window, rate * MAX_AUDIO_SECONDS, opt=max(window, rate))
+    spec = InputSpec("input_values", "float32", ("batch", "samples"), -1.0, 1.0)
+    return [spec], [samples]
+
+
 def signature_for(model: Any, dims: Sequence[DimRange] = ()) -> Signature:
     """The inputs ``model.forward`` takes, from its config (the module docstring), with
     ``dims`` replacing the default ranges by name."""
@@ -177,34 +254,53 @@ def signature_for(model: Any, dims: Sequence[DimRange] = ()) -> Signature:
     params, _ = forward_parameters(model)
     inputs: list[InputSpec] = []
     default_dims: list[DimRange] = [DimRange("batch", 1, HF_MAX_BATCH)]
+    cfg = _text_config(config)
+    vocab = int(getattr(cfg, "vocab_size", 0) or 0)
     if "input_ids" in params:
-        cfg = _text_config(config)
-        vocab = int(getattr(cfg, "vocab_size", 0) or 0)
         if vocab < 2:
             raise ModelSpecError(f"{type(model).__name__}: the config has no vocab_size")
-        inputs.append(InputSpec("input_ids", "int64", ("batch", "seq"), 0, vocab))
+        end = _needs_end_token(model)
+        inputs.append(InputSpec("input_ids", "int64", ("batch", "seq"), 0, vocab, end=end))
         if "attention_mask" in params:
             inputs.append(InputSpec("attention_mask", "int64", ("batch", "seq"), kind="mask"))
         types = getattr(cfg, "type_vocab_size", None)
         if "token_type_ids" in params and isinstance(types, int) and types >= 2:
             inputs.append(InputSpec("token_type_ids", "int64", ("batch", "seq"), 0, types))
-        top = max_sequence(config)
-        default_dims.append(DimRange("seq", 1, top, opt=min(HF_OPT_SEQ, max(2, top // 4))))
+        default_dims.append(_sequence_dim(model, "seq", max_sequence(config)))
     elif "pixel_values" in params:
         vision = getattr(config, "vision_config", config)
         size = getattr(vision, "image_size", 224)
         h, w = (size, size) if isinstance(size, int) else tuple(size)
         channels = int(getattr(vision, "num_channels", 3))
         inputs.append(InputSpec("pixel_values", "float32", ("batch", channels, h, w)))
+    elif "input_features" in params or "input_values" in params:
+        audio, audio_dims = _audio_inputs(model, params)
+        inputs += audio
+        default_dims += audio_dims
     else:
         raise ModelSpecError(
-            f"{type(model).__name__}.forward({', '.join(params[:6])}, ...) takes neither "
-            "input_ids nor pixel_values; declare its inputs with --input"
+            f"{type(model).__name__}.forward({', '.join(params[:6])}, ...) takes none of "
+            "input_ids, pixel_values, input_features or input_values; declare its inputs "
+            "with --input"
         )
+    # a classifier or extractive QA head makes its decoder's ids from input_ids (BART)
+    derives = type(model).__name__.endswith(("ForSequenceClassification", "ForQuestionAnswering"))
+    if (
+        getattr(config, "is_encoder_decoder", False)
+        and "decoder_input_ids" in params
+        and not derives
+    ):
+        # one teacher-forced pass: the decoder's tokens so far, next-token logits for each
+        if vocab < 2:
+            raise ModelSpecError(f"{type(model).__name__}: the config has no vocab_size")
+        inputs.append(InputSpec("decoder_input_ids", "int64", ("batch", "dec_seq"), 0, vocab))
+        top = getattr(config, "max_target_positions", None) or max_sequence(config)
+        default_dims.append(_sequence_dim(model, "dec_seq", int(top)))
     given = {d.name: d for d in dims}
-    unknown = [n for n in given if n not in ("batch", "seq")]
+    names = {d.name for d in default_dims}
+    unknown = [n for n in given if n not in names]
     if unknown:
-        raise ModelSpecError(f"--dim {unknown}: an hf: model's dims are batch and seq")
+        raise ModelSpecError(f"--dim {unknown}: this model's dims are {', '.join(sorted(names))}")
     chosen = [given.get(d.name, d) for d in default_dims]
     used = {s for i in inputs for s in i.symbols}
     return Signature(tuple(inputs), tuple(d for d in chosen if d.name in used))

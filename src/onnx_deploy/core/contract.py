@@ -58,8 +58,8 @@ class ModelContract:
     (the longest valid sequence is ``seq``'s max); ``roles``: input or output name ->
     what it is (``token_ids``, ``padding_mask``, ``segment_ids``, ``pixels``, ``logits``,
     ``boxes``, ...); ``defaults``: inputs a caller may leave out, with the value that fills
-    them; ``relations``: equalities between dims (``total = past + seq``);
-    ``required_tokens``: ids each example must hold one of; ``judge``: how a variant is
+    them; ``relations``: equalities between dims (``total = past + seq``); a token each
+    example must hold is its input's ``end`` (``InputSpec``); ``judge``: how a variant is
     judged (``JUDGES``); ``weights``: ``trained`` or ``random`` (random weights make
     top-1 agreement a coin toss); ``generation``: a decoder's generation config.
     """
@@ -74,7 +74,6 @@ class ModelContract:
     roles: dict[str, str] = field(default_factory=dict)
     defaults: dict[str, float] = field(default_factory=dict)
     relations: tuple[str, ...] = ()
-    required_tokens: tuple[int, ...] = ()
     generation: dict[str, Any] = field(default_factory=dict)
     version: int = CONTRACT_VERSION
 
@@ -136,8 +135,7 @@ class ModelContract:
             DimRange(**{**d, "probes": tuple(d["probes"]) if d.get("probes") else None})
             for d in known.pop("dims", ())
         )
-        for name in ("relations", "required_tokens"):
-            known[name] = tuple(known.get(name, ()))
+        known["relations"] = tuple(known.get("relations", ()))
         return cls(inputs=inputs, dims=dims, **known)
 
 

@@ -30,7 +30,8 @@ class ExportError(OnnxDeployError):
     exporter's step that failed (1 capture, 2 decompose, 3 translate; None if unknown)
     and ``cause`` the exporter's own one-line cause (its "Exception summary"). ``kind``
     names the known cause: ``data_dependent``, ``unsupported_op``, ``name_clash``,
-    ``input_type``, ``dynamic_dim`` or ``other``.
+    ``input_type``, ``dynamic_dim``, ``model_failed`` (PyTorch itself failed on the example
+    inputs, before the exporter ran) or ``other``.
     """
 
     def __init__(

@@ -171,6 +171,36 @@ def load_data(path: str | os.PathLike[str]) -> Any:
     raise InputMismatchError(f"{p}: data must be a .npy, .npz or .pt file")
 
 
+def fill_defaults(
+    feeds: Mapping[str, np.ndarray],
+    specs: Sequence[TensorSpec],
+    defaults: Mapping[str, float],
+) -> tuple[Feeds, tuple[str, ...]]:
+    """``feeds`` with the inputs they lack that have a default (a contract's ``defaults``:
+    BERT's ``token_type_ids`` = 0, as transformers fills them when a tokenizer gives only
+    ``input_ids`` and ``attention_mask``), each shaped by the inputs given that share its
+    dims; and the names filled. An input whose dims nothing given shares stays missing
+    (``check_inputs`` names it)."""
+    out = dict(feeds)
+    sizes: dict[str, int] = {}
+    for spec in specs:
+        value = feeds.get(spec.name)
+        if isinstance(value, np.ndarray) and value.ndim == len(spec.shape):
+            for dim, size in zip(spec.shape, value.shape, strict=True):
+                if isinstance(dim, str):
+                    sizes.setdefault(dim, int(size))
+    filled = []
+    for spec in specs:
+        if spec.name in feeds or spec.name not in defaults or spec.numpy_dtype is None:
+            continue
+        shape = [d if isinstance(d, int) else sizes.get(str(d)) for d in spec.shape]
+        if any(d is None for d in shape):
+            continue
+        out[spec.name] = np.full(shape, defaults[spec.name], dtype=spec.numpy_dtype)
+        filled.append(spec.name)
+    return out, tuple(filled)
+
+
 def check_inputs(specs: Sequence[TensorSpec], feeds: Mapping[str, Any]) -> None:
     """Raise ``InputMismatchError`` naming every problem with ``feeds``."""
     expected = {s.name for s in specs}

@@ -124,7 +124,9 @@ class InputSpec:
     """One model input: name, dtype, shape (ints fixed, names symbolic) and the range
     ``[low, high)`` of generated values (integers: token ids, classes; None: the default).
     ``kind="mask"``: a padding mask (Hugging Face's ``attention_mask``): generated rows are
-    ones then zeros, never fully masked."""
+    ones then zeros, never fully masked. ``end``: a token each row must end with (BART's
+    classifier reads the hidden state at its one ``<eos>``): generated rows hold it once, at
+    their last kept position (the padding mask over the same dims), and nowhere else."""
 
     name: str
     dtype: str = "float32"
@@ -132,10 +134,22 @@ class InputSpec:
     low: float | None = None
     high: float | None = None
     kind: str = ""
+    end: int | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise SignatureError(f"input name {self.name!r} must be an identifier")
+        if self.end is not None and (
+            self.low is None
+            or self.high is None
+            or not self.low <= self.end < self.high
+            or self.high - self.low < 2
+            or not self.dtype.startswith("int")
+        ):
+            raise SignatureError(
+                f"input {self.name}: an end token needs integer values with a range of two or "
+                f"more that holds it, got {self.dtype} {self.low}..{self.high}, end {self.end}"
+            )
         if self.dtype not in INPUT_DTYPES:
             raise SignatureError(
                 f"input {self.name}: dtype {self.dtype!r} is not supported for inputs; use one "
@@ -168,7 +182,8 @@ class InputSpec:
     def describe(self) -> str:
         rng = f" values {self.low:g}..{self.high:g}" if self.low is not None else ""
         kind = f" ({self.kind})" if self.kind else ""
-        return f"{self.tensor_spec().describe()}{rng}{kind}"
+        end = f" (each row ends with {self.end})" if self.end is not None else ""
+        return f"{self.tensor_spec().describe()}{rng}{kind}{end}"
 
 
 def parse_input(text: str) -> InputSpec:
@@ -303,7 +318,8 @@ class Signature:
             low, high = (dec.low, dec.high) if dec else (None, None)
             if dec is None and s.name in ZERO_NAMES and not s.dtype.startswith("float"):
                 low, high = 0, 1  # segment ids: 0 is valid for every vocabulary of types
-            inputs.append(InputSpec(s.name, s.dtype, shape, low, high, kind))
+            end = dec.end if dec else None
+            inputs.append(InputSpec(s.name, s.dtype, shape, low, high, kind, end))
         used = {sym for i in inputs for sym in i.symbols}
         if relations is None:
             relations = guess_relations(inputs)
@@ -457,7 +473,30 @@ class Signature:
                 out[spec.name] = padding_mask(spec.dtype, shape, rng)  # type: ignore[arg-type]
             else:
                 out[spec.name] = generate(spec.dtype, shape, rng, value_range)  # type: ignore[arg-type]
+        for spec in self.inputs:
+            if spec.end is not None:
+                out[spec.name] = self._with_end(spec, out)
         return out
+
+    def _with_end(self, spec: InputSpec, feeds: Feeds) -> np.ndarray:
+        """``spec``'s values with its end token once per row, at the last position the
+        padding mask over the same dims keeps (the last position without one)."""
+        assert spec.end is not None and spec.low is not None
+        values = feeds[spec.name].copy()
+        other = spec.end - 1 if spec.end > spec.low else spec.end + 1
+        values[values == spec.end] = other
+        mask = next(
+            (feeds[m.name] for m in self.inputs if m.kind == "mask" and m.shape == spec.shape),
+            None,
+        )
+        length = values.shape[-1]
+        last = (
+            np.full(values.shape[:-1], length - 1)
+            if mask is None
+            else np.asarray(mask, dtype=np.int64).sum(-1) - 1
+        )
+        np.put_along_axis(values, last[..., None], spec.end, axis=-1)
+        return values
 
     def variations(self, batch_sizes: Sequence[int], seed: int = 0) -> list[Feeds]:
         """One batch per entry of ``batch_sizes``, each with other sizes for the other

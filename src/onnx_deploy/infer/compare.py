@@ -34,6 +34,7 @@ from onnx_deploy.core.errors import first_line
 from onnx_deploy.core.feeds import Feeds
 from onnx_deploy.core.feeds import as_batches
 from onnx_deploy.core.feeds import batch_size_of
+from onnx_deploy.core.feeds import fill_defaults
 from onnx_deploy.core.results import Result
 from onnx_deploy.core.signature import Signature
 from onnx_deploy.infer.detections import DETECTION_PRESETS
@@ -186,6 +187,7 @@ class ValidationReport(Result):
     seconds: float
     dim_sizes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # sizes each dim took
     detections: DetectionComparison | None = None
+    notes: tuple[str, ...] = ()  # what was done to the inputs given (defaults filled)
 
     @property
     def ok(self) -> bool:
@@ -218,7 +220,7 @@ class ValidationReport(Result):
             f"{self.num_samples} samples, batch sizes {list(self.batch_sizes)}{self._other_dims()}, "
             f"{self.seconds:.1f} s)"
         )
-        lines = [head]
+        lines = [head, *(f"  note: {n}" for n in self.notes)]
         if self.detections is not None:
             lines += [f"  note: {WHY_NOT_ELEMENTWISE}", "  " + self.detections.line()]
         return "\n".join([*lines, *("  " + o.line() for o in self.outputs)])
@@ -511,6 +513,16 @@ def compare(
         batches = sig.variations(batch_sizes, seed)
     else:
         batches = as_batches(inputs, reference.inputs)
+    notes: tuple[str, ...] = ()
+    contract = candidate.contract or reference.contract
+    if inputs is not None and contract is not None and contract.defaults:
+        filled = [fill_defaults(b, reference.inputs, contract.defaults) for b in batches]
+        batches = [b for b, _ in filled]
+        names = sorted({n for _, f in filled for n in f})
+        if names:
+            values = ", ".join(f"{n}={contract.defaults[n]:g}" for n in names)
+            notes = (f"the data has no {', '.join(names)}: filled with {values}, as "
+                     "transformers fills it",)  # fmt: skip
     start = time.perf_counter()
     # one side in memory at a time: the other's session (opened to read its inputs) is
     # freed while this one runs, so a model of N bytes is held once, not twice
@@ -525,7 +537,7 @@ def compare(
         batch_sizes=[batch_size_of(b) or 0 for b in batches],
         seconds=time.perf_counter() - start,
     )  # fmt: skip
-    return dataclasses.replace(report, dim_sizes=_dim_sizes(reference.inputs, batches))
+    return dataclasses.replace(report, dim_sizes=_dim_sizes(reference.inputs, batches), notes=notes)
 
 
 def _dim_sizes(specs: Sequence[Any], batches: Sequence[Feeds]) -> dict[str, tuple[int, ...]]:

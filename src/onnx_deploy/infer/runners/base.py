@@ -14,6 +14,7 @@ from onnx_deploy.core.contract import ModelContract
 from onnx_deploy.core.feeds import Feeds
 from onnx_deploy.core.feeds import as_feeds
 from onnx_deploy.core.feeds import check_inputs
+from onnx_deploy.core.feeds import fill_defaults
 from onnx_deploy.core.feeds import random_inputs
 from onnx_deploy.core.signature import DimRange
 from onnx_deploy.core.signature import InputSpec
@@ -114,6 +115,8 @@ class Runner(abc.ABC):
     def feeds(self, data: Any) -> Feeds:
         """``data`` (an array, a tuple in input order, a dict by name) as checked feeds."""
         feeds = as_feeds(data, self.inputs)
+        if self.contract is not None and self.contract.defaults:
+            feeds, _ = fill_defaults(feeds, self.inputs, self.contract.defaults)
         check_inputs(self.inputs, feeds)
         return feeds
 
