@@ -64,7 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--with-cache",
         action="store_true",
         help="hf: causal LMs (the default for them): export with past_key_values inputs and "
-        "present outputs (one graph for prefill and decode; run it with onnx-deploy generate)",
+        "present outputs (one graph for prefill and decode; run it with onnx-deploy generate); "
+        "encoder-decoders (T5, BART, Whisper): a folder -o DIR with encoder_model.onnx, "
+        "decoder_model.onnx and decoder_with_past_model.onnx",
     )
     cache.add_argument(
         "--no-cache",
@@ -82,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
     from onnx_deploy.workflows.pipeline import export_spec
 
     output = args.output or f"{Path(spec_name(args.model)).stem}.onnx"
+    if args.with_cache and _is_seq2seq(args.model):
+        from onnx_deploy.convert.seq2seq import export_seq2seq
+
+        folder = args.output or Path(spec_name(args.model)).stem + "_onnx"
+        emit(args, export_seq2seq(args.model, folder, opset=args.opset, force=args.force))
+        return EXIT_OK
     if args.with_cache or (not args.no_cache and _is_causal_lm(args.model)):
         from onnx_deploy.convert.hf import export_decoder
         from onnx_deploy.convert.hf import is_hf_spec
@@ -102,6 +110,16 @@ def run(args: argparse.Namespace) -> int:
     if not result.ok:
         return fail("the exported model does not match PyTorch (see above)")
     return EXIT_OK
+
+
+def _is_seq2seq(spec: str) -> bool:
+    """An ``hf:`` folder holding an encoder-decoder that generates (T5, BART, Whisper):
+    with --with-cache it exports to a folder in optimum's layout."""
+    from onnx_deploy.convert.hf import is_hf_spec
+    from onnx_deploy.convert.hf import load_config
+    from onnx_deploy.convert.seq2seq import is_seq2seq
+
+    return is_hf_spec(spec) and is_seq2seq(load_config(spec))
 
 
 def _is_causal_lm(spec: str) -> bool:

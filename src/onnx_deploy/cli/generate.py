@@ -46,6 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     check.add_argument("--num-prompts", type=int, default=64, help="random prompts; default 64")
     check.add_argument(
+        "--num-beams",
+        type=int,
+        help="encoder-decoder folders: 1 compares greedy decoding where the model's generation "
+        "config asks for beams (beam search is not run here)",
+    )
+    check.add_argument(
         "--min-identical",
         type=float,
         default=1.0,
@@ -88,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.genai is not None and not args.bench:
         return fail("--genai DIR is for --bench (a genai folder is checked as MODEL itself)")
+    from onnx_deploy.infer.seq2seq import is_seq2seq_folder
+
+    if is_seq2seq_folder(args.model):
+        return _seq2seq(args)
     if args.bench:
         return _bench(args)
     if args.reference is not None:
@@ -130,6 +140,37 @@ def _check(args: argparse.Namespace) -> int:
     )  # fmt: skip
     emit(args, result)
     return EXIT_OK if result.ok else fail("the tokens differ on more prompts than allowed (above)")
+
+
+def _seq2seq(args: argparse.Namespace) -> int:
+    """An encoder-decoder folder (``export hf:DIR --with-cache``): the token check against
+    hf:DIR, or one answer to --prompt-ids (the encoder's token ids)."""
+    from onnx_deploy.workflows.generation import check_seq2seq
+
+    if args.bench or args.sample:
+        return fail("an encoder-decoder folder takes the greedy token check or --prompt-ids")
+    if args.reference is not None:
+        result = check_seq2seq(
+            args.model, args.reference, inputs=args.prompts, num_inputs=args.num_prompts,
+            max_new_tokens=args.max_new_tokens, min_identical=args.min_identical,
+            num_beams=args.num_beams, threads=args.threads,
+        )  # fmt: skip
+        emit(args, result)
+        return EXIT_OK if result.ok else fail("the tokens differ on more inputs than allowed")
+    if args.prompt_ids is None:
+        return fail("give the encoder's input as --prompt-ids 5,17,99, or check with --reference")
+    import numpy as np
+
+    from onnx_deploy.infer.seq2seq import Seq2SeqGenerator
+
+    ids = np.asarray([args.prompt_ids], np.int64)
+    generator = Seq2SeqGenerator(args.model, threads=args.threads)
+    eos = args.eos_token_id if args.eos_token_id is not None else -1
+    tokens = generator.greedy(
+        {"input_ids": ids, "attention_mask": np.ones_like(ids)}, args.max_new_tokens, eos
+    )[0]
+    print(f"tokens    {','.join(map(str, tokens))}")
+    return EXIT_OK
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -342,3 +342,108 @@ def _hf_rates(spec: str, ids: Sequence[Sequence[int]], new: int, threads: int) -
     finally:
         torch.set_num_threads(before)
     return _rates(samples, "transformers generate (KV cache)")
+
+
+# --- encoder-decoders (convert.seq2seq's folders) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Seq2SeqCheck(Result):
+    """An encoder-decoder folder's greedy tokens against transformers', input by input."""
+
+    COMPUTED = ("ok", "identical")
+
+    model: str
+    reference: str
+    tokens: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]  # (reference, candidate) per input
+    max_new_tokens: int
+    eos_token_id: int | None
+    min_identical: float = 1.0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def identical(self) -> int:
+        return sum(want == got for want, got in self.tokens)
+
+    @property
+    def ok(self) -> bool:
+        return self.identical >= self.min_identical * len(self.tokens)
+
+    def summary(self) -> str:
+        n = len(self.tokens)
+        lines = [
+            f"tokens    {self.model} vs {self.reference}: identical on {self.identical}/{n} "
+            f"inputs (greedy, up to {self.max_new_tokens} new tokens, EOS {self.eos_token_id}; "
+            f"at least {self.min_identical:.0%} needed): {'PASS' if self.ok else 'FAIL'}"
+        ]
+        for i, (want, got) in enumerate(self.tokens):
+            if want != got:
+                step = next(
+                    (k for k, (a, b) in enumerate(zip(want, got, strict=False)) if a != b), None
+                )
+                step = min(len(want), len(got)) if step is None else step
+                lines.append(f"  input {i}: first differs at step {step}: {want} vs {got}")
+                break
+        lines += [f"  note    {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def check_seq2seq(
+    folder: str | os.PathLike[str],
+    reference: str,
+    *,
+    inputs: str | os.PathLike[str] | None = None,
+    num_inputs: int = 16,
+    max_new_tokens: int = 32,
+    min_identical: float = 1.0,
+    num_beams: int | None = None,
+    threads: int | None = None,
+) -> Seq2SeqCheck:
+    """``generate FOLDER --reference hf:DIR``: greedy tokens of an encoder-decoder folder
+    (``infer.seq2seq``) against transformers' on ``inputs`` (an ``.npz`` with the encoder's
+    inputs by name) or ``num_inputs`` generated ones, in batches of one. Stops at the EOS
+    the folder's config names, as transformers does. A generation config that asks for
+    beams is refused unless ``num_beams == 1``: the loop here is greedy."""
+    import numpy as np
+
+    from onnx_deploy.convert.hf import load_hf_model
+    from onnx_deploy.convert.seq2seq import encoder_example
+    from onnx_deploy.convert.seq2seq import hf_seq2seq_greedy
+    from onnx_deploy.core.feeds import load_data
+    from onnx_deploy.infer.seq2seq import Seq2SeqGenerator
+
+    if num_beams is not None and num_beams != 1:
+        raise GenerationError(
+            f"--num-beams {num_beams}: beam search is not implemented for encoder-decoder "
+            "folders here; check greedy decoding with --num-beams 1"
+        )
+    if not reference.startswith("hf:"):
+        raise GenerationError("an encoder-decoder folder is checked against hf:DIR")
+    generator = Seq2SeqGenerator(folder, threads=threads)
+    model = load_hf_model(reference)
+    beams = int(getattr(getattr(model, "generation_config", None), "num_beams", 1) or 1)
+    notes: list[str] = []
+    if beams > 1:
+        if num_beams is None:
+            raise GenerationError(
+                f"{reference}'s generation config asks for {beams} beams, which this check "
+                "does not run; compare greedy decoding on both sides with --num-beams 1"
+            )
+        notes.append(f"greedy on both sides: the generation config's {beams} beams not used")
+    if inputs is not None:
+        data = load_data(inputs)
+        if not isinstance(data, dict):
+            raise GenerationError(f"{inputs}: an .npz with the encoder's inputs by name")
+        rows = len(next(iter(data.values())))
+        batches = [{k: np.asarray(v[i : i + 1]) for k, v in data.items()} for i in range(rows)]
+    else:
+        batches = [encoder_example(model, 1, seed=i) for i in range(num_inputs)]
+    eos = generator.settings.eos_token_id
+    pairs = []
+    for feeds in batches:
+        want = hf_seq2seq_greedy(model, feeds, max_new_tokens, eos)[0]
+        got = generator.greedy(feeds, max_new_tokens, eos)[0]
+        pairs.append((tuple(want), tuple(got)))
+    return Seq2SeqCheck(
+        str(folder), reference, tuple(pairs), max_new_tokens, eos, min_identical, tuple(notes)
+    )
