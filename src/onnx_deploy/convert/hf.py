@@ -217,11 +217,21 @@ MAX_AUDIO_SECONDS = 30
 def _audio_inputs(model: Any, params: Sequence[str]) -> tuple[list[InputSpec], list[DimRange]]:
     """Speech inputs from the config: Whisper's log-mel ``input_features`` ``[batch,
     num_mel_bins, 2 * max_source_positions]`` (its encoder takes exactly that many frames),
+    Speech2Text's filter banks ``[batch, frames, features]`` (any length),
     AST's spectrogram ``input_values`` ``[batch, max_length, num_mel_bins]``, else a
     waveform ``input_values`` ``[batch, samples]`` in [-1, 1] at least one convolution
     window long (wav2vec2, HuBERT: any length)."""
     config = model.config
     mels = getattr(config, "num_mel_bins", None)
+    per_channel = getattr(config, "input_feat_per_channel", None)
+    if "input_features" in params and isinstance(per_channel, int):
+        # Speech2Text: filter-bank frames of any length, [batch, frames, features]; its
+        # convolutions halve the length once per layer
+        halvings = len(getattr(config, "conv_kernel_sizes", None) or (5, 5))
+        top = int(getattr(config, "max_source_positions", 6000)) * 2**halvings
+        feats = per_channel * int(getattr(config, "input_channels", 1) or 1)
+        frames = DimRange("frames", 2**halvings, top, opt=min(top, 100 * 2**halvings // 4))
+        return [InputSpec("input_features", "float32", ("batch", "frames", feats))], [frames]
     if "input_features" in params:
         frames = 2 * int(getattr(config, "max_source_positions", 1500))
         if not isinstance(mels, int):
@@ -239,6 +249,8 @@ def _audio_inputs(model: Any, params: Sequence[str]) -> tuple[list[InputSpec], l
     for k, s in zip(kernels, strides, strict=False):
         window += (int(k) - 1) * step
         step *= int(s)
+    # SEW pools the frames by its squeeze factor before the transformer: that many at least
+    window += (int(getattr(config, "squeeze_factor", 1) or 1) - 1) * step
     rate = int(getattr(config, "sampling_rate", SAMPLE_RATE) or SAMPLE_RATE)
     samples = DimRange("samples", window, rate * MAX_AUDIO_SECONDS, opt=max(window, rate))
     spec = InputSpec("input_values", "float32", ("batch", "samples"), -1.0, 1.0)
