@@ -456,7 +456,7 @@ def test_audio_signatures_come_from_the_config():
 
     whisper = signature_for(family("whisper").build())
     assert [i.name for i in whisper.inputs] == ["input_features", "decoder_input_ids"]
-    assert whisper.inputs[0].shape == ("batch", 16, 60)  # num_mel_bins, 2 x source positions
+    assert whisper.inputs[0].shape == ("batch", 16, 100)  # num_mel_bins, 2 x source positions
     wav = signature_for(family("wav2vec2-ctc").build())
     samples = wav.dim("samples")
     assert wav.inputs[0].shape == ("batch", "samples") and samples.opt == 16_000

@@ -176,3 +176,19 @@ def test_defaults_fill_what_the_data_lacks_shaped_like_the_rest() -> None:
     # nothing to fill from: left missing for check_inputs to name
     _, filled = fill_defaults({}, specs, {"token_type_ids": 0.0})
     assert filled == ()
+
+
+@pytest.mark.parametrize(("mels", "seconds"), [(80, 30), (16, 1)])
+def test_whisper_features_are_transformers_features(mels: int, seconds: int) -> None:
+    transformers = pytest.importorskip("transformers")
+    from onnx_deploy.infer.audio import WhisperFeatures
+
+    theirs = transformers.WhisperFeatureExtractor(feature_size=mels, chunk_length=seconds)
+    ours = WhisperFeatures(feature_size=mels, chunk_length=seconds)
+    clip = (np.random.default_rng(0).standard_normal(int(16_000 * seconds * 0.7)) * 0.1).astype(
+        np.float32
+    )
+    want = theirs(clip, sampling_rate=16_000, return_tensors="np").input_features[0]
+    got = ours(clip)
+    assert got.shape == want.shape == (mels, seconds * 100)
+    assert np.abs(got - want).max() < 1e-5

@@ -23,6 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--prompt", help="the prompt as text: needs --tokenizer (a folder with a saved tokenizer)"
     )
     p.add_argument("--tokenizer", help="a save_pretrained folder holding the tokenizer")
+    p.add_argument(
+        "--audio",
+        help="speech encoder-decoders (a Whisper folder): a .wav (PCM) or .npy clip, its "
+        "log-mel features computed from the folder's preprocessor_config.json",
+    )
+    p.add_argument("--sample-rate", type=int, help="with --audio FILE.npy: its sample rate")
     p.add_argument("--max-new-tokens", type=int, default=32, help="default 32")
     p.add_argument("--eos-token-id", type=int, help="stop at this token (default: never)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
@@ -149,6 +155,15 @@ def _seq2seq(args: argparse.Namespace) -> int:
 
     if args.bench or args.sample:
         return fail("an encoder-decoder folder takes the greedy token check or --prompt-ids")
+    if args.audio is not None:
+        from onnx_deploy.workflows.generation import transcribe
+
+        result = transcribe(
+            args.model, args.audio, reference=args.reference, sample_rate=args.sample_rate,
+            max_new_tokens=args.max_new_tokens, threads=args.threads,
+        )  # fmt: skip
+        emit(args, result)
+        return EXIT_OK if result.ok else fail("the tokens differ from the reference's")
     if args.reference is not None:
         result = check_seq2seq(
             args.model, args.reference, inputs=args.prompts, num_inputs=args.num_prompts,

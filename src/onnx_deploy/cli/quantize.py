@@ -30,7 +30,11 @@ def _methods() -> dict[str, Any]:
 
 def add_arguments(q: argparse.ArgumentParser) -> None:
     methods = _methods()
-    q.add_argument("model", help="FP32 .onnx")
+    q.add_argument(
+        "model",
+        help="FP32 .onnx, or an encoder-decoder folder from export hf:DIR --with-cache (each "
+        "file quantized; judge it with generate OUT --reference hf:DIR)",
+    )
     q.add_argument(
         "-o", "--output",
         help="output path (default: NAME" + ", NAME".join(p.suffix + ".onnx" for p in methods.values()) + ")",
@@ -141,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         **{f.name: flags[f.name] for f in step.option_fields() if f.name in flags}
     )
     src = Path(args.model)
+    if src.is_dir():
+        return _folder(args, step.name, options)
 
     def data(path: str | None) -> Any:
         return load_data(path) if path else None
@@ -156,5 +162,23 @@ def run(args: argparse.Namespace) -> int:
         return fail(
             "the quantized model fails its tolerance against the FP32 model (see above); "
             "it was written for inspection"
+        )
+    return EXIT_OK
+
+
+def _folder(args: argparse.Namespace, method: str, options: Any) -> int:
+    """An encoder-decoder folder (``export hf:DIR --with-cache``): each file quantized."""
+    from onnx_deploy.workflows.generation import quantize_seq2seq
+
+    if args.method not in ("dynamic", "int4", "int8-weight", "fp16"):
+        return fail(f"--method {args.method} takes one file; a folder takes dynamic, int4, "
+                    "int8-weight or fp16")  # fmt: skip
+    output = args.output or f"{Path(args.model).name}-{args.method}"
+    result = quantize_seq2seq(args.model, output, method, options, force=args.force)
+    emit(args, result)
+    if not result.ok:
+        return fail(
+            "the quantized folder's tokens differ from its parent's on more inputs than "
+            "allowed (above); it was written for inspection"
         )
     return EXIT_OK

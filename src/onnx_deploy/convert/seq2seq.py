@@ -1,7 +1,7 @@
 """Encoder-decoder models (T5, BART, Marian, Whisper) exported for generation, in the
 layout optimum writes: ``encoder_model.onnx``, ``decoder_model.onnx`` and
 ``decoder_with_past_model.onnx`` in one folder, with the model's ``config.json`` (and
-``generation_config.json``) beside them.
+``generation_config.json``, and a speech model's ``preprocessor_config.json``) beside them.
 
 - encoder: ``input_ids`` and ``attention_mask`` ``[batch, enc_seq]`` (Whisper:
   ``input_features [batch, mels, frames]``) -> ``last_hidden_state``;
@@ -165,15 +165,15 @@ def _modules(model: Any, features: bool) -> tuple[Any, Any, Any]:
     return Encoder().eval(), Decoder().eval(), DecoderWithPast
 
 
-def encoder_example(model: Any, batch: int, seed: int = 0) -> dict[str, Any]:
-    """Valid encoder inputs: token ids with a padding mask (the first row unpadded), or
-    Whisper's log-mel frames at the size its encoder takes."""
+def encoder_example(model: Any, batch: int, seed: int = 0, seq: int = 9) -> dict[str, Any]:
+    """Valid encoder inputs: ``seq`` token ids with a padding mask (the first row
+    unpadded), or Whisper's log-mel frames at the size its encoder takes."""
     from onnx_deploy.convert.hf import signature_for
 
     sig = signature_for(model)
     sizes = {"batch": batch}
     if "seq" in {d.name for d in sig.dims}:
-        sizes["seq"] = min(sig.dim("seq").max, 9)
+        sizes["seq"] = min(sig.dim("seq").max, seq)
     feeds = sig.examples(sizes, seed=seed)
     keep = ("input_features",) if "input_features" in feeds else ("input_ids", "attention_mask")
     return {k: feeds[k] for k in keep}
@@ -332,7 +332,7 @@ def export_seq2seq(
                 run_captured(run, "dynamo", [])
         folder = hf_folder(spec_or_model) if isinstance(spec_or_model, str) else None
         if folder is not None:
-            for extra in ("config.json", "generation_config.json"):
+            for extra in ("config.json", "generation_config.json", "preprocessor_config.json"):
                 if (folder / extra).is_file():
                     shutil.copy2(folder / extra, tmp / extra)
         else:

@@ -527,7 +527,7 @@ class Signature:
         return plan
 
 
-MASK_NAMES = ("attention_mask",)
+MASK_NAMES = ("attention_mask", "encoder_attention_mask")
 # Integer inputs whose only value valid for every model is 0: Hugging Face's segment ids
 # (BERT has 2 token types, RoBERTa 1); the default range 0..9 would index past the table.
 ZERO_NAMES = ("token_type_ids",)

@@ -43,6 +43,7 @@ class TokenSettings:
     decoder_start_token_id: int
     eos_token_id: int | None
     pad_token_id: int
+    vocab_size: int | None = None
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike[str]) -> TokenSettings:
@@ -60,7 +61,11 @@ class TokenSettings:
         eos = merged.get("eos_token_id")
         eos = eos[0] if isinstance(eos, list) and eos else eos
         pad = merged.get("pad_token_id")
-        return cls(start, eos if isinstance(eos, int) else None, pad if isinstance(pad, int) else 0)
+        vocab = merged.get("vocab_size")
+        return cls(
+            start, eos if isinstance(eos, int) else None, pad if isinstance(pad, int) else 0,
+            vocab if isinstance(vocab, int) else None,
+        )  # fmt: skip
 
 
 class Seq2SeqGenerator:
@@ -130,6 +135,18 @@ class Seq2SeqGenerator:
             logits = got["logits"]
             own = {_past(n): v for n, v in got.items() if ".decoder." in n}
         return rows
+
+    def example(self, seed: int, seq: int) -> dict[str, np.ndarray]:
+        """One valid encoder input: ``seq`` token ids below the config's vocabulary with a
+        full mask, or standard-normal features of the shape the encoder takes."""
+        rng = np.random.default_rng(seed)
+        first = self.encoder.get_inputs()[0]
+        if first.name != "input_ids":
+            shape = [d if isinstance(d, int) else 1 for d in first.shape]
+            return {first.name: rng.standard_normal(shape).astype(np.float32)}
+        vocab = self.settings.vocab_size or 10
+        ids = rng.integers(0, vocab, (1, seq)).astype(np.int64)
+        return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
 
     def _only(self, session: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         wanted = (

@@ -418,7 +418,12 @@ def stop_token(generation: dict[str, Any]) -> int | None:
 def is_cached_decoder(model: Any) -> bool:
     """A graph (``onnx.ModelProto``) with ``past_key_values.*`` inputs: a decoder exported
     with its cache, judged by its tokens."""
-    return any(i.name.startswith("past_key_values.") for i in model.graph.input)
+    import re
+
+    # a causal LM's ``past_key_values.<i>.key``; an encoder-decoder's decoder takes
+    # ``past_key_values.<i>.decoder.key`` and is judged by its folder's tokens instead
+    cache = re.compile(r"^past_key_values\.\d+\.(key|value)$")
+    return any(cache.match(i.name) for i in model.graph.input)
 
 
 def check_against_parent(

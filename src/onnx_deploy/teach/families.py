@@ -42,7 +42,7 @@ WAV2VEC2 = {
 WHISPER = {
     "vocab_size": VOCAB, "d_model": 32, "encoder_layers": 2, "decoder_layers": 2,
     "encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 37,
-    "decoder_ffn_dim": 37, "num_mel_bins": 16, "max_source_positions": 30,
+    "decoder_ffn_dim": 37, "num_mel_bins": 16, "max_source_positions": 50,
     "max_target_positions": 40, "decoder_start_token_id": 3, "pad_token_id": 0,
     "bos_token_id": 1, "eos_token_id": 2,
 }  # fmt: skip
@@ -226,4 +226,24 @@ def save_family(name: str, folder: str | os.PathLike[str]) -> str:
     model = family(name).build()
     Path(folder).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
+    save_feature_extractor(model, folder)
     return f"hf:{folder}"
+
+
+def save_feature_extractor(model: Any, folder: str | os.PathLike[str]) -> None:
+    """A Whisper model's feature extractor (``preprocessor_config.json``), sized for its
+    config: ``num_mel_bins`` filters, and a window of ``2 x max_source_positions`` frames
+    of 10 ms (Whisper's 30 s for 1500 positions; a tiny config's 1 s for 50). Other
+    models: nothing."""
+    import transformers
+
+    config = model.config
+    if config.model_type != "whisper":
+        return
+    frames = 2 * int(config.max_source_positions)
+    seconds, rest = divmod(frames * 160, 16_000)
+    if rest:
+        raise ValueError(f"{frames} frames of 10 ms are not whole seconds of audio")
+    transformers.WhisperFeatureExtractor(
+        feature_size=int(config.num_mel_bins), chunk_length=seconds
+    ).save_pretrained(folder)

@@ -346,6 +346,8 @@ def _hf_rates(spec: str, ids: Sequence[Sequence[int]], new: int, threads: int) -
 
 # --- encoder-decoders (convert.seq2seq's folders) -----------------------------------------
 
+SEQ2SEQ_LENGTHS = (3, 9, 17, 33)  # generated encoder inputs take these lengths in turn
+
 
 @dataclass(frozen=True)
 class Seq2SeqCheck(Result):
@@ -437,7 +439,11 @@ def check_seq2seq(
         rows = len(next(iter(data.values())))
         batches = [{k: np.asarray(v[i : i + 1]) for k, v in data.items()} for i in range(rows)]
     else:
-        batches = [encoder_example(model, 1, seed=i) for i in range(num_inputs)]
+        # the encoder and the cross-attention cache at several lengths
+        batches = [
+            encoder_example(model, 1, seed=i, seq=SEQ2SEQ_LENGTHS[i % len(SEQ2SEQ_LENGTHS)])
+            for i in range(num_inputs)
+        ]
     eos = generator.settings.eos_token_id
     pairs = []
     for feeds in batches:
@@ -447,3 +453,174 @@ def check_seq2seq(
     return Seq2SeqCheck(
         str(folder), reference, tuple(pairs), max_new_tokens, eos, min_identical, tuple(notes)
     )
+
+
+@dataclass(frozen=True)
+class Transcription(Result):
+    """A speech clip through a Whisper folder: its features (``infer.audio``, numpy) and
+    greedy tokens; with a reference, transformers' features and tokens beside them."""
+
+    COMPUTED = ("ok",)
+
+    model: str
+    audio: str
+    seconds: float
+    tokens: tuple[int, ...]
+    reference: str | None = None
+    reference_tokens: tuple[int, ...] | None = None
+    features_max_abs: float | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.reference_tokens is None or self.reference_tokens == self.tokens
+
+    def summary(self) -> str:
+        lines = [
+            f"audio     {self.audio}: {self.seconds:.2f} s",
+            f"tokens    {','.join(map(str, self.tokens))}",
+        ]
+        if self.reference_tokens is not None:
+            lines += [
+                f"  features vs transformers' feature extractor: max abs "
+                f"{self.features_max_abs:.2e}",
+                f"  tokens vs {self.reference}: "
+                f"{'identical' if self.ok else 'DIFFER: ' + ','.join(map(str, self.reference_tokens))}"
+                f": {'PASS' if self.ok else 'FAIL'}",
+            ]
+        lines += [f"  note    {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def transcribe(
+    folder: str | os.PathLike[str],
+    audio: str | os.PathLike[str],
+    *,
+    reference: str | None = None,
+    sample_rate: int | None = None,
+    max_new_tokens: int = 32,
+    threads: int | None = None,
+) -> Transcription:
+    """``generate FOLDER --audio FILE``: a clip (``.wav``, or ``.npy`` at ``sample_rate``)
+    checked against the folder's ``preprocessor_config.json`` (rate, length), its log-mel
+    features computed here, greedy tokens up to the EOS. With ``reference`` (``hf:DIR``):
+    transformers' feature extractor and model on the same samples, compared."""
+    from onnx_deploy.infer.audio import WhisperFeatures
+    from onnx_deploy.infer.audio import load_audio
+    from onnx_deploy.infer.seq2seq import Seq2SeqGenerator
+
+    extractor = WhisperFeatures.from_folder(folder)
+    clip = load_audio(audio, sample_rate)
+    samples = extractor.check(clip)
+    features = extractor(samples)[None]
+    generator = Seq2SeqGenerator(folder, threads=threads)
+    eos = generator.settings.eos_token_id
+    tokens = tuple(generator.greedy({"input_features": features}, max_new_tokens, eos)[0])
+    if reference is None:
+        return Transcription(str(folder), str(audio), clip.seconds, tokens, notes=clip.notes)
+    import numpy as np
+    import transformers
+
+    from onnx_deploy.convert.hf import hf_folder
+    from onnx_deploy.convert.hf import load_hf_model
+    from onnx_deploy.convert.seq2seq import hf_seq2seq_greedy
+
+    theirs = transformers.WhisperFeatureExtractor.from_pretrained(hf_folder(reference))
+    want_features = theirs(
+        samples, sampling_rate=clip.rate, return_tensors="np"
+    ).input_features.astype(np.float32)
+    model = load_hf_model(reference)
+    want = hf_seq2seq_greedy(model, {"input_features": want_features}, max_new_tokens, eos)[0]
+    return Transcription(
+        str(folder), str(audio), clip.seconds, tokens, reference, tuple(want),
+        float(np.abs(want_features - features).max()), clip.notes,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FolderQuantization(Result):
+    """Each file of an encoder-decoder folder quantized by one method, and the folder judged
+    by its greedy tokens against its parent folder's (the files' outputs on random caches
+    say little: a decoder's cache is never random)."""
+
+    COMPUTED = ("ok",)
+
+    source: str
+    path: str
+    method: str
+    results: tuple[Any, ...]
+    tokens: Seq2SeqCheck
+
+    @property
+    def ok(self) -> bool:
+        return self.tokens.ok
+
+    def summary(self) -> str:
+        lines = [f"quantize  {self.source}/ -> {self.path}/ ({self.method}, each file)"]
+        # each pass's own first line, with the temporary folder's path cut to the file
+        lines += ["  " + r.summary().splitlines()[0] for r in self.results]
+        lines.append(self.tokens.summary())
+        return "\n".join(lines)
+
+
+def quantize_seq2seq(
+    folder: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    method: str,
+    options: Any = None,
+    *,
+    min_identical: float = 0.9,
+    num_inputs: int = 16,
+    max_new_tokens: int = 16,
+    force: bool = False,
+) -> FolderQuantization:
+    """``quantize FOLDER --method M -o OUT``: the encoder and both decoders of an
+    encoder-decoder folder through the same quantization pass (``method`` is the pass's
+    name: ``int8-dynamic``, ``int4``, ``int8-weight``, ``fp16``), the configs copied, then
+    greedy tokens of both folders compared on ``num_inputs`` generated encoder inputs
+    (``SEQ2SEQ_LENGTHS`` tokens in turn). The folder is written either way, as a file that
+    fails its check is; ``ok`` says whether ``min_identical`` of the inputs agreed."""
+    import dataclasses
+    import shutil
+    import tempfile
+
+    from onnx_deploy.core.errors import OutputExistsError
+    from onnx_deploy.infer.seq2seq import FILES
+    from onnx_deploy.infer.seq2seq import Seq2SeqGenerator
+    from onnx_deploy.infer.seq2seq import is_seq2seq_folder
+    from onnx_deploy.passes import Context
+    from onnx_deploy.passes import run_pass
+
+    src, out = Path(folder), Path(output)
+    if not is_seq2seq_folder(src):
+        raise GenerationError(f"{src}: not an encoder-decoder folder ({', '.join(FILES)})")
+    if out.exists() and not force:
+        raise OutputExistsError(f"{out} already exists; choose another folder or pass --force")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        results = []
+        for name in FILES:
+            ctx = Context(validate=False, force=True)
+            done = run_pass(method, src / name, tmp / name, ctx, options).result
+            if hasattr(done, "output_path"):  # where it lands, not the temporary folder
+                done = dataclasses.replace(done, output_path=str(out / name))
+            results.append(done)
+        for extra in src.iterdir():
+            if extra.suffix == ".json":
+                shutil.copy2(extra, tmp / extra.name)
+        parent, child = Seq2SeqGenerator(src), Seq2SeqGenerator(tmp)
+        eos = parent.settings.eos_token_id
+        pairs = []
+        for i in range(num_inputs):
+            feeds = parent.example(i, SEQ2SEQ_LENGTHS[i % len(SEQ2SEQ_LENGTHS)])
+            want = parent.greedy(feeds, max_new_tokens, eos)[0]
+            pairs.append((tuple(want), tuple(child.greedy(feeds, max_new_tokens, eos)[0])))
+        del parent, child
+        check = Seq2SeqCheck(str(out), str(src), tuple(pairs), max_new_tokens, eos, min_identical)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        return FolderQuantization(str(src), str(out), method, tuple(results), check)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
