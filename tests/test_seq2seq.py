@@ -112,6 +112,19 @@ def test_beams_in_the_generation_config_are_refused_or_greedy_on_request(tmp_pat
     code, out, _ = run_cli(capsys, "generate", folder, "--prompt-ids", "5,17,9",
                            "--max-new-tokens", "4")  # fmt: skip
     assert code == 0 and out.startswith("tokens")
+    # sampling: the same seed gives the same tokens; seeds differ somewhere
+    sampled = []
+    for seed in (1, 1, 2, 3, 4):
+        code, out, _ = run_cli(capsys, "generate", folder, "--prompt-ids", "5,17,9", "--sample",
+                               "--seed", seed, "--max-new-tokens", "8")  # fmt: skip
+        assert code == 0
+        sampled.append(out.strip())
+    assert sampled[0] == sampled[1] and len(set(sampled)) >= 2, sampled
+    # speed: the folder and transformers, each in its own block
+    code, out, err = run_cli(capsys, "generate", folder, "--bench", "--reference", spec,
+                             "--num-prompts", "2", "--max-new-tokens", "4")  # fmt: skip
+    assert code == 0, err
+    assert "ONNX Runtime (bart_onnx)" in out and "transformers generate" in out, out
 
 
 def test_speech_from_a_wav_file_to_transformers_tokens_and_bad_audio_refused(tmp_path, capsys):

@@ -153,8 +153,17 @@ def _seq2seq(args: argparse.Namespace) -> int:
     hf:DIR, or one answer to --prompt-ids (the encoder's token ids)."""
     from onnx_deploy.workflows.generation import check_seq2seq
 
-    if args.bench or args.sample:
-        return fail("an encoder-decoder folder takes the greedy token check or --prompt-ids")
+    if args.bench:
+        from onnx_deploy.workflows.generation import bench_seq2seq
+
+        if args.reference is not None and not args.reference.startswith("hf:"):
+            return fail("--bench --reference takes hf:DIR (transformers' generate)")
+        num = args.num_prompts if args.num_prompts != 64 else 8  # timing: 8 inputs by default
+        emit(args, bench_seq2seq(
+            args.model, reference=args.reference, num_inputs=num,
+            max_new_tokens=args.max_new_tokens, threads=args.threads,
+        ))  # fmt: skip
+        return EXIT_OK
     if args.audio is not None:
         from onnx_deploy.workflows.generation import transcribe
 
@@ -181,9 +190,14 @@ def _seq2seq(args: argparse.Namespace) -> int:
     ids = np.asarray([args.prompt_ids], np.int64)
     generator = Seq2SeqGenerator(args.model, threads=args.threads)
     eos = args.eos_token_id if args.eos_token_id is not None else -1
-    tokens = generator.greedy(
-        {"input_ids": ids, "attention_mask": np.ones_like(ids)}, args.max_new_tokens, eos
-    )[0]
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    if args.sample:
+        tokens = generator.sample(
+            feeds, args.max_new_tokens, seed=args.seed, temperature=args.temperature,
+            top_k=args.top_k, eos_token_id=eos,
+        )[0]  # fmt: skip
+    else:
+        tokens = generator.greedy(feeds, args.max_new_tokens, eos)[0]
     print(f"tokens    {','.join(map(str, tokens))}")
     return EXIT_OK
 

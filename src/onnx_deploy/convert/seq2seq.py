@@ -182,10 +182,11 @@ def encoder_example(model: Any, batch: int, seed: int = 0, seq: int = 9) -> dict
 def hf_seq2seq_greedy(
     model: Any, encoder_feeds: dict[str, Any], max_new_tokens: int, eos_token_id: int | None
 ) -> list[list[int]]:
-    """transformers' own greedy ``generate`` (a clean generation config: no beams, no
-    forced or suppressed tokens), each row's tokens after the start token, up to its EOS.
-    Whisper's ``generate`` adds its own rules (language, task and timestamp tokens), so
-    for Whisper this is the same greedy loop over the model's ``forward``."""
+    """transformers' own greedy ``generate`` with a clean generation config (no beams, no
+    forced or suppressed tokens: the model's own config is set aside for the call), each
+    row's generated tokens up to its EOS. The generated tokens are the last of
+    ``sequences``, one per step scored: Whisper's ``generate`` returns them without the
+    start token, the others with it."""
     import torch
     import transformers
 
@@ -193,39 +194,25 @@ def hf_seq2seq_greedy(
     tensors = {k: torch.from_numpy(v) for k, v in encoder_feeds.items()}
     start = int(config.decoder_start_token_id)
     pad = config.pad_token_id if config.pad_token_id is not None else 0
-    with torch.no_grad():
-        if "input_features" in tensors:
-            batch = tensors["input_features"].shape[0]
-            ids = torch.full((batch, 1), start, dtype=torch.int64)
-            done = torch.zeros(batch, dtype=torch.bool)
-            hidden = model.get_encoder()(input_features=tensors["input_features"])
-            for _ in range(max_new_tokens):
-                logits = model(encoder_outputs=hidden, decoder_input_ids=ids).logits[:, -1]
-                token = torch.where(done, torch.tensor(pad), logits.argmax(-1))
-                ids = torch.cat([ids, token[:, None]], 1)
-                if eos_token_id is not None:
-                    done |= token == eos_token_id
-                if done.all():
-                    break
-            sequences = ids
-        else:
-            saved = model.generation_config
-            model.generation_config = transformers.GenerationConfig(
-                decoder_start_token_id=start, pad_token_id=pad
-            )
-            try:
-                sequences = model.generate(
-                    **tensors,
-                    generation_config=transformers.GenerationConfig(
-                        max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                        eos_token_id=eos_token_id, pad_token_id=pad,
-                        decoder_start_token_id=start,
-                    ),
-                )  # fmt: skip
-            finally:
-                model.generation_config = saved
+    saved = model.generation_config
+    model.generation_config = transformers.GenerationConfig(
+        decoder_start_token_id=start, pad_token_id=pad
+    )
+    try:
+        with torch.no_grad():
+            out = model.generate(
+                **tensors,
+                generation_config=transformers.GenerationConfig(
+                    max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                    eos_token_id=eos_token_id, pad_token_id=pad, decoder_start_token_id=start,
+                ),
+                return_dict_in_generate=True, output_scores=True,
+            )  # fmt: skip
+    finally:
+        model.generation_config = saved
+    steps = len(out.scores)
     rows = []
-    for row in sequences[:, 1:].tolist():
+    for row in out.sequences[:, out.sequences.shape[1] - steps :].tolist():
         if eos_token_id is not None and eos_token_id in row:
             row = row[: row.index(eos_token_id) + 1]
         rows.append([int(t) for t in row])

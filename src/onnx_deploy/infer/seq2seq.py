@@ -92,13 +92,57 @@ class Seq2SeqGenerator:
         encoder_feeds: Mapping[str, np.ndarray],
         max_new_tokens: int,
         eos_token_id: int | None = -1,
+        times: dict[str, float] | None = None,
     ) -> list[list[int]]:
         """Greedy tokens for each row of ``encoder_feeds`` (``input_ids`` and
         ``attention_mask``, or ``input_features``), after the start token, up to and
-        including the EOS (``-1``: the folder's; None: no stop)."""
+        including the EOS (``-1``: the folder's; None: no stop). ``times``, when given,
+        receives ``encoder`` and ``decoder`` seconds and the decoder's ``steps``."""
+        return self._decode(encoder_feeds, max_new_tokens, eos_token_id, None, times)
+
+    def sample(
+        self,
+        encoder_feeds: Mapping[str, np.ndarray],
+        max_new_tokens: int,
+        *,
+        seed: int = 0,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        eos_token_id: int | None = -1,
+    ) -> list[list[int]]:
+        """Sampled tokens: softmax of the logits over ``temperature``, from the ``top_k``
+        best (0: all), drawn with numpy's generator from ``seed``: the same seed, the same
+        tokens."""
+        if temperature <= 0:
+            raise ValueError("temperature must be above 0 (greedy: use greedy())")
+        rng = np.random.default_rng(seed)
+
+        def pick(logits: np.ndarray) -> np.ndarray:
+            scaled = logits.astype(np.float64) / temperature
+            if top_k:
+                cut = np.sort(scaled, axis=-1)[:, -top_k][:, None]
+                scaled = np.where(scaled < cut, -np.inf, scaled)
+            probs = np.exp(scaled - scaled.max(-1, keepdims=True))
+            probs /= probs.sum(-1, keepdims=True)
+            return np.array([rng.choice(len(p), p=p) for p in probs], np.int64)
+
+        return self._decode(encoder_feeds, max_new_tokens, eos_token_id, pick, None)
+
+    def _decode(
+        self,
+        encoder_feeds: Mapping[str, np.ndarray],
+        max_new_tokens: int,
+        eos_token_id: int | None,
+        pick: Any,
+        times: dict[str, float] | None,
+    ) -> list[list[int]]:
+        import time
+
         eos = self.settings.eos_token_id if eos_token_id == -1 else eos_token_id
         feeds = {n: np.asarray(encoder_feeds[n]) for n in self.encoder_inputs}
+        start = time.perf_counter()
         hidden = self.encoder.run(["last_hidden_state"], feeds)[0]
+        encoded = time.perf_counter()
         batch = hidden.shape[0]
         mask = feeds.get("attention_mask")
         first = {"input_ids": np.full((batch, 1), self.settings.decoder_start_token_id, np.int64)}
@@ -113,8 +157,10 @@ class Seq2SeqGenerator:
         rows: list[list[int]] = [[] for _ in range(batch)]
         done = np.zeros(batch, bool)
         step_names = [o.name for o in self.decoder_with_past.get_outputs()]
+        steps = 1
         for step in range(max_new_tokens):
-            token = logits[:, -1].argmax(-1).astype(np.int64)
+            last = logits[:, -1]
+            token = (last.argmax(-1) if pick is None else pick(last)).astype(np.int64)
             token = np.where(done, self.settings.pad_token_id, token)
             for i in np.flatnonzero(~done):
                 rows[i].append(int(token[i]))
@@ -125,15 +171,14 @@ class Seq2SeqGenerator:
             feeds = {"input_ids": token[:, None], **own, **cross}
             if mask is not None:
                 feeds["encoder_attention_mask"] = mask
-            got = dict(
-                zip(
-                    step_names,
-                    self.decoder_with_past.run(None, self._only(None, feeds)),
-                    strict=True,
-                )
-            )
+            ran = self.decoder_with_past.run(None, self._only(None, feeds))
+            got = dict(zip(step_names, ran, strict=True))
             logits = got["logits"]
             own = {_past(n): v for n, v in got.items() if ".decoder." in n}
+            steps += 1
+        if times is not None:
+            times |= {"encoder": encoded - start, "decoder": time.perf_counter() - encoded}
+            times["steps"] = steps
         return rows
 
     def example(self, seed: int, seq: int) -> dict[str, np.ndarray]:

@@ -624,3 +624,106 @@ def quantize_seq2seq(
         return FolderQuantization(str(src), str(out), method, tuple(results), check)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Seq2SeqSpeed:
+    """One way to run an encoder-decoder: the encoder's median time per input and the
+    decoder's tokens/s (every step after the encoder, the first step included)."""
+
+    name: str
+    encoder_ms: float
+    decoder_tokens_per_s: float
+    decoder_p10: float
+    decoder_p90: float
+
+
+@dataclass(frozen=True)
+class Seq2SeqBench(Result):
+    """``generate FOLDER --bench``: the folder on ONNX Runtime and, with a reference,
+    transformers' ``generate`` (its cache), each timed in its own block over the same
+    inputs at the same thread count, after one warm-up input each."""
+
+    model: str
+    threads: int
+    inputs: int
+    new_tokens: int
+    rows: tuple[Seq2SeqSpeed, ...]
+
+    def summary(self) -> str:
+        from onnx_deploy.core.tables import format_table
+
+        table = format_table(
+            ("", "encoder ms", "decoder tok/s", "decoder p10-p90"),
+            [(r.name, f"{r.encoder_ms:.2f}", f"{r.decoder_tokens_per_s:.1f}",
+              f"{r.decoder_p10:.1f}-{r.decoder_p90:.1f}") for r in self.rows],
+            widths=(max(len(r.name) for r in self.rows) + 2, 11, 14, 16), align="<>>>",
+            indent="  ",
+        )  # fmt: skip
+        head = (
+            f"generate  {self.model}: {self.inputs} inputs, {self.new_tokens} new tokens each "
+            f"(no EOS stop), batch 1, {self.threads} threads; encoder median per input"
+        )
+        return f"{head}\n{table}"
+
+
+def _speed(name: str, samples: Sequence[tuple[float, float, int]]) -> Seq2SeqSpeed:
+    import numpy as np
+
+    rates = [steps / dec for _, dec, steps in samples if dec > 0]
+    steps, seconds = sum(s[2] for s in samples), sum(s[1] for s in samples)
+    return Seq2SeqSpeed(
+        name, 1000 * float(np.median([s[0] for s in samples])), steps / seconds,
+        float(np.percentile(rates, 10)), float(np.percentile(rates, 90)),
+    )  # fmt: skip
+
+
+def bench_seq2seq(
+    folder: str | os.PathLike[str],
+    *,
+    reference: str | None = None,
+    num_inputs: int = 8,
+    max_new_tokens: int = 32,
+    threads: int | None = None,
+) -> Seq2SeqBench:
+    """Encoder time and decoder tokens/s of an encoder-decoder folder, and of transformers'
+    ``generate`` on the same inputs where ``reference`` (``hf:DIR``) is given."""
+    import time
+
+    from onnx_deploy.infer.seq2seq import Seq2SeqGenerator
+
+    threads = threads or os.cpu_count() or 1  # as bench_generation
+    generator = Seq2SeqGenerator(folder, threads=threads)
+    inputs = [
+        generator.example(i, SEQ2SEQ_LENGTHS[i % len(SEQ2SEQ_LENGTHS)]) for i in range(num_inputs)
+    ]
+    generator.greedy(inputs[0], max_new_tokens, None)  # warm-up
+    ours = []
+    for feeds in inputs:
+        times: dict[str, float] = {}
+        generator.greedy(feeds, max_new_tokens, None, times=times)
+        ours.append((times["encoder"], times["decoder"], int(times["steps"])))
+    rows = [_speed(f"ONNX Runtime ({Path(folder).name})", ours)]
+    if reference is not None:
+        import torch
+
+        from onnx_deploy.convert.hf import load_hf_model
+        from onnx_deploy.convert.seq2seq import hf_seq2seq_greedy
+
+        torch.set_num_threads(threads)
+        model = load_hf_model(reference)
+        encoder = model.get_encoder()
+        hf_seq2seq_greedy(model, inputs[0], max_new_tokens, None)  # warm-up
+        theirs = []
+        for feeds in inputs:
+            tensors = {k: torch.from_numpy(v) for k, v in feeds.items()}
+            with torch.no_grad():
+                start = time.perf_counter()
+                encoder(**tensors)
+                encoded = time.perf_counter() - start
+            start = time.perf_counter()
+            hf_seq2seq_greedy(model, feeds, max_new_tokens, None)
+            total = time.perf_counter() - start
+            theirs.append((encoded, max(total - encoded, 1e-9), max_new_tokens))
+        rows.append(_speed(f"transformers generate ({reference})", theirs))
+    return Seq2SeqBench(str(folder), threads, num_inputs, max_new_tokens, tuple(rows))
