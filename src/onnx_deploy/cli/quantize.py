@@ -173,8 +173,17 @@ def _folder(args: argparse.Namespace, method: str, options: Any) -> int:
     if args.method not in ("dynamic", "int4", "int8-weight", "fp16"):
         return fail(f"--method {args.method} takes one file; a folder takes dynamic, int4, "
                     "int8-weight or fp16")  # fmt: skip
+    inputs = None
+    if args.validation_data:  # the encoder's inputs by name, one row per input
+        from onnx_deploy.core.feeds import load_data
+
+        data = load_data(args.validation_data)
+        if not isinstance(data, dict):
+            return fail(f"{args.validation_data}: an .npz with the encoder's inputs by name")
+        rows = len(next(iter(data.values())))
+        inputs = [{k: v[i : i + 1] for k, v in data.items()} for i in range(rows)]
     output = args.output or f"{Path(args.model).name}-{args.method}"
-    result = quantize_seq2seq(args.model, output, method, options, force=args.force)
+    result = quantize_seq2seq(args.model, output, method, options, inputs=inputs, force=args.force)
     emit(args, result)
     if not result.ok:
         return fail(

@@ -134,6 +134,8 @@ def quiet_exporter(capture: io.StringIO) -> Iterator[list[warnings.WarningMessag
             "torch.export",
             "torch.export._trace",  # logs a failed capture at ERROR before raising it
             "torch._dynamo",
+            "onnx_ir",  # its passes log at INFO, which a root handler would print
+            "onnxscript",
         )
     ]
     levels = [lg.level for lg in noisy]

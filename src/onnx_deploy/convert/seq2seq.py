@@ -102,18 +102,29 @@ def _decoder_caches(model: Any) -> None:
             config.use_cache = True
 
 
+def _cache_of(out: Any) -> Any:
+    return getattr(out, "cache", None) or out.past_key_values
+
+
 def _flat(cache: Any, cross: bool) -> list[Any]:
     parts = [cache.self_attention_cache] + ([cache.cross_attention_cache] if cross else [])
     return [t for part in parts for layer in part.layers for t in (layer.keys, layer.values)]
 
 
 def _modules(model: Any, features: bool) -> tuple[Any, Any, Any]:
+    import inspect
+
     import torch
     from transformers import DynamicCache
     from transformers import EncoderDecoderCache
 
     config = model.config
     d_model = int(getattr(config, "d_model", None) or config.hidden_size)
+    # transformers 5.x names the argument ``cache`` (``past_key_values`` warns); 4.x knows
+    # only ``past_key_values``
+    cache_arg = (
+        "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    )
 
     class Encoder(torch.nn.Module):
         def __init__(self) -> None:
@@ -134,9 +145,9 @@ def _modules(model: Any, features: bool) -> tuple[Any, Any, Any]:
             cache = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
             out = self.model(
                 encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=ids,
-                past_key_values=cache, use_cache=True,
+                use_cache=True, **{cache_arg: cache},
             )  # fmt: skip
-            return (out.logits, *_flat(out.past_key_values, cross=True))
+            return (out.logits, *_flat(_cache_of(out), cross=True))
 
     class DecoderWithPast(torch.nn.Module):
         def __init__(self, layers: int) -> None:
@@ -158,9 +169,9 @@ def _modules(model: Any, features: bool) -> tuple[Any, Any, Any]:
             hidden = torch.zeros(key.shape[0], key.shape[2], d_model, dtype=key.dtype)
             out = self.model(
                 encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=ids,
-                past_key_values=cache, use_cache=True,
+                use_cache=True, **{cache_arg: cache},
             )  # fmt: skip
-            return (out.logits, *_flat(out.past_key_values, cross=False))
+            return (out.logits, *_flat(_cache_of(out), cross=False))
 
     return Encoder().eval(), Decoder().eval(), DecoderWithPast
 

@@ -572,14 +572,17 @@ def quantize_seq2seq(
     min_identical: float = 0.9,
     num_inputs: int = 16,
     max_new_tokens: int = 16,
+    inputs: Sequence[dict[str, Any]] | None = None,
     force: bool = False,
 ) -> FolderQuantization:
     """``quantize FOLDER --method M -o OUT``: the encoder and both decoders of an
     encoder-decoder folder through the same quantization pass (``method`` is the pass's
     name: ``int8-dynamic``, ``int4``, ``int8-weight``, ``fp16``), the configs copied, then
     greedy tokens of both folders compared on ``num_inputs`` generated encoder inputs
-    (``SEQ2SEQ_LENGTHS`` tokens in turn). The folder is written either way, as a file that
-    fails its check is; ``ok`` says whether ``min_identical`` of the inputs agreed."""
+    (``SEQ2SEQ_LENGTHS`` tokens in turn), or on ``inputs`` (encoder feeds, one input
+    each: the task's own data, where random ids lead a small model off its training and
+    into near-ties). The folder is written either way, as a file that fails its check is;
+    ``ok`` says whether ``min_identical`` of the inputs agreed."""
     import dataclasses
     import shutil
     import tempfile
@@ -612,8 +615,11 @@ def quantize_seq2seq(
         parent, child = Seq2SeqGenerator(src), Seq2SeqGenerator(tmp)
         eos = parent.settings.eos_token_id
         pairs = []
-        for i in range(num_inputs):
-            feeds = parent.example(i, SEQ2SEQ_LENGTHS[i % len(SEQ2SEQ_LENGTHS)])
+        chosen = list(inputs) if inputs is not None else [
+            parent.example(i, SEQ2SEQ_LENGTHS[i % len(SEQ2SEQ_LENGTHS)])
+            for i in range(num_inputs)
+        ]  # fmt: skip
+        for feeds in chosen:
             want = parent.greedy(feeds, max_new_tokens, eos)[0]
             pairs.append((tuple(want), tuple(child.greedy(feeds, max_new_tokens, eos)[0])))
         del parent, child
@@ -725,5 +731,6 @@ def bench_seq2seq(
             hf_seq2seq_greedy(model, feeds, max_new_tokens, None)
             total = time.perf_counter() - start
             theirs.append((encoded, max(total - encoded, 1e-9), max_new_tokens))
-        rows.append(_speed(f"transformers generate ({reference})", theirs))
+        name = Path(reference.removeprefix("hf:")).name
+        rows.append(_speed(f"transformers generate ({name})", theirs))
     return Seq2SeqBench(str(folder), threads, num_inputs, max_new_tokens, tuple(rows))
