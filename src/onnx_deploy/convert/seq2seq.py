@@ -241,6 +241,7 @@ def export_seq2seq(
     docstring), check its greedy tokens against transformers on a padded batch, and move
     it into place; a check that fails leaves nothing."""
     from onnx_deploy.convert.export import run_captured
+    from onnx_deploy.convert.runners.pytorch import forward_parameters
     from onnx_deploy.core.defaults import DEFAULT_OPSET
     from onnx_deploy.infer.seq2seq import Seq2SeqGenerator
 
@@ -258,8 +259,6 @@ def export_seq2seq(
             "it without --with-cache"
         )
     _decoder_caches(model)
-    from onnx_deploy.convert.runners.pytorch import forward_parameters
-
     features = "input_features" in forward_parameters(model)[0]
     encoder, decoder, with_past_cls = _modules(model, features)
     example = encoder_example(model, 2)
@@ -287,7 +286,8 @@ def export_seq2seq(
     try:
         with torch.no_grad():
             hidden = encoder(x, mask)
-            ids = torch.randint(0, int(model.config.vocab_size), (x.shape[0], 3))
+            gen = torch.Generator().manual_seed(0)  # the caller's random state is left alone
+            ids = torch.randint(0, int(model.config.vocab_size), (x.shape[0], 3), generator=gen)
             first = decoder(ids, hidden, mask)
             layers = (len(first) - 1) // 4
             own_names = [
