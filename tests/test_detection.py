@@ -179,7 +179,8 @@ def test_letterbox_round_trip_maps_boxes_to_the_original_image() -> None:
                    {"pixels": np.zeros((1, 320, 160, 3), np.uint8)})  # fmt: skip
     np.testing.assert_allclose(clipped["boxes"][0, 0], [0, 0, 160, 320], atol=1e-4)
     meta = detection_metadata(model)["letterbox"]
-    assert meta == {"size": [160, 160], "pad_value": 114, "scale": 1 / 255, "boxes_mapped": True}
+    assert meta == {"size": [160, 160], "pad_value": 114, "scale": 1 / 255, "boxes_mapped": True,
+                    "antialias": True}  # fmt: skip
 
 
 def test_letterbox_pads_with_grey_and_scales() -> None:

@@ -102,6 +102,7 @@ _PUBLIC: dict[str, str] = {
     "convert_fp16": "convert.quantize",
     "fuse_transformer": "convert.fusion",
     "build_engine": "convert.tensorrt",
+    "check_tensorrt": "convert.tensorrt_rules",
     "trtexec_command": "convert.tensorrt",
     "polygraphy_commands": "convert.tensorrt",
     "derive_profile": "convert.tensorrt",

@@ -102,7 +102,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     sp.add_argument("--scale", type=float, default=1 / 255, help="pixels are multiplied by this")
     sp.add_argument("--pixels-name", default="pixels", help="name of the new uint8 input")
-    sp.add_argument("--no-antialias", action="store_true", help="resize without antialiasing")
+    sp.add_argument(
+        "--no-antialias",
+        action="store_true",
+        help="resize without antialiasing (the form TensorRT's ONNX parser takes)",
+    )
     sp.add_argument(
         "--letterbox", action="store_true",
         help="detector preprocessing: any image size, resized keeping the aspect ratio and "
@@ -167,6 +171,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         return {
             "input_name": args.input_name, "letterbox": True, "pad_value": args.pad_value,
             "scale": args.scale, "pixels_name": args.pixels_name,
+            "antialias": not args.no_antialias,
         }  # fmt: skip
     if e == "preprocess":
         from onnx_deploy.convert.surgery import IMAGENET_MEAN

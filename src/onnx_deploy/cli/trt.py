@@ -1,7 +1,9 @@
 """``onnx-deploy trt build | run | bench | compare``: TensorRT engines from ONNX files.
 
 ``build`` prints the equivalent trtexec and polygraphy commands first, so they are there
-even where TensorRT is not (a machine without it exits 1 with what to install).
+even where TensorRT is not (a machine without it exits 1 with what to install); then it
+checks the graph against the ONNX parser's documented rules (``check``, which needs no
+TensorRT) and refuses a graph that breaks one, naming the node and the rule.
 """
 
 from __future__ import annotations
@@ -69,7 +71,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a detector with NMS in its graph (edit postprocess --nms): build its NMS as "
         "TensorRT's EfficientNMS plugin (default: the parser's INMSLayer)",
     )  # fmt: skip
+    b.add_argument(
+        "--skip-static-check", action="store_true",
+        help="do not refuse a graph that breaks the ONNX parser's documented rules (for a "
+        "TensorRT newer than them that takes it)",
+    )  # fmt: skip
     add_force(b, "an engine without metadata, or rebuild a cached one")
+    k = sub.add_parser(
+        "check", help="check an ONNX file against TensorRT's ONNX parser's documented rules "
+        "(no TensorRT or GPU needed)",
+    )  # fmt: skip
+    k.add_argument("model", help=".onnx file")
     for name, text in (("run", "run an engine on inputs"), ("bench", "time an engine")):
         r = sub.add_parser(name, help=text)
         r.add_argument("plan", help="engine built by `onnx-deploy trt build`")
@@ -90,9 +102,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"build": _build, "run": _run, "bench": _bench, "compare": _compare}[args.trt_command](
-        args
-    )
+    actions = {"build": _build, "check": _check, "run": _run, "bench": _bench}
+    return {**actions, "compare": _compare}[args.trt_command](args)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from onnx_deploy.convert.tensorrt_rules import check_tensorrt
+
+    report = check_tensorrt(args.model)
+    emit(args, report)
+    return EXIT_OK if report.ok else fail("the graph breaks TensorRT's documented ONNX rules")
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -104,6 +123,7 @@ def _build(args: argparse.Namespace) -> int:
         args.model, args.output or str(Path(args.model).with_suffix(".plan")), dims=args.shapes,
         precision=args.precision, workspace=args.workspace, timing_cache=args.timing_cache,
         force=args.force, log=step(args), explain=True, nms_plugin=args.nms_plugin,
+        static_check=not args.skip_static_check,
     )  # fmt: skip
     emit(args, result)
     return EXIT_OK

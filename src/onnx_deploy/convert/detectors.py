@@ -219,7 +219,7 @@ def detector_for_export(model: Any, image_size: tuple[int, int]) -> nn.Module:
 class DetectionPipeline(nn.Module):
     """What a graph from ``add_nms`` (and ``add_letterbox``) computes, in PyTorch and
     torchvision, for validating it: uint8 NHWC ``pixels`` -> the same letterbox (PyTorch's
-    antialiased bilinear resize, ``F.pad``), ``model``, boxes to corners, torchvision's
+    bilinear resize, antialiased unless the graph's is not, ``F.pad``), ``model``, boxes to corners, torchvision's
     ``batched_nms`` with the same thresholds, the best ``max_detections`` per image,
     boxes mapped back, padded. Written with torch's own operators, not from the ONNX graph,
     so that agreement means something. ``settings``: the graph's ``detection_metadata``."""
@@ -253,7 +253,9 @@ class DetectionPipeline(nn.Module):
             r = min(big_h / h, big_w / w)
             nh, nw = round(h * r), round(w * r)
             if (nh, nw) != (h, w):
-                x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True)
+                x = F.interpolate(
+                    x, size=(nh, nw), mode="bilinear", antialias=lb.get("antialias", True)
+                )
             top, left = (big_h - nh) // 2, (big_w - nw) // 2
             x = F.pad(x, (left, big_w - nw - left, top, big_h - nh - top), value=lb["pad_value"])
             x = x * lb.get("scale", 1 / 255)

@@ -397,6 +397,7 @@ def build_engine(
     trt: Any = None,
     gpu: tuple[str, str] | None = None,
     nms_plugin: bool = False,
+    static_check: bool = True,
 ) -> EngineResult:
     """Build (or reuse) a TensorRT engine for an ONNX file.
 
@@ -411,6 +412,9 @@ def build_engine(
     detector with ``add_nms``'s graph, build from a copy whose NMS is TensorRT's
     EfficientNMS plugin (``efficient_nms``; written beside the engine as
     ``NAME.efficientnms.onnx``) instead of the parser's ``INMSLayer``.
+    ``static_check``: first check the graph against the ONNX parser's documented rules
+    (``check_tensorrt``) and refuse, naming the node and the rule, before TensorRT is
+    imported; off only for a TensorRT newer than the rules that is known to take the graph.
     """
     from onnx_deploy.infer.modelinfo import graph_io
     from onnx_deploy.infer.modelinfo import load_onnx
@@ -420,6 +424,19 @@ def build_engine(
     if nms_plugin:
         onnx_path = _with_nms_plugin(onnx_path, plan_path)
     proto = load_onnx(onnx_path, load_external_data=False)
+    if static_check:
+        from onnx_deploy.convert.tensorrt_rules import check_tensorrt
+
+        rules = check_tensorrt(proto, name=str(onnx_path))
+        if not rules.ok:
+            raise TensorRTError(
+                f"{rules.summary()}\nfix the graph (a letterbox: `onnx-deploy edit preprocess "
+                "--letterbox --no-antialias`), or, for a TensorRT newer than these rules that "
+                "takes it, build with --skip-static-check"
+            )
+        log(
+            f"checked   {rules.nodes} nodes against TensorRT {rules.version}'s ONNX rules: none broken"
+        )
     inputs, outputs = graph_io(proto)
     if profiles is None:
         profile, notes = derive_profile(inputs, dims)

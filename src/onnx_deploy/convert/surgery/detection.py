@@ -102,7 +102,7 @@ class NodeList:
         self.nodes: list[Any] = []
 
     def add(self, op: str, ins: list[str], out: str, **attrs: Any) -> str:
-        self.nodes.append(helper.make_node(op, ins, [out], **attrs))
+        self.nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
         return out
 
     def const(self, name: str, values: Any, dtype: Any = np.int64) -> str:
@@ -457,12 +457,17 @@ def add_letterbox(
     scale: float = 1 / 255,
     pixels_name: str = "pixels",
     map_boxes: bool = True,
+    antialias: bool = True,
 ) -> onnx.ModelProto:
     """Letterbox in the graph: the model takes uint8 NHWC ``pixels`` of any height and
     width; they are resized by ``r = min(H / h, W / w)`` (bilinear, aspect ratio kept),
     padded evenly to the image input's fixed ``H x W`` with ``pad_value`` and multiplied
     by ``scale``. With ``map_boxes`` and a ``boxes`` output ([..., 4] corners), boxes come
-    out in the original image's pixels: ``(box - pad) / r``, clipped to the image."""
+    out in the original image's pixels: ``(box - pad) / r``, clipped to the image.
+
+    ``antialias``: the resize filters when it shrinks (PyTorch's ``antialias=True``).
+    TensorRT's ONNX parser rejects an antialiased ``Resize``; ``antialias=False`` is the
+    form it takes (plain bilinear, as OpenCV's ``INTER_LINEAR`` letterbox in ultralytics)."""
     image = image_spec(model, input_name)
     height, width = image.shape[2], image.shape[3]
     if not (isinstance(height, int) and isinstance(width, int)):
@@ -473,7 +478,7 @@ def add_letterbox(
     outs = {s.name: s for s in graph_io(model)[1]}
     mapped = map_boxes and "boxes" in outs and outs["boxes"].shape[-1] == 4
     opset = max(18, default_opset(model))
-    pre = _letterbox_graph(image, pixels_name, pad_value, scale, channels, opset)
+    pre = _letterbox_graph(image, pixels_name, pad_value, scale, channels, opset, antialias)
     pairs = [(image.name, image.name)]
     if mapped:
         model = _map_boxes_back(model)
@@ -487,6 +492,7 @@ def add_letterbox(
                 "pad_value": pad_value,
                 "scale": scale,
                 "boxes_mapped": mapped,
+                "antialias": bool(antialias),
             }
         },
     )
@@ -494,7 +500,13 @@ def add_letterbox(
 
 
 def _letterbox_graph(
-    image: TensorSpec, pixels: str, pad_value: int, scale: float, channels: int, opset: int
+    image: TensorSpec,
+    pixels: str,
+    pad_value: int,
+    scale: float,
+    channels: int,
+    opset: int,
+    antialias: bool = True,
 ) -> onnx.ModelProto:
     height, width = int(image.shape[2]), int(image.shape[3])  # type: ignore[arg-type]
     nodes = NodeList()
@@ -511,7 +523,8 @@ def _letterbox_graph(
                   "lb/new_hw", to=TensorProto.INT64)  # fmt: skip
     nc = node("Slice", [shape, const("lb/i0", [0]), "lb/i2"], "lb/nc")
     sizes = node("Concat", [nc, new_hw], "lb/sizes", axis=0)
-    resized = node("Resize", [x, "", "", sizes], "lb/resized", mode="linear", antialias=1)
+    resized = node("Resize", [x, "", "", sizes], "lb/resized", mode="linear",
+                   antialias=int(antialias))  # fmt: skip
     pad = node("Sub", [const("lb/target_i", [height, width]), new_hw], "lb/pad")
     before = node("Div", [pad, const("lb/two", [2])], "lb/pad_before")
     after = node("Sub", [pad, before], "lb/pad_after")

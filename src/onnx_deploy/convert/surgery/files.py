@@ -274,12 +274,14 @@ def _edit_preprocess(
 
 
 def _edit_letterbox(m: onnx.ModelProto, input_name: str | None = None, **options: Any) -> Any:
-    lb = {k: options[k] for k in ("pad_value", "scale", "pixels_name", "map_boxes") if k in options}
+    lb = {k: options[k] for k in ("pad_value", "scale", "pixels_name", "map_boxes", "antialias")
+          if k in options}  # fmt: skip
     after = add_letterbox(m, input_name, **lb)
     check = check_letterbox(m, after, input_name, **lb)
     meta = detection_metadata(after) or {}
+    filt = "" if lb.get("antialias", True) else " (no antialiasing: TensorRT's form)"
     notes = [
-        "uint8 NHWC, any size -> resize keeping the aspect ratio -> pad to "
+        f"uint8 NHWC, any size -> resize keeping the aspect ratio{filt} -> pad to "
         f"{'x'.join(map(str, meta['letterbox']['size']))} with {lb.get('pad_value', 114)} -> "
         "x * scale"
     ]
