@@ -17,6 +17,7 @@ from onnx_deploy.cli import build_parser
 from onnx_deploy.teach.claims import check
 from onnx_deploy.teach.claims import claims_in
 from onnx_deploy.teach.claims import main
+from onnx_deploy.teach.claims import output_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,6 +110,98 @@ def test_a_planted_wrong_number_in_the_real_files_fails(tmp_path: Path, capsys) 
     assert "skills/onnx-quantize/SKILL.md" in out and "3.50x unbacked" in out
 
 
+# -- each kind of wrong claim, planted in a copy of a real notebook ----------------------
+
+
+def _printed(nb: Path) -> str:
+    return "\n".join(output_text(c) for c in json.loads(nb.read_text())["cells"])
+
+
+def planted_claims(nb: Path) -> list[tuple[str, str]]:
+    """Wrong claims of each kind, written from the figures notebook 12 prints (they move
+    from run to run): (kind, prose). Each must fail the check."""
+    out = _printed(nb)
+    p50 = re.search(r"^\| FP32 \|(?:[^|]*\|){6} ([\d.]+) / ([\d.]+) \|", out, re.M)
+    cocoeval = re.search(r"COCOeval mAP@0.5 ([\d.]+)", out)
+    change = re.search(r"change -([\d.]+) points", out)
+    assert p50 and cocoeval and change, "notebook 12 prints its table, COCOeval and mAP change"
+    return [
+        ("a speed-up backed by a latency sharing its digits", f"The served graph ran {p50[2]}x faster."),
+        ("a ratio backed by an accuracy figure", f"INT8 ran {float(cocoeval[1]):.3f}x FP32's speed."),
+        ("a percentage backed by a bare 1", "Every box matched: 100% of them."),
+        ("a comparison whose direction was flipped", f"Without antialiasing the detector gained {change[1]} points."),
+        ("a number in words", "The TensorRT form ran three times faster."),
+        ("a unit the check once skipped: px", "The round trip was off by 7.5 px at most."),
+        ("a unit the check once skipped: M", "A 110M-parameter detector would do better."),
+        ("a unit the check once skipped: tok/s", "It decoded 900 tok/s."),
+        ("a latency backed only by an output nbval ignores", f"FP32 took {p50[1]} ms per image."),
+    ]  # fmt: skip
+
+
+KINDS = 9
+
+
+@pytest.fixture(scope="module")
+def notebook_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("planted")
+    (root / "notebooks").mkdir()
+    (root / "skills").mkdir()
+    shutil.copy(ROOT / "notebooks" / "12_detection.ipynb", root / "notebooks")
+    shutil.copy(ROOT / "notebooks" / "MEASUREMENTS.md", root / "notebooks")
+    assert check(root).ok, check(root).summary()  # the copy passes as it is
+    return root
+
+
+def _plant(root: Path, prose: str) -> str:
+    path = root / "notebooks" / "12_detection.ipynb"
+    nb = json.loads(path.read_text())
+    nb["cells"].append({"cell_type": "markdown", "metadata": {}, "source": prose})
+    planted = root.parent / f"{root.name}-planted"
+    shutil.rmtree(planted, ignore_errors=True)
+    shutil.copytree(root, planted)
+    (planted / "notebooks" / "12_detection.ipynb").write_text(json.dumps(nb))
+    report = check(planted)
+    shutil.rmtree(planted)
+    return "" if report.ok else report.summary()
+
+
+@pytest.mark.parametrize("k", range(KINDS))
+def test_each_kind_of_wrong_claim_planted_in_a_notebook_fails(notebook_copy: Path, k: int) -> None:
+    kind, prose = planted_claims(notebook_copy / "notebooks" / "12_detection.ipynb")[k]
+    assert _plant(notebook_copy, prose), f"{kind}: {prose!r} passed the check"
+
+
+def test_the_right_claims_beside_them_pass(notebook_copy: Path) -> None:
+    """The check is not refusing everything: the true versions of some planted claims pass."""
+    out = _printed(notebook_copy / "notebooks" / "12_detection.ipynb")
+    p50 = re.search(r"^\| FP32 \|(?:[^|]*\|){6} ([\d.]+) / ", out, re.M)[1]
+    change = re.search(r"change -([\d.]+) points", out)[1]
+    error = re.search(r"largest box error, px\s+([\d.]+)", out)[1]
+    for prose in (
+        f"Without antialiasing the detector lost {change} points on some frame sizes.",
+        f"FP32 took {p50} ms per image in this run.",  # hedged: the timing is this run's
+        f"The round trip was off by {error} px at most.",
+    ):
+        assert not _plant(notebook_copy, prose), prose
+
+
+def test_a_plot_backs_nothing(tmp_path: Path) -> None:
+    cells = [("markdown", "The figure is 500 px high.", "")]
+    nb = _notebook(cells)
+    nb["cells"].insert(0, {"cell_type": "code", "metadata": {}, "source": "plt.show()",
+        "outputs": [{"output_type": "display_data", "metadata": {}, "data": {
+            "image/png": "iVBORw0KGgo=", "text/plain": "<Figure size 900x500 px with 3 Axes>"}}]})  # fmt: skip
+    root = _root(tmp_path, [])
+    (root / "notebooks" / "01_x.ipynb").write_text(json.dumps(nb))
+    assert not check(root).ok
+
+
+def test_a_reviewed_constant_needs_no_source() -> None:
+    from onnx_deploy.teach.claims import CONSTANTS
+
+    assert all(reason for reason in CONSTANTS.values()), "each constant says why"
+
+
 def test_code_and_links_are_not_prose() -> None:
     text = "Run `bench --iters 50` ([link](MEASUREMENTS.md#a-1-2)) <!-- 7.5x --> and 1.5x"
     assert [c.number.text for c in claims_in(text, "x")] == ["1.5"]
@@ -131,12 +224,36 @@ def _prose_commands() -> list[tuple[str, str]]:
         for i, c in enumerate(cells):
             if c["cell_type"] == "markdown":
                 texts.append((f"{nb.name} c{i}", "".join(c["source"])))
+        found += printed_commands(nb)
     for where, text in texts:
         for span in re.findall(r"`(onnx-deploy [^`\n]+)`", text):
             if re.search(r"[|<>\[\]]|\.\.\.", span):  # a pattern, not a command
                 continue
             found.append((where, span))
     return found
+
+
+def printed_commands(nb: Path) -> list[tuple[str, str]]:
+    """Commands a code cell prints (a notebook's "the same steps from a shell"): each line of
+    its output that starts with ``onnx-deploy``, up to a ``#`` comment or ``&&``."""
+    found = []
+    for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+        if c["cell_type"] != "code":
+            continue
+        for line in output_text(c).splitlines():
+            for part in line.split("&&"):
+                part = part.split("  #")[0].strip()
+                if part.startswith("onnx-deploy "):
+                    found.append((f"{nb.name} c{i} (printed)", part))
+    return found
+
+
+def test_commands_printed_by_code_cells_are_parsed(tmp_path: Path) -> None:
+    nb = _notebook([("code", "print(...)", "onnx-deploy validate m.onnx --data s.npz  # wrong\n")])
+    (tmp_path / "03_x.ipynb").write_text(json.dumps(nb))
+    [(_where, command)] = printed_commands(tmp_path / "03_x.ipynb")
+    assert "unrecognized arguments: --data" in (parse_error(command) or "")
+    assert any("12_detection.ipynb" in w for w, _ in _prose_commands()), "the real ones are read"
 
 
 def parse_error(command: str) -> str | None:

@@ -49,6 +49,41 @@ def blocks(path: Path) -> list[tuple[str, str]]:
     return [(m["lang"], textwrap.dedent(m["body"])) for m in FENCE.finditer(path.read_text())]
 
 
+EXPECT = re.compile(r"<!-- expect: (.*?) -->")
+
+
+def expectations(path: Path) -> list[tuple[bool, list[str]]]:
+    """Per code block: whether a "Worked when" follows it (before the next block), and the
+    items of the ``<!-- expect: ... -->`` comments there (``exit N``, ``out: TEXT`` in its
+    stdout or stderr, ``file: PATH`` made in its folder), items separated by `` | ``."""
+    text = path.read_text()
+    found = list(FENCE.finditer(text))
+    out = []
+    for k, m in enumerate(found):
+        between = text[m.end() : found[k + 1].start() if k + 1 < len(found) else len(text)]
+        items = [i.strip() for e in EXPECT.findall(between) for i in e.split(" | ")]
+        out.append(("Worked when" in between, items))
+    return out
+
+
+def unmet(items: list[str], out: subprocess.CompletedProcess[str], cwd: Path) -> list[str]:
+    """The expectation items ``out`` (run in ``cwd``) does not meet."""
+    printed = out.stdout + out.stderr
+    missed = []
+    for item in items:
+        kind, _, value = item.partition(":") if ":" in item.split()[0] else item.partition(" ")
+        value = value.strip()
+        if kind == "exit" and out.returncode != int(value):
+            missed.append(f"exit {value} (got {out.returncode})")
+        elif kind == "out" and value not in printed:
+            missed.append(f"output with {value!r}")
+        elif kind == "file" and not (cwd / value).exists():
+            missed.append(f"file {value}")
+        elif kind not in ("exit", "out", "file"):
+            missed.append(f"unknown expectation {item!r}")
+    return missed
+
+
 def subcommands() -> set[str]:
     parser = build_parser()
     action = next(a for a in parser._actions if a.dest == "command")
@@ -134,7 +169,10 @@ def test_every_code_block_runs(path: Path, tmp_path: Path, forkserver: ForkServe
     """Python and bash blocks run in document order in one fresh folder, as a reader would
     (their commands fork from a process that has imported torch: tests/forkserver.py)."""
     ran = 0
-    for lang, body in blocks(path):
+    for (lang, body), (worked_when, expected) in zip(blocks(path), expectations(path), strict=True):
+        assert expected or not worked_when, (
+            f"{_rel(path)}: a 'Worked when' with no <!-- expect: ... --> for its test:\n{body}"
+        )
         if lang not in ("python", "bash"):
             continue
         needs = REQUIRES.search(body)
@@ -150,8 +188,13 @@ def test_every_code_block_runs(path: Path, tmp_path: Path, forkserver: ForkServe
             )
             continue
         out = _run_block(lang, body, tmp_path, forkserver)
-        assert out.returncode == 0, (
+        assert out.returncode == 0 or "exit 1" in expected, (
             f"{_rel(path)}: {lang} block failed (exit {out.returncode}):\n{body}\n--- stderr ---\n{out.stderr[-3000:]}"
+        )
+        missed = unmet(expected, out, tmp_path)  # the block's "Worked when", asserted
+        assert not missed, (
+            f"{_rel(path)}: 'Worked when' not met: {missed}\n{body}\n--- stdout ---\n"
+            f"{out.stdout[-3000:]}\n--- stderr ---\n{out.stderr[-2000:]}"
         )
         ran += 1
     assert ran or not blocks(path), f"{_rel(path)} has code blocks but none ran"
@@ -202,3 +245,41 @@ def test_install_copies_without_clobbering(tmp_path: Path) -> None:
     installed = tmp_path / "onnx-deploy" / "SKILL.md"
     for target in re.findall(r"\]\((\.\./[^)\s#]+)\)", installed.read_text()):
         assert (installed.parent / target).exists(), target
+
+
+def test_installed_skills_link_only_to_files_installed_with_them(tmp_path: Path) -> None:
+    """Every relative link in every installed file resolves there (the measurements file
+    travels with the skills, anchors included; a notebook is named, not linked)."""
+    from onnx_deploy.teach.claims import measurement_sections
+
+    install_skills(tmp_path)
+    installed = sorted(tmp_path.rglob("*.md"))
+    assert (tmp_path / "onnx-deploy" / "MEASUREMENTS.md") in installed
+    checked = 0
+    for md in installed:
+        for target in re.findall(r"\]\(([^)\s]+)\)", md.read_text()):
+            if "://" in target or target.startswith("#"):
+                continue
+            file, _, anchor = target.partition("#")
+            where = (md.parent / file).resolve()
+            assert where.is_file() and tmp_path.resolve() in where.parents, (
+                f"{md.relative_to(tmp_path)} links to {target}, not installed with it"
+            )
+            if anchor and where.name == "MEASUREMENTS.md":
+                assert anchor in measurement_sections(where), f"{md.name}: no #{anchor}"
+            checked += 1
+    assert checked > 20
+    assert (
+        "05_quantization.ipynb` in onnx-deploy's source"
+        in (tmp_path / "onnx-quantize" / "SKILL.md").read_text()
+    )
+
+
+def test_a_worked_when_without_its_expectations_is_caught(tmp_path: Path) -> None:
+    doc = tmp_path / "SKILL.md"
+    doc.write_text("1. Run:\n   ```bash\n   echo hi\n   ```\n   Worked when: it says hi.\n")
+    assert expectations(doc) == [(True, [])]
+    doc.write_text(doc.read_text() + "   <!-- expect: exit 0 | out: bye | file: x.txt -->\n")
+    ((_worked, items),) = expectations(doc)
+    run = subprocess.run(["bash", "-c", "echo hi"], capture_output=True, text=True)
+    assert unmet(items, run, tmp_path) == ["output with 'bye'", "file x.txt"]

@@ -26,14 +26,83 @@ import re
 import sys
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
 
 MEASUREMENTS = "MEASUREMENTS.md"
 
 _UNIT = (
-    r"x|×|%|ms|µs|us|ns|s|MB|KB|kB|GB|MiB|KiB|GiB|dB|"
-    r"nodes?|ops?|operators?|initializers?|parameters?|params|tensors?|files?|times"
+    r"tok/s|tokens/s|GFLOP/s|GOP/s|GB/s|MB/s|GFLOP|MFLOP|"
+    r"x|×|%|ms|µs|us|ns|s|MB|KB|kB|GB|MiB|KiB|GiB|dB|px|pp|M|"
+    r"points?|nodes?|ops?|operators?|initializers?|parameters?|params|tensors?|files?|times"
 )
+# a claim's unit and the units a source number may carry to back it: a speed-up is backed
+# by a ratio, not by a latency that shares its digits; a percentage by a percentage or a
+# fraction, not by any "1"
+UNIT_FAMILY = {
+    "x": ("x", "×"), "×": ("x", "×"), "times": ("x", "×"),
+    "%": ("%", ""), "ms": ("ms", ""), "µs": ("µs", "us", ""), "us": ("µs", "us", ""),
+    "s": ("s", ""), "MB": ("MB", ""), "KB": ("KB", "kB", ""), "kB": ("KB", "kB", ""),
+    "GB": ("GB", ""),
+    "tok/s": ("tok/s", "tokens/s", ""), "tokens/s": ("tok/s", "tokens/s", ""),
+    "GFLOP/s": ("GFLOP/s",), "GOP/s": ("GOP/s",), "GB/s": ("GB/s",),
+    "GFLOP": ("GFLOP",), "MFLOP": ("MFLOP",),
+    "points": ("points", "point", "pp", "%"), "point": ("points", "point", "pp", "%"),
+    "pp": ("points", "point", "pp", "%"), "px": ("px", ""),
+}  # fmt: skip
+WORD_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                "nine": 9, "ten": 10, "twice": 2}  # fmt: skip
+WORD_RATIO = re.compile(
+    r"\b(?P<word>two|three|four|five|six|seven|eight|nine|ten)\s+times\b|\b(?P<twice>twice)\s+as\b",
+    re.I,
+)
+DIRECTION = {
+    "up": (
+        "faster",
+        "larger",
+        "bigger",
+        "higher",
+        "more",
+        "speed-up",
+        "gain",
+        "gained",
+        "gains",
+        "above",
+        "rose",
+        "increased",
+    ),
+    "down": (
+        "slower",
+        "smaller",
+        "lower",
+        "fewer",
+        "less",
+        "below",
+        "loss",
+        "lost",
+        "loses",
+        "drop",
+        "dropped",
+        "fell",
+        "decreased",
+    ),
+}
+_COMPARED_UNITS = ("x", "×", "times", "%", "points", "point", "pp")
+_SIGNED = ("points", "point", "pp", "%", "")
+# words that mark a claim as this run's (what an output nbval never compares may back)
+HEDGE = re.compile(
+    r"\b(this run|on this run|in this run|this machine|on this machine|measured here|"
+    r"this CPU|on this CPU|committed run)\b|'s run\b",
+    re.I,
+)
+# The reviewed constants: numbers in prose that are settings or names, not results
+# (file name, number as written with its unit) -> why it needs no source.
+CONSTANTS = {
+    ("02_slim.ipynb", "1%"): "the size of the bug the code cell plants, a setting",
+    ("07_graph_surgery.ipynb", "2GB"): "protobuf's message size limit",
+    ("14_generative.ipynb", "600M"): "the decoder's size class, its name",
+    ("README.md", "600M"): "the decoder's size class, its name",
+}
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)*(?:e[-+]?\d+)?"
 # a number not glued to a word before it (resnet18, int8, top-1, x86-64, v3, p99), nor
 # part of a metric's name (mAP@0.5, recall@10) ...
@@ -43,7 +112,9 @@ CLAIM = re.compile(
     rf"(?:\s?(?P<unit>{_UNIT}))?(?![\w.]?\w)"
 )
 SOURCE_NUMBER = re.compile(
-    r"(?<![\w.])-?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)*(?:e[-+]?\d+)?)"
+    r"(?<![\w.])[-+]?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)*(?:e[-+]?\d+)?)"
+    r"(?:\s?(tok/s|tokens/s|GFLOP/s|GOP/s|GB/s|MB/s|GFLOP|MFLOP|x|×|%|ms|µs|us|s|MB|KB|kB|GB|"
+    r"px|pp|points?)(?![\w/]))?"
 )
 RELEASE = re.compile(
     r"\b(?:torch|torchvision|onnx|onnxscript|onnxslim|onnxruntime(?:-gpu|-web|-node|-genai)?|"
@@ -62,6 +133,9 @@ class Number:
     decimals: int  # digits after the point (mantissa digits for 1e-3 forms)
     scientific: bool = False
     version: bool = False
+    unit: str = ""  # a source number's unit as printed ("x", "%", "ms", "")
+    direction: str = ""  # "up"/"down": a comparison word on the source's line
+    compared: bool = True  # False: printed by a cell whose output nbval does not compare
 
 
 @dataclass(frozen=True)
@@ -70,9 +144,13 @@ class Claim:
     number: Number
     unit: str
     context: str
+    direction: str = ""  # "up"/"down": the comparison word written beside the number
+    hedged: bool = False  # the sentence says it is this run's
+    why: str = ""  # set when refused: what is wrong beyond "unbacked"
 
     def describe(self) -> str:
-        return f"{self.where}: {self.number.text}{self.unit} unbacked in: ...{self.context}..."
+        what = self.why or "unbacked"
+        return f"{self.where}: {self.number.text}{self.unit} {what} in: ...{self.context}..."
 
 
 @dataclass(frozen=True)
@@ -123,12 +201,41 @@ def prose(markdown: str) -> str:
     return text
 
 
+def _direction(text: str) -> str:
+    words = set(re.findall(r"[a-z-]+", text.lower()))
+    up, down = words & set(DIRECTION["up"]), words & set(DIRECTION["down"])
+    return "up" if up and not down else "down" if down and not up else ""
+
+
+_BREAK = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*|]|\d+[.)])\s)")
+
+
+def _paragraph(text: str, at: int) -> str:
+    """The paragraph, list item or table row holding ``at``; for a table row, with the
+    caption before the table (a paragraph ending in ':')."""
+    starts = [m.end() for m in _BREAK.finditer(text, 0, at)]
+    start = starts[-1] if starts else 0
+    end_m = _BREAK.search(text, at)
+    para = text[start : end_m.start() if end_m else len(text)]
+    if para.lstrip().startswith("|"):  # a table row: with its caption
+        lines = text[:start].rstrip("\n").split("\n")
+        while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("|")):
+            lines.pop()
+        if lines and lines[-1].rstrip().endswith(":"):
+            para = lines[-1] + "\n" + para
+    return para
+
+
 def claims_in(markdown: str, where: str) -> list[Claim]:
     text = prose(markdown)
     found = []
     for m in CLAIM.finditer(text):
         unit = m["unit"] or ""
         context = " ".join(text[max(0, m.start() - 50) : m.end() + 20].split())
+        clause = re.split(r"[.;:,()]", text[max(0, m.start() - 30) : m.start()])[-1]
+        clause += re.split(r"[.;:,()]", text[m.end() : m.end() + 25])[0]
+        direction = _direction(clause) if unit in _COMPARED_UNITS else ""
+        hedged = bool(HEDGE.search(_paragraph(text, m.start())))
         for part in (m["lo"], m["hi"]):
             if part is None:
                 continue
@@ -141,12 +248,36 @@ def claims_in(markdown: str, where: str) -> list[Claim]:
                 or bool(unit)
             )
             if is_claim:
-                found.append(Claim(where, number, unit, context))
+                found.append(Claim(where, number, unit, context, direction, hedged))
+    for m in WORD_RATIO.finditer(text):  # "three times faster", "twice as fast"
+        word = (m["word"] or m["twice"]).lower()
+        context = " ".join(text[max(0, m.start() - 50) : m.end() + 20].split())
+        direction = _direction(text[m.end() : m.end() + 25].split(".")[0])
+        number = Number(word, float(WORD_NUMBERS[word]), 0)
+        hedged = bool(HEDGE.search(_paragraph(text, m.start())))
+        found.append(Claim(where, number, "x", context, direction, hedged))
     return found
 
 
-def source_numbers(text: str) -> list[Number]:
-    return [parse_number(m.group(1)) for m in SOURCE_NUMBER.finditer(text)]
+def source_numbers(text: str, compared: bool = True) -> list[Number]:
+    out = []
+    for line in text.splitlines():
+        direction = _direction(line)
+        found = list(SOURCE_NUMBER.finditer(line))
+        for k, m in enumerate(found):
+            unit = m.group(2) or ""
+            nxt = found[k + 1] if k + 1 < len(found) else None
+            if (
+                not unit
+                and nxt is not None
+                and re.fullmatch(r"\s?[-–]\s?", line[m.end() : nxt.start()])
+            ):
+                unit = nxt.group(2) or ""  # "6-53 s": the unit of a range is both ends'
+            n = parse_number(m.group(1))
+            sign = line[m.start() : m.start() + 1]  # "-0.3 points": a signed change's direction
+            signed = {"-": "down", "+": "up"}.get(sign) if unit in _SIGNED else None
+            out.append(replace(n, unit=unit, direction=signed or direction, compared=compared))
+    return out
 
 
 def _rounds_to(source: Number, claim: Number, unit: str) -> bool:
@@ -169,24 +300,62 @@ def _rounds_to(source: Number, claim: Number, unit: str) -> bool:
     return False
 
 
+def _unit_fits(claim: Claim, source: Number) -> bool:
+    family = UNIT_FAMILY.get(claim.unit)
+    if family is None:  # a bare number, a count of nodes or files: any number may back it
+        return True
+    if claim.unit == "%" and source.unit == "":  # a fraction printed precisely enough, never
+        return source.decimals >= claim.number.decimals + 2 and 0 <= source.value <= 1  # "1"
+    return source.unit in family
+
+
+def why_unbacked(claim: Claim, sources: list[Number]) -> str:
+    """'' when a source backs the claim, else what is wrong."""
+    same = [s for s in sources if _rounds_to(s, claim.number, claim.unit)]
+    if not same:
+        return "unbacked"
+    fitting = [s for s in same if _unit_fits(claim, s)]
+    if not fitting:
+        units = sorted({s.unit or "no unit" for s in same})
+        return f"unbacked (only by numbers printed as {', '.join(units)}, not {claim.unit})"
+    if claim.direction:
+        agree = [s for s in fitting if s.direction in ("", claim.direction)]
+        if not agree:
+            return (
+                f"contradicted: its outputs say {'slower' if claim.direction == 'up' else 'faster'}"
+            )
+        fitting = agree
+    if not claim.hedged and not claim.number.version and not any(s.compared for s in fitting):
+        return "backed only by an output nbval does not compare: say it is this run's"
+    return ""
+
+
 def backed(claim: Claim, sources: list[Number]) -> bool:
-    return any(_rounds_to(s, claim.number, claim.unit) for s in sources)
+    return not why_unbacked(claim, sources)
 
 
 # -- sources ---------------------------------------------------------------------------
 
 
 def output_text(cell: dict) -> str:
+    """What a cell printed; a plot backs nothing (its text/plain is ``<Figure ...>``)."""
     parts = []
     for out in cell.get("outputs", []):
         if out.get("output_type") == "stream":
             parts.append(_joined(out.get("text", "")))
         elif out.get("output_type") in ("execute_result", "display_data"):
             data = out.get("data", {})
+            if any(k.startswith("image/") for k in data):
+                continue
             for kind in ("text/plain", "text/markdown", "text/html"):
                 if kind in data:
                     parts.append(_joined(data[kind]))
     return "\n".join(parts)
+
+
+def compared(cell: dict) -> bool:
+    """Whether nbval compares this cell's output (not ``# NBVAL_IGNORE_OUTPUT``)."""
+    return "NBVAL_IGNORE_OUTPUT" not in _joined(cell.get("source", ""))
 
 
 def _joined(value: str | list[str]) -> str:
@@ -237,7 +406,7 @@ class Sources:
                 return None
             numbers = source_numbers(sections[frag])
         elif file.suffix == ".ipynb":
-            numbers = source_numbers("\n".join(output_text(c) for c in _cells(file)))
+            numbers = [n for c in _cells(file) for n in source_numbers(output_text(c), compared(c))]
         else:
             return None
         self._cache[key] = numbers
@@ -256,7 +425,7 @@ def check_notebook(path: Path, sources: Sources) -> tuple[int, list[Claim]]:
     for i, cell in enumerate(_cells(path)):
         source = _joined(cell.get("source", ""))
         if cell.get("cell_type") == "code":
-            above += source_numbers(output_text(cell))
+            above += source_numbers(output_text(cell), compared(cell))
             continue
         if cell.get("cell_type") != "markdown":
             continue
@@ -265,9 +434,12 @@ def check_notebook(path: Path, sources: Sources) -> tuple[int, list[Claim]]:
             continue
         pool = above + sources.linked(source, path.parent)
         for claim in claims:
+            if (path.name, claim.number.text + claim.unit) in CONSTANTS:
+                continue
             checked += 1
-            if not backed(claim, pool):
-                unbacked.append(claim)
+            why = why_unbacked(claim, pool)
+            if why:
+                unbacked.append(replace(claim, why=why))
     return checked, unbacked
 
 
@@ -310,9 +482,12 @@ def check_markdown(path: Path, sources: Sources, root: Path) -> tuple[int, list[
             continue
         pool = sources.linked(block, path.parent)
         for claim in claims:
+            if (path.name, claim.number.text + claim.unit) in CONSTANTS:
+                continue
             checked += 1
-            if not backed(claim, pool):
-                unbacked.append(claim)
+            why = why_unbacked(claim, pool)
+            if why:
+                unbacked.append(replace(claim, why=why))
     return checked, unbacked
 
 

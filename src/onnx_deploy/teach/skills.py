@@ -5,8 +5,12 @@ Layout installed under ``--target``::
     onnx-deploy/SKILL.md          the overview skill (SKILL.md at the repository root)
     onnx-export/SKILL.md, ...     each folder of skills/, with its reference files
 
-Links from the overview to ``skills/NAME/`` are rewritten to ``../NAME/`` so they resolve
-in the installed layout. Existing files are left untouched and reported.
+    onnx-deploy/MEASUREMENTS.md   the measurements file the skills cite
+
+Links are rewritten so that every one resolves in the installed layout: the overview's
+``skills/NAME/`` to ``../NAME/``, links to the measurements file to the installed copy, and
+links to a notebook (too big to travel) to plain text naming it in onnx-deploy's source.
+Existing files are left untouched and reported.
 """
 
 from __future__ import annotations
@@ -38,15 +42,46 @@ def source_root() -> Path:
     )
 
 
+MEASUREMENTS = "MEASUREMENTS.md"
+
+
+def measurements_file(root: Path) -> Path:
+    """The measurements file: beside SKILL.md in a wheel, in notebooks/ in a checkout."""
+    for candidate in (root / MEASUREMENTS, root / "notebooks" / MEASUREMENTS):
+        if candidate.is_file():
+            return candidate
+    raise OnnxDeployError(f"cannot find {MEASUREMENTS} beside {root / 'SKILL.md'}")
+
+
+def portable(text: str, installed_as: str) -> str:
+    """``text`` with its links to the measurements file pointed at the installed copy and
+    its links to notebooks turned into plain text that names them."""
+    folder = Path(installed_as).parent
+    to_measurements = Path(os.path.relpath(Path(OVERVIEW_NAME) / MEASUREMENTS, folder)).as_posix()
+    text = re.sub(r"\]\((?:\.\./)*notebooks/MEASUREMENTS\.md", f"]({to_measurements}", text)
+    return re.sub(
+        r"\[([^\]]*)\]\((?:\.\./)*notebooks/(\d\d_[\w-]+\.ipynb)(#[^)]*)?\)",
+        r"\1 (`notebooks/\2` in onnx-deploy's source)",
+        text,
+    )
+
+
 def skill_files(root: Path | None = None) -> dict[str, str]:
-    """Relative install path -> file text, for every skill file."""
+    """Relative install path -> file text, for every skill file and the measurements file."""
     root = root or source_root()
     files = {}
     overview = (root / "SKILL.md").read_text(encoding="utf-8")
-    files[f"{OVERVIEW_NAME}/SKILL.md"] = re.sub(r"\]\(skills/([\w-]+)/", r"](../\1/", overview)
+    overview = re.sub(r"\]\(skills/([\w-]+)/", r"](../\1/", overview)
+    files[f"{OVERVIEW_NAME}/SKILL.md"] = portable(overview, f"{OVERVIEW_NAME}/SKILL.md")
     for path in sorted((root / "skills").rglob("*")):
         if path.is_file() and not path.name.startswith("."):
-            files[path.relative_to(root / "skills").as_posix()] = path.read_text(encoding="utf-8")
+            rel = path.relative_to(root / "skills").as_posix()
+            text = path.read_text(encoding="utf-8")
+            files[rel] = portable(text, rel) if path.suffix == ".md" else text
+    measurements = measurements_file(root).read_text(encoding="utf-8")
+    files[f"{OVERVIEW_NAME}/{MEASUREMENTS}"] = portable(
+        measurements, f"{OVERVIEW_NAME}/{MEASUREMENTS}"
+    )
     return files
 
 
