@@ -177,3 +177,18 @@ def test_the_graphs_tensorrt_builds_pass_and_the_ones_it_does_not_are_named(
     )
     report = check_tensorrt(tmp_path / "ort.onnx")
     assert not report.ok and any(f.op_type == "DequantizeLinear" for f in report.findings)
+
+
+def test_transformer_graphs_are_checked_by_the_same_rules(tmp_path: Path) -> None:
+    """An encoder exported from a save_pretrained folder passes; GPT-2's decoder with its
+    cache is named: it computes position ids with CumSum over the int64 attention mask, and
+    the 10.1 matrix gives CumSum float types only."""
+    pytest.importorskip("transformers")
+    from onnx_deploy.teach.families import save_family
+
+    for name in ("bert", "gpt2"):
+        spec = save_family(name, tmp_path / name)
+        assert main(["export", spec, "-o", str(tmp_path / f"{name}.onnx"), "--no-validate"]) == 0
+    assert check_tensorrt(tmp_path / "bert.onnx").ok
+    gpt2 = check_tensorrt(tmp_path / "gpt2.onnx")
+    assert [(f.op_type, "INT64" in f.rule) for f in gpt2.findings] == [("CumSum", True)]
