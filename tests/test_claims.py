@@ -50,9 +50,10 @@ def _root(tmp_path: Path, cells: list[tuple[str, str, str]], measurements: str =
 @pytest.mark.parametrize(
     ("prose", "output", "ok"),
     [
-        ("INT8 ran 3.2x faster.", "speed-up 3.23x", True),  # rounds to what is written
-        ("INT8 ran 3.3x faster.", "speed-up 3.23x", False),
-        ("INT8 ran 3.23x faster.", "speed-up 3.2x", False),  # more precise than the output
+        ("INT8 ran 3.2x faster.", "INT8 speed-up 3.23x", True),  # rounds to what is written
+        ("INT8 ran 3.3x faster.", "INT8 speed-up 3.23x", False),
+        ("INT8 ran 3.23x faster.", "INT8 speed-up 3.2x", False),  # more precise than the output
+        ("INT8 ran 3.2x faster.", "speed-up 3.23x", False),  # the output does not say of what
         ("accuracy 98.2%", "accuracy 0.9822", True),  # a fraction backs a percentage
         ("max abs 5.4e-07", "max abs 5.43e-07", True),
         ("it took 90 s", "took 12.0 s", False),
@@ -74,15 +75,15 @@ def test_an_output_below_does_not_back_a_claim(tmp_path: Path) -> None:
 
 def test_a_link_to_a_measurements_section_backs_a_claim(tmp_path: Path) -> None:
     text = "## Speed on x86\n\n- **Command**: `bench`, 2026-12-01\n- resnet18 3.05x\n\n## Other\n\n- **Command**: x, 2026-12-01\n- 9.99x\n"
-    good = "[measured](MEASUREMENTS.md#speed-on-x86): 3.05x"
+    good = "resnet18 [measured](MEASUREMENTS.md#speed-on-x86): 3.05x"
     root = _root(tmp_path, [("markdown", good, "")], text)
     assert check(root).ok
-    wrong_section = "[measured](MEASUREMENTS.md#speed-on-x86): 9.99x"
+    wrong_section = "resnet18 [measured](MEASUREMENTS.md#speed-on-x86): 9.99x"
     (root / "notebooks" / "01_x.ipynb").write_text(
         json.dumps(_notebook([("markdown", wrong_section, "")]))
     )
     assert not check(root).ok
-    missing = "[measured](MEASUREMENTS.md#no-such-section): 3.05x"
+    missing = "resnet18 [measured](MEASUREMENTS.md#no-such-section): 3.05x"
     (root / "notebooks" / "01_x.ipynb").write_text(
         json.dumps(_notebook([("markdown", missing, "")]))
     )
@@ -137,10 +138,11 @@ def planted_claims(nb: Path) -> list[tuple[str, str]]:
         ("a latency backed only by an output nbval ignores", f"FP32 took {p50[1]} ms per image."),
         ("a unit the check once skipped: points", "FP16 lost 3 points of mAP."),
         ("a unit the check once skipped: GFLOP/s", "The detector ran at 400 GFLOP/s."),
+        ("a number backed by an unrelated line", f"Triton's queue held {float(cocoeval[1]):.4f} requests."),
     ]  # fmt: skip
 
 
-KINDS = 11
+KINDS = 12
 
 
 @pytest.fixture(scope="module")

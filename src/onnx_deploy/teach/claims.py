@@ -2,20 +2,33 @@
 
     python -m onnx_deploy.teach.claims            # check notebooks/, SKILL.md, skills/, README.md
 
-A *number claim* is a decimal (``1.48``, ``98.2%``, ``5.4e-07``), a version (``1.31.1``),
-or an integer with a unit (``4x``, ``90 s``, ``110 KB``, ``12 nodes``) in prose; code spans,
-code blocks, link targets and HTML comments are not prose. A claim is backed when a number
-in a source rounds to it at the precision written (``3.2x`` is backed by ``3.23``; ``98%``
-by ``0.981``):
+A *number claim* is a decimal (``1.48``, ``98.2%``, ``5.4e-07``), a version (``1.31.1``), an
+integer with a unit (``4x``, ``90 s``, ``110 KB``, ``12 nodes``, ``3 points``, ``15 px``,
+``900 tok/s``, ``110M``) or a number in words before "times" ("three times faster") in prose;
+code spans, code blocks, link targets and HTML comments are not prose. A claim is backed
+when a source number
 
-- in a notebook's markdown cell: the outputs of the code cells above it;
-- anywhere: a linked source in the same paragraph (the same markdown cell in a notebook):
-  ``[...](MEASUREMENTS.md#anchor)`` (that section of the measurements file, or all of it
-  without an anchor) or ``[...](notebooks/NN_name.ipynb)`` (every output of that notebook).
+- rounds to it at the precision written (``3.2x`` by ``3.23``; ``98%`` by ``0.981``);
+- carries a unit of the same kind (a speed-up needs a printed ratio, not a latency that
+  shares its digits; a percentage a percentage or a fraction printed precisely enough, never
+  a bare ``1``; a time, size or pixel count may come from a table whose header has the unit);
+- sits on an output line that shares a word with the claim's paragraph (a table row: with
+  its header and caption): the words that say what the number measures;
+- agrees in direction: "faster", "gained" and the like beside the claim against "slower",
+  "lost" or a signed change printed on the source's line;
+- was printed by a cell nbval compares, or the claim says it is a run's ("this run",
+  "on this machine", "notebook 09's run"): a timing printed in an ignored cell backs only a
+  hedged claim. A plot backs nothing.
+
+Sources: in a notebook's markdown cell, the outputs of the code cells above it; anywhere, a
+linked source in the same paragraph (the same markdown cell in a notebook):
+``[...](MEASUREMENTS.md#anchor)`` (that section of the measurements file, or all of it
+without an anchor) or ``[...](notebooks/NN_name.ipynb)`` (every output of that notebook).
 
 ``notebooks/MEASUREMENTS.md`` is the source itself: each of its ``##`` sections must name
 the machine, the command and the date. Bare integers ("batch 8", "opset 18", "2 cores")
-are settings, not results, and are not checked; words ("faster", "exact") need a reader.
+are settings, not results, and are not checked; ``CONSTANTS`` lists the few numbers with a
+unit that are settings or names (protobuf's 2 GB limit), each with its reason.
 """
 
 from __future__ import annotations
@@ -136,6 +149,7 @@ class Number:
     unit: str = ""  # a source number's unit as printed ("x", "%", "ms", "")
     direction: str = ""  # "up"/"down": a comparison word on the source's line
     compared: bool = True  # False: printed by a cell whose output nbval does not compare
+    label: frozenset[str] = frozenset()  # the words on the source's line: what it measures
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,7 @@ class Claim:
     direction: str = ""  # "up"/"down": the comparison word written beside the number
     hedged: bool = False  # the sentence says it is this run's
     why: str = ""  # set when refused: what is wrong beyond "unbacked"
+    words: frozenset[str] = frozenset()  # its paragraph's words (a table: with its header)
 
     def describe(self) -> str:
         what = self.why or "unbacked"
@@ -217,10 +232,13 @@ def _paragraph(text: str, at: int) -> str:
     start = starts[-1] if starts else 0
     end_m = _BREAK.search(text, at)
     para = text[start : end_m.start() if end_m else len(text)]
-    if para.lstrip().startswith("|"):  # a table row: with its caption
+    if para.lstrip().startswith("|"):  # a table row: with its header and caption
         lines = text[:start].rstrip("\n").split("\n")
+        header = ""
         while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("|")):
-            lines.pop()
+            line = lines.pop()
+            header = line if line.strip() else header
+        para = header + "\n" + para
         if lines and lines[-1].rstrip().endswith(":"):
             para = lines[-1] + "\n" + para
     return para
@@ -235,7 +253,8 @@ def claims_in(markdown: str, where: str) -> list[Claim]:
         clause = re.split(r"[.;:,()]", text[max(0, m.start() - 30) : m.start()])[-1]
         clause += re.split(r"[.;:,()]", text[m.end() : m.end() + 25])[0]
         direction = _direction(clause) if unit in _COMPARED_UNITS else ""
-        hedged = bool(HEDGE.search(_paragraph(text, m.start())))
+        para = _paragraph(text, m.start())
+        hedged, words = bool(HEDGE.search(para)), content_words(para)
         for part in (m["lo"], m["hi"]):
             if part is None:
                 continue
@@ -248,14 +267,15 @@ def claims_in(markdown: str, where: str) -> list[Claim]:
                 or bool(unit)
             )
             if is_claim:
-                found.append(Claim(where, number, unit, context, direction, hedged))
+                found.append(Claim(where, number, unit, context, direction, hedged, words=words))
     for m in WORD_RATIO.finditer(text):  # "three times faster", "twice as fast"
         word = (m["word"] or m["twice"]).lower()
         context = " ".join(text[max(0, m.start() - 50) : m.end() + 20].split())
         direction = _direction(text[m.end() : m.end() + 25].split(".")[0])
         number = Number(word, float(WORD_NUMBERS[word]), 0)
-        hedged = bool(HEDGE.search(_paragraph(text, m.start())))
-        found.append(Claim(where, number, "x", context, direction, hedged))
+        para = _paragraph(text, m.start())
+        hedged, words = bool(HEDGE.search(para)), content_words(para)
+        found.append(Claim(where, number, "x", context, direction, hedged, words=words))
     return found
 
 
@@ -263,6 +283,7 @@ def source_numbers(text: str, compared: bool = True) -> list[Number]:
     out = []
     for line in text.splitlines():
         direction = _direction(line)
+        label = content_words(line)
         found = list(SOURCE_NUMBER.finditer(line))
         for k, m in enumerate(found):
             unit = m.group(2) or ""
@@ -276,8 +297,66 @@ def source_numbers(text: str, compared: bool = True) -> list[Number]:
             n = parse_number(m.group(1))
             sign = line[m.start() : m.start() + 1]  # "-0.3 points": a signed change's direction
             signed = {"-": "down", "+": "up"}.get(sign) if unit in _SIGNED else None
-            out.append(replace(n, unit=unit, direction=signed or direction, compared=compared))
+            out.append(replace(n, unit=unit, direction=signed or direction, compared=compared,
+                               label=label))  # fmt: skip
     return out
+
+
+_STOP = frozenset(
+    [
+        "the",
+        "and",
+        "with",
+        "from",
+        "that",
+        "this",
+        "than",
+        "into",
+        "over",
+        "under",
+        "each",
+        "every",
+        "were",
+        "was",
+        "are",
+        "for",
+        "not",
+        "its",
+        "their",
+        "which",
+        "when",
+        "what",
+        "where",
+        "more",
+        "less",
+        "only",
+        "also",
+        "per",
+        "at",
+        "in",
+        "on",
+        "of",
+        "to",
+        "an",
+        "by",
+        "as",
+        "is",
+        "be",
+        "it",
+        "or",
+        "no",
+        "all",
+        "one",
+        "two",
+    ]
+)
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The words that can name what a number measures (``u8/s8``, ``fp32``, ``latency``)."""
+    return frozenset(
+        w for w in re.findall(r"[a-z][a-z0-9_/@.-]*[a-z0-9]", text.lower()) if w not in _STOP
+    )
 
 
 def _rounds_to(source: Number, claim: Number, unit: str) -> bool:
@@ -325,6 +404,14 @@ def why_unbacked(claim: Claim, sources: list[Number]) -> str:
                 f"contradicted: its outputs say {'slower' if claim.direction == 'up' else 'faster'}"
             )
         fitting = agree
+    if claim.words:
+        bound = [s for s in fitting if s.label & claim.words]
+        if not bound:
+            return (
+                "unbound: no output line that prints it shares a word with its paragraph "
+                "(name what it measures, as the output does)"
+            )
+        fitting = bound
     if not claim.hedged and not claim.number.version and not any(s.compared for s in fitting):
         return "backed only by an output nbval does not compare: say it is this run's"
     return ""
