@@ -80,6 +80,32 @@ def test_a_uint8_tensor_inside_the_network_is_refused() -> None:
     assert [f.node for f in report.findings] == ["to_u8"] and "UINT8" in report.summary()
 
 
+def test_a_subgraph_sees_the_constants_around_it() -> None:
+    """An If branch reducing over axes the outer graph holds as an initializer is fine; the
+    same branch reducing over a runtime tensor is not."""
+
+    def model(axes_source: str) -> onnx.ModelProto:
+        branch = helper.make_graph(
+            [helper.make_node("ReduceMean", ["x", axes_source], ["y"], name="mean")], "b", [],
+            [helper.make_tensor_value_info("y", F, None)],
+        )  # fmt: skip
+        node = helper.make_node(
+            "If", ["c"], ["y"], name="if", then_branch=branch, else_branch=branch
+        )
+        graph = helper.make_graph(
+            [node], "g",
+            [helper.make_tensor_value_info("x", F, [1, 3, 8, 8]),
+             helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+             helper.make_tensor_value_info("runtime_axes", TensorProto.INT64, [1])],
+            [helper.make_tensor_value_info("y", F, None)], initializer=[_i64("axes", [1])],
+        )  # fmt: skip
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+    assert check_tensorrt(model("axes")).ok, check_tensorrt(model("axes")).summary()
+    bad = check_tensorrt(model("runtime_axes"))
+    assert [f.node for f in bad.findings] == ["mean", "mean"] and "axes" in bad.summary()
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The served detector of notebook 12 and the detection skill, made by the CLI, with the

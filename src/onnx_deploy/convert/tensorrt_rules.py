@@ -186,13 +186,16 @@ def check_tensorrt(model: str | os.PathLike[str] | Any, name: str | None = None)
     return TensorRTCheck(name, VERSION, count, tuple(findings))
 
 
-def _graphs(graph: Any, functions: dict) -> Any:
-    """(nodes, constant names) for the graph, its subgraphs and the local functions it calls."""
+def _graphs(graph: Any, functions: dict, outer: frozenset[str] = frozenset()) -> Any:
+    """(nodes, constant names) for the graph, its subgraphs (which see the constants of the
+    graphs around them) and the local functions it calls."""
     import onnx
 
-    constants = {t.name for t in graph.initializer} | {
-        o for n in graph.node if n.op_type == "Constant" for o in n.output
-    }
+    constants = (
+        outer
+        | {t.name for t in graph.initializer}
+        | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    )
     plain = []
     for node in graph.node:
         fn = functions.get((node.domain, node.op_type))
@@ -202,10 +205,10 @@ def _graphs(graph: Any, functions: dict) -> Any:
         plain.append(node)
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _graphs(attr.g, functions)
+                yield from _graphs(attr.g, functions, frozenset(constants))
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for g in attr.graphs:
-                    yield from _graphs(g, functions)
+                    yield from _graphs(g, functions, frozenset(constants))
     yield plain, constants
 
 
